@@ -1,0 +1,125 @@
+"""Every registered function of spacy-evokd, in one place (versioned names, ``*.v1``).
+
+spaCy and spacy-llm find these through the entry points in ``setup.cfg``; the implementation
+modules are imported inside the factories so that loading a name stays cheap and can't break
+spaCy for unrelated pipelines.
+"""
+from typing import Any, Dict, List, Optional
+
+from spacy.util import registry
+from spacy_llm.registry import registry as llm_registry
+
+
+@llm_registry.llm_models("spacy_evokd.OpenAICompatible.v1")
+def make_openai_compatible(
+    name: str,
+    base_url: str = "https://api.openai.com/v1",
+    api_key_env: Optional[str] = "OPENAI_API_KEY",
+    config: Dict[str, Any] = {},
+    concurrency: int = 8,
+    max_retries: int = 5,
+    backoff: float = 1.0,
+    max_backoff: float = 30.0,
+    timeout: float = 60.0,
+    requests_per_minute: Optional[int] = None,
+    tokens_per_minute: Optional[int] = None,
+    price_input_per_mtok: float = 0.0,
+    price_output_per_mtok: float = 0.0,
+    context_length: Optional[int] = None,
+):
+    """Chat completions against any OpenAI-compatible server (OpenAI, vLLM, Ollama, llama.cpp,
+    LiteLLM proxy). Talks to ``base_url`` only; the key is read from the environment variable
+    named by ``api_key_env`` (None: no key, for local servers).
+
+    name (str): model name sent in the request body ("gpt-4o-mini", "Qwen/Qwen2.5-7B-Instruct").
+    base_url (str): API root up to and including ``/v1``.
+    config (dict): extra request-body fields (temperature, max_tokens, ...).
+    concurrency (int): requests in flight at once when called with many prompts.
+    max_retries / backoff / max_backoff (int, float, float): retries on 429, 5xx, timeouts and
+        connection errors, exponential backoff honouring ``Retry-After``.
+    timeout (float): seconds per request.
+    requests_per_minute / tokens_per_minute (int): client-side rate limits (None: off).
+    price_input_per_mtok / price_output_per_mtok (float): USD per million tokens, for cost.
+    context_length (int): exposed for spacy-llm's sharding.
+    """
+    from .models.openai_compatible import OpenAICompatible
+
+    return OpenAICompatible(
+        name=name,
+        base_url=base_url,
+        api_key_env=api_key_env,
+        config=dict(config),
+        concurrency=concurrency,
+        max_retries=max_retries,
+        backoff=backoff,
+        max_backoff=max_backoff,
+        timeout=timeout,
+        requests_per_minute=requests_per_minute,
+        tokens_per_minute=tokens_per_minute,
+        price_input_per_mtok=price_input_per_mtok,
+        price_output_per_mtok=price_output_per_mtok,
+        context_length=context_length,
+    )
+
+
+@registry.misc("spacy_evokd.LLMTeacher.v1")
+def make_llm_teacher(
+    model: Any,
+    task: str,
+    labels: List[str],
+    label_definitions: Dict[str, str] = {},
+    task_description: str = "",
+    prompt_version: str = "v1",
+    template_dir: Optional[str] = None,
+    max_examples_shown: int = 8,
+    lang: str = "en",
+):
+    """The EvoKD teacher over any spacy-llm model (``@llm_models``): weakness analysis,
+    generation of hard and easy inputs in the same chat, labelling in a separate chat.
+
+    model: a spacy-llm model callable; ``spacy_evokd.OpenAICompatible.v1`` adds real chat
+        turns, token usage and logprobs, other models get the chat as one transcript prompt.
+    task ("textcat" | "ner"), labels (list): the student's task and label set.
+    label_definitions (dict): one line per label, shown in the prompts.
+    task_description (str): what the texts are ("customer support messages", ...).
+    prompt_version (str): which ``prompts/<step>.<task>.<version>.jinja`` templates to use.
+    template_dir (str): a directory with your own templates of the same names.
+    max_examples_shown (int): correct / wrong samples shown in the analysis prompt, each.
+    """
+    from .teachers.llm import LLMTeacher
+
+    return LLMTeacher(
+        model=model,
+        task=task,
+        labels=list(labels),
+        label_definitions=dict(label_definitions),
+        task_description=task_description,
+        prompt_version=prompt_version,
+        template_dir=template_dir,
+        max_examples_shown=max_examples_shown,
+        lang=lang,
+    )
+
+
+@registry.misc("spacy_evokd.SimulatedTeacher.v1")
+def make_simulated_teacher(
+    pool: str,
+    task: str,
+    labels: List[str],
+    label_noise: float = 0.0,
+    seed: int = 0,
+    lang: str = "en",
+):
+    """An offline stand-in for an LLM teacher: answers the three EvoKD calls with real labelled
+    examples drawn from ``pool`` (a JSONL file or DocBin), aimed at the student's weak labels and
+    confusions. It is named "simulated" in every log line and report.
+
+    pool (str): labelled pool, JSONL ({"text","label"} / {"tokens","tags"}) or ``.spacy``.
+    label_noise (float): probability of returning a wrong label, to mimic teacher mistakes.
+    seed (int): random seed for the draws and the noise.
+    """
+    from .teachers.simulated import SimulatedTeacher
+
+    return SimulatedTeacher(
+        pool=pool, task=task, labels=list(labels), label_noise=label_noise, seed=seed, lang=lang
+    )

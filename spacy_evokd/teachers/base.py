@@ -104,6 +104,8 @@ class Analysis:
     text: str
     # the chat so far (prompt 1 + answer); generation continues this chat
     conversation: List[Message] = field(default_factory=list)
+    # label -> weight of attention the analysis asks for (used by the simulated teacher)
+    focus: Dict[str, float] = field(default_factory=dict)
 
 
 @dataclass

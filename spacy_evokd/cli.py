@@ -1,0 +1,156 @@
+"""`python -m spacy_evokd ...` (also installed as `spacy-evokd`).
+
+Commands: evolve (the EvoKD loop), convert (JSONL -> DocBin), seed (k-shot sample),
+evaluate (a student on gold data). Known errors print one line and exit 1; no traceback.
+"""
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+
+_CTX = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+
+def _fail(msg: str) -> None:
+    typer.secho(f"✘ {msg}", fg="red", err=True)
+    raise typer.Exit(1)
+
+
+def _known_errors():
+    from .config import ConfigError
+    from .data import DataError
+    from .student import StudentTrainingError
+
+    errors = [ConfigError, DataError, StudentTrainingError]
+    try:
+        from .models.openai_compatible import TeacherRequestError
+
+        errors.append(TeacherRequestError)
+    except ImportError:  # optional: only needed with an LLM teacher
+        pass
+    return tuple(errors)
+
+
+def _labels(labels: Optional[str]) -> Optional[List[str]]:
+    return [l.strip() for l in labels.split(",") if l.strip()] if labels else None
+
+
+@app.command(context_settings=_CTX)
+def evolve(
+    ctx: typer.Context,
+    config: Path = typer.Argument(..., help="student config with an [evokd] section"),
+    output_dir: Path = typer.Argument(..., help="run directory (rerun the same command to resume)"),
+    teacher: Optional[Path] = typer.Option(None, "--teacher", "-t", help="file whose [evokd.teacher] replaces the config's"),
+    gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU for student training (-1: CPU)"),
+    verbose: bool = typer.Option(False, "--verbose", "-V", help="log teacher calls"),
+):
+    """Run the EvoKD loop. Extra `--section.key value` arguments override the config."""
+    from spacy.cli._util import parse_config_overrides
+
+    from .loop import evolve as run
+
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s")
+    overrides = parse_config_overrides(ctx.args)
+    if gpu_id >= 0:
+        overrides["evokd.gpu_id"] = gpu_id
+    try:
+        run(config, output_dir, overrides, teacher=teacher)
+    except _known_errors() as e:
+        _fail(str(e))
+
+
+@app.command()
+def convert(
+    input_path: Path = typer.Argument(..., help="JSONL: {text,label} or {tokens,tags}"),
+    output_path: Path = typer.Argument(..., help=".spacy DocBin to write"),
+    task: str = typer.Option(..., "--task", help="textcat or ner"),
+    labels: Optional[str] = typer.Option(None, "--labels", help="comma-separated label set to enforce"),
+    lang: str = typer.Option("en", "--lang"),
+):
+    """Convert a JSONL data set to a DocBin."""
+    import spacy
+
+    from .data import jsonl_to_docs, write_docbin
+
+    try:
+        docs = jsonl_to_docs(input_path, task, spacy.blank(lang), _labels(labels))
+    except _known_errors() as e:
+        _fail(str(e))
+    write_docbin(docs, output_path)
+    typer.echo(f"✔ {len(docs)} docs -> {output_path}")
+
+
+@app.command()
+def seed(
+    input_path: Path = typer.Argument(..., help="labelled pool (JSONL or .spacy)"),
+    output_path: Path = typer.Argument(..., help=".spacy DocBin of the k-shot seed"),
+    task: str = typer.Option(..., "--task"),
+    k: int = typer.Option(1, "--k", help="examples per label (NER: sentences per entity type)"),
+    random_seed: int = typer.Option(0, "--seed"),
+    labels: Optional[str] = typer.Option(None, "--labels", help="comma-separated; default: all in the data"),
+    lang: str = typer.Option("en", "--lang"),
+):
+    """Sample a k-shot seed set (k per label), reproducibly."""
+    import spacy
+
+    from .data import infer_labels, jsonl_to_docs, kshot, read_docbin, write_docbin
+
+    nlp = spacy.blank(lang)
+    try:
+        label_set = _labels(labels)
+        if input_path.suffix == ".spacy":
+            docs = read_docbin(input_path, nlp.vocab)
+        else:
+            docs = jsonl_to_docs(input_path, task, nlp, label_set)
+        from .data import doc_to_gold_sample
+
+        samples = [doc_to_gold_sample(d, task) for d in docs]
+        label_set = label_set or infer_labels(samples, task)
+        chosen = kshot(samples, task, label_set, k, random_seed)
+    except _known_errors() as e:
+        _fail(str(e))
+    write_docbin([docs[i] for i in chosen], output_path)
+    typer.echo(f"✔ {len(chosen)}-doc {k}-shot seed ({len(label_set)} labels) -> {output_path}")
+
+
+@app.command()
+def evaluate(
+    model: Path = typer.Argument(..., help="trained student (e.g. training/textcat/model-best)"),
+    data: Path = typer.Argument(..., help="gold DocBin"),
+    task: Optional[str] = typer.Option(None, "--task", help="default: from the pipeline"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="write metrics JSON here"),
+):
+    """Score a student: textcat macro-F1 + accuracy; ner entity-level F1 (seqeval, strict IOB2)."""
+    from . import student
+    from .data import read_docbin
+
+    try:
+        nlp = student.load(model)
+        task = task or student.task_of(nlp)
+        docs = read_docbin(data, nlp.vocab)
+        labels = list(nlp.get_pipe(task).labels)
+        scores, _ = student.evaluate(nlp, docs, task, labels)
+    except _known_errors() as e:
+        _fail(str(e))
+    except OSError as e:
+        _fail(f"{model}: cannot load the pipeline ({e})")
+    main_keys = ["macro_f", "accuracy"] if task == "textcat" else ["ents_f", "ents_p", "ents_r"]
+    typer.echo(" | ".join(f"{k} {scores[k]:.3f}" for k in main_keys) + f" | n={scores['n']}")
+    for label, row in sorted(scores["per_label"].items()):
+        typer.echo(f"  {label:<20} p {row['p']:.3f}  r {row['r']:.3f}  f {row['f']:.3f}  support {row['support']}")
+    if output:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(json.dumps(scores, indent=2))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,171 @@
+"""The student: train it with `spacy train` in a subprocess, load it, predict and score.
+
+Training runs as a subprocess because `spacy.cli.train.train` may `sys.exit` and repeated
+in-process training leaks memory (torch). Warm start = the round config sources every component
+from the previous round's model instead of building it from its factory.
+"""
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+
+import spacy
+from spacy.language import Language
+from spacy.tokens import Doc
+
+from .teachers.base import Judged, Sample
+
+logger = logging.getLogger("spacy_evokd.student")
+
+
+class StudentTrainingError(RuntimeError):
+    pass
+
+
+def student_config(base_config, warm_start_from: Optional[Path] = None):
+    """The config `spacy train` gets for one round: the base config without the loop's
+    [evokd] section (so trained students never reference the teacher), with every component
+    sourced from ``warm_start_from`` when given."""
+    cfg = base_config.copy()
+    cfg.pop("evokd", None)
+    if warm_start_from is not None:
+        for name in cfg["nlp"]["pipeline"]:
+            cfg["components"][name] = {"source": str(warm_start_from)}
+    return cfg
+
+
+def train(
+    config,
+    train_path: Path,
+    dev_path: Path,
+    output_dir: Path,
+    *,
+    warm_start_from: Optional[Path] = None,
+    gpu_id: int = -1,
+) -> Path:
+    """Train a student and return the path of its best model (on dev).
+
+    The run's console output goes to ``output_dir/train.log``; on failure the error quotes
+    its tail so the user sees spaCy's own message, not ours.
+    """
+    output_dir.mkdir(parents=True, exist_ok=True)
+    cfg_path = output_dir / "config.cfg"
+    student_config(config, warm_start_from).to_disk(cfg_path)
+    cmd = [
+        sys.executable, "-m", "spacy", "train", str(cfg_path),
+        "--output", str(output_dir),
+        "--paths.train", str(train_path),
+        "--paths.dev", str(dev_path),
+        "--gpu-id", str(gpu_id),
+    ]  # fmt: skip
+    log_path = output_dir / "train.log"
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    with log_path.open("w", encoding="utf8") as log:
+        proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+    best = output_dir / "model-best"
+    if proc.returncode != 0 or not best.exists():
+        tail = log_path.read_text(encoding="utf8").strip().splitlines()[-15:]
+        raise StudentTrainingError(
+            f"spacy train failed (exit {proc.returncode}), log {log_path}:\n" + "\n".join(tail)
+        )
+    return best
+
+
+def load(path: Path) -> Language:
+    return spacy.load(path)
+
+
+def task_of(nlp: Language) -> str:
+    if "ner" in nlp.pipe_names or "beam_ner" in nlp.pipe_names:
+        return "ner"
+    return "textcat"
+
+
+def doc_to_sample(doc: Doc, task: str) -> Sample:
+    if task == "textcat":
+        label = max(doc.cats, key=doc.cats.get) if doc.cats else None
+        conf = doc.cats[label] if label else None
+        return Sample(doc.text, label=label, confidence=conf)
+    return Sample(doc.text, entities=[(e.start_char, e.end_char, e.label_) for e in doc.ents])
+
+
+def predict(nlp: Language, gold_docs: Sequence[Doc], task: str) -> List[Judged]:
+    """Run the student on the texts of ``gold_docs``; pair gold and predicted annotations."""
+    preds = nlp.pipe(d.text for d in gold_docs)
+    return [Judged(doc_to_sample(g, task), doc_to_sample(p, task)) for g, p in zip(gold_docs, preds)]
+
+
+# ---------------------------------------------------------------------------- scoring
+
+
+def score(judged: Sequence[Judged], task: str, labels: Sequence[str]) -> Dict:
+    """textcat: macro-F1 and accuracy; ner: entity-level micro-F1 (seqeval, strict IOB2).
+    Both return ``per_label`` {label: {p, r, f, support}} and ``score`` (the main metric)."""
+    if task == "textcat":
+        return _score_textcat(judged, labels)
+    return _score_ner(judged, labels)
+
+
+def _prf(tp: int, fp: int, fn: int) -> Tuple[float, float, float]:
+    p = tp / (tp + fp) if tp + fp else 0.0
+    r = tp / (tp + fn) if tp + fn else 0.0
+    f = 2 * p * r / (p + r) if p + r else 0.0
+    return p, r, f
+
+
+def _score_textcat(judged: Sequence[Judged], labels: Sequence[str]) -> Dict:
+    per_label = {}
+    for label in labels:
+        tp = sum(j.gold.label == label and j.pred.label == label for j in judged)
+        fp = sum(j.gold.label != label and j.pred.label == label for j in judged)
+        fn = sum(j.gold.label == label and j.pred.label != label for j in judged)
+        p, r, f = _prf(tp, fp, fn)
+        per_label[label] = {"p": p, "r": r, "f": f, "support": tp + fn}
+    # macro over labels present in gold or predictions, as spaCy's Scorer.score_cats does
+    # for exclusive classes (it averages over all labels): we follow spaCy and use all labels.
+    macro_f = sum(v["f"] for v in per_label.values()) / max(1, len(per_label))
+    accuracy = sum(j.gold.label == j.pred.label for j in judged) / max(1, len(judged))
+    return {"score": macro_f, "macro_f": macro_f, "accuracy": accuracy, "per_label": per_label, "n": len(judged)}
+
+
+def iob_tags(text: str, entities: Iterable[Tuple[int, int, str]], tokenizer) -> List[str]:
+    doc = tokenizer(text)
+    spans = [doc.char_span(s, e, label=l, alignment_mode="expand") for s, e, l in entities]
+    doc.set_ents([s for s in spans if s is not None], default="outside")
+    return [f"{t.ent_iob_}-{t.ent_type_}" if t.ent_iob_ != "O" else "O" for t in doc]
+
+
+def _score_ner(judged: Sequence[Judged], labels: Sequence[str]) -> Dict:
+    from seqeval.metrics import classification_report, f1_score, precision_score, recall_score
+    from seqeval.scheme import IOB2
+
+    tokenizer = spacy.blank("en").tokenizer
+    y_true = [iob_tags(j.gold.text, j.gold.entities or [], tokenizer) for j in judged]
+    y_pred = [iob_tags(j.pred.text, j.pred.entities or [], tokenizer) for j in judged]
+    kw = dict(mode="strict", scheme=IOB2, zero_division=0)
+    report = classification_report(y_true, y_pred, output_dict=True, **kw) if judged else {}
+    per_label = {}
+    for label in labels:
+        row = report.get(label, {})
+        per_label[label] = {
+            "p": float(row.get("precision", 0.0)),
+            "r": float(row.get("recall", 0.0)),
+            "f": float(row.get("f1-score", 0.0)),
+            "support": int(row.get("support", 0)),
+        }
+    f = float(f1_score(y_true, y_pred, **kw)) if judged else 0.0
+    return {
+        "score": f,
+        "ents_f": f,
+        "ents_p": float(precision_score(y_true, y_pred, **kw)) if judged else 0.0,
+        "ents_r": float(recall_score(y_true, y_pred, **kw)) if judged else 0.0,
+        "per_label": per_label,
+        "n": len(judged),
+    }
+
+
+def evaluate(nlp: Language, gold_docs: Sequence[Doc], task: str, labels: Sequence[str]) -> Tuple[Dict, List[Judged]]:
+    judged = predict(nlp, gold_docs, task)
+    return score(judged, task, labels), judged

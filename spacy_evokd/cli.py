@@ -1,7 +1,7 @@
 """`python -m spacy_evokd ...` (also installed as `spacy-evokd`).
 
 Commands: evolve (the EvoKD loop), convert (JSONL -> DocBin), seed (k-shot sample),
-evaluate (a student on gold data). Known errors print one line and exit 1; no traceback.
+evaluate (a student on gold data), report (Markdown + plots of a run). Known errors print one line and exit 1; no traceback.
 """
 import json
 import logging
@@ -146,6 +146,18 @@ def evaluate(
     if output:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(json.dumps(scores, indent=2))
+
+
+@app.command()
+def report(run_dir: Path = typer.Argument(..., help="an `evolve` output directory")):
+    """Write RUN_DIR/report/report.md with PNG plots (scores, tokens, labels, rejections)."""
+    from .report import write_report
+
+    try:
+        path = write_report(run_dir)
+    except FileNotFoundError as e:
+        _fail(str(e))
+    typer.echo(f"✔ report -> {path}")
 
 
 def main() -> None:

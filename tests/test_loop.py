@@ -1,0 +1,147 @@
+"""The EvoKD loop end to end with the real spaCy student (trained by `spacy train` subprocesses).
+
+Kept small so the default run stays fast: 2 rounds, 2 analyses per round, 30 training steps.
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import spacy
+
+from spacy_evokd.config import ConfigError
+from spacy_evokd.data import DataError, read_docbin
+from spacy_evokd.loop import evolve
+
+ROOT = Path(__file__).parent.parent
+FAST = {
+    "evokd.rounds": 2,
+    "evokd.analyses_per_round": 2,
+    "training.max_steps": 30,
+    "training.eval_frequency": 10,
+}
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory):
+    """Demo data as DocBins + 1-shot seeds, made with the CLI as a user would."""
+    out = tmp_path_factory.mktemp("corpus")
+    for task in ("textcat", "ner"):
+        for split in ("train", "dev", "test"):
+            run_cli("convert", ROOT / f"assets/demo/{task}/{split}.jsonl", out / task / f"{split}.spacy", "--task", task)
+        run_cli("seed", out / task / "train.spacy", out / task / "seed.spacy", "--task", task, "--k", "1")
+    return out
+
+
+def run_cli(*args):
+    proc = subprocess.run([sys.executable, "-m", "spacy_evokd", *map(str, args)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def overrides(corpus, task, **extra):
+    return {
+        **FAST,
+        "paths.train": str(corpus / task / "seed.spacy"),
+        "paths.dev": str(corpus / task / "dev.spacy"),
+        "paths.test": str(corpus / task / "test.spacy"),
+        "paths.pool": str(ROOT / f"assets/demo/{task}/train.jsonl"),
+        **extra,
+    }
+
+
+def check_run(out: Path, task: str, rounds: int):
+    recs = [json.loads((out / "rounds" / f"round_{n:03d}.json").read_text()) for n in range(rounds + 1)]
+    assert [r["round"] for r in recs] == list(range(rounds + 1))
+    assert sorted(p.name for p in (out / "rounds").glob("*.json")) == [f"round_{n:03d}.json" for n in range(rounds + 1)]
+    nlp = spacy.blank("en")
+    texts = set()
+    for r in recs[1:]:
+        docs = read_docbin(out / "rounds" / f"round_{r['round']:03d}.spacy", nlp.vocab)
+        assert len(docs) == r["accepted"] > 0
+        assert r["generated"] == r["accepted"] + sum(r["rejected"].values())
+        assert r["batch_scores"]["n"] == r["accepted"]
+        assert 0.0 <= r["dev"]["score"] <= 1.0 and r["dev"]["n"] > 0
+        for d in docs:
+            assert d.user_data["evokd"]["round"] == r["round"]
+            assert d.user_data["evokd"]["intent"] in ("hard", "easy")
+            if task == "textcat":
+                assert sum(d.cats.values()) == 1.0
+            assert d.text not in texts  # no duplicates across rounds
+            texts.add(d.text)
+    best = max(recs, key=lambda r: r["dev"]["score"])
+    assert (out / "model-best" / "evokd_round.txt").read_text() == str(best["round"])
+    assert spacy.load(out / "model-best").pipe_names[-1] == task
+    return recs
+
+
+@pytest.mark.parametrize("task", ["textcat", "ner"])
+def test_two_rounds_with_simulated_teacher(corpus, tmp_path, task):
+    lines = []
+    result = evolve(ROOT / f"configs/{task}_cnn.cfg", tmp_path / "run", overrides(corpus, task), echo=lines.append)
+    recs = check_run(tmp_path / "run", task, 2)
+    assert all(r["simulated"] for r in recs) and all(l.startswith("[evokd | simulated teacher]") for l in lines)
+    assert any("round 2/2: accepted" in l and "dev" in l for l in lines)
+    assert result["best_dev"] == max(r["dev"]["score"] for r in recs)
+    # the trained student never references the teacher or the loop
+    assert "evokd" not in (tmp_path / "run" / "model-best" / "config.cfg").read_text()
+
+
+def test_rerun_after_completion_does_nothing_and_more_rounds_continue(corpus, tmp_path):
+    ov = overrides(corpus, "textcat", **{"evokd.rounds": 1})
+    evolve(ROOT / "configs/textcat_cnn.cfg", tmp_path / "run", ov, echo=lambda _: None)
+    first = (tmp_path / "run/rounds/round_001.spacy").read_bytes()
+    mtime = (tmp_path / "run/rounds/round_001.json").stat().st_mtime_ns
+    lines = []
+    evolve(ROOT / "configs/textcat_cnn.cfg", tmp_path / "run", dict(ov, **{"evokd.rounds": 2}), echo=lines.append)
+    assert "resuming after round 1" in lines[0]
+    assert (tmp_path / "run/rounds/round_001.json").stat().st_mtime_ns == mtime
+    assert (tmp_path / "run/rounds/round_001.spacy").read_bytes() == first
+    check_run(tmp_path / "run", "textcat", 2)
+
+
+def test_killed_round_is_redone_identically(corpus, tmp_path):
+    """SIGKILL the loop while round 2 is in progress, rerun: same rounds as an uninterrupted run."""
+    args = [sys.executable, "-m", "spacy_evokd", "evolve", str(ROOT / "configs/textcat_cnn.cfg")]
+    extra = [f"--{k}={v}" for k, v in overrides(corpus, "textcat").items()]
+    ref = tmp_path / "ref"
+    subprocess.run(args + [str(ref)] + extra, check=True, capture_output=True)
+    run = tmp_path / "run"
+    proc = subprocess.Popen(args + [str(run)] + extra, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (run / "work/round_002/model").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (run / "rounds/round_002.json").exists()
+    subprocess.run(args + [str(run)] + extra, check=True, capture_output=True)
+    for n in (1, 2):
+        a = read_docbin(ref / f"rounds/round_{n:03d}.spacy")
+        b = read_docbin(run / f"rounds/round_{n:03d}.spacy")
+        assert [d.text for d in a] == [d.text for d in b] and [d.cats for d in a] == [d.cats for d in b]
+    assert not (run / "work").exists() or not any((run / "work").glob("round_*"))
+
+
+def test_config_and_data_errors_are_one_line(corpus, tmp_path):
+    cfg = ROOT / "configs/textcat_cnn.cfg"
+    with pytest.raises(ConfigError, match="unknown setting 'roundz'"):
+        evolve(cfg, tmp_path / "a", overrides(corpus, "textcat", **{"evokd.roundz": 3}))
+    with pytest.raises(ConfigError, match="nope.cfg: config file not found"):
+        evolve(tmp_path / "nope.cfg", tmp_path / "a")
+    with pytest.raises(DataError, match=r"label 'billing' is not in"):
+        evolve(cfg, tmp_path / "a", overrides(corpus, "textcat", **{
+            "evokd.labels": ["account", "product_question", "shipping", "technical"]}))
+    empty = tmp_path / "empty.spacy"
+    from spacy_evokd.data import write_docbin
+    write_docbin([], empty)
+    with pytest.raises(DataError, match="empty.spacy is empty"):
+        evolve(cfg, tmp_path / "a", overrides(corpus, "textcat", **{"paths.train": str(empty)}))
+    proc = subprocess.run([sys.executable, "-m", "spacy_evokd", "evolve", str(cfg), str(tmp_path / "b"),
+                           "--paths.train", str(tmp_path / "missing.spacy")], capture_output=True, text=True)
+    assert proc.returncode == 1 and "missing.spacy: file not found" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -1,0 +1,48 @@
+"""Student metrics (macro-F1, accuracy, seqeval entity F1) and the weakness report."""
+import pytest
+
+from spacy_evokd.student import score
+from spacy_evokd.teachers.base import Judged, Sample
+from spacy_evokd.weakness import build_report, window
+
+
+def tc(gold, pred, text="t"):
+    return Judged(Sample(text, label=gold), Sample(text, label=pred))
+
+
+def test_textcat_macro_f_and_accuracy():
+    judged = [tc("a", "a"), tc("a", "b"), tc("b", "b"), tc("b", "b")]
+    s = score(judged, "textcat", ["a", "b"])
+    # a: p=1 r=.5 f=.667 ; b: p=.667 r=1 f=.8
+    assert s["per_label"]["a"]["f"] == pytest.approx(2 / 3)
+    assert s["per_label"]["b"]["f"] == pytest.approx(0.8)
+    assert s["macro_f"] == pytest.approx((2 / 3 + 0.8) / 2)
+    assert s["accuracy"] == 0.75 and s["score"] == s["macro_f"]
+
+
+def test_ner_strict_entity_f1():
+    text = "Tim Cook runs Apple in Cupertino"
+    gold = [(0, 8, "PER"), (14, 19, "ORG"), (23, 32, "LOC")]
+    pred = [(4, 8, "PER"), (14, 19, "ORG"), (23, 32, "ORG")]  # partial span, wrong label
+    s = score([Judged(Sample(text, entities=gold), Sample(text, entities=pred))], "ner", ["LOC", "ORG", "PER"])
+    assert s["ents_p"] == pytest.approx(1 / 3) and s["ents_r"] == pytest.approx(1 / 3)
+    assert s["per_label"]["PER"]["f"] == 0.0 and s["per_label"]["ORG"]["r"] == 1.0
+    assert s["per_label"]["ORG"]["p"] == 0.5
+
+
+def test_report_splits_correct_and_wrong_and_counts_confusions():
+    judged = [tc("a", "a", "1"), tc("a", "b", "2"), tc("a", "b", "3"), tc("b", "b", "4")]
+    dev = {"score": 0.5, "macro_f": 0.5, "per_label": {"a": {"f": 0.2}, "b": {"f": 0.8}}}
+    r = build_report("textcat", ["a", "b"], dev, judged, "the seed data")
+    assert [j.gold.text for j in r.wrong] == ["2", "3"] and len(r.correct) == 2
+    assert r.confusions == {("a", "b"): 2}
+    assert r.overall["macro_f"] == 0.5 and r.per_label["a"]["f"] == 0.2
+    w = window(r, 1, 1, show_correct=False)
+    assert w.correct == [] and [j.gold.text for j in w.wrong] == ["3"]
+
+
+def test_ner_confusions_mark_missed_and_spurious():
+    text = "Ann met Bob"
+    judged = [Judged(Sample(text, entities=[(0, 3, "PER"), (8, 11, "PER")]), Sample(text, entities=[(0, 3, "ORG"), (4, 7, "LOC")]))]
+    r = build_report("ner", ["LOC", "ORG", "PER"], {"per_label": {}}, judged, "x")
+    assert r.confusions == {("PER", "ORG"): 1, ("PER", "O"): 1, ("O", "LOC"): 1}

@@ -1,0 +1,58 @@
+"""The simulated teacher: aims hard samples at weak labels, labels from the pool, says it is simulated."""
+import json
+import logging
+
+import pytest
+
+from spacy_evokd.teachers.base import Teacher, WeaknessReport
+from spacy_evokd.teachers.simulated import SimulatedTeacher
+
+
+@pytest.fixture
+def pool(tmp_path):
+    p = tmp_path / "pool.jsonl"
+    lines = [{"text": f"{lab} text number {i}", "label": lab} for lab in ("a", "b", "c") for i in range(40)]
+    p.write_text("\n".join(json.dumps(l) for l in lines))
+    return p
+
+
+def report(f):
+    return WeaknessReport("textcat", ["a", "b", "c"], {l: {"f": v} for l, v in f.items()}, {}, [], [])
+
+
+def test_hard_samples_come_from_weak_labels(pool):
+    t = SimulatedTeacher(str(pool), "textcat", ["a", "b", "c"], seed=0)
+    assert isinstance(t, Teacher) and t.simulated and "simulated" in t.name
+    analysis = t.analyse(report({"a": 0.1, "b": 0.9, "c": 0.95}), [])
+    assert "simulated" in analysis.text and "No LLM" in analysis.text
+    prop = t.propose(analysis, n_hard=30, n_easy=30)
+    hard = [s.text.split()[0] for s in prop.samples if s.intent == "hard"]
+    easy = [s.text.split()[0] for s in prop.samples if s.intent == "easy"]
+    assert hard.count("a") > 15 and easy.count("a") < 10
+    assert all(s.label is None for s in prop.samples)  # labels only come from label()
+    assert len({s.text for s in prop.samples}) == 60  # no repeats
+
+
+def test_label_uses_pool_gold_and_noise(pool):
+    t = SimulatedTeacher(str(pool), "textcat", ["a", "b", "c"], seed=0)
+    out = t.label(["a text number 1", "never seen"])
+    assert [s.label for s in out.samples] == ["a"] and out.rejected == {"unknown_text": 1}
+    noisy = SimulatedTeacher(str(pool), "textcat", ["a", "b", "c"], label_noise=1.0, seed=0)
+    assert all(s.label != "b" for s in noisy.label([f"b text number {i}" for i in range(10)]).samples)
+
+
+def test_rounds_are_reproducible_after_restart(pool):
+    def draw(t):
+        t.begin_round(2, seen_texts=["a text number 0"])
+        return [s.text for s in t.propose(t.analyse(report({"a": 0.5, "b": 0.5, "c": 0.5}), []), 3, 3).samples]
+
+    first = draw(SimulatedTeacher(str(pool), "textcat", ["a", "b", "c"], seed=7))
+    assert first == draw(SimulatedTeacher(str(pool), "textcat", ["a", "b", "c"], seed=7))
+    assert "a text number 0" not in first
+
+
+def test_log_lines_say_simulated(pool, caplog):
+    t = SimulatedTeacher(str(pool), "textcat", ["a", "b", "c"])
+    with caplog.at_level(logging.INFO, logger="spacy_evokd.teacher"):
+        t.label(t.propose(t.analyse(report({}), []), 1, 1).samples and ["a text number 3"])
+    assert caplog.records and all("[simulated teacher]" in r.getMessage() for r in caplog.records)

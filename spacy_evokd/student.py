@@ -100,12 +100,12 @@ def predict(nlp: Language, gold_docs: Sequence[Doc], task: str) -> List[Judged]:
 # ---------------------------------------------------------------------------- scoring
 
 
-def score(judged: Sequence[Judged], task: str, labels: Sequence[str]) -> Dict:
+def score(judged: Sequence[Judged], task: str, labels: Sequence[str], lang: str = "en") -> Dict:
     """textcat: macro-F1 and accuracy; ner: entity-level micro-F1 (seqeval, strict IOB2).
     Both return ``per_label`` {label: {p, r, f, support}} and ``score`` (the main metric)."""
     if task == "textcat":
         return _score_textcat(judged, labels)
-    return _score_ner(judged, labels)
+    return _score_ner(judged, labels, lang)
 
 
 def _prf(tp: int, fp: int, fn: int) -> Tuple[float, float, float]:
@@ -137,11 +137,11 @@ def iob_tags(text: str, entities: Iterable[Tuple[int, int, str]], tokenizer) -> 
     return [f"{t.ent_iob_}-{t.ent_type_}" if t.ent_iob_ != "O" else "O" for t in doc]
 
 
-def _score_ner(judged: Sequence[Judged], labels: Sequence[str]) -> Dict:
+def _score_ner(judged: Sequence[Judged], labels: Sequence[str], lang: str) -> Dict:
     from seqeval.metrics import classification_report, f1_score, precision_score, recall_score
     from seqeval.scheme import IOB2
 
-    tokenizer = spacy.blank("en").tokenizer
+    tokenizer = spacy.blank(lang).tokenizer  # the student's own tokenisation decides the IOB tags
     y_true = [iob_tags(j.gold.text, j.gold.entities or [], tokenizer) for j in judged]
     y_pred = [iob_tags(j.pred.text, j.pred.entities or [], tokenizer) for j in judged]
     kw = dict(mode="strict", scheme=IOB2, zero_division=0)
@@ -168,4 +168,4 @@ def _score_ner(judged: Sequence[Judged], labels: Sequence[str]) -> Dict:
 
 def evaluate(nlp: Language, gold_docs: Sequence[Doc], task: str, labels: Sequence[str]) -> Tuple[Dict, List[Judged]]:
     judged = predict(nlp, gold_docs, task)
-    return score(judged, task, labels), judged
+    return score(judged, task, labels, nlp.lang), judged

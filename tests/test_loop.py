@@ -145,3 +145,47 @@ def test_config_and_data_errors_are_one_line(corpus, tmp_path):
                            "--paths.train", str(tmp_path / "missing.spacy")], capture_output=True, text=True)
     assert proc.returncode == 1 and "missing.spacy: file not found" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("task", ["textcat", "ner"])
+def test_two_rounds_with_llm_teacher_on_local_server(corpus, tmp_path, task, monkeypatch, caplog):
+    """The real LLMTeacher, prompts, OpenAICompatible transport, parser and validator, against the
+    local test server answering from the demo pool like a sloppy LLM. A recognisable fake key is
+    used and must appear nowhere."""
+    from spacy_evokd.config import resolve_evokd, load_config
+    from .responder import PoolResponder
+    from .server import FakeOpenAIServer
+
+    key = "sk-evokd-FAKE-0000-SECRET-1111"
+    monkeypatch.setenv("EVOKD_TEST_KEY", key)
+    caplog.set_level("DEBUG")
+    cfg = ROOT / f"configs/{task}_cnn.cfg"
+    labels = load_config(cfg, {})["evokd"]["labels"]
+    responder = PoolResponder(ROOT / f"assets/demo/{task}/train.jsonl", task, labels)
+    lines = []
+    with FakeOpenAIServer(responder) as server:
+        ov = overrides(corpus, task, **{
+            "evokd.teacher.model.base_url": server.base_url,
+            "evokd.teacher.model.name": "test-llm",
+            "evokd.teacher.model.api_key_env": "EVOKD_TEST_KEY",
+            "evokd.teacher.model.backoff": 0.01,
+        })  # fmt: skip
+        server.fail(("status", 429, {"Retry-After": "0"}), ("status", 500))  # the run shrugs these off
+        evolve(cfg, tmp_path / "run", ov, teacher=ROOT / "configs/teachers/local_server.cfg", echo=lines.append)
+        n_requests = len(server.requests)
+    recs = check_run(tmp_path / "run", task, 2)
+    # 2 rounds x 2 analyses x (analysis + generation + labelling), plus the 2 injected failures
+    assert n_requests == 2 * 2 * 3 + 2
+    assert responder.calls == {"analysis": 4, "generate": 4, "label": 4}
+    for r in recs[1:]:
+        assert len(r["analyses"]) == 2 and all("weakest on" in a for a in r["analyses"])
+        assert r["usage"]["requests"] == 6 and r["usage"]["total_tokens"] > 0 and not r["usage"]["estimated"]
+        # the responder's mischief is counted by reason, never accepted
+        assert r["rejected"].get("unknown_label" if task == "textcat" else "unalignable_entity", 0) >= 1
+    assert not any(r["simulated"] for r in recs) and not any("simulated" in l for l in lines)
+    assert any("tokens" in l and "dev" in l for l in lines if "round 2/2" in l)
+    # the fake key is nowhere on disk or in the logs
+    for path in (tmp_path / "run").rglob("*"):
+        if path.is_file():
+            assert key.encode() not in path.read_bytes(), path
+    assert key not in caplog.text and key not in "\n".join(lines)

@@ -1,0 +1,238 @@
+"""LLM answer text -> candidate Samples. Pure functions; validation.py decides what is accepted.
+
+Lenient on form, strict on content. Stated repair rules:
+  - JSON is searched for anywhere in the answer: inside Markdown fences, after commentary, or as
+    the first decodable {...} / [...] (models like to chat around their JSON);
+  - when there is no JSON, numbered or bulleted list items are read as the items, under "hard" /
+    "easy" headings where present; other lines (commentary) are ignored;
+  - labels match case-, space-, hyphen- and underscore-insensitively ("Product Question" ->
+    "product_question"); a label that still matches nothing is kept as is (the validator rejects
+    it as unknown_label);
+  - NER entities given as strings are aligned to the text: the k-th mention of the same string
+    is the k-th occurrence, whole-word occurrences first, then case-insensitive ones; given
+    offsets are used when they point at the same string. An entity that can't be found rejects
+    the whole sample (unalignable_entity): a partial annotation would teach the student that the
+    missing entity is not one.
+Rejections here are counted by reason in the returned Counter.
+"""
+import json
+import re
+from collections import Counter
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from .teachers.base import CharSpan, Sample
+
+_FENCE = re.compile(r"```[a-zA-Z0-9_-]*\s*\n?(.*?)```", re.S)
+_ITEM = re.compile(r"^\s*(?:\d{1,3}\s*[.):\]]|[-*\u2022])\s+(.*\S)\s*$")
+_NUMBERED = re.compile(r"^\s*(\d{1,3})\s*[.):\]]\s*(.*\S)\s*$")
+
+
+def extract_json(text: str) -> Any:
+    """The first JSON value found in ``text`` (fenced blocks first), or None."""
+    if not text:
+        return None
+    candidates = [m.group(1) for m in _FENCE.finditer(text)] + [text]
+    decoder = json.JSONDecoder()
+    for chunk in candidates:
+        chunk = chunk.strip()
+        try:
+            return json.loads(chunk)
+        except ValueError:
+            pass
+        for i, ch in enumerate(chunk):
+            if ch in "{[":
+                try:
+                    return decoder.raw_decode(chunk, i)[0]
+                except ValueError:
+                    continue
+    return None
+
+
+def _key(label: str) -> str:
+    return re.sub(r"[\s_\-]+", "", label.strip().strip("\"'.`").casefold())
+
+
+def normalise_label(label: Any, labels: Sequence[str]) -> Optional[str]:
+    """Map a label the teacher wrote onto the label set; unknown labels are returned unchanged
+    (stripped) so the validator can count them; non-strings give None."""
+    if not isinstance(label, str):
+        return None
+    by_key = {_key(l): l for l in labels}
+    return by_key.get(_key(label), label.strip())
+
+
+def _clean_item(text: str) -> str:
+    text = text.strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'`":
+        text = text[1:-1].strip()
+    return text
+
+
+def _list_items(text: str) -> Dict[str, List[str]]:
+    """Fallback for answers without JSON: list items, grouped under the last hard/easy heading."""
+    groups: Dict[str, List[str]] = {"hard": [], "easy": []}
+    current = "hard"
+    for line in text.splitlines():
+        m = _ITEM.match(line)
+        if m:
+            groups[current].append(_clean_item(m.group(1)))
+            continue
+        low = line.casefold()
+        if "easy" in low and "hard" not in low:
+            current = "easy"
+        elif "hard" in low and "easy" not in low:
+            current = "hard"
+    return groups
+
+
+def parse_generation(text: str, task: str, labels: Sequence[str], with_labels: bool = False,
+                     n_hard: Optional[int] = None, n_easy: Optional[int] = None) -> Tuple[List[Sample], Counter]:  # fmt: skip
+    """The answer to the generation prompt: {"hard": [...], "easy": [...]}. Items are strings,
+    or (with_labels) objects with "text" and "label" / "entities". Extra items beyond what was
+    asked for are dropped and counted (too_many)."""
+    rejected: Counter = Counter()
+    data = extract_json(text)
+    if isinstance(data, list):  # a bare list: treat all as hard
+        data = {"hard": data}
+    if not isinstance(data, dict):
+        groups = _list_items(text or "")
+        if not any(groups.values()):
+            rejected["malformed_answer"] += 1
+            return [], rejected
+        data = groups
+    samples = []
+    for intent, limit in (("hard", n_hard), ("easy", n_easy)):
+        items = data.get(intent) or data.get(intent.capitalize()) or []
+        if not isinstance(items, list):
+            rejected["malformed_answer"] += 1
+            continue
+        if limit is not None and len(items) > limit:
+            rejected["too_many"] += len(items) - limit
+            items = items[:limit]
+        for item in items:
+            sample = _item_to_sample(item, task, labels, with_labels, rejected)
+            if sample is not None:
+                sample.intent = intent
+                samples.append(sample)
+    return samples, rejected
+
+
+def _item_to_sample(item: Any, task: str, labels: Sequence[str], with_labels: bool, rejected: Counter) -> Optional[Sample]:
+    if isinstance(item, str):
+        if with_labels:
+            rejected["missing_label"] += 1
+            return None
+        return Sample(_clean_item(item))
+    if not isinstance(item, dict) or not isinstance(item.get("text"), str):
+        rejected["malformed_item"] += 1
+        return None
+    text = _clean_item(item["text"])
+    if not with_labels:
+        return Sample(text)
+    return _annotated(text, item, task, labels, rejected)
+
+
+def _annotated(text: str, item: Dict, task: str, labels: Sequence[str], rejected: Counter) -> Optional[Sample]:
+    if task == "textcat":
+        label = normalise_label(item.get("label"), labels)
+        return Sample(text, label=label)  # None/unknown: the validator counts it
+    ents = item.get("entities")
+    if ents is None:
+        return Sample(text, entities=None)
+    spans = align_entities(text, ents, labels)
+    if spans is None:
+        rejected["unalignable_entity"] += 1
+        return None
+    return Sample(text, entities=spans)
+
+
+def align_entities(text: str, entities: Any, labels: Sequence[str]) -> Optional[List[CharSpan]]:
+    """Entity objects ({"text", "label"[, "start", "end"]}) or [text, label] pairs -> character
+    spans; None when any entity can't be found in the text (or the list is malformed)."""
+    if not isinstance(entities, list):
+        return None
+    used: Counter = Counter()
+    spans: List[CharSpan] = []
+    for ent in entities:
+        if isinstance(ent, dict):
+            surface, label = ent.get("text"), ent.get("label")
+            start, end = ent.get("start"), ent.get("end")
+        elif isinstance(ent, (list, tuple)) and len(ent) == 2:
+            (surface, label), start, end = ent, None, None
+        else:
+            return None
+        if not isinstance(surface, str) or not surface.strip() or not isinstance(label, str):
+            return None
+        surface = surface.strip()
+        label = normalise_label(label, labels)
+        if isinstance(start, int) and isinstance(end, int) and text[start:end] == surface:
+            spans.append((start, end, label))
+            continue
+        found = _find(text, surface, used[surface.casefold()])
+        if found is None:
+            return None
+        used[surface.casefold()] += 1
+        spans.append((found[0], found[1], label))
+    return spans
+
+
+def _find(text: str, surface: str, nth: int) -> Optional[Tuple[int, int]]:
+    pattern = re.escape(surface)
+    for regex, flags in ((rf"(?<!\w){pattern}(?!\w)", 0), (pattern, 0), (rf"(?<!\w){pattern}(?!\w)", re.I)):
+        matches = list(re.finditer(regex, text, flags))
+        if matches:
+            m = matches[min(nth, len(matches) - 1)]
+            return m.start(), m.end()
+    return None
+
+
+def parse_labels(text: str, texts: Sequence[str], task: str, labels: Sequence[str]) -> Tuple[List[Sample], Counter]:
+    """The answer to the labelling prompt for ``texts`` (numbered from 1): a JSON list of
+    {"id", "label"} / {"id", "entities"}; without ids, a list as long as ``texts`` is read in
+    order; without JSON (textcat), lines "1. label". Texts left unlabelled count as unlabelled."""
+    rejected: Counter = Counter()
+    data = extract_json(text)
+    if isinstance(data, dict):
+        for key in ("labels", "results", "answers", "items", "texts"):
+            if isinstance(data.get(key), list):
+                data = data[key]
+                break
+    by_id: Dict[int, Any] = {}
+    if isinstance(data, list):
+        with_ids = all(isinstance(d, dict) and "id" in d for d in data) and data
+        for pos, d in enumerate(data, start=1):
+            idx = _as_int(d.get("id")) if with_ids else pos
+            if idx is not None and 1 <= idx <= len(texts) and idx not in by_id:
+                by_id[idx] = d
+        if not with_ids and len(data) != len(texts):
+            by_id = {}  # positional reading is only safe when the counts agree
+            rejected["malformed_answer"] += 1
+    elif task == "textcat" and text:
+        for line in text.splitlines():
+            m = _NUMBERED.match(line)
+            if m and 1 <= int(m.group(1)) <= len(texts):
+                by_id.setdefault(int(m.group(1)), {"label": _clean_item(m.group(2))})
+    if not by_id and not rejected:
+        rejected["malformed_answer"] += 1
+    samples = []
+    for idx, t in enumerate(texts, start=1):
+        d = by_id.get(idx)
+        if d is None:
+            rejected["unlabelled"] += 1
+            continue
+        if isinstance(d, str):
+            d = {"label": d} if task == "textcat" else {}
+        if not isinstance(d, dict):
+            rejected["malformed_item"] += 1
+            continue
+        sample = _annotated(t, d, task, labels, rejected)
+        if sample is not None:
+            samples.append(sample)
+    return samples, rejected
+
+
+def _as_int(value: Any) -> Optional[int]:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,80 @@
+"""A stand-in for the LLM behind the test server: answers the three EvoKD prompts from a labelled
+pool, so loop tests exercise the real prompts, transport, parsing and validation.
+
+Answers are a pure function of the request (seeded by a hash of the messages), as a cached LLM
+at temperature 0 would be. With ``mischief`` it also answers like a sloppy LLM: chatter around
+Markdown-fenced JSON, a label in the wrong case, an unknown label, an entity not in the text.
+"""
+import hashlib
+import json
+import random
+import re
+from typing import Dict, List
+
+from spacy_evokd.data import load_samples
+from spacy_evokd.teachers.base import Sample
+
+
+class PoolResponder:
+    def __init__(self, pool_path, task: str, labels: List[str], mischief: bool = True):
+        self.task = task
+        self.labels = labels
+        self.pool = load_samples(pool_path, task, labels)
+        self.by_text: Dict[str, Sample] = {s.text: s for s in self.pool}
+        self.mischief = mischief
+        self.calls = {"analysis": 0, "generate": 0, "label": 0}
+
+    def __call__(self, body: Dict) -> str:
+        messages = body["messages"]
+        last = messages[-1]["content"]
+        rng = random.Random(hashlib.sha256(json.dumps(messages).encode()).hexdigest())
+        if "Analyse the student's weaknesses" in last:
+            self.calls["analysis"] += 1
+            weak = rng.sample(self.labels, 2)
+            return f"The student is weakest on {weak[0]} and often confuses it with {weak[1]}; it relies on keywords."
+        if last.startswith("Now write"):
+            self.calls["generate"] += 1
+            return self._generate(last, rng, with_labels="Give each text its correct label" in last
+                                  or "List every entity" in last)  # fmt: skip
+        if "Answer with JSON only: one object per" in last:
+            self.calls["label"] += 1
+            return self._label(last)
+        return "I don't understand the request."
+
+    def _generate(self, prompt: str, rng: random.Random, with_labels: bool) -> str:
+        n_hard = int(re.match(r"Now write (\d+)", prompt).group(1))
+        m = re.search(r"and (\d+) it will probably get RIGHT", prompt)
+        n_easy = int(m.group(1)) if m else 0
+        picks = rng.sample(self.pool, n_hard + n_easy)
+        items = [self._item(s) if with_labels else s.text for s in picks]
+        answer = {"hard": items[:n_hard]}
+        if n_easy:
+            answer["easy"] = items[n_hard:]
+        text = json.dumps(answer, ensure_ascii=False)
+        if self.mischief:
+            return f"Here are the new samples, aimed at the weaknesses:\n```json\n{text}\n```\nHope this helps!"
+        return text
+
+    def _item(self, s: Sample) -> Dict:
+        if self.task == "textcat":
+            return {"text": s.text, "label": s.label}
+        return {"text": s.text, "entities": [{"text": s.text[a:b], "label": l} for a, b, l in s.entities]}
+
+    def _label(self, prompt: str) -> str:
+        texts = [json.loads(m.group(1)) for m in re.finditer(r"^\d+\. (\".*\")$", prompt, re.M)]
+        out = []
+        for i, text in enumerate(texts, start=1):
+            gold = self.by_text.get(text)
+            if self.task == "textcat":
+                label = gold.label if gold else self.labels[0]
+                if self.mischief and i == 1:
+                    label = label.upper().replace("_", " ")  # repaired by label normalisation
+                if self.mischief and i == 3:
+                    label = "other"  # not in the label set: rejected
+                out.append({"id": i, "label": label})
+            else:
+                ents = [{"text": text[a:b], "label": l} for a, b, l in (gold.entities if gold else [])]
+                if self.mischief and i == 3:
+                    ents.append({"text": "Zanzibar Quantum Holdings", "label": "ORG"})  # not in the text
+                out.append({"id": i, "entities": ents})
+        return json.dumps(out, ensure_ascii=False)

@@ -31,9 +31,13 @@ REASONS = (
 )  # fmt: skip
 
 
+_END_PUNCT = " .,;:!?\"'`()[]{}…“”‘’"
+
+
 def normalise(text: str) -> str:
-    """The form texts are compared in for duplicates and leakage: NFKC, case-folded, single spaces."""
-    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+    """The form texts are compared in for duplicates and leakage: NFKC, case-folded, single spaces,
+    no punctuation at either end ("Where is my parcel?" == "where is my parcel")."""
+    return " ".join(unicodedata.normalize("NFKC", text).casefold().split()).strip(_END_PUNCT)
 
 
 def has_bad_characters(text: str) -> bool:

@@ -158,3 +158,9 @@ def test_ner_validation_reasons(nlp):
 def test_stripping_shifts_entity_offsets(nlp):
     docs, rejected = Validator(nlp, "ner", NER).validate([Sample("  Anna sings.", entities=[(2, 6, "PER")])], set())
     assert not rejected and [(e.text, e.start_char) for e in docs[0].ents] == [("Anna", 0)]
+
+
+def test_normalise_ignores_case_spacing_and_end_punctuation():
+    assert normalise("  Where is   my PARCEL?! ") == normalise("where is my parcel") == "where is my parcel"
+    assert normalise("“Quoted.”") == "quoted"
+    assert normalise("a b") != normalise("a  c")

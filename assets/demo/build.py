@@ -35,7 +35,7 @@ def textcat(rng: random.Random, n_dev: int = 10, n_test: int = 10) -> None:
         write(HERE / "textcat" / f"{name}.jsonl", rows)
 
 
-def ner(rng: random.Random, n_dev: int = 40, n_test: int = 40) -> None:
+def ner(rng: random.Random, n_dev: int = 80, n_test: int = 80) -> None:
     nlp = spacy.blank("en")
     rows = []
     for lineno, line in enumerate((HERE / "source/ner.txt").read_text(encoding="utf8").splitlines(), 1):

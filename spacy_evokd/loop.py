@@ -132,6 +132,7 @@ class RunState:
         tmp = self.record_path(n).with_suffix(".json.tmp")
         tmp.write_text(json.dumps(asdict(record), indent=2, ensure_ascii=False), encoding="utf8")
         os.replace(tmp, self.record_path(n))
+        shutil.rmtree(model_dir.parent, ignore_errors=True)  # the round's scratch dir (work/round_NNN)
 
     def update_best(self, score_key: str = "score") -> Tuple[int, float]:
         """Copy the best committed student on dev to OUTPUT_DIR/model-best (idempotent)."""

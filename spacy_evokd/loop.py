@@ -150,7 +150,26 @@ class RunState:
             (tmp / "evokd_round.txt").write_text(str(best_n))
             shutil.rmtree(self.dir / "model-best", ignore_errors=True)
             os.replace(tmp, self.dir / "model-best")
+        self._stamp_meta(self.dir / "model-best" / "meta.json", best_n)  # rounds/samples so far
         return best_n, best
+
+
+    def _stamp_meta(self, path: Path, best_n: int) -> None:
+        """Provenance for `spacy package`: the meta says which teacher, how many rounds and
+        samples, and the dev scores (spaCy keeps unknown meta keys)."""
+        records = [self.load_record(n) for n in self.committed()]
+        best = records[best_n]
+        dev = {k: v for k, v in best["dev"].items() if isinstance(v, (int, float))}
+        meta = json.loads(path.read_text(encoding="utf8"))
+        kind = "a simulated teacher (pool examples, no LLM)" if best["simulated"] else f"the teacher {best['teacher']}"
+        meta["description"] = (f"Student distilled with spacy-evokd from {kind}: round {best_n} of "
+                               f"{len(records) - 1}, {sum(r['accepted'] for r in records[1:best_n + 1])} generated samples.")
+        meta["evokd"] = {
+            "teacher": best["teacher"], "simulated": best["simulated"], "best_round": best_n,
+            "rounds": len(records) - 1, "samples": sum(r["accepted"] for r in records[1 : best_n + 1]),
+            "train_size": best["train_size"], "dev": dev,
+        }  # fmt: skip
+        path.write_text(json.dumps(meta, indent=2, ensure_ascii=False), encoding="utf8")
 
 
 class Progress:

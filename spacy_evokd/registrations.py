@@ -123,3 +123,25 @@ def make_simulated_teacher(
     return SimulatedTeacher(
         pool=pool, task=task, labels=list(labels), label_noise=label_noise, seed=seed, lang=lang
     )
+
+
+@registry.augmenters("spacy_evokd.evolving_augmenter.v1")
+def make_evolving_augmenter(
+    rounds_dir: str,
+    recency_decay: float = 1.0,
+    max_round: Optional[int] = None,
+    use_weights: bool = True,
+    seed: int = 0,
+):
+    """For ``[corpora.train.augmenter]``: train on the corpus plus the committed rounds of an
+    EvoKD run (``OUTPUT_DIR/rounds``) or a folder of selected DocBins (LLKD).
+
+    rounds_dir (str): folder with round_NNN.spacy (+ round_NNN.json) or other .spacy files.
+    recency_decay (float): round r counts ``recency_decay ** (last - r)`` (1.0: all equal).
+    max_round (int): ignore rounds after this one (None: all committed rounds).
+    use_weights (bool): honour ``doc.user_data["evokd"]["weight"]``.
+    seed (int): for the fractional part of weights.
+    """
+    from .augment import make_evolving_augmenter as make
+
+    return make(rounds_dir, recency_decay, max_round, use_weights, seed)

@@ -1,5 +1,7 @@
 """The `spacy project run all` workflow on the shipped demo data (scaled down)."""
 import json
+
+import pytest
 import shutil
 import subprocess
 import sys
@@ -27,6 +29,34 @@ def test_project_all_workflow(tmp_path):
     wheels = sorted(p.name for p in (proj / "packages").rglob("*.whl"))
     assert any(w.startswith("en_evokd_textcat-0.1.0") for w in wheels)
     assert any(w.startswith("en_evokd_ner-0.1.0") for w in wheels)
+    # the package installs and loads without spacy-evokd (blocked from importing) and requires
+    # neither spacy-evokd nor spacy-llm (spacy-llm, installed here, registers its own factories)
+    target = tmp_path / "site"
+    wheel = next((proj / "packages").rglob("en_evokd_textcat-*.whl"))
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)],
+                   check=True)  # fmt: skip
+    probe = (
+        "import sys, importlib.abc\n"
+        "class Block(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, *a):\n"
+        "        if name.split('.')[0] == 'spacy_evokd': raise ImportError('blocked ' + name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        f"sys.path.insert(0, {str(target)!r})\n"
+        "import spacy, json\n"
+        "nlp = spacy.load('en_evokd_textcat')\n"
+        "doc = nlp('I was charged twice for my order')\n"
+        "print(json.dumps({'cats': doc.cats, 'evokd': nlp.meta['evokd']}))\n"
+    )
+    requires = [l for p in target.glob("en_evokd_textcat-*.dist-info/METADATA")
+                for l in p.read_text().splitlines() if l.startswith("Requires-Dist")]  # fmt: skip
+    assert any("spacy" in r for r in requires) and not any("evokd" in r or "llm" in r for r in requires)
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    loaded = json.loads(out.stdout)
+    assert sum(loaded["cats"].values()) == pytest.approx(1.0)
+    record = json.loads((proj / "training/textcat/rounds" / f"round_{loaded['evokd']['best_round']:03d}.json").read_text())
+    assert loaded["evokd"]["simulated"] is True and loaded["evokd"]["rounds"] == 1
+    assert loaded["evokd"]["dev"]["macro_f"] == record["dev"]["macro_f"]
     # a second run skips the unchanged steps and resumes the loop without redoing round 1
     again = subprocess.run(cmd, capture_output=True, text=True, cwd=proj)
     assert again.returncode == 0 and "Skipping 'preprocess': nothing changed" in again.stdout

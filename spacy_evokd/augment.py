@@ -1,0 +1,93 @@
+"""spacy_evokd.evolving_augmenter.v1: replay an EvoKD run's (or an LLKD selection's) samples
+inside a plain `spacy train`.
+
+    [corpora.train.augmenter]
+    @augmenters = "spacy_evokd.evolving_augmenter.v1"
+    rounds_dir = "training/textcat/rounds"
+
+spaCy calls an augmenter once per training example and trains on everything it yields. This one
+yields each example unchanged and, with the *first* example of every pass over the corpus, all
+generated samples: round r's docs weighted ``recency_decay ** (last_round - r)`` times the
+per-doc weight in ``doc.user_data["evokd"]["weight"]`` (LLKD writes one; default 1.0). A weight
+w is realised as floor(w) copies plus one more with probability frac(w), drawn from a generator
+reseeded every pass.
+
+Why "first example of every pass": spaCy iterates the corpus several times while initialising
+(each component's ``initialize`` reads it) and then once more for training; each pass must yield
+the same examples. The augmenter only reads DocBins written beforehand; it never calls a teacher.
+"""
+import math
+import random
+from pathlib import Path
+from typing import Callable, Iterator, List, Optional, Tuple
+
+from spacy.language import Language
+from spacy.tokens import Doc, DocBin
+from spacy.training import Example
+
+
+def round_number(path: Path) -> int:
+    """round_003.spacy -> 3; any other *.spacy file counts as round 1 (e.g. an LLKD selection)."""
+    stem = path.stem
+    if stem.startswith("round_") and stem[6:].isdigit():
+        return int(stem[6:])
+    return 1
+
+
+class EvolvingAugmenter:
+    def __init__(self, rounds_dir: str, recency_decay: float = 1.0, max_round: Optional[int] = None,
+                 use_weights: bool = True, seed: int = 0):  # fmt: skip
+        if not 0.0 < recency_decay <= 1.0:
+            raise ValueError(f"recency_decay must be in (0, 1], got {recency_decay}")
+        self.dir = Path(rounds_dir)
+        if not self.dir.exists():
+            raise ValueError(f"evolving_augmenter: rounds_dir {self.dir} does not exist")
+        self.recency_decay = recency_decay
+        self.max_round = max_round
+        self.use_weights = use_weights
+        self.seed = seed
+        self._weighted: Optional[List[Tuple[Doc, float]]] = None
+        self._first_text: Optional[str] = None
+
+    def files(self) -> List[Path]:
+        """Committed DocBins only: a round's .spacy without its .json record is not committed."""
+        out = []
+        for path in sorted(self.dir.glob("*.spacy")):
+            n = round_number(path)
+            if path.stem.startswith("round_") and (n == 0 or not path.with_suffix(".json").exists()):
+                continue
+            if self.max_round is not None and n > self.max_round:
+                continue
+            out.append(path)
+        return out
+
+    def weighted_docs(self, nlp: Language) -> List[Tuple[Doc, float]]:
+        if self._weighted is None:
+            files = self.files()
+            last = max((round_number(p) for p in files), default=1)
+            self._weighted = []
+            for path in files:
+                recency = self.recency_decay ** (last - round_number(path))
+                for doc in DocBin().from_disk(path).get_docs(nlp.vocab):
+                    w = doc.user_data.get("evokd", {}).get("weight", 1.0) if self.use_weights else 1.0
+                    self._weighted.append((doc, recency * float(w)))
+        return self._weighted
+
+    def generated(self, nlp: Language) -> Iterator[Example]:
+        rng = random.Random(self.seed)
+        for doc, weight in self.weighted_docs(nlp):
+            copies = math.floor(weight) + (1 if rng.random() < weight - math.floor(weight) else 0)
+            for _ in range(copies):
+                yield Example(nlp.make_doc(doc.text), doc)
+
+    def __call__(self, nlp: Language, example: Example) -> Iterator[Example]:
+        if self._first_text is None:
+            self._first_text = example.reference.text
+        if example.reference.text == self._first_text:
+            yield from self.generated(nlp)
+        yield example
+
+
+def make_evolving_augmenter(rounds_dir: str, recency_decay: float = 1.0, max_round: Optional[int] = None,
+                            use_weights: bool = True, seed: int = 0) -> Callable[[Language, Example], Iterator[Example]]:  # fmt: skip
+    return EvolvingAugmenter(rounds_dir, recency_decay, max_round, use_weights, seed)

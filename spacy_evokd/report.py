@@ -29,17 +29,20 @@ def _save(fig, path: Path) -> str:
 def _plots(recs: List[Dict], out: Path, metric: str) -> Dict[str, str]:
     rounds = [r["round"] for r in recs]
     dev = [r["dev"]["score"] for r in recs]
-    tokens, total = [], 0
+    # cost axis: teacher tokens; a simulated teacher uses none, so its runs are plotted per sample
+    key = "total_tokens" if sum(r["usage"]["total_tokens"] for r in recs) else None
+    spent, total = [], 0
     for r in recs:
-        total += r["usage"]["total_tokens"]
-        tokens.append(total)
+        total += r["usage"][key] if key else r["accepted"]
+        spent.append(total)
+    unit = "teacher tokens" if key else "generated samples"
     plots = {}
 
     fig, ax = plt.subplots(1, 2, figsize=(10, 3.6))
     ax[0].plot(rounds, dev, marker="o")
     ax[0].set(xlabel="round", ylabel=f"dev {metric}", title="Dev score per round")
-    ax[1].plot(tokens, dev, marker="o")
-    ax[1].set(xlabel="cumulative teacher tokens", ylabel=f"dev {metric}", title="Dev score per teacher token")
+    ax[1].plot(spent, dev, marker="o")
+    ax[1].set(xlabel=f"cumulative {unit}", ylabel=f"dev {metric}", title=f"Dev score per {unit}")
     plots["score"] = _save(fig, out / "dev_score.png")
 
     labels = sorted(recs[0]["dev"]["per_label"])

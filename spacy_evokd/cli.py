@@ -1,7 +1,8 @@
 """`python -m spacy_evokd ...` (also installed as `spacy-evokd`).
 
-Commands: evolve (the EvoKD loop), convert (JSONL -> DocBin), seed (k-shot sample),
-evaluate (a student on gold data), report (Markdown + plots of a run). Known errors print one line and exit 1; no traceback.
+Commands: evolve (the EvoKD loop), select (LLKD selection from an unlabelled pool), convert
+(JSONL -> DocBin), seed (k-shot sample), evaluate (a student on gold data), report (Markdown +
+plots of a run). Known errors print one line and exit 1; no traceback.
 """
 import json
 import logging
@@ -61,6 +62,33 @@ def evolve(
     try:
         run(config, output_dir, overrides, teacher=teacher)
     except _known_errors() as e:
+        _fail(str(e))
+
+
+@app.command(context_settings=_CTX)
+def select(
+    ctx: typer.Context,
+    config: Path = typer.Argument(..., help="student config with an [evokd] section (task, labels, teacher)"),
+    pool: Path = typer.Argument(..., help="unlabelled pool, JSONL with \"text\" (or \"tokens\"); streamed"),
+    student_model: Path = typer.Argument(..., help="the student whose uncertainty counts (e.g. RUN/model-best)"),
+    output_dir: Path = typer.Argument(..., help="where selected_NNNN.spacy go (rerun to resume)"),
+    teacher: Optional[Path] = typer.Option(None, "--teacher", "-t", help="file whose [evokd.teacher] replaces the config's"),
+    mode: str = typer.Option("llkd", "--mode", help="llkd | teacher_only | student_only | fixed_ratio | all"),
+    batch_size: int = typer.Option(32, "--batch-size", help="pool texts per batch (thresholds move per batch)"),
+    k_samples: int = typer.Option(5, "--k", help="sampled answers per text when the server gives no logprobs"),
+    momentum: float = typer.Option(0.9, "--momentum", help="moving-average momentum of the thresholds"),
+    ratio: float = typer.Option(0.25, "--ratio", help="kept share per batch in fixed_ratio mode"),
+):
+    """LLKD: pseudo-label a pool with the teacher, keep what it is sure of and the student is not.
+    Extra `--section.key value` arguments override the config."""
+    from spacy.cli._util import parse_config_overrides
+
+    from .selection import run_selection
+
+    try:
+        run_selection(config, pool, student_model, output_dir, parse_config_overrides(ctx.args), teacher=teacher,
+                      mode=mode, batch_size=batch_size, k_samples=k_samples, momentum=momentum, ratio=ratio)  # fmt: skip
+    except _known_errors() + (ValueError,) as e:
         _fail(str(e))
 
 

@@ -33,6 +33,7 @@ class EvokdSettings:
     separate_labelling: bool = True  # False = ablation "no separate labelling"
     history_window: int = 3  # earlier rounds whose analyses the teacher reviews
     history_replay: float = 1.0  # fraction of earlier rounds' samples replayed in training
+    extra_train: str = ""  # DocBin or folder of DocBins (e.g. an LLKD selection) added to every round's training
     warm_start: bool = True
     patience: int = 0  # stop after this many rounds without dev gain (0 = off)
     max_tokens: int = 0  # teacher token budget for the run (0 = unlimited)

@@ -201,6 +201,7 @@ class EvoKDLoop:
             raise DataError(f"seed data {paths.get('train')} is empty: the loop needs at least one labelled example per label")
         self._check_labels(self.seed_docs, str(paths.get("train")))
         self._check_labels(self.dev_docs, str(paths.get("dev")))
+        self.extra_docs = self._read_extra(s.extra_train)
         self.validator = Validator(
             self.nlp, s.task, s.labels,
             max_chars=s.max_chars,
@@ -218,6 +219,17 @@ class EvoKDLoop:
         if not path:
             raise DataError(f"config: {key} is not set")
         return read_docbin(path, self.nlp.vocab)
+
+    def _read_extra(self, where: str) -> List[Doc]:
+        """Extra labelled docs for every round's training (unweighted here; the augmenter in
+        `spacy train` honours their weights)."""
+        if not where:
+            return []
+        path = Path(where)
+        files = sorted(path.glob("*.spacy")) if path.is_dir() else [path]
+        docs = [d for f in files for d in read_docbin(f, self.nlp.vocab)]
+        self._check_labels(docs, where)
+        return docs
 
     def _check_labels(self, docs: List[Doc], where: str) -> None:
         s = self.settings
@@ -276,7 +288,7 @@ class EvoKDLoop:
         self.progress(f"round 0: training the student on {len(self.seed_docs)} seed docs")
         work = self.state.work_dir / "round_000"
         seed_path = work / "train.spacy"
-        write_docbin(self.seed_docs, seed_path)
+        write_docbin(self.seed_docs + self.extra_docs, seed_path)
         model = student.train(self.config, seed_path, self._dev_path(), work / "model", gpu_id=s.gpu_id)
         t_train = time.time() - t0
         nlp = student.load(model)
@@ -285,7 +297,7 @@ class EvoKDLoop:
         record = RoundRecord(
             round=0, teacher=self.teacher.name, simulated=bool(getattr(self.teacher, "simulated", False)),
             analyses=[], generated=0, accepted=0, rejected={}, accepted_per_label={}, usage=Usage().to_dict(),
-            batch_scores=None, dev=dev, feedback=self._feedback(fb), train_size=len(self.seed_docs),
+            batch_scores=None, dev=dev, feedback=self._feedback(fb), train_size=len(self.seed_docs) + len(self.extra_docs),
             seconds={"train": round(t_train, 2), "total": round(time.time() - t0, 2)},
         )  # fmt: skip
         self.state.commit(0, record, None, work / "model")
@@ -370,7 +382,7 @@ class EvoKDLoop:
         batch_scores, batch_judged = student.evaluate(prev_nlp, docs, s.task, s.labels) if docs else (None, [])
         t1 = time.time()
         work = self.state.work_dir / f"round_{n:03d}"
-        train_docs = self.seed_docs + docs + self._replay(n)
+        train_docs = self.seed_docs + self.extra_docs + docs + self._replay(n)
         write_docbin(train_docs, work / "train.spacy")
         warm = self.state.model_path(n - 1) / "model-best" if s.warm_start else None
         model = student.train(self.config, work / "train.spacy", self._dev_path(), work / "model",

@@ -23,9 +23,10 @@ def _tokens(text: str) -> int:
 
 
 class FakeOpenAIServer:
-    def __init__(self, responder: Callable[[Dict], str], usage: bool = True):
+    def __init__(self, responder: Callable[[Dict], str], usage: bool = True, logprobs: bool = True):
         self.responder = responder
         self.usage = usage
+        self.logprobs = logprobs  # False: ignore "logprobs" in requests, as some servers do
         self.faults: List[Tuple] = []
         self.requests: List[Dict] = []
         self.in_flight = 0
@@ -76,7 +77,7 @@ class FakeOpenAIServer:
                 choices = []
                 for i, text in enumerate(texts):
                     choice = {"index": i, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
-                    if body.get("logprobs"):
+                    if body.get("logprobs") and server.logprobs:
                         choice["logprobs"] = {"content": [
                             {"token": tok, "logprob": -0.05, "bytes": None,
                              "top_logprobs": [{"token": tok, "logprob": -0.05, "bytes": None}]}

@@ -91,6 +91,22 @@ def test_two_rounds_with_simulated_teacher(corpus, tmp_path, task):
     assert "evokd" not in (tmp_path / "run" / "model-best" / "config.cfg").read_text()
 
 
+def test_extra_training_data_is_used_every_round(corpus, tmp_path):
+    """[evokd] extra_train (e.g. an LLKD selection folder) joins the seed in every round."""
+    extra = tmp_path / "selected"
+    nlp = spacy.blank("en")
+    docs = read_docbin(corpus / "textcat/train.spacy", nlp.vocab)[:7]
+    from spacy_evokd.data import write_docbin
+    write_docbin(docs[:3], extra / "selected_0000.spacy")
+    write_docbin(docs[3:], extra / "selected_0001.spacy")
+    ov = overrides(corpus, "textcat", **{"evokd.rounds": 1, "evokd.extra_train": str(extra)})
+    evolve(ROOT / "configs/textcat_cnn.cfg", tmp_path / "run", ov, echo=lambda _: None)
+    recs = check_run(tmp_path / "run", "textcat", 1)
+    n_seed = len(read_docbin(corpus / "textcat/seed.spacy"))
+    assert recs[0]["train_size"] == n_seed + 7
+    assert recs[1]["train_size"] == n_seed + 7 + recs[1]["accepted"]
+
+
 def test_rerun_after_completion_does_nothing_and_more_rounds_continue(corpus, tmp_path):
     ov = overrides(corpus, "textcat", **{"evokd.rounds": 1})
     evolve(ROOT / "configs/textcat_cnn.cfg", tmp_path / "run", ov, echo=lambda _: None)

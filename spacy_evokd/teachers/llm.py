@@ -11,14 +11,16 @@ ours (``spacy_evokd.OpenAICompatible.v1``) gets real chat turns, token usage and
 cache; any other spacy-llm callable gets the chat as one transcript prompt, with tokens
 estimated from characters (and marked as estimated).
 """
+import json
 import logging
+import math
 from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ..parsing import parse_generation, parse_labels
-from .base import Analysis, Labelled, Message, Proposal, Usage, WeaknessReport
+from .base import Analysis, Labelled, Message, Proposal, Sample, Usage, WeaknessReport
 
 logger = logging.getLogger("spacy_evokd.teacher")
 
@@ -101,6 +103,56 @@ class LLMTeacher:
         samples, rejected = parse_labels(answer, texts, self.task, self.labels)
         return Labelled(samples=samples, rejected=rejected, raw=answer)
 
+    def pseudo_label(self, texts: Sequence[str], k: int = 5) -> Labelled:
+        """LLKD: a label per text with the teacher's confidence (``sample.confidence_method``):
+        "logprobs" when the server returns them: the probability of the whole answer (textcat)
+        or its per-token geometric mean (ner, whose answers are long); otherwise
+        "agreement_k": the share of k sampled answers (temperature 1) that agree with the
+        majority, which is also the label kept."""
+        convs = [[{"role": "system", "content": self.render("system")},
+                  {"role": "user", "content": self.render("label", texts=[t])}] for t in texts]  # fmt: skip
+        out, rejected = [], Counter()
+        results = self._chat_many(convs, logprobs=True) if hasattr(self.model, "chat_many") else None
+        for i, text in enumerate(texts):
+            r = results[i] if results else None
+            if r is not None and r.logprobs and r.logprobs[0]:
+                samples, rej = parse_labels(r.texts[0], [text], self.task, self.labels)
+                rejected.update(rej)
+                if samples:
+                    lps = [lp for _, lp, _ in r.logprobs[0]]
+                    total = sum(lps) if self.task == "textcat" else sum(lps) / len(lps)
+                    samples[0].confidence, samples[0].confidence_method = math.exp(total), "logprobs"
+                    out.append(samples[0])
+                continue
+            answers = self._sample_answers(convs[i], k)
+            parsed = []
+            for a in answers:
+                samples, _ = parse_labels(a, [text], self.task, self.labels)
+                if samples:
+                    parsed.append(samples[0].label if self.task == "textcat" else sorted(samples[0].entities))
+            if not parsed:
+                rejected["unlabelled"] += 1
+                continue
+            majority, share = _majority(parsed)
+            sample = Sample(text, label=majority) if self.task == "textcat" else Sample(text, entities=[tuple(e) for e in majority])
+            sample.confidence, sample.confidence_method = share * len(parsed) / k, f"agreement_{k}"
+            out.append(sample)
+        return Labelled(samples=out, rejected=rejected)
+
+    def _chat_many(self, convs: List[List[Dict[str, str]]], **params: Any):
+        results = self.model.chat_many(convs, **params)
+        for r in results:
+            self._usage.add(r.usage)
+        return results
+
+    def _sample_answers(self, conv: List[Dict[str, str]], k: int) -> List[str]:
+        if hasattr(self.model, "chat"):
+            result = self.model.chat(conv, n=k, temperature=1.0)
+            self._usage.add(result.usage)
+            return result.texts
+        messages = [Message(m["role"], m["content"]) for m in conv]
+        return [self._chat(messages) for _ in range(k)]
+
     def drain_usage(self) -> Usage:
         usage, self._usage = self._usage, Usage()
         return usage
@@ -124,3 +176,11 @@ class LLMTeacher:
 
 def _judged(j) -> Dict[str, Any]:
     return {"gold": asdict(j.gold), "pred": asdict(j.pred)}
+
+
+def _majority(answers: List[Any]) -> Tuple[Any, float]:
+    """The most common answer and its share (ties: the first seen)."""
+    keys = [json.dumps(a, sort_keys=True) for a in answers]
+    counts = Counter(keys)
+    best = max(keys, key=lambda k: (counts[k], -keys.index(k)))
+    return answers[keys.index(best)], counts[best] / len(answers)

@@ -92,6 +92,28 @@ class SimulatedTeacher:
         self._log("labelled %d texts (label_noise=%.2f)", len(out), self.label_noise)
         return Labelled(samples=out, rejected=rejected)
 
+    def pseudo_label(self, texts: Sequence[str], k: int = 5) -> Labelled:
+        """LLKD pseudo-labels: k noisy draws of the pool's gold label per text; the majority is
+        the label and its share the confidence ("simulated_agreement_k", seeded per text, so a
+        rerun gives the same answers). Texts not in the pool can't be labelled."""
+        out, rejected = [], Counter()
+        for text in texts:
+            gold = self._by_text.get(text)
+            if gold is None:
+                rejected["unknown_text"] += 1
+                continue
+            rng, self._rng = self._rng, random.Random(f"{self.seed}:{text}")
+            draws = [self._noisy(gold) for _ in range(max(1, k))]
+            self._rng = rng
+            keys = [d.label if self.task == "textcat" else tuple(sorted(d.entities)) for d in draws]
+            top, n = Counter(keys).most_common(1)[0]
+            pick = draws[keys.index(top)]
+            pick.confidence, pick.confidence_method = n / len(draws), f"simulated_agreement_{len(draws)}"
+            out.append(pick)
+        self._usage.requests += 1
+        self._log("pseudo-labelled %d texts (k=%d, label_noise=%.2f)", len(out), k, self.label_noise)
+        return Labelled(samples=out, rejected=rejected)
+
     def drain_usage(self) -> Usage:
         usage, self._usage = self._usage, Usage()
         return usage

@@ -1,0 +1,225 @@
+"""LLKD sample selection (Li et al. 2024, "Learning with Less"): keep pseudo-labelled samples the
+teacher is sure of and the student is unsure of.
+
+The paper's formulas are not public (../shared/reference/papers.md §2.3); this follows its stated
+design with FreeMatch-style self-adaptive thresholds, which are our reconstruction:
+
+  for each batch B_t of the streamed pool, signal s (teacher confidence c or student uncertainty u):
+    global   tau_t    = lam * tau_{t-1}    + (1 - lam) * mean_{x in B_t} s(x)
+    by class m_t(y)   = lam * m_{t-1}(y)   + (1 - lam) * mean_{x in B_t, yhat(x) = y} s(x)
+    class threshold     tau_t(y) = tau_t * m_t(y) / max_y' m_t(y') * adjust(y)
+  keep x iff c(x) >= tau^T_t(yhat) and u(x) >= tau^S_t(yhat)       (mode "llkd")
+  weight w(x) = c(x) * u(x), rescaled to mean 1 over the kept samples of the batch, clipped to
+  [0.1, 10]: stored in doc.user_data["evokd"]["weight"] for the augmenter.
+
+Baselines: "teacher_only" (the teacher test alone), "student_only" (the student test alone),
+"fixed_ratio" (the top ``ratio`` of each batch by c * u) and "all" (every valid sample, weight 1).
+The class of a NER sentence is its most frequent entity label in the teacher's annotation ("O"
+when it has none).
+"""
+import json
+import logging
+import os
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from itertools import islice
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+
+from spacy.tokens import Doc
+
+from .teachers.base import Sample
+
+logger = logging.getLogger("spacy_evokd.selection")
+
+MODES = ("llkd", "teacher_only", "student_only", "fixed_ratio", "all")
+
+
+@dataclass
+class AdaptiveThreshold:
+    """Self-adaptive, class-wise threshold over one signal (state is JSON-serialisable so a
+    resumed selection continues with the same thresholds)."""
+
+    momentum: float = 0.9
+    adjust: Dict[str, float] = field(default_factory=dict)  # manual per-class multipliers
+    tau: Optional[float] = None
+    by_class: Dict[str, float] = field(default_factory=dict)
+
+    def update(self, values: Sequence[float], classes: Sequence[str]) -> None:
+        if not values:
+            return
+        lam = self.momentum
+        mean = sum(values) / len(values)
+        self.tau = mean if self.tau is None else lam * self.tau + (1 - lam) * mean
+        grouped: Dict[str, List[float]] = {}
+        for v, c in zip(values, classes):
+            grouped.setdefault(c, []).append(v)
+        for c, vs in grouped.items():
+            m = sum(vs) / len(vs)
+            self.by_class[c] = m if c not in self.by_class else lam * self.by_class[c] + (1 - lam) * m
+
+    def threshold(self, cls: str) -> float:
+        if self.tau is None:
+            return 0.0
+        top = max(self.by_class.values(), default=0.0)
+        ratio = self.by_class.get(cls, top) / top if top > 0 else 1.0
+        return self.tau * ratio * self.adjust.get(cls, 1.0)
+
+
+@dataclass
+class Selector:
+    mode: str = "llkd"
+    momentum: float = 0.9
+    ratio: float = 0.25
+    class_adjust: Dict[str, float] = field(default_factory=dict)
+    teacher: AdaptiveThreshold = None
+    student: AdaptiveThreshold = None
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ValueError(f"selection mode {self.mode!r}: expected one of {MODES}")
+        if not 0 < self.ratio <= 1:
+            raise ValueError(f"ratio must be in (0, 1], got {self.ratio}")
+        self.teacher = self.teacher or AdaptiveThreshold(self.momentum, dict(self.class_adjust))
+        self.student = self.student or AdaptiveThreshold(self.momentum, dict(self.class_adjust))
+
+    def state(self) -> Dict[str, Any]:
+        return {"teacher": asdict(self.teacher), "student": asdict(self.student)}
+
+    def restore(self, state: Dict[str, Any]) -> None:
+        self.teacher = AdaptiveThreshold(**state["teacher"])
+        self.student = AdaptiveThreshold(**state["student"])
+
+    def select(self, conf: Sequence[float], unc: Sequence[float], classes: Sequence[str]) -> List[Tuple[int, float]]:
+        """(index, weight) of the kept samples of one batch; thresholds are updated with the
+        batch first, as in FreeMatch."""
+        n = len(conf)
+        if self.mode == "all":
+            return [(i, 1.0) for i in range(n)]
+        if self.mode == "fixed_ratio":
+            k = max(1, round(n * self.ratio)) if n else 0
+            order = sorted(range(n), key=lambda i: -conf[i] * unc[i])[:k]
+            return _weights(sorted(order), conf, unc)
+        self.teacher.update(conf, classes)
+        self.student.update(unc, classes)
+        kept = []
+        for i in range(n):
+            ok_t = conf[i] >= self.teacher.threshold(classes[i])
+            ok_s = unc[i] >= self.student.threshold(classes[i])
+            if (self.mode == "llkd" and ok_t and ok_s) or (self.mode == "teacher_only" and ok_t) or (
+                self.mode == "student_only" and ok_s
+            ):
+                kept.append(i)
+        return _weights(kept, conf, unc)
+
+
+def _weights(kept: List[int], conf: Sequence[float], unc: Sequence[float]) -> List[Tuple[int, float]]:
+    raw = [max(conf[i] * unc[i], 1e-6) for i in kept]
+    mean = sum(raw) / len(raw) if raw else 1.0
+    return [(i, min(10.0, max(0.1, r / mean))) for i, r in zip(kept, raw)]
+
+
+def sample_class(sample: Sample, task: str) -> str:
+    if task == "textcat":
+        return sample.label or "?"
+    counts = Counter(l for _, _, l in sample.entities or [])
+    return sorted(counts, key=lambda l: (-counts[l], l))[0] if counts else "O"
+
+
+def stream_texts(path: Path, batch_size: int) -> Iterator[List[str]]:
+    """Batches of texts from a JSONL pool ({"text"} or {"tokens"}), read lazily: memory does
+    not grow with the pool."""
+    from .data import DataError, read_jsonl
+
+    def texts():
+        for lineno, obj in read_jsonl(path):
+            if isinstance(obj.get("text"), str) and obj["text"].strip():
+                yield obj["text"]
+            elif isinstance(obj.get("tokens"), list) and obj["tokens"]:
+                yield " ".join(obj["tokens"])
+            else:
+                raise DataError(f"{path}:{lineno}: expected a \"text\" string or a \"tokens\" list")
+
+    it = texts()
+    while True:
+        batch = list(islice(it, batch_size))
+        if not batch:
+            return
+        yield batch
+
+
+def run_selection(config_path: Path, pool: Path, student_path: Path, output_dir: Path,
+                  overrides: Optional[Dict[str, Any]] = None, teacher: Optional[Path] = None,
+                  mode: str = "llkd", batch_size: int = 32, k_samples: int = 5, momentum: float = 0.9,
+                  ratio: float = 0.25, echo: Callable[[str], None] = print) -> Dict[str, Any]:  # fmt: skip
+    """Pseudo-label ``pool`` with the configured teacher, score it with the student, keep what
+    the selector keeps. Output: OUTPUT_DIR/selected_NNNN.spacy + .json per batch (committed by the
+    JSON, as loop rounds are), so a rerun continues after the last committed batch."""
+    import spacy
+
+    from . import student as student_mod
+    from .cache import ResponseCache, UsageLedger
+    from .config import load_config, resolve_evokd
+    from .data import read_docbin, write_docbin
+    from .uncertainty import student_uncertainty
+    from .validation import Validator, normalise
+
+    config = load_config(config_path, overrides or {}, teacher=teacher)
+    settings, teacher_obj = resolve_evokd(config)
+    if not hasattr(teacher_obj, "pseudo_label"):
+        raise ValueError(f"teacher {teacher_obj.name} can't pseudo-label")
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    cache, ledger = ResponseCache(out / "cache.sqlite"), UsageLedger(out / "cache.sqlite")
+    if hasattr(teacher_obj, "cache"):
+        teacher_obj.cache = cache
+    nlp = student_mod.load(student_path)
+    paths = config.interpolate()["paths"]
+    blocked = [d.text for key in ("dev", "test") if paths.get(key) for d in read_docbin(paths[key], nlp.vocab)]
+    validator = Validator(spacy.blank(config["nlp"]["lang"]), settings.task, settings.labels,
+                          max_chars=settings.max_chars, blocked_texts=blocked)  # fmt: skip
+    selector = Selector(mode=mode, momentum=momentum, ratio=ratio)
+    prefix = "[evokd select | simulated teacher]" if teacher_obj.simulated else "[evokd select]"
+    seen: set = set()
+    totals = Counter()
+    for b, texts in enumerate(stream_texts(Path(pool), batch_size)):
+        record_path = out / f"selected_{b:04d}.json"
+        if record_path.exists():  # committed earlier: restore state, skip the work
+            rec = json.loads(record_path.read_text(encoding="utf8"))
+            selector.restore(rec["thresholds"])
+            seen |= {normalise(t) for t in rec["texts"]}
+            totals.update({"pool": len(texts), "valid": rec["valid"], "kept": rec["kept"]})
+            continue
+        labelled = teacher_obj.pseudo_label(texts, k=k_samples)
+        ledger.record(round=b + 1, step="pseudo_label", model=teacher_obj.name, usage=teacher_obj.drain_usage())
+        docs, rejected = validator.validate(labelled.samples, seen)
+        rejected.update(labelled.rejected)
+        conf = [d.user_data["evokd"]["confidence"] or 0.0 for d in docs]
+        unc = student_uncertainty(nlp, [d.text for d in docs], settings.task)
+        by_text = {s.text.strip(): s for s in labelled.samples}
+        classes = [sample_class(by_text[d.text], settings.task) for d in docs]
+        kept = selector.select(conf, unc, classes)
+        chosen: List[Doc] = []
+        for i, w in kept:
+            d = docs[i]
+            d.user_data["evokd"].update({"weight": round(w, 4), "student_uncertainty": round(unc[i], 4),
+                                         "selection": mode, "batch": b})  # fmt: skip
+            chosen.append(d)
+        write_docbin(chosen, out / f"selected_{b:04d}.spacy")
+        usage = ledger.totals(round=b + 1)
+        rec = {
+            "batch": b, "pool": len(texts), "valid": len(docs), "kept": len(chosen), "rejected": dict(rejected),
+            "methods": dict(Counter(d.user_data["evokd"]["confidence_method"] for d in docs)),
+            "thresholds": selector.state(), "usage": usage.to_dict(), "texts": [d.text for d in docs],
+        }  # fmt: skip
+        tmp = record_path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(rec, ensure_ascii=False, indent=1), encoding="utf8")
+        os.replace(tmp, record_path)
+        totals.update({"pool": len(texts), "valid": len(docs), "kept": len(chosen)})
+        run_usage = ledger.totals()
+        echo(f"{prefix} batch {b}: {len(texts)} texts, {len(docs)} valid, kept {len(chosen)} "
+             f"(run: {totals['kept']}/{totals['pool']}) | tokens {run_usage.total_tokens:,}, cost ${run_usage.cost:.4f}")
+    summary = {"mode": mode, **totals, "usage": ledger.totals().to_dict(), "simulated": teacher_obj.simulated}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf8")
+    echo(f"{prefix} done: kept {totals['kept']} of {totals['pool']} pool texts -> {out}")
+    return summary

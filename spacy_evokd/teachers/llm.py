@@ -91,7 +91,8 @@ class LLMTeacher:
     def propose(self, analysis: Analysis, n_hard: int, n_easy: int, with_labels: bool = False) -> Proposal:
         prompt = self.render("generate", n_hard=n_hard, n_easy=n_easy, with_labels=with_labels)
         answer = self._chat(analysis.conversation + [Message("user", prompt)])
-        samples, rejected = parse_generation(answer, self.task, self.labels, with_labels, n_hard, n_easy)
+        shown = "\n".join(m.content for m in analysis.conversation if m.role != "assistant") + "\n" + prompt
+        samples, rejected = parse_generation(answer, self.task, self.labels, with_labels, n_hard, n_easy, prompt=shown)
         logger.info("proposed %d samples (parse rejections: %s)", len(samples), dict(rejected) or "none")
         return Proposal(samples=samples, rejected=rejected, raw=answer)
 

@@ -47,7 +47,8 @@ class FakeOpenAIServer:
                 length = int(self.headers.get("Content-Length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
                 with server.lock:
-                    server.requests.append({"path": self.path, "body": body, "headers": {k.lower(): v for k, v in self.headers.items()}})
+                    server.requests.append({"path": self.path, "body": body, "time": time.monotonic(),
+                                            "headers": {k.lower(): v for k, v in self.headers.items()}})
                     fault = server.faults.pop(0) if server.faults else None
                     server.in_flight += 1
                     server.max_in_flight = max(server.max_in_flight, server.in_flight)

@@ -205,3 +205,40 @@ def test_two_rounds_with_llm_teacher_on_local_server(corpus, tmp_path, task, mon
         if path.is_file():
             assert key.encode() not in path.read_bytes(), path
     assert key not in caplog.text and key not in "\n".join(lines)
+
+
+def test_teacher_outage_stops_with_a_clear_message_and_resumes(corpus, tmp_path):
+    """The server starts failing after round 1 is committed: the run stops with one clear line,
+    round 1 stays committed, and the same command finishes the run once the server is back.
+    The report of the finished run names no key either."""
+    from spacy_evokd.config import load_config
+    from spacy_evokd.models.openai_compatible import TeacherRequestError
+    from spacy_evokd.report import write_report
+    from .responder import PoolResponder
+    from .server import FakeOpenAIServer
+
+    cfg = ROOT / "configs/textcat_cnn.cfg"
+    labels = load_config(cfg, {})["evokd"]["labels"]
+    with FakeOpenAIServer(PoolResponder(ROOT / "assets/demo/textcat/train.jsonl", "textcat", labels)) as server:
+        ov = overrides(corpus, "textcat", **{
+            "evokd.teacher.model.base_url": server.base_url, "evokd.teacher.model.name": "test-llm",
+            "evokd.teacher.model.api_key_env": None, "evokd.teacher.model.backoff": 0.01,
+            "evokd.teacher.model.max_retries": 2,
+        })  # fmt: skip
+
+        def echo(line):
+            if "round 1/2: accepted" in line:
+                server.fail(*[("status", 503)] * 50)
+
+        teacher = ROOT / "configs/teachers/local_server.cfg"
+        with pytest.raises(TeacherRequestError, match=r"request failed after 3 attempts \(HTTP 503"):
+            evolve(cfg, tmp_path / "run", ov, teacher=teacher, echo=echo)
+        assert (tmp_path / "run/rounds/round_001.json").exists()
+        assert not (tmp_path / "run/rounds/round_002.json").exists()
+        server.faults.clear()
+        lines = []
+        evolve(cfg, tmp_path / "run", ov, teacher=teacher, echo=lines.append)
+    assert "resuming after round 1" in lines[0]
+    check_run(tmp_path / "run", "textcat", 2)
+    report = write_report(tmp_path / "run")
+    assert "Simulated teacher" not in report.read_text() and "test-llm" in report.read_text()

@@ -154,3 +154,37 @@ def test_spacy_llm_component_uses_the_registered_model():
         doc = nlp("I want a refund for my order")
     assert doc.cats["billing"] == 1.0 and doc.cats["shipping"] == 0.0
     assert llm_registry.llm_models.get("spacy_evokd.OpenAICompatible.v1") is not None
+
+
+@pytest.mark.parametrize("fault", [
+    ("status", 429),  # no Retry-After: our own backoff
+    ("status", 502),
+    ("status", 503, {"Retry-After": "0"}),
+    ("reset",),  # connection closed without an answer
+    ("sleep", 1.5),  # longer than the 0.5 s timeout: a read timeout
+], ids=["429-no-retry-after", "502", "503", "connection-reset", "read-timeout"])
+def test_transient_faults_are_retried(fault):
+    with FakeOpenAIServer(echo) as server:
+        server.fail(fault, fault)
+        result = make(server, timeout=0.5).chat([{"role": "user", "content": "x"}])
+    assert result.texts == ["echo: x"] and len(server.requests) == 3
+
+
+def test_slow_answer_within_timeout_is_not_retried():
+    with FakeOpenAIServer(echo) as server:
+        server.fail(("sleep", 0.4))
+        result = make(server, timeout=5).chat([{"role": "user", "content": "x"}])
+    assert result.texts == ["echo: x"] and len(server.requests) == 1
+
+
+def test_rate_limit_holds_under_concurrency():
+    """3 requests per (shortened) window, 8 threads: no window ever sees more than 3 starts."""
+    with FakeOpenAIServer(echo) as server:
+        model = make(server, concurrency=8)
+        model._limiter = RateLimiter(requests_per_minute=3, tokens_per_minute=None, window=0.5)
+        model.chat_many([[{"role": "user", "content": str(i)}] for i in range(9)])
+        times = sorted(r["time"] for r in server.requests)
+    assert len(times) == 9
+    assert times[-1] - times[0] >= 1.0  # 9 requests at 3 per 0.5 s need at least two full windows
+    for i in range(len(times) - 3):
+        assert times[i + 3] - times[i] >= 0.45  # the 4th start is a window after the 1st (small clock slack)

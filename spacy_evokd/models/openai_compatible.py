@@ -38,12 +38,15 @@ class TeacherRequestError(RuntimeError):
 
 
 class RateLimiter:
-    """Sliding 60-second window over requests and tokens; ``acquire`` blocks until both fit."""
+    """Sliding window (60 s: limits are per minute) over requests and tokens; ``acquire`` blocks
+    until both fit."""
 
-    def __init__(self, requests_per_minute: Optional[int], tokens_per_minute: Optional[int], clock=time.monotonic):
+    def __init__(self, requests_per_minute: Optional[int], tokens_per_minute: Optional[int], clock=time.monotonic,
+                 window: float = 60.0):  # fmt: skip
         self.rpm = requests_per_minute
         self.tpm = tokens_per_minute
         self.clock = clock
+        self.window = window
         self.events: deque = deque()  # (time, tokens)
         self.lock = threading.Lock()
 
@@ -55,7 +58,7 @@ class RateLimiter:
         while True:
             with self.lock:
                 now = self.clock()
-                while self.events and now - self.events[0][0] >= 60.0:
+                while self.events and now - self.events[0][0] >= self.window:
                     self.events.popleft()
                 used = sum(t for _, t in self.events)
                 fits_r = not self.rpm or len(self.events) < self.rpm
@@ -63,7 +66,7 @@ class RateLimiter:
                 if fits_r and fits_t:
                     self.events.append((now, tokens))
                     return
-                wait = 60.0 - (now - self.events[0][0]) if self.events else 0.05
+                wait = self.window - (now - self.events[0][0]) if self.events else 0.05
             time.sleep(max(0.01, min(wait, 1.0)))
 
 

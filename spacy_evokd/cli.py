@@ -1,6 +1,6 @@
 """`python -m spacy_evokd ...` (also installed as `spacy-evokd`).
 
-Commands: evolve (the EvoKD loop), select (LLKD selection from an unlabelled pool), convert
+Commands: evolve (the EvoKD loop), estimate (its expected teacher tokens and cost), select (LLKD selection from an unlabelled pool), convert
 (JSONL -> DocBin), seed (k-shot sample), evaluate (a student on gold data), report (Markdown +
 plots of a run). Known errors print one line and exit 1; no traceback.
 """
@@ -90,6 +90,31 @@ def select(
                       mode=mode, batch_size=batch_size, k_samples=k_samples, momentum=momentum, ratio=ratio)  # fmt: skip
     except _known_errors() + (ValueError,) as e:
         _fail(str(e))
+
+
+@app.command(context_settings=_CTX)
+def estimate(
+    ctx: typer.Context,
+    config: Path = typer.Argument(..., help="student config with an [evokd] section"),
+    teacher: Optional[Path] = typer.Option(None, "--teacher", "-t", help="file whose [evokd.teacher] replaces the config's"),
+):
+    """Expected teacher tokens and cost of the configured run, before starting it."""
+    from spacy.cli._util import parse_config_overrides
+
+    from .estimate import estimate as run
+
+    try:
+        est = run(config, parse_config_overrides(ctx.args), teacher=teacher)
+    except _known_errors() as e:
+        _fail(str(e))
+    if est["simulated"]:
+        typer.echo(f"{est['teacher']}: simulated, no LLM calls: 0 tokens, $0")
+        return
+    r, t = est["per_round"], est["total"]
+    typer.echo(f"teacher {est['teacher']}, {est['rounds']} rounds (estimate, ~4 characters per token)")
+    typer.echo(f"  per round: {r['requests']} requests, {r['prompt_tokens']:,} prompt + {r['completion_tokens']:,} "
+               f"completion tokens, ${r['cost']:.4f}")
+    typer.echo(f"  run:       {t['requests']} requests, {t['total_tokens']:,} tokens, ${t['cost']:.4f}")
 
 
 @app.command()

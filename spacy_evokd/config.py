@@ -38,6 +38,8 @@ class EvokdSettings:
     patience: int = 0  # stop after this many rounds without dev gain (0 = off)
     max_tokens: int = 0  # teacher token budget for the run (0 = unlimited)
     max_cost: float = 0.0  # teacher cost budget in USD (0 = unlimited)
+    max_tokens_per_round: int = 0  # the same per round (0 = unlimited); all checked before each request
+    max_cost_per_round: float = 0.0
     max_examples_shown: int = 8
     max_chars: int = 1000
     seed: int = 0

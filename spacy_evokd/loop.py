@@ -32,7 +32,7 @@ from . import student, weakness
 from .cache import ResponseCache, UsageLedger
 from .config import EvokdSettings, load_config, resolve_evokd
 from .data import DataError, doc_to_gold_sample, read_docbin, write_docbin
-from .teachers.base import Judged, Sample, Teacher, Usage
+from .teachers.base import BudgetExceeded, Judged, Sample, Teacher, Usage
 from .validation import Validator, normalise
 
 logger = logging.getLogger("spacy_evokd.loop")
@@ -347,27 +347,36 @@ class EvoKDLoop:
         history = self._history(n)
         analyses, candidates, rejected = [], [], Counter()
         stopped_by = None
-        for i in range(s.analyses_per_round):
-            stopped_by = self._budget_hit(n)
-            if stopped_by:
-                break
-            shown = weakness.window(report, i, s.max_examples_shown, s.show_correct)
-            analysis = self.teacher.analyse(shown, history + [f"Round {n}: {a}" for a in analyses])
-            self._book(n, "analysis")
-            analyses.append(analysis.text)
-            proposal = self.teacher.propose(analysis, s.n_hard, s.n_easy, with_labels=not s.separate_labelling)
-            self._book(n, "generate")
-            rejected.update(proposal.rejected)
-            if s.separate_labelling and proposal.samples:
-                labelled = self.teacher.label([p.text for p in proposal.samples])
-                self._book(n, "label")
-                rejected.update(labelled.rejected)
-                intents = {p.text: p.intent for p in proposal.samples}
-                for sample in labelled.samples:
-                    sample.intent = intents.get(sample.text)
-                candidates += labelled.samples
-            else:
-                candidates += proposal.samples
+        if hasattr(self.teacher, "budget"):
+            self.teacher.budget = lambda pending: self._check_budget(n, pending)
+        step = "analysis"
+        try:
+            for i in range(s.analyses_per_round):
+                shown = weakness.window(report, i, s.max_examples_shown, s.show_correct)
+                step = "analysis"
+                analysis = self.teacher.analyse(shown, history + [f"Round {n}: {a}" for a in analyses])
+                self._book(n, step)
+                analyses.append(analysis.text)
+                step = "generate"
+                proposal = self.teacher.propose(analysis, s.n_hard, s.n_easy, with_labels=not s.separate_labelling)
+                self._book(n, step)
+                rejected.update(proposal.rejected)
+                if s.separate_labelling and proposal.samples:
+                    step = "label"
+                    labelled = self.teacher.label([p.text for p in proposal.samples])
+                    self._book(n, step)
+                    rejected.update(labelled.rejected)
+                    intents = {p.text: p.intent for p in proposal.samples}
+                    for sample in labelled.samples:
+                        sample.intent = intents.get(sample.text)
+                    candidates += labelled.samples
+                else:
+                    candidates += proposal.samples
+        except BudgetExceeded as e:
+            # what was generated and labelled so far is kept; the run stops after this round
+            self._book(n, step)
+            stopped_by = str(e)
+            self.progress(f"round {n}: {stopped_by}; keeping the {len(candidates)} samples labelled so far")
         t_teacher = time.time() - t0
         seen = {normalise(t) for t in seen_texts}
         docs, invalid = self.validator.validate(candidates, seen)
@@ -377,6 +386,8 @@ class EvoKDLoop:
         generated = len(docs) + sum(rejected.values())
         if not docs:
             self.progress(f"round {n}: no valid samples (rejected: {dict(rejected)})")
+            if stopped_by:  # nothing to train on: the round is not committed
+                return stopped_by
         # evaluate student N-1 on the new batch before training on it: next round's feedback
         prev_nlp = student.load(self.state.model_path(n - 1) / "model-best")
         batch_scores, batch_judged = student.evaluate(prev_nlp, docs, s.task, s.labels) if docs else (None, [])
@@ -412,8 +423,20 @@ class EvoKDLoop:
         )
         return stopped_by
 
-    def _budget_hit(self, n: int) -> Optional[str]:
-        return self._should_stop(n) if (self.settings.max_tokens or self.settings.max_cost) else None
+    def _check_budget(self, n: int, pending: Usage) -> None:
+        """Before each teacher request: booked usage + what the current step used so far."""
+        s = self.settings
+        run, rnd = self.ledger.totals(), self.ledger.totals(round=n)
+        run.add(pending)
+        rnd.add(pending)
+        for limit, used, what in (
+            (s.max_tokens, run.total_tokens, "max_tokens"), (s.max_tokens_per_round, rnd.total_tokens, "max_tokens_per_round"),
+        ):  # fmt: skip
+            if limit and used >= limit:
+                raise BudgetExceeded(f"token budget reached ({what}={limit}, used {used})")
+        for limit, used, what in ((s.max_cost, run.cost, "max_cost"), (s.max_cost_per_round, rnd.cost, "max_cost_per_round")):
+            if limit and used >= limit:
+                raise BudgetExceeded(f"cost budget reached ({what}={limit}, spent {used:.4f})")
 
     def _book(self, n: int, step: str) -> None:
         self.ledger.record(round=n, step=step, model=self.teacher.name, usage=self.teacher.drain_usage())

@@ -242,3 +242,56 @@ def test_teacher_outage_stops_with_a_clear_message_and_resumes(corpus, tmp_path)
     check_run(tmp_path / "run", "textcat", 2)
     report = write_report(tmp_path / "run")
     assert "Simulated teacher" not in report.read_text() and "test-llm" in report.read_text()
+
+
+@pytest.mark.parametrize("budget", ["evokd.max_tokens", "evokd.max_cost_per_round"])
+def test_budget_stops_before_the_request_that_would_exceed_it(corpus, tmp_path, budget):
+    from spacy_evokd.cache import UsageLedger
+    from spacy_evokd.config import load_config
+    from .responder import PoolResponder
+    from .server import FakeOpenAIServer
+
+    cfg = ROOT / "configs/textcat_cnn.cfg"
+    labels = load_config(cfg, {})["evokd"]["labels"]
+    limit = 4000 if budget == "evokd.max_tokens" else 0.004  # ~ 4000 tokens at $1 per million
+    with FakeOpenAIServer(PoolResponder(ROOT / "assets/demo/textcat/train.jsonl", "textcat", labels)) as server:
+        ov = overrides(corpus, "textcat", **{
+            "evokd.teacher.model.base_url": server.base_url, "evokd.teacher.model.name": "test-llm",
+            "evokd.teacher.model.api_key_env": None, "evokd.teacher.model.price_input_per_mtok": 1.0,
+            "evokd.teacher.model.price_output_per_mtok": 1.0, "evokd.rounds": 3, "evokd.analyses_per_round": 3,
+            budget: limit,
+        })  # fmt: skip
+        lines = []
+        result = evolve(cfg, tmp_path / "run", ov, teacher=ROOT / "configs/teachers/local_server.cfg", echo=lines.append)
+        n_requests = len(server.requests)
+    which = budget.split(".")[1]
+    assert which in result["stopped_by"] and "budget reached" in result["stopped_by"]
+    assert any(which in l for l in lines[-2:])
+    ledger = UsageLedger(tmp_path / "run/cache.sqlite")
+    assert ledger.totals().requests == n_requests  # every request is booked
+    recs = [json.loads(p.read_text()) for p in sorted((tmp_path / "run/rounds").glob("*.json"))]
+    assert recs[-1]["stopped_by"] and which in recs[-1]["stopped_by"]
+    # checked before each request: the overshoot is at most the last request's usage
+    per_request = max(r["usage"]["total_tokens"] / max(1, r["usage"]["requests"]) for r in recs[1:]) * 3
+    spent = [r["usage"]["total_tokens"] for r in recs[1:]] if budget == "evokd.max_cost_per_round" else [ledger.totals().total_tokens]
+    assert all(s < 4000 + per_request for s in spent)
+
+
+def test_estimate_command(corpus):
+    args = [sys.executable, "-m", "spacy_evokd", "estimate", str(ROOT / "configs/textcat_cnn.cfg"),
+            "--paths.train", str(corpus / "textcat/seed.spacy")]  # fmt: skip
+    sim = subprocess.run(args, capture_output=True, text=True)
+    assert sim.returncode == 0 and "simulated, no LLM calls: 0 tokens" in sim.stdout
+    llm = args + ["--teacher", str(ROOT / "configs/teachers/openai.cfg")]
+    from spacy_evokd.estimate import estimate
+
+    os.environ.setdefault("OPENAI_API_KEY", "sk-test-not-used")  # the model is built, never called
+    two = estimate(ROOT / "configs/textcat_cnn.cfg", {"paths.train": str(corpus / "textcat/seed.spacy"),
+                   "evokd.rounds": 2}, teacher=ROOT / "configs/teachers/openai.cfg")  # fmt: skip
+    four = estimate(ROOT / "configs/textcat_cnn.cfg", {"paths.train": str(corpus / "textcat/seed.spacy"),
+                    "evokd.rounds": 4}, teacher=ROOT / "configs/teachers/openai.cfg")  # fmt: skip
+    assert two["per_round"]["requests"] == 4 * 3 and two["per_round"]["total_tokens"] > 1000
+    assert four["total"]["total_tokens"] == 2 * two["total"]["total_tokens"]
+    assert four["total"]["cost"] == pytest.approx(2 * two["total"]["cost"]) and two["total"]["cost"] > 0
+    proc = subprocess.run(llm, capture_output=True, text=True, env=dict(os.environ))
+    assert proc.returncode == 0 and "per round: 12 requests" in proc.stdout

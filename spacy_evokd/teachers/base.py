@@ -19,6 +19,11 @@ TASKS = ("textcat", "ner")
 CharSpan = Tuple[int, int, str]
 
 
+class BudgetExceeded(RuntimeError):
+    """Raised by a teacher's budget hook before a request that the run can't afford; the message
+    says which budget."""
+
+
 @dataclass
 class Sample:
     """One labelled (or to-be-labelled) text.

@@ -17,7 +17,7 @@ import math
 from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..parsing import parse_generation, parse_labels
 from .base import Analysis, Labelled, Message, Proposal, Sample, Usage, WeaknessReport
@@ -57,6 +57,12 @@ class LLMTeacher:
             except jinja2.TemplateNotFound:
                 raise ValueError(f"prompt template {fname} not found in {dirs}") from None
         self._usage = Usage()
+        # the loop's budget check, called before every request (raises BudgetExceeded)
+        self.budget: Optional[Callable[[Usage], None]] = None
+
+    def _before_request(self) -> None:
+        if self.budget is not None:
+            self.budget(self._usage)
 
     # the loop hands us its response cache; our model uses it when it can
     @property
@@ -141,6 +147,7 @@ class LLMTeacher:
         return Labelled(samples=out, rejected=rejected)
 
     def _chat_many(self, convs: List[List[Dict[str, str]]], **params: Any):
+        self._before_request()
         results = self.model.chat_many(convs, **params)
         for r in results:
             self._usage.add(r.usage)
@@ -148,6 +155,7 @@ class LLMTeacher:
 
     def _sample_answers(self, conv: List[Dict[str, str]], k: int) -> List[str]:
         if hasattr(self.model, "chat"):
+            self._before_request()
             result = self.model.chat(conv, n=k, temperature=1.0)
             self._usage.add(result.usage)
             return result.texts
@@ -162,6 +170,7 @@ class LLMTeacher:
 
     def _chat(self, messages: List[Message]) -> str:
         payload = [{"role": m.role, "content": m.content} for m in messages]
+        self._before_request()
         if hasattr(self.model, "chat"):
             result = self.model.chat(payload)
             self._usage.add(result.usage)

@@ -55,8 +55,9 @@ def _read(path: Path, overrides: Dict[str, Any]) -> Config:
         raise ConfigError(f"{path}: config file not found")
     try:
         return Config().from_disk(path, overrides=overrides, interpolate=False)
-    except Exception as e:  # confection's errors are long; keep the first line and the file
-        raise ConfigError(f"{path}: {str(e).strip().splitlines()[0]}") from None
+    except Exception as e:  # confection's errors span many lines: one line with what matters
+        lines = [l.strip() for l in str(e).splitlines() if l.strip() and not l.startswith("Make sure")]
+        raise ConfigError(f"{path}: {'; '.join(lines)[:300]}") from None
 
 
 def load_config(path: Path, overrides: Dict[str, Any], teacher: Optional[Path] = None) -> Config:

@@ -205,6 +205,11 @@ def test_two_rounds_with_llm_teacher_on_local_server(corpus, tmp_path, task, mon
         if path.is_file():
             assert key.encode() not in path.read_bytes(), path
     assert key not in caplog.text and key not in "\n".join(lines)
+    from spacy_evokd.report import write_report
+
+    report_dir = write_report(tmp_path / "run").parent
+    for path in report_dir.iterdir():
+        assert key.encode() not in path.read_bytes(), path
 
 
 def test_teacher_outage_stops_with_a_clear_message_and_resumes(corpus, tmp_path):
@@ -295,3 +300,30 @@ def test_estimate_command(corpus):
     assert four["total"]["cost"] == pytest.approx(2 * two["total"]["cost"]) and two["total"]["cost"] > 0
     proc = subprocess.run(llm, capture_output=True, text=True, env=dict(os.environ))
     assert proc.returncode == 0 and "per round: 12 requests" in proc.stdout
+
+
+def test_cli_errors_are_one_line_without_traceback(corpus, tmp_path):
+    """Missing teacher section, unreachable base_url, malformed seed file: one line, exit 1."""
+    cfg = tmp_path / "no_teacher.cfg"
+    text = (ROOT / "configs/textcat_cnn.cfg").read_text()
+    start = text.index("\n[evokd.teacher]")
+    cfg.write_text(text[:start] + text[text.index("\n[nlp]"):])
+    base = [sys.executable, "-m", "spacy_evokd", "evolve"]
+    ov = [f"--{k}={v}" for k, v in overrides(corpus, "textcat").items()]
+    cases = [
+        (base + [str(cfg), str(tmp_path / "a")] + ov, "no [evokd.teacher] block"),
+        (base + [str(ROOT / "configs/textcat_cnn.cfg"), str(tmp_path / "b"), "--teacher",
+                 str(ROOT / "configs/teachers/local_server.cfg"), "--evokd.teacher.model.base_url=http://127.0.0.1:9/v1",
+                 "--evokd.teacher.model.max_retries=1", "--evokd.teacher.model.backoff=0.01"] + ov,
+         "http://127.0.0.1:9/v1: request failed after 2 attempts (APIConnectionError"),
+    ]  # fmt: skip
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "fine", "label": "billing"}\n{"text": "broken", \n')
+    cases.append(([sys.executable, "-m", "spacy_evokd", "convert", str(bad), str(tmp_path / "x.spacy"), "--task", "textcat"],
+                  "bad.jsonl:2: invalid JSON"))
+    for cmd, message in cases:
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        assert proc.returncode == 1, proc.stderr[-1500:]
+        assert message in proc.stderr and "Traceback" not in proc.stderr
+        # retries are logged as they happen; the error itself is the one last line
+        assert proc.stderr.strip().splitlines()[-1].startswith("✘ ") and proc.stderr.count("✘") == 1

@@ -80,14 +80,18 @@ class SimulatedTeacher:
         self._log("proposed %d hard + %d easy pool samples", n_hard, n_easy)
         return Proposal(samples=samples)
 
-    def label(self, texts: Sequence[str]) -> Labelled:
-        out, rejected = [], Counter()
+    def _golds(self, texts: Sequence[str], rejected: Counter) -> Iterable[Sample]:
+        """The pool's gold sample per text; texts not in the pool are counted (unknown_text)."""
         for text in texts:
             gold = self._by_text.get(text)
             if gold is None:
                 rejected["unknown_text"] += 1
-                continue
-            out.append(self._noisy(gold))
+            else:
+                yield gold
+
+    def label(self, texts: Sequence[str]) -> Labelled:
+        rejected = Counter()
+        out = [self._noisy(gold) for gold in self._golds(texts, rejected)]
         self._usage.requests += 1
         self._log("labelled %d texts (label_noise=%.2f)", len(out), self.label_noise)
         return Labelled(samples=out, rejected=rejected)
@@ -97,12 +101,8 @@ class SimulatedTeacher:
         the label and its share the confidence ("simulated_agreement_k", seeded per text, so a
         rerun gives the same answers). Texts not in the pool can't be labelled."""
         out, rejected = [], Counter()
-        for text in texts:
-            gold = self._by_text.get(text)
-            if gold is None:
-                rejected["unknown_text"] += 1
-                continue
-            rng, self._rng = self._rng, random.Random(f"{self.seed}:{text}")
+        for gold in self._golds(texts, rejected):
+            rng, self._rng = self._rng, random.Random(f"{self.seed}:{gold.text}")
             draws = [self._noisy(gold) for _ in range(max(1, k))]
             self._rng = rng
             keys = [d.label if self.task == "textcat" else tuple(sorted(d.entities)) for d in draws]

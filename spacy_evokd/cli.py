@@ -6,7 +6,6 @@ plots of a run). Known errors print one line and exit 1; no traceback.
 """
 import json
 import logging
-import sys
 from pathlib import Path
 from typing import List, Optional
 

@@ -21,7 +21,7 @@ import random
 import shutil
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
@@ -30,16 +30,12 @@ from spacy.tokens import Doc
 
 from . import student, weakness
 from .cache import ResponseCache, UsageLedger
-from .config import EvokdSettings, load_config, resolve_evokd
-from .data import DataError, doc_to_gold_sample, read_docbin, write_docbin
+from .config import load_config, resolve_evokd
+from .data import DataError, read_docbin, write_docbin
 from .teachers.base import BudgetExceeded, Judged, Sample, Teacher, Usage
 from .validation import Validator, normalise
 
 logger = logging.getLogger("spacy_evokd.loop")
-
-
-class RunStopped(Exception):
-    """A budget was reached; the message says which."""
 
 
 @dataclass

@@ -1,5 +1,4 @@
 """spacy_evokd.evolving_augmenter.v1: unit behaviour and inside a real `spacy train`."""
-import json
 import subprocess
 import sys
 from pathlib import Path

@@ -1,5 +1,4 @@
 """The SQLite response cache and usage ledger: keys, two processes at once, a kill mid-write."""
-import json
 import signal
 import sqlite3
 import subprocess

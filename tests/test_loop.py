@@ -168,7 +168,7 @@ def test_two_rounds_with_llm_teacher_on_local_server(corpus, tmp_path, task, mon
     """The real LLMTeacher, prompts, OpenAICompatible transport, parser and validator, against the
     local test server answering from the demo pool like a sloppy LLM. A recognisable fake key is
     used and must appear nowhere."""
-    from spacy_evokd.config import resolve_evokd, load_config
+    from spacy_evokd.config import load_config
     from .responder import PoolResponder
     from .server import FakeOpenAIServer
 

@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import spacy
 
 from spacy_evokd.data import read_docbin
 from spacy_evokd.selection import AdaptiveThreshold, Selector, sample_class, stream_texts

@@ -10,7 +10,7 @@ import logging
 import random
 from collections import Counter
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence
+from typing import Dict, Iterable, List, Sequence
 
 from ..data import load_samples
 from .base import Analysis, Labelled, Proposal, Sample, Usage, WeaknessReport

@@ -1,28 +1,80 @@
-"""Run the benchmarks that exist so far, each printing its table and writing bench/results/*.json.
+"""All benchmarks, one after the other; each prints its table and writes bench/results/<name>.json.
 
-    bin/bench            # or: python bench/run.py [--quick]
+    bin/bench [--quick] [--data-dir ../shared/datasets] [--only transport,tokens,warm,cost,targeting]
 
---quick scales the work down (fewer prompts, rounds) and says so.
+The timing-sensitive ones (transport, warm start, student cost) run first and alone; the
+targeting benchmark (many loop runs, two at a time) runs last. The full suite takes about 75
+minutes on 2 cores, --quick about 10; what --quick scales down is printed.
+Results of finished loop runs are kept in bench/results/runs/: a rerun reuses them.
 """
 import argparse
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
-import token_efficiency  # noqa: E402
-import transport  # noqa: E402
+import bench_data  # noqa: E402
+import runs  # noqa: E402
+
+ALL = ("transport", "tokens", "warm", "cost", "targeting")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="about 10 minutes: fewer data sets, seeds, rounds, texts")
+    p.add_argument("--data-dir", type=Path, default=bench_data.default_dir(), help="default: ../shared/datasets")
+    p.add_argument("--only", default=",".join(ALL), help=f"comma-separated subset of {','.join(ALL)}")
+    p.add_argument("--out", type=Path, default=ROOT / "bench/results")
+    a = p.parse_args()
+    only = [x for x in a.only.split(",") if x]
+    unknown = sorted(set(only) - set(ALL))
+    if unknown:
+        p.error(f"unknown benchmark {unknown[0]!r}; choose from {','.join(ALL)}")
+    needs_data = {"warm", "cost", "targeting"} & set(only)
+    if needs_data and (a.data_dir is None or not Path(a.data_dir).is_dir()):
+        p.error(f"{', '.join(sorted(needs_data))} need the real data sets: pass --data-dir (../shared/datasets not found)")
+    out = a.out
+    out.mkdir(parents=True, exist_ok=True)
+    q = a.quick
+    if q:
+        print("--quick: transport 32 prompts (not 128); token efficiency 2 rounds (not 3); warm start on emotion only, "
+              "3 rounds (not emotion+conll04, 6); student cost on 500 texts (not 2,000); targeting on emotion and "
+              "conll04 only, 1-shot, 1 seed, 4 rounds, pool 1,000, dev/test 300, full-shot 200 steps "
+              "(not 4 data sets, 1- and 5-shot, 3 seeds, 8 rounds, pool 2,000, dev/test 500, 1,000 steps)\n")
+    t0 = time.time()
+    if "transport" in only:
+        import transport
+
+        transport.main(32 if q else 128, 0.2, out / "transport.json")
+        print()
+    if "tokens" in only:
+        import token_efficiency
+
+        for task in ("textcat", "ner"):
+            token_efficiency.main(task, 2 if q else 3, out / f"tokens_{task}.json")
+            print()
+    sizes = {"pool": 1000, "dev": 300, "test": 300} if q else {"pool": 2000, "dev": 500, "test": 500}
+    if "warm" in only:
+        import warm_start
+
+        warm_start.main(a.data_dir, out, ["emotion"] if q else ["emotion", "conll04"], 3 if q else 6, 400, [100] if q else [100, 200], sizes)
+        print()
+    if "cost" in only:
+        import student_cost
+
+        student_cost.main(a.data_dir, out, 500 if q else 2000, sizes)
+        print()
+    if "targeting" in only:
+        import targeting
+
+        scale = runs.Scale(rounds=4 if q else 8, analyses_per_round=2, n_hard=4, n_easy=4, max_steps=200, warm_start_steps=100)
+        names = ["emotion", "conll04"] if q else ["emotion", "sst2", "conll2003", "conll04"]
+        targeting.main(a.data_dir, out, names, [1] if q else [1, 5], [0] if q else [0, 1, 2], scale, sizes,
+                       200 if q else 1000)  # fmt: skip
+    print(f"\nbenchmarks done in {(time.time() - t0) / 60:.1f} min; results in {out}")
+
 
 if __name__ == "__main__":
-    p = argparse.ArgumentParser()
-    p.add_argument("--quick", action="store_true")
-    quick = p.parse_args().quick
-    out = ROOT / "bench/results"
-    if quick:
-        print("--quick: transport with 32 prompts (not 128); token efficiency with 2 rounds (not 3)\n")
-    transport.main(32 if quick else 128, 0.2, out / "transport.json")
-    print()
-    for task in ("textcat", "ner"):
-        token_efficiency.main(task, 2 if quick else 3, out / f"tokens_{task}.json")
-        print()
+    main()

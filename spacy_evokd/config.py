@@ -35,6 +35,7 @@ class EvokdSettings:
     history_replay: float = 1.0  # fraction of earlier rounds' samples replayed in training
     extra_train: str = ""  # DocBin or folder of DocBins (e.g. an LLKD selection) added to every round's training
     warm_start: bool = True
+    warm_start_steps: int = 0  # training.max_steps of a warm-started round (0 = the same as a cold one)
     patience: int = 0  # stop after this many rounds without dev gain (0 = off)
     max_tokens: int = 0  # teacher token budget for the run (0 = unlimited)
     max_cost: float = 0.0  # teacher cost budget in USD (0 = unlimited)

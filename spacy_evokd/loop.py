@@ -340,6 +340,8 @@ class EvoKDLoop:
         seen_texts = self._seen_texts(n)
         if hasattr(self.teacher, "begin_round"):
             self.teacher.begin_round(n, seen_texts)
+        if hasattr(self.teacher, "see_student"):  # pool-sampling baselines (bench/); LLM teachers never see it
+            self.teacher.see_student(self.state.model_path(n - 1) / "model-best")
         history = self._history(n)
         analyses, candidates, rejected = [], [], Counter()
         stopped_by = None
@@ -385,17 +387,21 @@ class EvoKDLoop:
             if stopped_by:  # nothing to train on: the round is not committed
                 return stopped_by
         # evaluate student N-1 on the new batch before training on it: next round's feedback
+        t_eval = time.time()
         prev_nlp = student.load(self.state.model_path(n - 1) / "model-best")
         batch_scores, batch_judged = student.evaluate(prev_nlp, docs, s.task, s.labels) if docs else (None, [])
-        t1 = time.time()
+        t_eval = time.time() - t_eval
         work = self.state.work_dir / f"round_{n:03d}"
         train_docs = self.seed_docs + self.extra_docs + docs + self._replay(n)
         write_docbin(train_docs, work / "train.spacy")
         warm = self.state.model_path(n - 1) / "model-best" if s.warm_start else None
+        t1 = time.time()
         model = student.train(self.config, work / "train.spacy", self._dev_path(), work / "model",
-                              warm_start_from=warm, gpu_id=s.gpu_id)
+                              warm_start_from=warm, max_steps=s.warm_start_steps if warm else None, gpu_id=s.gpu_id)
         t_train = time.time() - t1
+        t2 = time.time()
         dev, _ = student.evaluate(student.load(model), self.dev_docs, s.task, s.labels)
+        t_eval += time.time() - t2
         usage = self.ledger.totals(round=n)
         per_label = Counter()
         for d in docs:
@@ -405,7 +411,8 @@ class EvoKDLoop:
             analyses=analyses, generated=generated, accepted=len(docs), rejected=dict(rejected),
             accepted_per_label=dict(per_label), usage=usage.to_dict(), batch_scores=batch_scores, dev=dev,
             feedback=self._feedback(batch_judged) if docs else prev["feedback"], train_size=len(train_docs),
-            seconds={"teacher": round(t_teacher, 2), "train": round(t_train, 2), "total": round(time.time() - t0, 2)},
+            seconds={"teacher": round(t_teacher, 2), "train": round(t_train, 2), "eval": round(t_eval, 2),
+                     "total": round(time.time() - t0, 2)},
             stopped_by=stopped_by,
         )  # fmt: skip
         self.state.commit(n, record, docs, work / "model")

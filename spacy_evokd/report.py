@@ -76,6 +76,21 @@ def _plots(recs: List[Dict], out: Path, metric: str) -> Dict[str, str]:
     ax.set(xlabel="round", ylabel="samples", title="Accepted and rejected samples")
     ax.legend(fontsize="x-small")
     plots["rejections"] = _save(fig, out / "rejections.png")
+
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    prompt = [r["usage"]["prompt_tokens"] for r in recs]
+    ax.bar(rounds, prompt, label="prompt tokens", color="tab:blue")
+    ax.bar(rounds, [r["usage"]["completion_tokens"] for r in recs], bottom=prompt, label="completion tokens", color="tab:orange")
+    ax.set(xlabel="round", ylabel="teacher tokens", title="Teacher tokens and cost" + ("" if key else " (simulated: none)"))
+    cost = ax.twinx()
+    cum, total = [], 0.0
+    for r in recs:
+        total += r["usage"]["cost"]
+        cum.append(total)
+    cost.plot(rounds, cum, color="black", marker=".", label="cumulative cost")
+    cost.set_ylabel("cumulative cost (USD)")
+    ax.legend(fontsize="small", loc="upper left")
+    plots["tokens"] = _save(fig, out / "tokens_cost.png")
     return plots
 
 
@@ -113,7 +128,8 @@ def write_report(run_dir: Path) -> Path:
         lines.append(f"| {r['round']} | {r['accepted']} | {sum(r['rejected'].values())} | {r['usage']['total_tokens']:,} "
                      f"| ${r['usage']['cost']:.4f} | {batch} | {r['dev']['score']:.3f} |")
     lines += ["", f"![dev score]({plots['score']})", "", f"![per-label F1]({plots['per_label']})", "",
-              f"![samples per label]({plots['per_label_samples']})", "", f"![rejections]({plots['rejections']})", ""]
+              f"![samples per label]({plots['per_label_samples']})", "", f"![rejections]({plots['rejections']})", "",
+              f"![tokens and cost]({plots['tokens']})", ""]
     reasons = {}
     for r in recs:
         for k, v in r["rejected"].items():

@@ -47,12 +47,17 @@ def resolve_transformer_name(name: str) -> str:
     return str(path)
 
 
-def student_config(base_config, warm_start_from: Optional[Path] = None):
+def student_config(base_config, warm_start_from: Optional[Path] = None, max_steps: Optional[int] = None):
     """The config `spacy train` gets for one round: the base config without the loop's
     [evokd] section (so trained students never reference the teacher), with every component
-    sourced from ``warm_start_from`` when given."""
+    sourced from ``warm_start_from`` when given, and ``max_steps`` replacing training.max_steps."""
     cfg = base_config.copy()
     cfg.pop("evokd", None)
+    if max_steps:
+        # spaCy evaluates (and saves model-best) every eval_frequency steps: a round shorter
+        # than that would keep its first checkpoint as the best
+        freq = min(cfg["training"].get("eval_frequency", max_steps), max_steps)
+        cfg["training"] = dict(cfg["training"], max_steps=max_steps, eval_frequency=freq)
     if "transformer" in cfg.get("paths", {}) and cfg["paths"]["transformer"]:
         cfg["paths"]["transformer"] = resolve_transformer_name(cfg["paths"]["transformer"])
     if warm_start_from is not None:
@@ -68,6 +73,7 @@ def train(
     output_dir: Path,
     *,
     warm_start_from: Optional[Path] = None,
+    max_steps: Optional[int] = None,
     gpu_id: int = -1,
 ) -> Path:
     """Train a student and return the path of its best model (on dev).
@@ -77,7 +83,7 @@ def train(
     """
     output_dir.mkdir(parents=True, exist_ok=True)
     cfg_path = output_dir / "config.cfg"
-    cfg = student_config(config, warm_start_from)
+    cfg = student_config(config, warm_start_from, max_steps)
     cfg.to_disk(cfg_path)
     cmd = [
         sys.executable, "-m", "spacy", "train", str(cfg_path),

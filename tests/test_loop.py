@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import spacy
+from confection import Config
 
 from spacy_evokd.config import ConfigError
 from spacy_evokd.data import DataError, read_docbin
@@ -82,8 +83,14 @@ def check_run(out: Path, task: str, rounds: int):
 @pytest.mark.parametrize("task", ["textcat", "ner"])
 def test_two_rounds_with_simulated_teacher(corpus, tmp_path, task):
     lines = []
-    result = evolve(ROOT / f"configs/{task}_cnn.cfg", tmp_path / "run", overrides(corpus, task), echo=lines.append)
+    ov = overrides(corpus, task, **{"evokd.warm_start_steps": 6})
+    result = evolve(ROOT / f"configs/{task}_cnn.cfg", tmp_path / "run", ov, echo=lines.append)
     recs = check_run(tmp_path / "run", task, 2)
+    # the seed round trains training.max_steps; warm-started rounds train warm_start_steps
+    training = [Config().from_disk(tmp_path / f"run/models/round_{n:03d}/config.cfg")["training"] for n in range(3)]
+    assert [t["max_steps"] for t in training] == [FAST["training.max_steps"], 6, 6]
+    assert [t["eval_frequency"] for t in training] == [FAST["training.eval_frequency"], 6, 6]  # else model-best = step 0
+    assert all(set(r["seconds"]) == {"teacher", "train", "eval", "total"} for r in recs[1:])
     assert all(r["simulated"] for r in recs) and all(l.startswith("[evokd | simulated teacher]") for l in lines)
     assert any("round 2/2: accepted" in l and "dev" in l for l in lines)
     assert result["best_dev"] == max(r["dev"]["score"] for r in recs)
@@ -247,6 +254,13 @@ def test_teacher_outage_stops_with_a_clear_message_and_resumes(corpus, tmp_path)
     check_run(tmp_path / "run", "textcat", 2)
     report = write_report(tmp_path / "run")
     assert "Simulated teacher" not in report.read_text() and "test-llm" in report.read_text()
+    # the report's token figures are the ledger's, and the tokens/cost plot is drawn
+    from spacy_evokd.cache import UsageLedger
+
+    totals = UsageLedger(tmp_path / "run/cache.sqlite").totals()
+    assert totals.prompt_tokens > 0
+    assert f"{totals.prompt_tokens:,} prompt + {totals.completion_tokens:,} completion tokens" in report.read_text()
+    assert (report.parent / "tokens_cost.png").stat().st_size > 1000
 
 
 @pytest.mark.parametrize("budget", ["evokd.max_tokens", "evokd.max_cost_per_round"])

@@ -29,7 +29,7 @@ def test_project_all_workflow(tmp_path):
         report = (proj / "training" / task / "report" / "report.md").read_text()
         assert "Simulated teacher" in report and "| 1 |" in report
         assert all((proj / "training" / task / "report" / f"{p}.png").stat().st_size > 1000
-                   for p in ("dev_score", "per_label_f1", "samples_per_label", "rejections"))
+                   for p in ("dev_score", "per_label_f1", "samples_per_label", "rejections", "tokens_cost"))
     wheels = sorted(p.name for p in (proj / "packages").rglob("*.whl"))
     assert any(w.startswith("en_evokd_textcat-0.1.0") for w in wheels)
     assert any(w.startswith("en_evokd_ner-0.1.0") for w in wheels)

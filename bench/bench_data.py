@@ -1,0 +1,70 @@
+"""Real benchmark data for the benchmarks: a fixed pool, dev and test subset per data set.
+
+The data sets are not ours to ship: they are read from a directory (default ../shared/datasets,
+see its README) holding <name>/{train,dev,test}.jsonl as `{"text","label"}` or
+`{"tokens","tags"}` lines. Subsets are drawn once with random.Random(0), so every strategy and
+seed of a benchmark sees the same pool, dev and test texts.
+"""
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Optional
+
+ROOT = Path(__file__).parent.parent
+TASKS = {"emotion": "textcat", "sst2": "textcat", "conll2003": "ner", "conll04": "ner"}
+
+
+def default_dir() -> Optional[Path]:
+    path = ROOT.parent / "shared" / "datasets"
+    return path if path.is_dir() else None
+
+
+@dataclass
+class Prepared:
+    name: str
+    tag: str  # name + subset sizes
+    task: str
+    labels: List[str]
+    pool: Path  # JSONL subset of train: what teachers and baselines draw from
+    train: Path  # DocBin of the whole train split (the full-shot student)
+    dev: Path  # DocBin subset
+    test: Path  # DocBin subset
+    sizes: dict
+
+
+def _lines(path: Path) -> List[str]:
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: missing (the benchmark data directory needs <name>/train|dev|test.jsonl)")
+    return [l for l in path.read_text(encoding="utf8").splitlines() if l.strip()]
+
+
+def _subset(lines: List[str], n: int) -> List[str]:
+    if n <= 0 or n >= len(lines):
+        return lines
+    keep = sorted(random.Random(0).sample(range(len(lines)), n))
+    return [lines[i] for i in keep]
+
+
+def prepare(data_dir: Path, name: str, work: Path, pool_size: int, dev_size: int, test_size: int) -> Prepared:
+    """Write the pool JSONL and the train/dev/test DocBins of one data set into ``work/name``."""
+    import spacy
+
+    from spacy_evokd.data import infer_labels, jsonl_to_docs, load_samples, write_docbin
+
+    task = TASKS[name]
+    tag = f"{name}_p{pool_size}_d{dev_size}_t{test_size}"  # a subset per size: quick and full runs never mix
+    src, out = Path(data_dir) / name, Path(work) / tag
+    out.mkdir(parents=True, exist_ok=True)
+    splits = {s: _lines(src / f"{s}.jsonl") for s in ("train", "dev", "test")}
+    chosen = {"pool": _subset(splits["train"], pool_size), "train": splits["train"],
+              "dev": _subset(splits["dev"], dev_size), "test": _subset(splits["test"], test_size)}  # fmt: skip
+    for split, lines in chosen.items():
+        (out / f"{split}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf8")
+    labels = infer_labels(load_samples(out / "train.jsonl", task), task)
+    nlp = spacy.blank("en")
+    for split in ("train", "dev", "test"):
+        target = out / f"{split}.spacy"
+        if not target.exists():  # NER keeps the data set's own tokens
+            write_docbin(jsonl_to_docs(out / f"{split}.jsonl", task, nlp, labels), target)
+    return Prepared(name, tag, task, labels, out / "pool.jsonl", out / "train.spacy", out / "dev.spacy", out / "test.spacy",
+                    {k: len(v) for k, v in chosen.items()})  # fmt: skip

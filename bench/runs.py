@@ -1,0 +1,153 @@
+"""One benchmark loop run on real data: config, seed, run, per-round dev and test scores.
+
+Shared by the targeting, full-shot and warm-start benchmarks. Every run goes through the
+product's own EvoKDLoop and `spacy train` subprocesses; only the teacher block and the scale differ.
+"""
+import json
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Dict, Optional
+
+import baselines  # noqa: F401  (registers the pool-sampling baselines)
+from bench_data import Prepared
+
+ROOT = Path(__file__).parent.parent
+STRATEGIES = {
+    "evokd": "spacy_evokd.SimulatedTeacher.v1",  # weakness targeting
+    "random": "spacy_evokd_bench.RandomPoolTeacher.v1",
+    "entropy": "spacy_evokd_bench.EntropyPoolTeacher.v1",
+}
+
+
+@dataclass(frozen=True)
+class Scale:
+    rounds: int
+    analyses_per_round: int  # samples per round = analyses_per_round * (n_hard + n_easy)
+    n_hard: int
+    n_easy: int
+    max_steps: int  # training steps of the seed round (and of every round trained from scratch)
+    warm_start_steps: int  # training steps of a warm-started round (0 = max_steps)
+
+    @property
+    def per_round(self) -> int:
+        return self.analyses_per_round * (self.n_hard + self.n_easy)
+
+
+def config_for(prep: Prepared, strategy: str, seed_path: Path, seed: int, scale: Scale, warm_start: bool = True):
+    from spacy_evokd.config import load_config
+
+    overrides = {
+        "paths.train": str(seed_path), "paths.dev": str(prep.dev), "paths.test": str(prep.test),
+        "paths.pool": str(prep.pool), "system.seed": seed, "evokd.labels": prep.labels,
+        "evokd.rounds": scale.rounds, "evokd.analyses_per_round": scale.analyses_per_round,
+        "evokd.n_hard": scale.n_hard, "evokd.n_easy": scale.n_easy, "evokd.warm_start": warm_start,
+        "evokd.warm_start_steps": scale.warm_start_steps, "training.max_steps": scale.max_steps,
+        "training.eval_frequency": max(1, scale.max_steps // 2),
+    }  # fmt: skip
+    config = load_config(ROOT / f"configs/{prep.task}_cnn.cfg", overrides)
+    config["evokd"]["task_description"] = prep.name
+    config["evokd"]["label_definitions"] = {}  # the demo's definitions don't apply; simulated teachers ignore them
+    config["evokd"]["teacher"] = {"@misc": STRATEGIES[strategy], "pool": str(prep.pool), "task": prep.task,
+                                  "labels": prep.labels, "seed": seed}  # fmt: skip
+    return config
+
+
+def write_seed(prep: Prepared, k: int, seed: int, path: Path) -> int:
+    """k-shot seed drawn from the pool (its texts are then never drawn again)."""
+    import spacy
+
+    from spacy_evokd.data import jsonl_to_docs, kshot, load_samples, write_docbin
+
+    lines = [l for l in prep.pool.read_text(encoding="utf8").splitlines() if l.strip()]
+    idx = kshot(load_samples(prep.pool, prep.task, prep.labels), prep.task, prep.labels, k, seed)
+    src = path.with_suffix(".jsonl")
+    src.write_text("\n".join(lines[i] for i in idx) + "\n", encoding="utf8")
+    write_docbin(jsonl_to_docs(src, prep.task, spacy.blank("en"), prep.labels), path)
+    return len(idx)
+
+
+@dataclass
+class RunResult:
+    name: str
+    dataset: str
+    strategy: str
+    k: int
+    seed: int
+    warm_start: bool
+    dev: list  # main metric per round (round 0 = seed only)
+    test: list
+    accepted: list
+    seconds: list  # per round: the record's teacher/train/eval/total
+    wall: float  # the whole run, seed round included
+
+
+def run_loop(prep: Prepared, strategy: str, k: int, seed: int, scale: Scale, cache_dir: Path,
+             warm_start: bool = True, test_every_round: bool = True) -> Dict:
+    """Run (or reuse the cached result of) one loop; the run directory is deleted afterwards."""
+    name = f"{prep.tag}-{strategy}-k{k}-s{seed}-{'warm' if warm_start else 'cold'}-" + \
+           f"r{scale.rounds}x{scale.per_round}-st{scale.max_steps}-{scale.warm_start_steps}"  # fmt: skip
+    cached = cache_dir / f"{name}.json"
+    if cached.exists():
+        return json.loads(cached.read_text())
+    import spacy
+
+    from spacy_evokd import student
+    from spacy_evokd.data import read_docbin
+    from spacy_evokd.loop import EvoKDLoop
+
+    tmp = Path(tempfile.mkdtemp(prefix="evokd-bench-"))
+    try:
+        write_seed(prep, k, seed, tmp / "seed.spacy")
+        config = config_for(prep, strategy, tmp / "seed.spacy", seed, scale, warm_start)
+        t0 = time.time()
+        EvoKDLoop(config, tmp / "run", echo=lambda _: None).run()
+        wall = time.time() - t0
+        recs = [json.loads(p.read_text()) for p in sorted((tmp / "run/rounds").glob("round_*.json"))]
+        test = []
+        if test_every_round:
+            nlp0 = spacy.blank("en")
+            gold = read_docbin(prep.test, nlp0.vocab)
+            for r in recs:
+                nlp = student.load(tmp / f"run/models/round_{r['round']:03d}/model-best")
+                test.append(student.evaluate(nlp, gold, prep.task, prep.labels)[0]["score"])
+        result = RunResult(name, prep.name, strategy, k, seed, warm_start, [r["dev"]["score"] for r in recs], test,
+                           [r["accepted"] for r in recs], [r["seconds"] for r in recs], wall)  # fmt: skip
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    cached.write_text(json.dumps(asdict(result), indent=1))
+    return asdict(result)
+
+
+def full_shot(prep: Prepared, steps: int, cache_dir: Path) -> Dict:
+    """The student trained on the whole train split (the upper bound of bench 2)."""
+    name = f"{prep.tag}-fullshot-st{steps}"
+    cached = cache_dir / f"{name}.json"
+    if cached.exists():
+        return json.loads(cached.read_text())
+    import spacy
+
+    from spacy_evokd import student
+    from spacy_evokd.data import read_docbin
+
+    tmp = Path(tempfile.mkdtemp(prefix="evokd-bench-"))
+    try:
+        config = config_for(prep, "evokd", prep.train, 0, Scale(0, 1, 1, 1, steps, 0))
+        # batches of 1,000 words from the first step (the configs compound up from 100, which
+        # suits a few hundred docs): `steps` then covers several epochs of a real train split
+        config["training"]["batcher"]["size"] = 1000
+        t0 = time.time()
+        model = student.train(config, prep.train, prep.dev, tmp / "model")
+        wall = time.time() - t0
+        gold = {s: read_docbin(p, spacy.blank("en").vocab) for s, p in (("dev", prep.dev), ("test", prep.test))}
+        nlp = student.load(model)
+        scores = {s: student.evaluate(nlp, docs, prep.task, prep.labels)[0]["score"] for s, docs in gold.items()}
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    result = {"name": name, "dataset": prep.name, "train_docs": prep.sizes["train"], "steps": steps, "wall": wall, **scores}
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    cached.write_text(json.dumps(result, indent=1))
+    return result

@@ -9,7 +9,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict
 
 import baselines  # noqa: F401  (registers the pool-sampling baselines)
 from bench_data import Prepared

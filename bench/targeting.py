@@ -86,8 +86,9 @@ def main(data_dir: Path, out: Path, names: Sequence[str], shots: Sequence[int], 
           f"full-shot: {full_steps} steps of 1,000 words on the whole train split; seeds {list(seeds)}, shots {list(shots)}")
     preps = {n: bench_data.prepare(data_dir, n, work, sizes["pool"], sizes["dev"], sizes["test"]) for n in names}
     jobs = [("full", (preps[n], full_steps, cache)) for n in names]
+    # seed-major: an interrupted suite has every data set and shot at the first seeds (reruns reuse runs/)
     jobs += [("loop", (preps[n], strategy, k, seed, scale, cache))
-             for n in names for k in shots for seed in seeds for strategy in runs.STRATEGIES]  # fmt: skip
+             for seed in seeds for n in names for k in shots for strategy in runs.STRATEGIES]  # fmt: skip
     t0 = time.time()
     done: List[Dict] = []
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:

@@ -139,6 +139,8 @@ def full_shot(prep: Prepared, steps: int, cache_dir: Path) -> Dict:
         # batches of 1,000 words from the first step (the configs compound up from 100, which
         # suits a few hundred docs): `steps` then covers several epochs of a real train split
         config["training"]["batcher"]["size"] = 1000
+        # train every step: the configs' patience (200) would stop before the second evaluation
+        config["training"]["patience"] = 0
         t0 = time.time()
         model = student.train(config, prep.train, prep.dev, tmp / "model")
         wall = time.time() - t0

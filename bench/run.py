@@ -3,7 +3,7 @@
     bin/bench [--quick] [--data-dir ../shared/datasets] [--only transport,tokens,warm,cost,targeting]
 
 The timing-sensitive ones (transport, warm start, student cost) run first and alone; the
-targeting benchmark (many loop runs, two at a time) runs last. The full suite takes about 75
+targeting benchmark (many loop runs, two at a time) runs last. The full suite takes about 80
 minutes on 2 cores, --quick about 10; what --quick scales down is printed.
 Results of finished loop runs are kept in bench/results/runs/: a rerun reuses them.
 """

@@ -42,24 +42,10 @@ def make_openai_compatible(
     price_input_per_mtok / price_output_per_mtok (float): USD per million tokens, for cost.
     context_length (int): exposed for spacy-llm's sharding.
     """
+    args = dict(locals())  # first statement: exactly the parameters above, which the class takes too
     from .models.openai_compatible import OpenAICompatible
 
-    return OpenAICompatible(
-        name=name,
-        base_url=base_url,
-        api_key_env=api_key_env,
-        config=dict(config),
-        concurrency=concurrency,
-        max_retries=max_retries,
-        backoff=backoff,
-        max_backoff=max_backoff,
-        timeout=timeout,
-        requests_per_minute=requests_per_minute,
-        tokens_per_minute=tokens_per_minute,
-        price_input_per_mtok=price_input_per_mtok,
-        price_output_per_mtok=price_output_per_mtok,
-        context_length=context_length,
-    )
+    return OpenAICompatible(**dict(args, config=dict(config)))
 
 
 @registry.misc("spacy_evokd.LLMTeacher.v1")

@@ -77,4 +77,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from spacy_evokd.data import DataError
+
+    try:
+        main()
+    except (FileNotFoundError, DataError) as e:  # a missing or malformed data set file: one line
+        sys.exit(f"✘ {e}")

@@ -6,7 +6,7 @@ see its README) holding <name>/{train,dev,test}.jsonl as `{"text","label"}` or
 seed of a benchmark sees the same pool, dev and test texts.
 """
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional
 
@@ -30,6 +30,8 @@ class Prepared:
     dev: Path  # DocBin subset
     test: Path  # DocBin subset
     sizes: dict
+    description: str = ""  # shown to LLM teachers ([evokd] task_description)
+    definitions: dict = field(default_factory=dict)  # label -> one line, for LLM teachers
 
 
 def _lines(path: Path) -> List[str]:
@@ -45,14 +47,27 @@ def _subset(lines: List[str], n: int) -> List[str]:
     return [lines[i] for i in keep]
 
 
-def prepare(data_dir: Path, name: str, work: Path, pool_size: int, dev_size: int, test_size: int) -> Prepared:
+def prepare_demo(demo_dir: Path, task: str, work: Path) -> Prepared:
+    """The shipped demo set of ``task`` (whole splits), with the task description and label
+    definitions of configs/<task>_cnn.cfg."""
+    from confection import Config
+
+    section = Config().from_disk(ROOT / f"configs/{task}_cnn.cfg", interpolate=False)["evokd"]
+    prep = prepare(Path(demo_dir), task, work, 0, 0, 0, task=task, name_prefix="demo_")
+    prep.description = section.get("task_description", "")
+    prep.definitions = dict(section.get("label_definitions", {}))
+    return prep
+
+
+def prepare(data_dir: Path, name: str, work: Path, pool_size: int, dev_size: int, test_size: int,
+            task: Optional[str] = None, name_prefix: str = "") -> Prepared:  # fmt: skip
     """Write the pool JSONL and the train/dev/test DocBins of one data set into ``work/name``."""
     import spacy
 
     from spacy_evokd.data import infer_labels, jsonl_to_docs, load_samples, write_docbin
 
-    task = TASKS[name]
-    tag = f"{name}_p{pool_size}_d{dev_size}_t{test_size}"  # a subset per size: quick and full runs never mix
+    task = task or TASKS[name]
+    tag = f"{name_prefix}{name}_p{pool_size}_d{dev_size}_t{test_size}"  # a subset per size: quick and full runs never mix
     src, out = Path(data_dir) / name, Path(work) / tag
     out.mkdir(parents=True, exist_ok=True)
     splits = {s: _lines(src / f"{s}.jsonl") for s in ("train", "dev", "test")}
@@ -66,5 +81,5 @@ def prepare(data_dir: Path, name: str, work: Path, pool_size: int, dev_size: int
         target = out / f"{split}.spacy"
         if not target.exists():  # NER keeps the data set's own tokens
             write_docbin(jsonl_to_docs(out / f"{split}.jsonl", task, nlp, labels), target)
-    return Prepared(name, tag, task, labels, out / "pool.jsonl", out / "train.spacy", out / "dev.spacy", out / "test.spacy",
+    return Prepared(name_prefix + name, tag, task, labels, out / "pool.jsonl", out / "train.spacy", out / "dev.spacy", out / "test.spacy",
                     {k: len(v) for k, v in chosen.items()})  # fmt: skip

@@ -1,6 +1,7 @@
 """All benchmarks, one after the other; each prints its table and writes bench/results/<name>.json.
 
     bin/bench [--quick] [--data-dir ../shared/datasets] [--only transport,tokens,warm,cost,targeting]
+    bin/bench --only real [--quick] [--real-seeds 0,1]     (opt-in: the real local LLM teacher)
 
 The timing-sensitive ones (transport, warm start, student cost) run first and alone; the
 targeting benchmark (many loop runs, two at a time) runs last. The full suite takes about 80
@@ -19,6 +20,7 @@ import bench_data  # noqa: E402
 import runs  # noqa: E402
 
 ALL = ("transport", "tokens", "warm", "cost", "targeting")
+OPT_IN = ("real",)  # hours on 2 cores, needs the llama.cpp server and GGUF (`spacy project run llm-install`...)
 
 
 def main() -> None:
@@ -27,14 +29,20 @@ def main() -> None:
     p.add_argument("--data-dir", type=Path, default=bench_data.default_dir(), help="default: ../shared/datasets")
     p.add_argument("--only", default=",".join(ALL), help=f"comma-separated subset of {','.join(ALL)}")
     p.add_argument("--out", type=Path, default=ROOT / "bench/results")
+    p.add_argument("--real-seeds", default="0,1", help="seeds of the real-teacher benchmark")
+    p.add_argument("--real-sets", default="emotion,conll04", help="real data sets of the real-teacher benchmark (besides the demo sets)")
+    p.add_argument("--real-tokens", type=int, default=6000, help="teacher tokens per round, every LLM arm")
+    p.add_argument("--real-threads", type=int, default=1, help="llama-server threads (2 only on an otherwise idle machine)")
     a = p.parse_args()
     only = [x for x in a.only.split(",") if x]
-    unknown = sorted(set(only) - set(ALL))
+    unknown = sorted(set(only) - set(ALL) - set(OPT_IN))
     if unknown:
-        p.error(f"unknown benchmark {unknown[0]!r}; choose from {','.join(ALL)}")
+        p.error(f"unknown benchmark {unknown[0]!r}; choose from {','.join(ALL + OPT_IN)}")
     needs_data = {"warm", "cost", "targeting"} & set(only)
-    if needs_data and (a.data_dir is None or not Path(a.data_dir).is_dir()):
+    if needs_data and a.data_dir is None:
         p.error(f"{', '.join(sorted(needs_data))} need the real data sets: pass --data-dir (../shared/datasets not found)")
+    if needs_data and not Path(a.data_dir).is_dir():
+        p.error(f"{', '.join(sorted(needs_data))} need the real data sets: --data-dir {a.data_dir} is not a directory")
     out = a.out
     out.mkdir(parents=True, exist_ok=True)
     q = a.quick
@@ -73,6 +81,12 @@ def main() -> None:
         names = ["emotion", "conll04"] if q else ["emotion", "sst2", "conll2003", "conll04"]
         targeting.main(a.data_dir, out, names, [1] if q else [1, 5], [0] if q else [0, 1, 2], scale, sizes,
                        200 if q else 1000)  # fmt: skip
+    if "real" in only:
+        import real_teacher
+
+        real_teacher.main(a.data_dir, out, real_teacher.Settings.make(
+            quick=q, seeds=[int(x) for x in a.real_seeds.split(",") if x], real_sets=[x for x in a.real_sets.split(",") if x],
+            tokens_per_round=a.real_tokens, threads=a.real_threads))
     print(f"\nbenchmarks done in {(time.time() - t0) / 60:.1f} min; results in {out}")
 
 

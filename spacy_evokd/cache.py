@@ -8,6 +8,9 @@ The cache is content-addressed: the key is a SHA-256 over the model name, the re
 and the full messages, so a changed prompt, temperature or model never returns a stale answer.
 Neither table stores API keys or headers: callers pass only model name, body parameters and
 messages (models/openai_compatible.py keeps the key out of ``params``).
+Answers are untrusted text: a lone surrogate (which UTF-8 can't encode) in a stored value is
+replaced by U+FFFD (untrusted.storable) instead of failing the write. The transport already makes
+answers storable, so this is the last line of defence, not the usual path.
 
 The ledger books the usage of every answer the loop used, per round and step. An answer served
 from the cache is booked with its original token counts and cost (and ``cached`` = 1), so a run
@@ -23,6 +26,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Union
 
 from .teachers.base import Usage
+from .untrusted import storable
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS responses (
@@ -69,7 +73,8 @@ class _SQLite:
 def make_key(model: str, params: Dict[str, Any], messages: List[Dict[str, str]]) -> str:
     """Stable key over everything that determines an answer."""
     blob = json.dumps({"model": model, "params": params, "messages": messages}, sort_keys=True, ensure_ascii=False)
-    return hashlib.sha256(blob.encode("utf8")).hexdigest()
+    # surrogatepass: a lone surrogate in a message must not crash the run (valid text: plain UTF-8)
+    return hashlib.sha256(blob.encode("utf8", "surrogatepass")).hexdigest()
 
 
 class ResponseCache(_SQLite):
@@ -82,7 +87,7 @@ class ResponseCache(_SQLite):
         with self._connect() as con:
             con.execute(
                 "INSERT OR REPLACE INTO responses (key, model, value, created) VALUES (?, ?, ?, ?)",
-                (key, model, json.dumps(value, ensure_ascii=False), time.time()),
+                (key, model, storable(json.dumps(value, ensure_ascii=False)), time.time()),
             )
 
     def __len__(self) -> int:

@@ -11,7 +11,8 @@ from typing import List, Optional
 
 import typer
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+# no rich markup: it would eat the square brackets of "[evokd]" and "[evokd.teacher]" in help texts
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, rich_markup_mode=None)
 
 _CTX = {"allow_extra_args": True, "ignore_unknown_options": True}
 
@@ -24,9 +25,10 @@ def _fail(msg: str) -> None:
 def _known_errors():
     from .config import ConfigError
     from .data import DataError
+    from .run_files import RunDirError
     from .student import StudentTrainingError
 
-    errors = [ConfigError, DataError, StudentTrainingError]
+    errors = [ConfigError, DataError, RunDirError, StudentTrainingError]
     try:
         from .models.openai_compatible import TeacherRequestError
 
@@ -34,6 +36,15 @@ def _known_errors():
     except ImportError:  # optional: only needed with an LLM teacher
         pass
     return tuple(errors)
+
+
+def _write(docs, path: Path) -> None:
+    from .data import write_docbin
+
+    try:
+        write_docbin(docs, path)
+    except OSError as e:  # a directory in the way, a read-only folder
+        _fail(f"{path}: can't write the DocBin ({e.strerror or e})")
 
 
 def _labels(labels: Optional[str]) -> Optional[List[str]]:
@@ -48,6 +59,9 @@ def evolve(
     teacher: Optional[Path] = typer.Option(None, "--teacher", "-t", help="file whose [evokd.teacher] replaces the config's"),
     gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU for student training (-1: CPU)"),
     verbose: bool = typer.Option(False, "--verbose", "-V", help="log teacher calls"),
+    skip_teacher_check: bool = typer.Option(False, "--skip-teacher-check",
+                                            help="don't GET the teacher server's /models before the run "
+                                                 "(the same as --evokd.check_teacher false)"),
 ):
     """Run the EvoKD loop. Extra `--section.key value` arguments override the config."""
     from spacy.cli._util import parse_config_overrides
@@ -58,6 +72,8 @@ def evolve(
     overrides = parse_config_overrides(ctx.args)
     if gpu_id >= 0:
         overrides["evokd.gpu_id"] = gpu_id
+    if skip_teacher_check:
+        overrides["evokd.check_teacher"] = False
     try:
         run(config, output_dir, overrides, teacher=teacher)
     except _known_errors() as e:
@@ -77,6 +93,8 @@ def select(
     k_samples: int = typer.Option(5, "--k", help="sampled answers per text when the server gives no logprobs"),
     momentum: float = typer.Option(0.9, "--momentum", help="moving-average momentum of the thresholds"),
     ratio: float = typer.Option(0.25, "--ratio", help="kept share per batch in fixed_ratio mode"),
+    skip_teacher_check: bool = typer.Option(False, "--skip-teacher-check",
+                                            help="don't GET the teacher server's /models first"),
 ):
     """LLKD: pseudo-label a pool with the teacher, keep what it is sure of and the student is not.
     Extra `--section.key value` arguments override the config."""
@@ -84,8 +102,11 @@ def select(
 
     from .selection import run_selection
 
+    overrides = parse_config_overrides(ctx.args)
+    if skip_teacher_check:
+        overrides["evokd.check_teacher"] = False
     try:
-        run_selection(config, pool, student_model, output_dir, parse_config_overrides(ctx.args), teacher=teacher,
+        run_selection(config, pool, student_model, output_dir, overrides, teacher=teacher,
                       mode=mode, batch_size=batch_size, k_samples=k_samples, momentum=momentum, ratio=ratio)  # fmt: skip
     except _known_errors() + (ValueError,) as e:
         _fail(str(e))
@@ -109,11 +130,14 @@ def estimate(
     if est["simulated"]:
         typer.echo(f"{est['teacher']}: simulated, no LLM calls: 0 tokens, $0")
         return
-    r, t = est["per_round"], est["total"]
+    t = est["total"]
     typer.echo(f"teacher {est['teacher']}, {est['rounds']} rounds (estimate, ~4 characters per token)")
-    typer.echo(f"  per round: {r['requests']} requests, {r['prompt_tokens']:,} prompt + {r['completion_tokens']:,} "
-               f"completion tokens, ${r['cost']:.4f}")
-    typer.echo(f"  run:       {t['requests']} requests, {t['total_tokens']:,} tokens, ${t['cost']:.4f}")
+    # rounds grow (history review, texts already written) up to their caps: one line each
+    for n, r in enumerate(est["by_round"], start=1):
+        typer.echo(f"  round {n}: {r['requests']} requests, {r['prompt_tokens']:,} prompt + {r['completion_tokens']:,} "
+                   f"completion tokens, ${r['cost']:.4f}")
+    typer.echo(f"  run:       {t['requests']} requests, {t['total_tokens']:,} tokens, ${t['cost']:.4f}; "
+               f"longest prompt {est['longest_prompt_tokens']:,} tokens")
 
 
 @app.command()
@@ -127,13 +151,13 @@ def convert(
     """Convert a JSONL data set to a DocBin."""
     import spacy
 
-    from .data import jsonl_to_docs, write_docbin
+    from .data import jsonl_to_docs
 
     try:
         docs = jsonl_to_docs(input_path, task, spacy.blank(lang), _labels(labels))
     except _known_errors() as e:
         _fail(str(e))
-    write_docbin(docs, output_path)
+    _write(docs, output_path)
     typer.echo(f"✔ {len(docs)} docs -> {output_path}")
 
 
@@ -150,10 +174,11 @@ def seed(
     """Sample a k-shot seed set (k per label), reproducibly."""
     import spacy
 
-    from .data import infer_labels, jsonl_to_docs, kshot, read_docbin, write_docbin
+    from .data import check_task, infer_labels, jsonl_to_docs, kshot, read_docbin
 
     nlp = spacy.blank(lang)
     try:
+        check_task(task)
         label_set = _labels(labels)
         if input_path.suffix == ".spacy":
             docs = read_docbin(input_path, nlp.vocab)
@@ -166,7 +191,7 @@ def seed(
         chosen = kshot(samples, task, label_set, k, random_seed)
     except _known_errors() as e:
         _fail(str(e))
-    write_docbin([docs[i] for i in chosen], output_path)
+    _write([docs[i] for i in chosen], output_path)
     typer.echo(f"✔ {len(chosen)}-doc {k}-shot seed ({len(label_set)} labels) -> {output_path}")
 
 
@@ -204,12 +229,24 @@ def evaluate(
 def report(run_dir: Path = typer.Argument(..., help="an `evolve` output directory")):
     """Write RUN_DIR/report/report.md with PNG plots (scores, tokens, labels, rejections)."""
     from .report import write_report
+    from .run_files import RunDirError
 
     try:
         path = write_report(run_dir)
-    except FileNotFoundError as e:
+    except (FileNotFoundError, RunDirError) as e:  # no run there, or a damaged round record
         _fail(str(e))
     typer.echo(f"✔ report -> {path}")
+
+
+def _add_server_commands() -> None:
+    """`python -m spacy_evokd server install|assemble|verify|start|stop|status`: the local
+    llama.cpp teacher (local_server.py; also runnable as `python -m spacy_evokd.local_server`)."""
+    from .local_server import app as server_app
+
+    app.add_typer(server_app, name="server", help="the real local LLM teacher: llama.cpp's llama-server with a GGUF")
+
+
+_add_server_commands()
 
 
 def main() -> None:

@@ -4,11 +4,12 @@ It lives in the student's config (next to [nlp], [components], [training]) so on
 everything about a run and `--evokd.rounds 3` style overrides work; the student's training config
 never contains it (see student.student_config).
 """
-from dataclasses import dataclass, field, fields
+import re
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Literal, Optional, Tuple
 
 from confection import Config
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .data import DataError
 from .teachers.base import TASKS, Teacher
@@ -18,37 +19,127 @@ class ConfigError(ValueError):
     pass
 
 
-@dataclass
-class EvokdSettings:
-    task: str
-    labels: List[str]
+class EvokdSettings(BaseModel):
+    """The [evokd] loop settings, validated before any work the way spaCy validates [training]
+    (spacy/schemas.py): strict types (no "abc" for rounds, no 1 for true), ranges, no unknown
+    keys. A bad value would otherwise surface after the seed round has trained, or never."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    task: Literal[TASKS]
+    labels: List[str] = Field(min_length=1)
     task_description: str = ""  # what the texts are; shown to LLM teachers
-    label_definitions: Dict[str, str] = field(default_factory=dict)  # one line per label
-    rounds: int = 5
-    analyses_per_round: int = 4  # several analyses (each: hard + easy inputs) make one batch
-    n_hard: int = 2
-    n_easy: int = 2  # 0 = ablation "no easy samples"
+    label_definitions: Dict[str, str] = Field(default_factory=dict)  # one line per label
+    rounds: int = Field(5, ge=0)
+    analyses_per_round: int = Field(4, ge=1)  # several analyses (each: hard + easy inputs) make one batch
+    n_hard: int = Field(2, ge=0)
+    n_easy: int = Field(2, ge=0)  # 0 = ablation "no easy samples"
     show_correct: bool = True  # False = ablation "no correct samples" in the analysis
     review_history: bool = True  # False = ablation "no history review"
     separate_labelling: bool = True  # False = ablation "no separate labelling"
-    history_window: int = 3  # earlier rounds whose analyses the teacher reviews
-    history_replay: float = 1.0  # fraction of earlier rounds' samples replayed in training
+    history_window: int = Field(3, ge=0)  # earlier rounds whose analyses the teacher reviews
+    history_replay: float = Field(1.0, ge=0.0, le=1.0)  # fraction of earlier rounds' samples replayed in training
     extra_train: str = ""  # DocBin or folder of DocBins (e.g. an LLKD selection) added to every round's training
     warm_start: bool = True
-    warm_start_steps: int = 0  # training.max_steps of a warm-started round (0 = the same as a cold one)
-    patience: int = 0  # stop after this many rounds without dev gain (0 = off)
-    max_tokens: int = 0  # teacher token budget for the run (0 = unlimited)
-    max_cost: float = 0.0  # teacher cost budget in USD (0 = unlimited)
-    max_tokens_per_round: int = 0  # the same per round (0 = unlimited); all checked before each request
-    max_cost_per_round: float = 0.0
-    max_examples_shown: int = 8
-    max_chars: int = 1000
+    warm_start_steps: int = Field(0, ge=0)  # training.max_steps of a warm-started round (0 = the same as a cold one)
+    patience: int = Field(0, ge=0)  # stop after this many rounds without dev gain (0 = off)
+    max_tokens: int = Field(0, ge=0)  # teacher token budget for the run (0 = unlimited)
+    max_cost: float = Field(0.0, ge=0.0)  # teacher cost budget in USD (0 = unlimited)
+    max_tokens_per_round: int = Field(0, ge=0)  # the same per round (0 = unlimited); all checked before each request
+    max_cost_per_round: float = Field(0.0, ge=0.0)
+    max_examples_shown: int = Field(8, ge=1)
+    max_chars: int = Field(1000, ge=1)
     seed: int = 0
-    gpu_id: int = -1
+    gpu_id: int = Field(-1, ge=-1)
+    check_teacher: bool = True  # GET base_url/models before the run (--skip-teacher-check: false)
+    # where a round's inputs come from: the teacher writes them ("generate", EvoKD), the analysis'
+    # evidence picks unlabelled `pool` texts for the teacher to label ("pool"), or half each ("both")
+    source: Literal["generate", "pool", "both"] = "generate"
+    pool: str = ""  # unlabelled texts for source = "pool" | "both": JSONL ("text" or "tokens") or DocBin
+    pool_embedder: Literal["student", "minilm"] = "student"  # what "nearest" means (pool_source.py)
+
+    @field_validator("labels")
+    @classmethod
+    def _labels_are_distinct_names(cls, labels: List[str]) -> List[str]:
+        for label in labels:
+            if not label.strip():
+                raise ValueError(f"{label!r} is not a label name")
+        dupes = sorted({l for l in labels if labels.count(l) > 1})
+        if dupes:
+            raise ValueError(f"{dupes[0]!r} is listed twice")
+        return labels
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "EvokdSettings":
+        # label_definitions naming other labels are the LLM teacher's to refuse (the simulated
+        # one ignores them, and data with unknown labels is reported by file and line)
+        if self.n_hard + self.n_easy == 0:
+            raise ValueError("n_hard and n_easy are both 0: each analysis must ask for at least one input")
+        if self.source != "generate" and not self.pool:
+            raise ValueError(f"source = {self.source!r} needs pool: a file of unlabelled texts")
+        return self
 
     @property
     def metric(self) -> str:
         return "macro-F1" if self.task == "textcat" else "entity F1"
+
+
+# pydantic's error types -> what a user reads after "[evokd] <setting>: <value> ..."
+_TYPE_WORDS = {"int_type": "an integer", "bool_type": "true or false", "float_type": "a number",
+               "string_type": "a string", "list_type": "a list", "dict_type": "a section or dict"}  # fmt: skip
+
+
+def _describe(error: Dict[str, Any]) -> str:
+    """One pydantic error as '[evokd] rounds: 'abc' is not an integer'."""
+    loc = ".".join(str(x) for x in error["loc"])
+    kind, value, ctx = error["type"], error.get("input"), error.get("ctx") or {}
+    if kind == "extra_forbidden":
+        return f"[evokd] has unknown setting {loc!r}; known: {sorted(EvokdSettings.model_fields)}"
+    if kind == "missing":
+        return f"[evokd] {loc} is not set"
+    if kind in _TYPE_WORDS:
+        what = f"{value!r} is not {_TYPE_WORDS[kind]}"
+    elif kind in ("greater_than_equal", "less_than_equal"):
+        op, bound = (">=", ctx["ge"]) if kind == "greater_than_equal" else ("<=", ctx["le"])
+        what = f"must be {op} {bound}, got {value!r}"
+    elif kind == "literal_error":
+        what = f"{value!r}: expected one of {ctx['expected']}"
+    elif kind == "too_short":
+        what = "is empty"
+    elif kind == "value_error":
+        what = str(ctx.get("error", error["msg"]))
+    else:
+        what = f"{error['msg'][0].lower()}{error['msg'][1:]}, got {value!r}"
+    return f"[evokd] {loc}: {what}" if loc else f"[evokd] {what}"
+
+
+def validate_settings(section: Dict[str, Any]) -> EvokdSettings:
+    """[evokd] without its teacher block -> settings, or one ConfigError line naming every
+    bad setting (at most three)."""
+    values = {k: v for k, v in section.items() if k != "teacher"}
+    try:
+        return EvokdSettings(**values)
+    except ValidationError as e:
+        errors = [_describe(err) for err in e.errors()]
+        more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
+        raise ConfigError("; ".join(errors[:3]) + more) from None
+
+
+def _teacher_error(error: Exception) -> str:
+    """A failure to build the teacher as one line; confection's validation errors (a wrong type
+    in [evokd.teacher.model]) name the section and setting."""
+    errors = getattr(error, "errors", None)
+    if errors and errors[0].get("loc"):
+        *parents, key = ".".join(str(x) for x in errors[0]["loc"]).split(".")
+        msg = re.sub(r"<class '(\w+)'>", r"\1", str(errors[0].get("msg", "")).replace("at root: ", ""))
+        return f"[{'.'.join(['evokd'] + parents)}] {key}: {msg}"
+    return f"[evokd.teacher]: {_one_line(error)}"
+
+
+def _one_line(error: Exception) -> str:
+    """confection's errors span many lines: one line with what matters."""
+    lines = [l.strip() for l in str(error).splitlines() if l.strip() and not l.startswith("Make sure")]
+    return "; ".join(lines)[:300]
 
 
 def _read(path: Path, overrides: Dict[str, Any]) -> Config:
@@ -56,9 +147,8 @@ def _read(path: Path, overrides: Dict[str, Any]) -> Config:
         raise ConfigError(f"{path}: config file not found")
     try:
         return Config().from_disk(path, overrides=overrides, interpolate=False)
-    except Exception as e:  # confection's errors span many lines: one line with what matters
-        lines = [l.strip() for l in str(e).splitlines() if l.strip() and not l.startswith("Make sure")]
-        raise ConfigError(f"{path}: {'; '.join(lines)[:300]}") from None
+    except Exception as e:
+        raise ConfigError(f"{path}: {_one_line(e)}") from None
 
 
 def load_config(path: Path, overrides: Dict[str, Any], teacher: Optional[Path] = None) -> Config:
@@ -97,29 +187,20 @@ def resolve_evokd(config: Config) -> Tuple[EvokdSettings, Teacher]:
 
     if "evokd" not in config:
         raise ConfigError("config has no [evokd] section (loop settings and [evokd.teacher])")
-    section = config.interpolate()["evokd"]
+    try:
+        section = config.interpolate()["evokd"]
+    except Exception as e:  # a ${...} reference to a missing setting
+        raise ConfigError(f"config: {_one_line(e)}") from None
+    settings = validate_settings(section)  # before the teacher is built (it may read a pool)
     if "teacher" not in section:
         raise ConfigError("config has no [evokd.teacher] block: say which teacher to use, e.g. "
                           '@misc = "spacy_evokd.SimulatedTeacher.v1"')
-    known = {f.name for f in fields(EvokdSettings)}
-    unknown = sorted(set(section) - known - {"teacher"})
-    if unknown:
-        raise ConfigError(f"[evokd] has unknown setting {unknown[0]!r}; known: {sorted(known)}")
-    values = {k: v for k, v in section.items() if k != "teacher"}
-    try:
-        settings = EvokdSettings(**values)
-    except TypeError as e:
-        raise ConfigError(f"[evokd]: {e}") from None
-    if settings.task not in TASKS:
-        raise ConfigError(f"[evokd] task {settings.task!r}: expected one of {TASKS}")
-    if not settings.labels:
-        raise ConfigError("[evokd] labels is empty")
     try:
         teacher = registry.resolve({"teacher": section["teacher"]})["teacher"]
     except DataError:
         raise
     except Exception as e:
-        raise ConfigError(f"[evokd.teacher]: {str(e).strip().splitlines()[0]}") from e
+        raise ConfigError(_teacher_error(e)) from e
     if set(teacher.labels) != set(settings.labels):
         raise ConfigError(f"[evokd.teacher] labels {teacher.labels} differ from [evokd] labels {settings.labels}")
     return settings, teacher

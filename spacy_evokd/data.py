@@ -5,6 +5,7 @@ JSONL formats (as in the benchmark data sets):
   ner:     {"tokens": [str, ...], "tags": ["B-PER", "I-PER", "O", ...]}   (IOB2)
 Every problem is reported as a DataError naming the file and line (and label, when it is one).
 """
+import codecs
 import json
 import os
 import random
@@ -23,13 +24,33 @@ class DataError(ValueError):
     """Bad input data; the message names the file, line and label at fault."""
 
 
+def check_task(task: str) -> None:
+    if task not in TASKS:
+        raise DataError(f"unknown task {task!r}: expected one of {', '.join(TASKS)}")
+
+
 def read_jsonl(path: Union[str, Path]) -> Iterator[Tuple[int, dict]]:
-    """Yield (line number, object) pairs, streaming; blank lines are skipped."""
+    """Yield (line number, object) pairs, streaming; blank lines are skipped. Lines are decoded
+    one by one, so a bad byte is reported with its line; a UTF-8 BOM (as Windows editors write)
+    is accepted."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: file not found")
-    with path.open(encoding="utf8") as f:
-        for lineno, line in enumerate(f, start=1):
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory, expected a JSONL file")
+    try:
+        f = path.open("rb")
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({e.strerror})") from None
+    with f:
+        for lineno, raw in enumerate(f, start=1):
+            if lineno == 1 and raw.startswith(codecs.BOM_UTF8):
+                raw = raw[len(codecs.BOM_UTF8) :]
+            try:
+                line = raw.decode("utf8")
+            except UnicodeDecodeError as e:
+                raise DataError(f"{path}:{lineno}: not UTF-8 (byte 0x{raw[e.start]:02x} at column {e.start + 1}): "
+                                "save the file as UTF-8") from None  # fmt: skip
             if not line.strip():
                 continue
             try:
@@ -91,12 +112,15 @@ def record_to_sample(obj: dict, task: str, where: str, labels: Optional[Sequence
 
 def load_samples(path: Union[str, Path], task: str, labels: Optional[Sequence[str]] = None) -> List[Sample]:
     """Labelled samples from a JSONL file or a DocBin (``.spacy``)."""
-    if task not in TASKS:
-        raise DataError(f"unknown task {task!r}: expected one of {TASKS}")
+    check_task(task)
     path = Path(path)
     if path.suffix == ".spacy":
-        return [doc_to_gold_sample(d, task) for d in read_docbin(path)]
-    return [record_to_sample(obj, task, f"{path}:{n}", labels) for n, obj in read_jsonl(path)]
+        samples = [doc_to_gold_sample(d, task) for d in read_docbin(path)]
+    else:
+        samples = [record_to_sample(obj, task, f"{path}:{n}", labels) for n, obj in read_jsonl(path)]
+    if not samples:
+        raise DataError(f"{path}: no examples (the file is empty)")
+    return samples
 
 
 def doc_to_gold_sample(doc: Doc, task: str) -> Sample:
@@ -131,8 +155,15 @@ def sample_to_doc(nlp, sample: Sample, labels: Sequence[str], where: str = "") -
 def jsonl_to_docs(path: Union[str, Path], task: str, nlp, labels: Optional[Sequence[str]] = None) -> List[Doc]:
     """Convert a JSONL file; NER keeps the file's own tokenisation (as `spacy convert` does).
     Without ``labels`` the label set is the one seen in the file."""
+    check_task(task)
     records = list(read_jsonl(path))
+    if not records:
+        raise DataError(f"{path}: no records (the file is empty or has only blank lines)")
     samples = [record_to_sample(obj, task, f"{path}:{n}", labels) for n, obj in records]
+    for (n, _), sample in zip(records, samples):
+        if len(sample.text) > nlp.max_length:  # spaCy would stop with E088 (a traceback) on it
+            raise DataError(f"{path}:{n}: text of {len(sample.text):,} characters is longer than the limit of "
+                            f"{nlp.max_length:,} (spaCy's nlp.max_length)")  # fmt: skip
     labels = list(labels) if labels is not None else infer_labels(samples, task)
     docs = []
     for (n, obj), sample in zip(records, samples):
@@ -164,7 +195,21 @@ def read_docbin(path: Union[str, Path], vocab=None) -> List[Doc]:
     try:
         return list(DocBin().from_disk(path).get_docs(vocab))
     except Exception as e:  # a truncated or foreign file: say which one
-        raise DataError(f"{path}: not a readable DocBin ({e})") from None
+        if _looks_like_jsonl(path):
+            raise DataError(f"{path}: JSONL, not a DocBin: convert it first with `python -m spacy_evokd convert "
+                            f"{path} {path.with_suffix('.spacy')} --task textcat|ner`") from None  # fmt: skip
+        why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise DataError(f"{path}: not a readable DocBin ({why})") from None
+
+
+def _looks_like_jsonl(path: Path) -> bool:
+    if path.suffix.lower() in (".jsonl", ".ndjson"):
+        return True
+    try:
+        with path.open("rb") as f:
+            return f.read(64).lstrip(codecs.BOM_UTF8 + b" \t\r\n").startswith(b"{")
+    except OSError:
+        return False
 
 
 def kshot(samples: Sequence[Sample], task: str, labels: Sequence[str], k: int, seed: int) -> List[int]:

@@ -14,26 +14,30 @@ predictions on batch N-1) -> `analyses_per_round` x (analyse, propose hard+easy,
 validate -> evaluate student N-1 on the new batch (feedback for round N+1) -> train student N on
 seed + batch + replayed history, warm-started from student N-1 -> evaluate on dev -> commit.
 """
-import json
 import logging
 import os
 import random
+import re
 import shutil
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import spacy
 from spacy.tokens import Doc
 
-from . import student, weakness
+from . import preflight, student, weakness
 from .cache import ResponseCache, UsageLedger
+from .pool_source import PoolSource
 from .config import load_config, resolve_evokd
 from .data import DataError, read_docbin, write_docbin
-from .teachers.base import BudgetExceeded, Judged, Sample, Teacher, Usage
-from .validation import Validator, normalise
+from .run_files import RunDirError, hold_run_dir, is_json_object, read_json, read_round_record, write_json
+from .teachers.base import BudgetExceeded, Judged, Proposal, Sample, Teacher, Usage
+from .untrusted import bound_history, cap_analysis, judge_analysis
+from .teachers.llm import describe_checks, round_checks
+from .validation import Validator, label_disagreements, normalise
 
 logger = logging.getLogger("spacy_evokd.loop")
 
@@ -55,6 +59,10 @@ class RoundRecord:
     train_size: int
     seconds: Dict[str, float]
     stopped_by: Optional[str] = None
+    repaired: Dict[str, int] = field(default_factory=dict)  # counted repairs (untrusted.py), e.g. analysis_truncated
+    budget_hit: Optional[str] = None  # the budget that ended this round's teacher calls early
+    # label disagreement, parse rate, structured-output form (teachers/llm.py round_checks)
+    teacher_checks: Optional[Dict[str, Any]] = None
 
 
 def _judged_to_json(judged: List[Judged]) -> List[Dict]:
@@ -92,14 +100,16 @@ class RunState:
         """Committed round numbers; they are contiguous from 0 by construction."""
         if not self.rounds_dir.exists():
             return []
-        nums = sorted(int(p.stem.split("_")[1]) for p in self.rounds_dir.glob("round_*.json"))
+        nums = sorted(n for n in map(_round_number, (p.name for p in self.rounds_dir.glob("round_*.json"))) if n is not None)
         for expected, n in enumerate(nums):
             if n != expected:
-                raise RuntimeError(f"{self.rounds_dir}: round {expected:03d} is missing but {n:03d} exists")
+                raise RunDirError(f"{self.rounds_dir}: round {expected:03d} is missing but {n:03d} exists; "
+                                  "delete the later rounds' records to redo them")  # fmt: skip
         return nums
 
     def load_record(self, n: int) -> Dict:
-        return json.loads(self.record_path(n).read_text(encoding="utf8"))
+        """Round n's record; a damaged one is a RunDirError naming the file."""
+        return read_round_record(self.record_path(n), n)
 
     def discard_uncommitted(self) -> None:
         """Remove everything a crashed round left behind, so it is redone from scratch (the
@@ -110,7 +120,9 @@ class RunState:
             if not folder.exists():
                 continue
             for p in folder.glob(pattern):
-                n = int(p.name.split(".")[0].split("_")[1])
+                n = _round_number(p.name, any_suffix=True)
+                if n is None:  # not ours (e.g. a user's note): left alone
+                    continue
                 if n not in done or p.name.endswith(".tmp"):
                     shutil.rmtree(p) if p.is_dir() else p.unlink()
 
@@ -125,13 +137,13 @@ class RunState:
         os.replace(model_dir, final_model)
         if docs is not None:
             write_docbin(docs, self.docbin_path(n))
-        tmp = self.record_path(n).with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(asdict(record), indent=2, ensure_ascii=False), encoding="utf8")
-        os.replace(tmp, self.record_path(n))
+        write_json(self.record_path(n), asdict(record))
         shutil.rmtree(model_dir.parent, ignore_errors=True)  # the round's scratch dir (work/round_NNN)
 
     def update_best(self, score_key: str = "score") -> Tuple[int, float]:
-        """Copy the best committed student on dev to OUTPUT_DIR/model-best (idempotent)."""
+        """Copy the best committed student on dev to OUTPUT_DIR/model-best (idempotent). A
+        model-best whose meta.json is damaged (a kill while an older version wrote it in place)
+        is rebuilt from the round's model."""
         best_n, best = 0, -1.0
         for n in self.committed():
             s = self.load_record(n)["dev"].get(score_key, 0.0)
@@ -139,13 +151,18 @@ class RunState:
                 best_n, best = n, s
         src = self.model_path(best_n) / "model-best"
         marker = self.dir / "model-best" / "evokd_round.txt"
-        if not (marker.exists() and marker.read_text() == str(best_n)):
+        current = marker.exists() and marker.read_text() == str(best_n)
+        if current and not is_json_object(self.dir / "model-best" / "meta.json"):
+            logger.warning("%s: damaged, rebuilding it from round %d", self.dir / "model-best" / "meta.json", best_n)
+            current = False
+        if not current:
             tmp = self.dir / "model-best.tmp"
             shutil.rmtree(tmp, ignore_errors=True)
             shutil.copytree(src, tmp)
             (tmp / "evokd_round.txt").write_text(str(best_n))
             shutil.rmtree(self.dir / "model-best", ignore_errors=True)
             os.replace(tmp, self.dir / "model-best")
+        (self.dir / "model-best" / "meta.json.tmp").unlink(missing_ok=True)  # a kill's leftover: not to be packaged
         self._stamp_meta(self.dir / "model-best" / "meta.json", best_n)  # rounds/samples so far
         return best_n, best
 
@@ -156,7 +173,7 @@ class RunState:
         records = [self.load_record(n) for n in self.committed()]
         best = records[best_n]
         dev = {k: v for k, v in best["dev"].items() if isinstance(v, (int, float))}
-        meta = json.loads(path.read_text(encoding="utf8"))
+        meta = read_json(path)
         kind = "a simulated teacher (pool examples, no LLM)" if best["simulated"] else f"the teacher {best['teacher']}"
         meta["description"] = (f"Student distilled with spacy-evokd from {kind}: round {best_n} of "
                                f"{len(records) - 1}, {sum(r['accepted'] for r in records[1:best_n + 1])} generated samples.")
@@ -165,7 +182,13 @@ class RunState:
             "rounds": len(records) - 1, "samples": sum(r["accepted"] for r in records[1 : best_n + 1]),
             "train_size": best["train_size"], "dev": dev,
         }  # fmt: skip
-        path.write_text(json.dumps(meta, indent=2, ensure_ascii=False), encoding="utf8")
+        write_json(path, meta)  # atomic: a kill here must not leave a truncated meta.json
+
+
+def _round_number(name: str, any_suffix: bool = False) -> Optional[int]:
+    """N of "round_NNN.json" (``any_suffix``: of round_NNN, round_NNN.spacy, round_NNN.json.tmp ...)."""
+    m = re.fullmatch(r"round_(\d+)(\..*)?" if any_suffix else r"round_(\d+)\.json", name)
+    return int(m.group(1)) if m else None
 
 
 class Progress:
@@ -186,6 +209,7 @@ class EvoKDLoop:
         self.settings, self.teacher = resolve_evokd(config)
         s = self.settings
         self.dir = Path(output_dir)
+        preflight.check_output_dir(self.dir)  # before anything is read, trained or asked
         self.state = RunState(self.dir)
         self.progress = Progress(self.teacher, echo)
         paths = config.interpolate()["paths"]
@@ -198,11 +222,18 @@ class EvoKDLoop:
         self._check_labels(self.seed_docs, str(paths.get("train")))
         self._check_labels(self.dev_docs, str(paths.get("dev")))
         self.extra_docs = self._read_extra(s.extra_train)
+        where = str(paths.get("train")) + (f" (with extra_train {s.extra_train})" if s.extra_train else "")
+        preflight.check_label_coverage(self.seed_docs + self.extra_docs, s.task, s.labels, where)
         self.validator = Validator(
             self.nlp, s.task, s.labels,
             max_chars=s.max_chars,
-            blocked_texts=[d.text for d in self.dev_docs + test_docs],
+            blocked_texts=[d.text for d in self.dev_docs + test_docs], definitions=s.label_definitions,
         )  # fmt: skip
+        # source = "pool" | "both": unlabelled texts chosen by the analysis' evidence (pool_source.py)
+        self.pool_source = None
+        if s.source != "generate":
+            self.pool_source = PoolSource(s.pool, s.pool_embedder, blocked_texts=[d.text for d in self.dev_docs + test_docs])
+        preflight.check_teacher(self.teacher, reach=s.check_teacher)  # last: the only check that goes out
         self.dir.mkdir(parents=True, exist_ok=True)
         self.cache = ResponseCache(self.dir / "cache.sqlite")
         self.ledger = UsageLedger(self.dir / "cache.sqlite")
@@ -239,6 +270,12 @@ class EvoKDLoop:
     # -- run -------------------------------------------------------------------------------
 
     def run(self) -> Dict[str, Any]:
+        """Run or resume, holding OUTPUT_DIR/.lock throughout: a second process on the same
+        directory would discard this one's round in progress, so it is refused (run_files.py)."""
+        with hold_run_dir(self.dir):
+            return self._run()
+
+    def _run(self) -> Dict[str, Any]:
         s = self.settings
         self.state.discard_uncommitted()
         done = self.state.committed()
@@ -320,6 +357,9 @@ class EvoKDLoop:
         return texts
 
     def _history(self, upto: int) -> List[str]:
+        """Earlier rounds' analyses for the history review, oldest first; the prompt shows the
+        newest that fit untrusted.HISTORY_MAX_CHARS. Records written before analyses were judged
+        may hold anything: they are judged again here (untrusted.py)."""
         s = self.settings
         if not s.review_history:
             return []
@@ -327,7 +367,8 @@ class EvoKDLoop:
         for n in range(max(1, upto - s.history_window), upto):
             rec = self.state.load_record(n)
             for a in rec["analyses"]:
-                lines.append(f"Round {n}: {a}")
+                if isinstance(a, str) and judge_analysis(a) is None:
+                    lines.append(f"Round {n}: {a}")
         return lines
 
     def _round(self, n: int) -> Optional[str]:
@@ -338,13 +379,19 @@ class EvoKDLoop:
         report = weakness.build_report(s.task, s.labels, prev["dev"], judged,
                                        "the seed data" if n == 1 else f"the round {n - 1} batch")
         seen_texts = self._seen_texts(n)
+        if hasattr(self.teacher, "run_seed"):
+            self.teacher.run_seed = s.seed  # request seeds derive from it (a redo sends the same requests)
         if hasattr(self.teacher, "begin_round"):
             self.teacher.begin_round(n, seen_texts)
         if hasattr(self.teacher, "see_student"):  # pool-sampling baselines (bench/); LLM teachers never see it
             self.teacher.see_student(self.state.model_path(n - 1) / "model-best")
         history = self._history(n)
-        analyses, candidates, rejected = [], [], Counter()
-        stopped_by = None
+        pool_seen = {normalise(t) for t in seen_texts}  # pool texts already used are never offered again
+        if self.pool_source is not None:
+            self.pool_source.use_student(student.load(self.state.model_path(n - 1) / "model-best"))
+        analyses, candidates, rejected, repaired = [], [], Counter(), Counter()
+        agreement = Counter()  # the generation call's intended labels vs the labelling call's
+        stopped_by = budget_hit = None
         if hasattr(self.teacher, "budget"):
             self.teacher.budget = lambda pending: self._check_budget(n, pending)
         step = "analysis"
@@ -352,30 +399,53 @@ class EvoKDLoop:
             for i in range(s.analyses_per_round):
                 shown = weakness.window(report, i, s.max_examples_shown, s.show_correct)
                 step = "analysis"
-                analysis = self.teacher.analyse(shown, history + [f"Round {n}: {a}" for a in analyses])
+                review = bound_history(history + [f"Round {n}: {a}" for a in analyses])
+                analysis = self.teacher.analyse(shown, review)
                 self._book(n, step)
+                capped = cap_analysis(analysis.text)
+                if capped != analysis.text:  # the generation call continues the chat with the kept part
+                    repaired["analysis_truncated"] += 1
+                    analysis.text = capped
+                    if analysis.conversation and analysis.conversation[-1].role == "assistant":
+                        analysis.conversation[-1].content = capped
+                prompt = "\n".join(m.content for m in analysis.conversation if m.role != "assistant")
+                reason = judge_analysis(analysis.text, prompt, review)
+                if reason:  # not stored, not replayed, and no generation is asked for on top of it
+                    rejected[reason] += 1
+                    logger.info("round %d: analysis %d rejected (%s)", n, i + 1, reason)
+                    continue
                 analyses.append(analysis.text)
-                step = "generate"
-                proposal = self.teacher.propose(analysis, s.n_hard, s.n_easy, with_labels=not s.separate_labelling)
-                self._book(n, step)
-                rejected.update(proposal.rejected)
-                if s.separate_labelling and proposal.samples:
+                picked = self._pool_picks(shown, pool_seen)
+                proposal = Proposal(samples=[])
+                if s.source != "pool":
+                    step = "generate"
+                    proposal = self.teacher.propose(analysis, s.n_hard, s.n_easy, with_labels=not s.separate_labelling)
+                    self._book(n, step)
+                    rejected.update(proposal.rejected)
+                # pool texts are always labelled in the separate call: they come without labels
+                to_label = picked + (proposal.samples if s.separate_labelling else [])
+                if not s.separate_labelling:
+                    candidates += proposal.samples
+                if to_label:
                     step = "label"
-                    labelled = self.teacher.label([p.text for p in proposal.samples])
+                    labelled = self.teacher.label([p.text for p in to_label])
                     self._book(n, step)
                     rejected.update(labelled.rejected)
-                    intents = {p.text: p.intent for p in proposal.samples}
+                    agreement.update(label_disagreements(to_label, labelled.samples, s.task, s.labels))
+                    intents = {p.text: p.intent for p in to_label}
                     for sample in labelled.samples:
                         sample.intent = intents.get(sample.text)
                     candidates += labelled.samples
-                else:
-                    candidates += proposal.samples
         except BudgetExceeded as e:
-            # what was generated and labelled so far is kept; the run stops after this round
+            # what was generated and labelled so far is kept; a run budget stops the run after
+            # this round, a round budget only ends the round (equal spend per round)
             self._book(n, step)
-            stopped_by = str(e)
-            self.progress(f"round {n}: {stopped_by}; keeping the {len(candidates)} samples labelled so far")
+            budget_hit = str(e)
+            stopped_by = None if e.per_round else budget_hit
+            self.progress(f"round {n}: {budget_hit}; keeping the {len(candidates)} samples labelled so far"
+                          + ("" if e.per_round else "; the run stops after this round"))
         t_teacher = time.time() - t0
+        checks = round_checks(self.teacher, agreement)
         seen = {normalise(t) for t in seen_texts}
         docs, invalid = self.validator.validate(candidates, seen)
         rejected.update(invalid)
@@ -413,18 +483,29 @@ class EvoKDLoop:
             feedback=self._feedback(batch_judged) if docs else prev["feedback"], train_size=len(train_docs),
             seconds={"teacher": round(t_teacher, 2), "train": round(t_train, 2), "eval": round(t_eval, 2),
                      "total": round(time.time() - t0, 2)},
-            stopped_by=stopped_by,
+            stopped_by=stopped_by, teacher_checks=checks, repaired=dict(repaired), budget_hit=budget_hit,
         )  # fmt: skip
         self.state.commit(n, record, docs, work / "model")
         best_n, best = self.state.update_best()
         rej = ", ".join(f"{k}: {v}" for k, v in sorted(rejected.items())) or "none"
+        quality = describe_checks(checks)
         totals = self.ledger.totals()
         self.progress(
             f"round {n}/{s.rounds}: accepted {len(docs)}, rejected {sum(rejected.values())} ({rej}) | "
             f"tokens {usage.total_tokens:,} (run {totals.total_tokens:,}), cost ${totals.cost:.4f} | "
-            f"dev {s.metric} {dev['score']:.3f} (best {best:.3f}, round {best_n})"
+            f"dev {s.metric} {dev['score']:.3f} (best {best:.3f}, round {best_n})" + (f" | teacher: {quality}" if quality else "")
         )
         return stopped_by
+
+    def _pool_picks(self, shown, seen: set) -> List[Sample]:
+        """Pool texts for one analysis' slots (source = "pool" | "both"): hard ones nearest to the
+        wrong samples it saw, easy ones nearest to the correct ones; [] for source = "generate"."""
+        if self.pool_source is None:
+            return []
+        s = self.settings
+        picks = self.pool_source.choose([j.gold.text for j in shown.wrong], [j.gold.text for j in shown.correct],
+                                        s.n_hard, s.n_easy, seen)  # fmt: skip
+        return [Sample(text, intent=intent) for text, intent in picks]
 
     def _check_budget(self, n: int, pending: Usage) -> None:
         """Before each teacher request: booked usage + what the current step used so far."""
@@ -436,10 +517,10 @@ class EvoKDLoop:
             (s.max_tokens, run.total_tokens, "max_tokens"), (s.max_tokens_per_round, rnd.total_tokens, "max_tokens_per_round"),
         ):  # fmt: skip
             if limit and used >= limit:
-                raise BudgetExceeded(f"token budget reached ({what}={limit}, used {used})")
+                raise BudgetExceeded(f"token budget reached ({what}={limit}, used {used})", what.endswith("_per_round"))
         for limit, used, what in ((s.max_cost, run.cost, "max_cost"), (s.max_cost_per_round, rnd.cost, "max_cost_per_round")):
             if limit and used >= limit:
-                raise BudgetExceeded(f"cost budget reached ({what}={limit}, spent {used:.4f})")
+                raise BudgetExceeded(f"cost budget reached ({what}={limit}, spent {used:.4f})", what.endswith("_per_round"))
 
     def _book(self, n: int, step: str) -> None:
         self.ledger.record(round=n, step=step, model=self.teacher.name, usage=self.teacher.drain_usage())

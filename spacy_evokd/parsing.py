@@ -6,8 +6,16 @@ Lenient on form, strict on content. Stated repair rules:
   - when there is no JSON, numbered or bulleted list items are read as the items, under "hard" /
     "easy" headings where present; other lines (commentary) are ignored;
   - labels match case-, space-, hyphen- and underscore-insensitively ("Product Question" ->
-    "product_question"); a label that still matches nothing is kept as is (the validator rejects
-    it as unknown_label);
+    "product_question"); a label copied in the "label: definition" form of the prompt's label
+    list ("account: login", "billing - refunds", "shipping (delivery status)") is that label when
+    the part before the separator is one; a label that still matches nothing is kept as is (the
+    validator rejects it as unknown_label);
+  - an item wrapped in a list of its own ([[{"id": 1, ...}], [{"id": 2, ...}]]) is unwrapped;
+  - generation items are objects {"text", "label" | "entities"} (the annotation the teacher
+    intends) or plain strings; with separate labelling the intended annotation is kept on the
+    sample as a proposal (the labelling call decides) and an unusable one is dropped silently;
+  - a generated text that is a placeholder of the format example ("...", "text", "<text>") is
+    rejected (placeholder) before it is sent on to labelling;
   - NER entities given as strings are aligned to the text: the k-th mention of the same string
     is the k-th occurrence, whole-word occurrences first, then case-insensitive ones; given
     offsets are used when they point at the same string. An entity that can't be found rejects
@@ -57,13 +65,28 @@ def _key(label: str) -> str:
     return re.sub(r"[\s_\-]+", "", label.strip().strip("\"'.`").casefold())
 
 
+# "label: definition", "label - definition", "label (definition)": the prompt's label-list form
+_LABEL_PREFIX = re.compile(r"^\s*([^:(\[]+?)\s*(?::|\s[-\u2013\u2014]\s|\(|\[)")
+
+
 def normalise_label(label: Any, labels: Sequence[str]) -> Optional[str]:
     """Map a label the teacher wrote onto the label set; unknown labels are returned unchanged
     (stripped) so the validator can count them; non-strings give None."""
     if not isinstance(label, str):
         return None
     by_key = {_key(l): l for l in labels}
-    return by_key.get(_key(label), label.strip())
+    known = by_key.get(_key(label))
+    if known is None:
+        prefix = _LABEL_PREFIX.match(label)
+        known = by_key.get(_key(prefix.group(1))) if prefix else None
+    return known if known is not None else label.strip()
+
+
+def _unwrap(item: Any) -> Any:
+    """[[{...}]] -> {...}: small models sometimes wrap each answer object in a list of its own."""
+    while isinstance(item, list) and len(item) == 1:
+        item = item[0]
+    return item
 
 
 def _clean_item(text: str) -> str:
@@ -110,7 +133,7 @@ def parse_generation(text: str, task: str, labels: Sequence[str], with_labels: b
             rejected["malformed_answer"] += 1
             return [], rejected
         data = groups
-    from .validation import normalise
+    from .validation import is_placeholder, normalise
 
     echoes = {normalise(l) for l in prompt.splitlines() if len(l.split()) >= 3}
     samples = []
@@ -123,8 +146,10 @@ def parse_generation(text: str, task: str, labels: Sequence[str], with_labels: b
             rejected["too_many"] += len(items) - limit
             items = items[:limit]
         for item in items:
-            sample = _item_to_sample(item, task, labels, with_labels, rejected)
-            if sample is not None and normalise(sample.text) in echoes:
+            sample = _item_to_sample(_unwrap(item), task, labels, with_labels, rejected)
+            if sample is not None and is_placeholder(sample.text):
+                rejected["placeholder"] += 1
+            elif sample is not None and normalise(sample.text) in echoes:
                 rejected["prompt_echo"] += 1
             elif sample is not None:
                 sample.intent = intent
@@ -142,8 +167,9 @@ def _item_to_sample(item: Any, task: str, labels: Sequence[str], with_labels: bo
         rejected["malformed_item"] += 1
         return None
     text = _clean_item(item["text"])
-    if not with_labels:
-        return Sample(text)
+    if not with_labels:  # the intended annotation, if usable, is kept as a proposal
+        proposal = _annotated(text, item, task, labels, Counter()) if ("label" in item or "entities" in item) else None
+        return proposal or Sample(text)
     return _annotated(text, item, task, labels, rejected)
 
 
@@ -216,6 +242,7 @@ def parse_labels(text: str, texts: Sequence[str], task: str, labels: Sequence[st
                 break
     by_id: Dict[int, Any] = {}
     if isinstance(data, list):
+        data = [_unwrap(d) for d in data]
         with_ids = all(isinstance(d, dict) and "id" in d for d in data) and data
         for pos, d in enumerate(data, start=1):
             idx = _as_int(d.get("id")) if with_ids else pos

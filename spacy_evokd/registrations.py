@@ -26,6 +26,7 @@ def make_openai_compatible(
     price_input_per_mtok: float = 0.0,
     price_output_per_mtok: float = 0.0,
     context_length: Optional[int] = None,
+    structured_output: str = "json_schema",
 ):
     """Chat completions against any OpenAI-compatible server (OpenAI, vLLM, Ollama, llama.cpp,
     LiteLLM proxy). Talks to ``base_url`` only; the key is read from the environment variable
@@ -41,6 +42,9 @@ def make_openai_compatible(
     requests_per_minute / tokens_per_minute (int): client-side rate limits (None: off).
     price_input_per_mtok / price_output_per_mtok (float): USD per million tokens, for cost.
     context_length (int): exposed for spacy-llm's sharding.
+    structured_output ("json_schema" | "json_object" | "off"): how the teacher's answer format is
+        sent as ``response_format``: the answer's strict JSON schema, any JSON object, or nothing.
+        A server that refuses it is asked again in the next weaker form, for the rest of the run.
     """
     args = dict(locals())  # first statement: exactly the parameters above, which the class takes too
     from .models.openai_compatible import OpenAICompatible
@@ -59,6 +63,7 @@ def make_llm_teacher(
     template_dir: Optional[str] = None,
     max_examples_shown: int = 8,
     lang: str = "en",
+    written_texts_shown: int = 30,
 ):
     """The EvoKD teacher over any spacy-llm model (``@llm_models``): weakness analysis,
     generation of hard and easy inputs in the same chat, labelling in a separate chat.
@@ -71,6 +76,9 @@ def make_llm_teacher(
     prompt_version (str): which ``prompts/<step>.<task>.<version>.jinja`` templates to use.
     template_dir (str): a directory with your own templates of the same names.
     max_examples_shown (int): correct / wrong samples shown in the analysis prompt, each.
+    written_texts_shown (int): texts already written (seed, earlier rounds, this round) shown in
+        the generation prompt, newest first, so the teacher writes different ones (0-30; 0: none,
+        for small models that copy what they are shown).
     """
     from .teachers.llm import LLMTeacher
 
@@ -84,6 +92,7 @@ def make_llm_teacher(
         template_dir=template_dir,
         max_examples_shown=max_examples_shown,
         lang=lang,
+        written_texts_shown=written_texts_shown,
     )
 
 

@@ -2,7 +2,6 @@
 
 Reads only rounds/round_NNN.json, so it works on a finished, a stopped or a running run.
 """
-import json
 from pathlib import Path
 from typing import Dict, List
 
@@ -11,12 +10,15 @@ import matplotlib
 matplotlib.use("Agg")  # no display on servers and CI
 import matplotlib.pyplot as plt  # noqa: E402
 
+from .run_files import read_round_record  # noqa: E402
+
 
 def load_records(run_dir: Path) -> List[Dict]:
+    """Committed round records in order; a damaged one is a RunDirError naming the file."""
     paths = sorted((Path(run_dir) / "rounds").glob("round_*.json"))
     if not paths:
         raise FileNotFoundError(f"{run_dir}: no committed rounds (rounds/round_NNN.json)")
-    return [json.loads(p.read_text(encoding="utf8")) for p in paths]
+    return [read_round_record(p) for p in paths]
 
 
 def _save(fig, path: Path) -> str:

@@ -17,9 +17,7 @@ Baselines: "teacher_only" (the teacher test alone), "student_only" (the student 
 The class of a NER sentence is its most frequent entity label in the teacher's annotation ("O"
 when it has none).
 """
-import json
 import logging
-import os
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from itertools import islice
@@ -148,6 +146,22 @@ def stream_texts(path: Path, batch_size: int) -> Iterator[List[str]]:
         yield batch
 
 
+def _load_student(student_mod, path: Path, task: str):
+    """The student whose uncertainty counts, or one DataError line saying why it can't be used."""
+    from .data import DataError
+
+    if not path.is_dir():
+        raise DataError(f"{path}: no student model there (expected a trained pipeline directory, e.g. RUN/model-best)")
+    try:
+        nlp = student_mod.load(path)
+    except (OSError, ValueError) as e:  # spaCy's E050/E053 etc.: no or broken config.cfg / meta.json
+        why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise DataError(f"{path}: can't load the student pipeline ({why[:200]})") from None
+    if student_mod.task_of(nlp) != task:
+        raise DataError(f"{path}: a {student_mod.task_of(nlp)} student, but [evokd] task is {task!r}")
+    return nlp
+
+
 def run_selection(config_path: Path, pool: Path, student_path: Path, output_dir: Path,
                   overrides: Optional[Dict[str, Any]] = None, teacher: Optional[Path] = None,
                   mode: str = "llkd", batch_size: int = 32, k_samples: int = 5, momentum: float = 0.9,
@@ -160,66 +174,80 @@ def run_selection(config_path: Path, pool: Path, student_path: Path, output_dir:
     from . import student as student_mod
     from .cache import ResponseCache, UsageLedger
     from .config import load_config, resolve_evokd
-    from .data import read_docbin, write_docbin
+    from .data import DataError, read_docbin, write_docbin
+    from .preflight import check_output_dir, check_teacher
+    from .run_files import RunDirError, hold_run_dir, read_json, write_json
     from .uncertainty import student_uncertainty
     from .validation import Validator, normalise
 
+    # every input is checked before OUTPUT_DIR is created: a failed start leaves nothing behind
     config = load_config(config_path, overrides or {}, teacher=teacher)
     settings, teacher_obj = resolve_evokd(config)
     if not hasattr(teacher_obj, "pseudo_label"):
         raise ValueError(f"teacher {teacher_obj.name} can't pseudo-label")
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    cache, ledger = ResponseCache(out / "cache.sqlite"), UsageLedger(out / "cache.sqlite")
-    if hasattr(teacher_obj, "cache"):
-        teacher_obj.cache = cache
-    nlp = student_mod.load(student_path)
+    selector = Selector(mode=mode, momentum=momentum, ratio=ratio)
+    if batch_size < 1 or k_samples < 1:
+        raise ValueError(f"--batch-size and --k must be >= 1, got {batch_size} and {k_samples}")
+    pool = Path(pool)
+    if not pool.is_file():
+        raise DataError(f"{pool}: file not found (the unlabelled pool, JSONL)")
+    if pool.suffix == ".spacy":
+        raise DataError(f"{pool}: a DocBin; the pool is JSONL with a \"text\" (or \"tokens\") per line")
+    nlp = _load_student(student_mod, Path(student_path), settings.task)
     paths = config.interpolate()["paths"]
     blocked = [d.text for key in ("dev", "test") if paths.get(key) for d in read_docbin(paths[key], nlp.vocab)]
     validator = Validator(spacy.blank(config["nlp"]["lang"]), settings.task, settings.labels,
                           max_chars=settings.max_chars, blocked_texts=blocked)  # fmt: skip
-    selector = Selector(mode=mode, momentum=momentum, ratio=ratio)
-    prefix = "[evokd select | simulated teacher]" if teacher_obj.simulated else "[evokd select]"
-    seen: set = set()
-    totals = Counter()
-    for b, texts in enumerate(stream_texts(Path(pool), batch_size)):
-        record_path = out / f"selected_{b:04d}.json"
-        if record_path.exists():  # committed earlier: restore state, skip the work
-            rec = json.loads(record_path.read_text(encoding="utf8"))
-            selector.restore(rec["thresholds"])
-            seen |= {normalise(t) for t in rec["texts"]}
-            totals.update({"pool": len(texts), "valid": rec["valid"], "kept": rec["kept"]})
-            continue
-        labelled = teacher_obj.pseudo_label(texts, k=k_samples)
-        ledger.record(round=b + 1, step="pseudo_label", model=teacher_obj.name, usage=teacher_obj.drain_usage())
-        docs, rejected = validator.validate(labelled.samples, seen)
-        rejected.update(labelled.rejected)
-        conf = [d.user_data["evokd"]["confidence"] or 0.0 for d in docs]
-        unc = student_uncertainty(nlp, [d.text for d in docs], settings.task)
-        by_text = {s.text.strip(): s for s in labelled.samples}
-        classes = [sample_class(by_text[d.text], settings.task) for d in docs]
-        kept = selector.select(conf, unc, classes)
-        chosen: List[Doc] = []
-        for i, w in kept:
-            d = docs[i]
-            d.user_data["evokd"].update({"weight": round(w, 4), "student_uncertainty": round(unc[i], 4),
-                                         "selection": mode, "batch": b})  # fmt: skip
-            chosen.append(d)
-        write_docbin(chosen, out / f"selected_{b:04d}.spacy")
-        usage = ledger.totals(round=b + 1)
-        rec = {
-            "batch": b, "pool": len(texts), "valid": len(docs), "kept": len(chosen), "rejected": dict(rejected),
-            "methods": dict(Counter(d.user_data["evokd"]["confidence_method"] for d in docs)),
-            "thresholds": selector.state(), "usage": usage.to_dict(), "texts": [d.text for d in docs],
-        }  # fmt: skip
-        tmp = record_path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(rec, ensure_ascii=False, indent=1), encoding="utf8")
-        os.replace(tmp, record_path)
-        totals.update({"pool": len(texts), "valid": len(docs), "kept": len(chosen)})
-        run_usage = ledger.totals()
-        echo(f"{prefix} batch {b}: {len(texts)} texts, {len(docs)} valid, kept {len(chosen)} "
-             f"(run: {totals['kept']}/{totals['pool']}) | tokens {run_usage.total_tokens:,}, cost ${run_usage.cost:.4f}")
-    summary = {"mode": mode, **totals, "usage": ledger.totals().to_dict(), "simulated": teacher_obj.simulated}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf8")
-    echo(f"{prefix} done: kept {totals['kept']} of {totals['pool']} pool texts -> {out}")
-    return summary
+    out = Path(output_dir)
+    check_output_dir(out)
+    check_teacher(teacher_obj, reach=settings.check_teacher)
+    with hold_run_dir(out):  # creates OUTPUT_DIR; a second process on it is refused (run_files.py)
+        cache, ledger = ResponseCache(out / "cache.sqlite"), UsageLedger(out / "cache.sqlite")
+        if hasattr(teacher_obj, "cache"):
+            teacher_obj.cache = cache
+        prefix = "[evokd select | simulated teacher]" if teacher_obj.simulated else "[evokd select]"
+        seen: set = set()
+        totals = Counter()
+        for b, texts in enumerate(stream_texts(Path(pool), batch_size)):
+            record_path = out / f"selected_{b:04d}.json"
+            if record_path.exists():  # committed earlier: restore state, skip the work
+                rec = read_json(record_path)
+                try:
+                    selector.restore(rec["thresholds"])
+                    seen |= {normalise(t) for t in rec["texts"]}
+                    totals.update({"pool": len(texts), "valid": rec["valid"], "kept": rec["kept"]})
+                except (KeyError, TypeError, AttributeError) as e:
+                    raise RunDirError(f"{record_path}: damaged batch record ({type(e).__name__}: {e}); "
+                                      "delete it and the later batches' records to redo them") from None  # fmt: skip
+                continue
+            labelled = teacher_obj.pseudo_label(texts, k=k_samples)
+            ledger.record(round=b + 1, step="pseudo_label", model=teacher_obj.name, usage=teacher_obj.drain_usage())
+            docs, rejected = validator.validate(labelled.samples, seen)
+            rejected.update(labelled.rejected)
+            conf = [d.user_data["evokd"]["confidence"] or 0.0 for d in docs]
+            unc = student_uncertainty(nlp, [d.text for d in docs], settings.task)
+            by_text = {s.text.strip(): s for s in labelled.samples}
+            classes = [sample_class(by_text[d.text], settings.task) for d in docs]
+            kept = selector.select(conf, unc, classes)
+            chosen: List[Doc] = []
+            for i, w in kept:
+                d = docs[i]
+                d.user_data["evokd"].update({"weight": round(w, 4), "student_uncertainty": round(unc[i], 4),
+                                             "selection": mode, "batch": b})  # fmt: skip
+                chosen.append(d)
+            write_docbin(chosen, out / f"selected_{b:04d}.spacy")
+            usage = ledger.totals(round=b + 1)
+            rec = {
+                "batch": b, "pool": len(texts), "valid": len(docs), "kept": len(chosen), "rejected": dict(rejected),
+                "methods": dict(Counter(d.user_data["evokd"]["confidence_method"] for d in docs)),
+                "thresholds": selector.state(), "usage": usage.to_dict(), "texts": [d.text for d in docs],
+            }  # fmt: skip
+            write_json(record_path, rec, indent=1)  # atomic: its presence commits the batch
+            totals.update({"pool": len(texts), "valid": len(docs), "kept": len(chosen)})
+            run_usage = ledger.totals()
+            echo(f"{prefix} batch {b}: {len(texts)} texts, {len(docs)} valid, kept {len(chosen)} "
+                 f"(run: {totals['kept']}/{totals['pool']}) | tokens {run_usage.total_tokens:,}, cost ${run_usage.cost:.4f}")
+        summary = {"mode": mode, **totals, "usage": ledger.totals().to_dict(), "simulated": teacher_obj.simulated}
+        write_json(out / "summary.json", summary)
+        echo(f"{prefix} done: kept {totals['kept']} of {totals['pool']} pool texts -> {out}")
+        return summary

@@ -104,7 +104,46 @@ def train(
         raise StudentTrainingError(
             f"spacy train failed (exit {proc.returncode}), log {log_path}:\n" + "\n".join(tail)
         )
+    for saved in (best, output_dir / "model-last"):
+        if (saved / "config.cfg").exists():
+            _forget_local_paths(saved / "config.cfg", config["paths"])
     return best
+
+
+def _forget_local_paths(cfg_path: Path, base_paths) -> None:
+    """spaCy saves [paths] as training saw them: the round's scratch train/dev files, the pool,
+    the local transformer weights. A shipped student should not carry this machine's paths
+    (the checkout's least of all). train/dev become null as in stock configs; another absolute
+    path becomes the run config's own value when that is none (a Hugging Face name, a relative
+    path), else null, unless the pipeline itself refers to it (loading resolves [components])."""
+    from confection import Config
+
+    from .run_files import write_text
+
+    cfg = Config().from_disk(cfg_path, interpolate=False)
+    paths = cfg.get("paths", {})
+    in_pipeline = "\n".join(_strings([cfg.get("nlp", {}), cfg.get("components", {})]))
+    for key, value in paths.items():
+        base = base_paths.get(key)
+        if key in ("train", "dev"):
+            paths[key] = None
+        elif isinstance(value, str) and Path(value).is_absolute():
+            if isinstance(base, str) and not Path(base).is_absolute():
+                paths[key] = base
+            elif "${paths.%s}" % key not in in_pipeline:
+                paths[key] = None
+    write_text(cfg_path, cfg.to_str())
+
+
+def _strings(obj) -> Iterable[str]:
+    if isinstance(obj, str):
+        yield obj
+    elif isinstance(obj, dict):
+        for v in obj.values():
+            yield from _strings(v)
+    elif isinstance(obj, (list, tuple)):
+        for v in obj:
+            yield from _strings(v)
 
 
 def load(path: Path) -> Language:

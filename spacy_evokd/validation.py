@@ -4,40 +4,187 @@ Teacher output is untrusted: everything that reaches a DocBin passes these check
 order applied (the first failing rule is the reason counted):
 
   empty               no text after stripping whitespace
+  placeholder         a slot of the prompt's format example, not a text: no letter or digit at
+                      all ("...", "…"), a <slot> ("<text>", "<your text here>"), or a stock
+                      filler ("text", "sentence", "your text here", "example 1")
   control_characters  C0/C1 control characters (tab and newline are fine), lone surrogates,
-                      U+FFFD (a decoding error upstream)
+                      U+FFFD (a decoding error upstream, or a lone surrogate made storable)
+  invisible_characters  the text shows differently from what it stores: format characters
+                      (Unicode Cf: zero-width spaces, bidi controls such as U+202E and U+2066-2069,
+                      soft hyphens, tag characters U+E0000-E007F, BOMs) or line/paragraph
+                      separators U+2028/2029. They hide copies of dev/test texts and mislabel
+                      what a reader sees. Exception: ZWNJ/ZWJ (U+200C/U+200D) between two
+                      non-ASCII characters, where scripts (Persian, Indic) and emoji need them
   too_short           fewer than 2 tokens
   too_long            more than ``max_chars`` characters
   leak_dev_test       the text (normalised) is in the dev or test split
   duplicate           the text (normalised) is in the seed, an earlier round or earlier in this batch
+  near_duplicate      nearly the same as one of those: its content words (``content_words``:
+                      letters only, so digits and punctuation drop out, without the language's
+                      stop words) are the same sequence, or their sets overlap with a Jaccard
+                      index >= NEAR_DUPLICATE_JACCARD (0.8: one changed word in ten). "Where is
+                      order 12345?" repeats "Where is order 67890?"; "Anna flew to Rome" and
+                      "Anna flew to Paris" are different texts
+  label_leak          the annotation is written into the text (``label_leak``): a label in
+                      brackets ("Who founded Google? (human)", "... [label: billing]"), after a
+                      dash, colon or arrow at the end ("My parcel is late - shipping") or before
+                      one at the start ("shipping: my parcel is late"), after "label:" /
+                      "category:" anywhere, or a label's whole definition (4+ words) copied in.
+                      A label word used in a sentence ("the shipping was slow") is fine
   missing_label       textcat: no label; ner: no entity list (an empty list is a valid "no entities")
   unknown_label       a label not in the label set (parsing already mapped case/spelling variants)
   misaligned_span     an entity span outside the text or not on token boundaries
   overlapping_entity  two entities overlap
 
 Repairs (not rejections): surrounding whitespace is stripped (entity offsets shifted with it).
+
+Texts are compared (duplicates, leakage) in ``normalise``d form, which drops format characters
+and reads U+2028/2029 as spaces: a dev text with a zero-width space inside is still a dev text.
 """
+import re
 import unicodedata
 from collections import Counter
-from typing import Iterable, List, Optional, Sequence, Set, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 from spacy.tokens import Doc
 
 from .teachers.base import Sample
 
 REASONS = (
-    "empty", "control_characters", "too_short", "too_long", "leak_dev_test", "duplicate",
-    "missing_label", "unknown_label", "misaligned_span", "overlapping_entity",
+    "empty", "placeholder", "control_characters", "invisible_characters", "too_short", "too_long",
+    "leak_dev_test", "duplicate", "near_duplicate", "label_leak", "missing_label", "unknown_label",
+    "misaligned_span", "overlapping_entity",
 )  # fmt: skip
+
+NEAR_DUPLICATE_JACCARD = 0.8
 
 
 _END_PUNCT = " .,;:!?\"'`()[]{}…“”‘’"
 
 
+_SEPARATORS = "\u2028\u2029"
+_JOINERS = "\u200c\u200d"  # ZWNJ, ZWJ
+
+
+def _invisible(ch: str) -> bool:
+    """Format characters (Cf), the whole tag block (partly unassigned, Cn) and line/paragraph
+    separators: none of them shows as itself."""
+    return unicodedata.category(ch) == "Cf" or 0xE0000 <= ord(ch) <= 0xE007F or ch in _SEPARATORS
+
+
 def normalise(text: str) -> str:
-    """The form texts are compared in for duplicates and leakage: NFKC, case-folded, single spaces,
-    no punctuation at either end ("Where is my parcel?" == "where is my parcel")."""
-    return " ".join(unicodedata.normalize("NFKC", text).casefold().split()).strip(_END_PUNCT)
+    """The form texts are compared in for duplicates and leakage: NFKC, without format characters,
+    case-folded, single spaces (U+2028/2029 count as spaces), no punctuation at either end
+    ("Where is my parcel?" == "where is my parcel" == "where is my\u200b parcel")."""
+    if not text.isascii():  # the common case skips the per-character pass
+        text = unicodedata.normalize("NFKC", text)
+        text = "".join(" " if ch in _SEPARATORS else "" if _invisible(ch) else ch for ch in text)
+    return " ".join(text.casefold().split()).strip(_END_PUNCT)
+
+
+def has_invisible_characters(text: str) -> bool:
+    """True when the text stores characters a reader can't see (see ``invisible_characters``)."""
+    if text.isascii():
+        return False
+    for i, ch in enumerate(text):
+        if ch in _JOINERS and 0 < i < len(text) - 1 and not text[i - 1].isascii() and not text[i + 1].isascii():
+            continue  # joins the letters or emoji of a script that needs it
+        if _invisible(ch):
+            return True
+    return False
+
+
+_PLACEHOLDER = re.compile(
+    r"^(?:<[^<>]{0,40}>|\[[^\[\]]{0,40}\]|\{[^{}]{0,40}\}"  # a slot: <text>, [sentence], {text}
+    r"|(?:(?:your|a|the|new|hard|easy|sample|example|some)\s+)*(?:text|sentence|example|input|message|question)s?"
+    r"(?:\s+(?:here|\d{1,2}|goes\s+here))?)$",
+    re.I,
+)
+
+
+def is_placeholder(text: str) -> bool:
+    """True for a slot of a format example ("...", "<text>", "your text here"): see ``placeholder``."""
+    if not text.strip():
+        return False  # that is "empty"
+    stripped = text.strip().strip("\"'`")
+    return not any(ch.isalnum() for ch in stripped) or bool(_PLACEHOLDER.match(stripped.rstrip(".…").strip()))
+
+
+def _label_pattern(label: str) -> str:
+    """A label as written in free text: "product_question" also as "product question" / "Product-Question"."""
+    parts = [re.escape(p) for p in re.split(r"[\s_\-]+", label.strip()) if p]
+    return r"[\s_\-]*".join(parts)
+
+
+def label_leak_pattern(labels: Sequence[str]) -> Optional["re.Pattern[str]"]:
+    """The regex of ``label_leak`` for a label set (None for an empty one)."""
+    alts = sorted({_label_pattern(l) for l in labels if l.strip()}, key=len, reverse=True)
+    if not alts:
+        return None
+    L = "(?:" + "|".join(alts) + ")"
+    q = "[\"'`]?"
+    key = r"(?:label|category|class|intent|entity[\s_]?type|tag)"
+    return re.compile(
+        rf"[(\[{{<]\s*(?:{key}\s*[:=]\s*)?{q}{L}{q}\s*[)\]}}>]"  # (human), [label: billing]
+        rf"|\b{key}\s*[:=]\s*{q}{L}\b"  # label: billing, anywhere
+        rf"|(?:\s[-\u2013\u2014|]+|[:=]|->|=>)\s*{q}{L}{q}\s*[.!?]*\s*$"  # ... - shipping / ...: shipping
+        rf"|^\s*{q}{L}{q}\s*(?:[:|=]|\s[-\u2013\u2014]+)\s",  # shipping: my parcel ...
+        re.I,
+    )
+
+
+def label_leak(text: str, pattern: Optional["re.Pattern[str]"], definitions: Iterable[str] = ()) -> bool:
+    """True when the annotation is written into ``text`` (see ``label_leak`` above); ``pattern``
+    from ``label_leak_pattern``, ``definitions`` the labels' definitions."""
+    if pattern is not None and pattern.search(text):
+        return True
+    key = normalise(text)
+    return any(len(d.split()) >= 4 and normalise(d) in key for d in definitions)
+
+
+def content_words(key: str, stop_words: Set[str]) -> Tuple[str, ...]:
+    """The words near-duplicates are compared on: letters only (digits and punctuation drop
+    out), without stop words, of a ``normalise``d text."""
+    return tuple(w for w in _WORD.findall(key) if w not in stop_words)
+
+
+_WORD = re.compile(r"[^\W\d_]+")
+
+
+def _near(a: Tuple[str, ...], b: Tuple[str, ...]) -> bool:
+    if a == b:
+        return bool(a)
+    sa, sb = set(a), set(b)
+    if not sa or not sb:
+        return False
+    small, large = sorted((len(sa), len(sb)))
+    if small < NEAR_DUPLICATE_JACCARD * large:  # Jaccard <= small / large: no need to intersect
+        return False
+    return len(sa & sb) >= NEAR_DUPLICATE_JACCARD * len(sa | sb)
+
+
+def label_disagreements(proposed: Sequence[Sample], labelled: Sequence[Sample], task: str,
+                        labels: Sequence[str]) -> Counter:  # fmt: skip
+    """Compare the annotation the generation call intended (``proposed``, by text) with the
+    labelling call's: Counter(compared=.., disagreed=..). Only pairs where both annotations are
+    in the label set count (textcat: the label; ner: the entity list, as (mention, label) pairs);
+    an unusable one is counted by the validator instead."""
+    def annotation(sample: Sample):
+        if task == "textcat":
+            return sample.label if sample.label in labels else None
+        if sample.entities is None or any(l not in labels for _, _, l in sample.entities):
+            return None
+        return sorted((sample.text[s:e].casefold(), l) for s, e, l in sample.entities)
+
+    intended = {p.text: annotation(p) for p in proposed}
+    out = Counter(compared=0, disagreed=0)
+    for sample in labelled:
+        meant, given = intended.get(sample.text), annotation(sample)
+        if meant is None or given is None:
+            continue
+        out["compared"] += 1
+        out["disagreed"] += meant != given
+    return out
 
 
 def has_bad_characters(text: str) -> bool:
@@ -63,12 +210,27 @@ def _strip(sample: Sample) -> Sample:
 
 class Validator:
     def __init__(self, nlp, task: str, labels: Sequence[str], max_chars: int = 1000,
-                 blocked_texts: Iterable[str] = ()):  # fmt: skip
+                 blocked_texts: Iterable[str] = (), definitions: Optional[Dict[str, str]] = None):  # fmt: skip
         self.nlp = nlp
         self.task = task
         self.labels = list(labels)
         self.max_chars = max_chars
         self.blocked = {normalise(t) for t in blocked_texts}
+        self.definitions = [d for d in (definitions or {}).values() if isinstance(d, str)]
+        self._leak = label_leak_pattern(self.labels)
+        self._stop_words = {w.casefold() for w in getattr(nlp.Defaults, "stop_words", ())}
+        self._words: Dict[str, Tuple[str, ...]] = {}  # normalised text -> content words (memo)
+
+    def _content(self, key: str) -> Tuple[str, ...]:
+        words = self._words.get(key)
+        if words is None:
+            words = self._words[key] = content_words(key, self._stop_words)
+        return words
+
+    def is_near_duplicate(self, key: str, seen: Set[str]) -> bool:
+        """``key`` (normalised) nearly repeats one of ``seen`` (see ``near_duplicate``)."""
+        words = self._content(key)
+        return any(_near(words, self._content(other)) for other in seen)
 
     def check(self, sample: Sample, seen: Set[str]) -> Tuple[Optional[Doc], Optional[str]]:
         """(doc, None) when valid, else (None, reason). Adds the text to ``seen`` when valid."""
@@ -76,8 +238,12 @@ class Validator:
         text = sample.text
         if not text:
             return None, "empty"
+        if is_placeholder(text):
+            return None, "placeholder"
         if has_bad_characters(text):
             return None, "control_characters"
+        if has_invisible_characters(text):
+            return None, "invisible_characters"
         doc = self.nlp.make_doc(text)
         if len(doc) < 2:
             return None, "too_short"
@@ -88,6 +254,10 @@ class Validator:
             return None, "leak_dev_test"
         if key in seen:
             return None, "duplicate"
+        if self.is_near_duplicate(key, seen):
+            return None, "near_duplicate"
+        if label_leak(text, self._leak, self.definitions):
+            return None, "label_leak"
         reason = self._annotate(doc, sample)
         if reason:
             return None, reason

@@ -34,8 +34,8 @@ class PoolResponder:
             return f"The student is weakest on {weak[0]} and often confuses it with {weak[1]}; it relies on keywords."
         if last.startswith("Now write"):
             self.calls["generate"] += 1
-            return self._generate(last, rng, with_labels="Give each text its correct label" in last
-                                  or "List every entity" in last)  # fmt: skip
+            # the prompt asks for each text's (intended or final) annotation as {"text", ...} objects
+            return self._generate(last, rng, with_labels="label" in last or "entities" in last)
         if "Answer with JSON only: one object per" in last:
             self.calls["label"] += 1
             return self._label(last)

@@ -8,7 +8,12 @@ with ``server.fail(...)`` and served one per request before normal answers:
     ("status", 429, {"Retry-After": "0"})   an HTTP error with headers
     ("sleep", 2.0)                           answer after a delay (read timeouts)
     ("reset",)                               close the connection without answering
-Every request's body and headers are kept in ``server.requests``; ``max_in_flight`` is the
+    ("body", b"<html>..</html>", "text/html") a 200 answer with this raw body (content type
+                                             optional, default application/json): not a chat completion
+``server.refuse_formats`` (a set of response_format types, e.g. {"json_schema"}) makes every
+request with such a response_format a 400 naming it, as a server without structured outputs answers.
+GET /v1/models lists one model (each such GET is kept in ``server.gets``). Every chat request's
+body and headers are kept in ``server.requests``; ``max_in_flight`` is the
 highest number of requests handled at once.
 """
 import json
@@ -28,7 +33,9 @@ class FakeOpenAIServer:
         self.usage = usage
         self.logprobs = logprobs  # False: ignore "logprobs" in requests, as some servers do
         self.faults: List[Tuple] = []
+        self.refuse_formats: set = set()
         self.requests: List[Dict] = []
+        self.gets: List[str] = []  # GET /v1/models paths (requests holds the chat completions)
         self.in_flight = 0
         self.max_in_flight = 0
         self.lock = threading.Lock()
@@ -41,7 +48,12 @@ class FakeOpenAIServer:
                 pass
 
             def do_GET(self):
-                self._send(404, {"error": {"message": "only POST /v1/chat/completions here"}})
+                if self.path.rstrip("/") == "/v1/models":  # what a run's preflight asks (check_reachable)
+                    with server.lock:
+                        server.gets.append(self.path)
+                    self._send(200, {"object": "list", "data": [{"id": "test-llm", "object": "model", "owned_by": "test"}]})
+                    return
+                self._send(404, {"error": {"message": "only GET /v1/models and POST /v1/chat/completions here"}})
 
             def do_POST(self):
                 length = int(self.headers.get("Content-Length", 0))
@@ -65,9 +77,17 @@ class FakeOpenAIServer:
                     return
                 if fault and fault[0] == "sleep":
                     time.sleep(fault[1])
+                if fault and fault[0] == "body":
+                    self._send_raw(200, fault[1], fault[2] if len(fault) > 2 else "application/json")
+                    return
                 if fault and fault[0] == "status":
                     headers = fault[2] if len(fault) > 2 else {}
                     self._send(fault[1], {"error": {"message": f"injected {fault[1]}", "type": "test"}}, headers)
+                    return
+                refused = (body.get("response_format") or {}).get("type")
+                if refused in server.refuse_formats:
+                    self._send(400, {"error": {"message": f"Invalid parameter: 'response_format' of type '{refused}' is "
+                                                          "not supported with this model.", "type": "invalid_request_error"}})
                     return
                 if self.path.rstrip("/") != "/v1/chat/completions":
                     self._send(404, {"error": {"message": f"no route {self.path}"}})
@@ -93,9 +113,11 @@ class FakeOpenAIServer:
                 self._send(200, answer)
 
             def _send(self, status, payload, headers=None):
-                data = json.dumps(payload).encode("utf8")
+                self._send_raw(status, json.dumps(payload).encode("utf8"), "application/json", headers)
+
+            def _send_raw(self, status, data, content_type, headers=None):
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(data)))
                 for k, v in (headers or {}).items():
                     self.send_header(k, v)

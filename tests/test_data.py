@@ -101,3 +101,46 @@ def test_kshot_ner_covers_every_entity_type(tmp_path):
     chosen = kshot(samples, "ner", ["LOC", "ORG", "PER"], 1, seed=0)
     covered = {e[2] for i in chosen for e in samples[i].entities}
     assert covered == {"LOC", "ORG", "PER"} and 3 not in chosen
+
+
+def test_non_utf8_byte_names_file_and_line(tmp_path):
+    p = tmp_path / "d.jsonl"
+    p.write_bytes(b'{"text": "fine", "label": "a"}\n{"text": "caf\xe9", "label": "a"}\n')
+    with pytest.raises(DataError, match=r"d.jsonl:2: not UTF-8 \(byte 0xe9 at column 14\)"):
+        load_samples(p, "textcat")
+
+
+def test_utf8_bom_is_accepted(tmp_path):
+    p = tmp_path / "d.jsonl"
+    p.write_bytes(b'\xef\xbb\xbf{"text": "fine", "label": "a"}\n{"text": "more", "label": "b"}\n')
+    docs = jsonl_to_docs(p, "textcat", spacy.blank("en"))
+    assert [d.text for d in docs] == ["fine", "more"]
+
+
+def test_text_over_spacys_length_limit_names_line_and_limit(tmp_path):
+    nlp = spacy.blank("en")
+    nlp.max_length = 1000
+    p = write(tmp_path / "d.jsonl", [{"text": "ok", "label": "a"}, {"text": "x" * 1001, "label": "a"}])
+    with pytest.raises(DataError, match="d.jsonl:2: text of 1,001 characters is longer than the limit of 1,000"):
+        jsonl_to_docs(p, "textcat", nlp)
+    ner = write(tmp_path / "n.jsonl", [{"tokens": ["y" * 600, "z" * 600], "tags": ["O", "O"]}])
+    with pytest.raises(DataError, match="n.jsonl:1: text of 1,201 characters"):
+        jsonl_to_docs(ner, "ner", nlp)
+
+
+def test_unknown_task_and_empty_file(tmp_path):
+    p = write(tmp_path / "d.jsonl", [{"text": "ok", "label": "a"}])
+    with pytest.raises(DataError, match="unknown task 'textcats': expected one of textcat, ner"):
+        jsonl_to_docs(p, "textcats", spacy.blank("en"))
+    empty = tmp_path / "e.jsonl"
+    empty.write_text("\n  \n")
+    with pytest.raises(DataError, match="e.jsonl: no records"):
+        jsonl_to_docs(empty, "textcat", spacy.blank("en"))
+    with pytest.raises(DataError, match="e.jsonl: no examples"):
+        load_samples(empty, "textcat")
+
+
+def test_jsonl_read_as_docbin_suggests_convert(tmp_path):
+    p = write(tmp_path / "seed.spacy", [{"text": "ok", "label": "a"}])  # JSONL under a DocBin name
+    with pytest.raises(DataError, match=r"seed.spacy: JSONL, not a DocBin: convert it first with `python -m spacy_evokd convert"):
+        read_docbin(p)

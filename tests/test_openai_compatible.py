@@ -122,10 +122,16 @@ def test_api_key_is_sent_but_never_stored(tmp_path, monkeypatch):
     assert key.encode() not in (tmp_path / "c.sqlite").read_bytes()
 
 
-def test_missing_key_variable_is_a_clear_error(monkeypatch):
+def test_missing_key_variable_is_a_clear_error_at_the_first_request(monkeypatch):
+    """Building the model needs no key (`estimate` builds it and sends nothing); the first
+    request, or the loop's preflight (check_api_key), says which variable to set."""
     monkeypatch.delenv("EVOKD_NO_SUCH_KEY", raising=False)
-    with pytest.raises(TeacherRequestError, match="environment variable EVOKD_NO_SUCH_KEY is not set"):
-        OpenAICompatible(name="m", base_url="http://127.0.0.1:9/v1", api_key_env="EVOKD_NO_SUCH_KEY")
+    with FakeOpenAIServer(echo) as server:
+        model = make(server, api_key_env="EVOKD_NO_SUCH_KEY")
+        for call in (model.check_api_key, lambda: model.chat([{"role": "user", "content": "x"}])):
+            with pytest.raises(TeacherRequestError, match="environment variable EVOKD_NO_SUCH_KEY is not set"):
+                call()
+        assert server.requests == []
 
 
 def test_rate_limiter_window():

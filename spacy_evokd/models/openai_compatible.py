@@ -6,18 +6,32 @@ logprobs (see ../shared/reference/spacy_notes.md §1.4, §1.8). This model uses 
 with the SDK's own retries switched off, and adds what the loop needs around it:
 
 - concurrency: a thread pool, ``concurrency`` requests in flight;
-- bounded retries with exponential backoff on 429, 5xx, timeouts and connection errors,
-  honouring ``Retry-After``; other 4xx fail at once;
+- bounded retries with exponential backoff on 429, 5xx, timeouts, connection errors and 200
+  answers that are not a chat completion (an HTML page from a proxy, JSON without ``choices``,
+  truncated JSON), honouring ``Retry-After``; other 4xx fail at once;
+- answers made storable (untrusted.storable: no lone surrogates) before anything keeps them;
 - client-side rate limits (requests and tokens per minute, sliding 60 s window);
 - usage and cost per request; logprobs when asked;
-- the response cache (set ``model.cache``; cache.py), keyed on model, body and messages.
+- the response cache (set ``model.cache``; cache.py), keyed on model, body and messages;
+- structured outputs: a call that passes ``answer_schema`` (answer_schemas.py) gets it as
+  ``response_format`` in the form ``structured_output`` names: "json_schema" (OpenAI's strict
+  JSON schema; llama.cpp's llama-server and vLLM take it too), "json_object" (any JSON) or
+  "off". A server that refuses the form (HTTP 400/422 naming response_format or the schema) is
+  asked again once in the next weaker form; that form is kept for the rest of the run, with one
+  warning line, and counted in ``structured_output_downgrades``;
+- body fields the SDK does not know (``cache_prompt``, ``top_k`` ... for llama.cpp) are sent
+  as they are (``extra_body``): set them in ``config`` only for a server that takes them
+  (OpenAI rejects unknown fields).
 
 It talks to ``base_url`` only. The API key is read from the environment variable named by
 ``api_key_env`` and lives only inside the SDK client: it is not an attribute, not in ``repr``,
 not in the cache key or value, and scrubbed from error messages.
 """
+import inspect
+import json
 import logging
 import os
+import re
 import threading
 import time
 from collections import deque
@@ -26,15 +40,29 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 from ..cache import make_key
 from ..teachers.base import ChatResult, Usage
+from ..untrusted import storable
 
 logger = logging.getLogger("spacy_evokd.model")
 
 Messages = List[Dict[str, str]]
 
+# strongest first: a refused form falls back to the next one
+STRUCTURED_OUTPUT_FORMS = ("json_schema", "json_object", "off")
+# a 4xx answer that names one of these refuses the response_format we sent
+_REFUSES_FORMAT = re.compile(r"response_format|json_schema|json[ _-]?schema|json_object|schema|grammar", re.I)
+
 
 class TeacherRequestError(RuntimeError):
     """A request failed for good (after retries, or a non-retryable status); the message says
     which server and why, never the key."""
+
+
+class ResponseFormatRefused(TeacherRequestError):
+    """The server answered 400/422 about the response_format sent: the next weaker form is tried."""
+
+
+class NotAChatCompletion(ValueError):
+    """A 200 answer whose body is not a chat completion; retried like a 5xx."""
 
 
 class RateLimiter:
@@ -92,6 +120,7 @@ class OpenAICompatible:
         price_input_per_mtok: float = 0.0,
         price_output_per_mtok: float = 0.0,
         context_length: Optional[int] = None,
+        structured_output: str = "json_schema",
     ):
         import openai  # imported here: spaCy loads our entry points for every pipeline
 
@@ -99,6 +128,8 @@ class OpenAICompatible:
             raise ValueError(f"concurrency must be >= 1, got {concurrency}")
         if max_retries < 0:
             raise ValueError(f"max_retries must be >= 0, got {max_retries}")
+        if structured_output not in STRUCTURED_OUTPUT_FORMS:
+            raise ValueError(f"structured_output must be one of {', '.join(STRUCTURED_OUTPUT_FORMS)}, got {structured_output!r}")
         self.name = name
         self.base_url = base_url.rstrip("/")
         self.config = dict(config or {})
@@ -110,24 +141,64 @@ class OpenAICompatible:
         self.price_out = price_output_per_mtok
         self._context_length = context_length
         self.cache = None  # a cache.ResponseCache, set by the loop
-        key = None
-        if api_key_env:
-            key = os.environ.get(api_key_env)
-            if not key:
-                raise TeacherRequestError(
-                    f"environment variable {api_key_env} is not set: export the API key for {self.base_url} "
-                    "(or set api_key_env = null for a local server without a key)"
-                )
-        self._api_key_env = api_key_env  # the key itself is read again only to scrub error text
-        # the SDK's retries are off: ours are bounded, logged and honour our backoff settings
-        self._client = openai.OpenAI(base_url=self.base_url, api_key=key or "no-key", max_retries=0, timeout=timeout)
+        self._api_key_env = api_key_env  # the key itself is read only to build the client and scrub error text
+        self._timeout = timeout
+        # built on first use (see _client): `estimate` and config checks build the model but send nothing
+        self._sdk_client = None
+        self._client_lock = threading.Lock()
         self._openai = openai
         self._limiter = RateLimiter(requests_per_minute, tokens_per_minute)
         self._usage = Usage()
         self._lock = threading.Lock()
+        self.structured_output = structured_output  # the form in use: lowered when a server refuses one
+        self.structured_output_downgrades = 0
 
     def __repr__(self) -> str:
         return f"OpenAICompatible(name={self.name!r}, base_url={self.base_url!r})"
+
+    # -- the SDK client and the checks a run makes before any work ---------------------------
+
+    @property
+    def _client(self):
+        """The SDK client, built with the key at the first request: a missing key is an error
+        then (or in the loop's preflight), not when the model is built."""
+        with self._client_lock:
+            if self._sdk_client is None:
+                key = self.check_api_key()
+                # the SDK's retries are off: ours are bounded, logged and honour our backoff settings
+                self._sdk_client = self._openai.OpenAI(base_url=self.base_url, api_key=key or "no-key", max_retries=0,
+                                                       timeout=self._timeout)  # fmt: skip
+            return self._sdk_client
+
+    def check_api_key(self) -> Optional[str]:
+        """The key from ``api_key_env`` (None when the server needs none); a missing one is a
+        TeacherRequestError that says what to export."""
+        if not self._api_key_env:
+            return None
+        key = os.environ.get(self._api_key_env)
+        if not key:
+            raise TeacherRequestError(
+                f"environment variable {self._api_key_env} is not set: export the API key for {self.base_url} "
+                "(or set api_key_env = null for a local server without a key)"
+            )
+        return key
+
+    def check_reachable(self, timeout: float = 10.0) -> None:
+        """One cheap GET {base_url}/models, no retries: a server that is down, a wrong host or port
+        or a refused key fails here, in one line, instead of after the seed round has trained.
+        Any other answer counts as reachable (not every server lists its models)."""
+        oa = self._openai
+        try:
+            self._client.with_options(timeout=min(timeout, self._timeout), max_retries=0).models.list()
+        except oa.APIConnectionError as e:  # refused, unknown host, timeout (APITimeoutError is one)
+            raise TeacherRequestError(f"{self.base_url} is not reachable ({self._describe(e.__cause__ or e)})") from None
+        except (oa.AuthenticationError, oa.PermissionDeniedError) as e:
+            whose = f"the key in {self._api_key_env}" if self._api_key_env else "requests without a key (api_key_env = null)"
+            raise TeacherRequestError(f"{self.base_url} refuses {whose} ({self._describe(e)})") from None
+        except oa.NotFoundError:
+            logger.warning("%s: GET /models answered 404; is base_url the API root (often ending in /v1)?", self.base_url)
+        except oa.APIStatusError as e:
+            logger.info("%s: GET /models answered HTTP %s; the server is up", self.base_url, e.status_code)
 
     @property
     def context_length(self) -> Optional[int]:
@@ -145,13 +216,19 @@ class OpenAICompatible:
     # -- chat ------------------------------------------------------------------------------
 
     def chat(self, messages: Messages, n: int = 1, logprobs: bool = False, top_logprobs: int = 0,
-             **params: Any) -> ChatResult:  # fmt: skip
-        return self.chat_many([messages], n=n, logprobs=logprobs, top_logprobs=top_logprobs, **params)[0]
+             sample: int = 0, answer_schema: Optional[Dict[str, Any]] = None, **params: Any) -> ChatResult:  # fmt: skip
+        return self.chat_many([messages], n=n, logprobs=logprobs, top_logprobs=top_logprobs, sample=sample,
+                              answer_schema=answer_schema, **params)[0]  # fmt: skip
 
     def chat_many(self, conversations: Sequence[Messages], n: int = 1, logprobs: bool = False,
-                  top_logprobs: int = 0, **params: Any) -> List[ChatResult]:  # fmt: skip
-        """Answer several conversations, ``concurrency`` at a time, results in input order."""
+                  top_logprobs: int = 0, sample: int = 0, answer_schema: Optional[Dict[str, Any]] = None,
+                  **params: Any) -> List[ChatResult]:  # fmt: skip
+        """Answer several conversations, ``concurrency`` at a time, results in input order.
+        ``sample`` > 0 asks the same request again for a fresh answer: it is part of the cache key
+        (0 adds nothing to it) and is not sent. ``answer_schema`` ({"name", "schema"}, see
+        answer_schemas.py) is sent as ``response_format`` in the form ``structured_output`` says."""
         body = {**self.config, **params}
+        key_extra = {"sample": sample} if sample else {}
         if n != 1:
             body["n"] = n
         if logprobs:
@@ -159,10 +236,10 @@ class OpenAICompatible:
             if top_logprobs:
                 body["top_logprobs"] = top_logprobs
         if len(conversations) <= 1 or self.concurrency == 1:
-            results = [self._one(list(m), body) for m in conversations]
+            results = [self._one(list(m), body, key_extra, answer_schema) for m in conversations]
         else:
             with ThreadPoolExecutor(max_workers=min(self.concurrency, len(conversations))) as pool:
-                results = list(pool.map(lambda m: self._one(list(m), body), conversations))
+                results = list(pool.map(lambda m: self._one(list(m), body, key_extra, answer_schema), conversations))
         with self._lock:
             for r in results:
                 self._usage.add(r.usage)
@@ -173,8 +250,33 @@ class OpenAICompatible:
             usage, self._usage = self._usage, Usage()
         return usage
 
-    def _one(self, messages: Messages, body: Dict[str, Any]) -> ChatResult:
-        key = make_key(self.name, {"base_url": self.base_url, **body}, messages) if self.cache is not None else None
+    def _one(self, messages: Messages, body: Dict[str, Any], key_extra: Dict[str, Any],
+             answer_schema: Optional[Dict[str, Any]] = None) -> ChatResult:  # fmt: skip
+        """One request (or its cached answer), in the structured-output form in use; a refused
+        form is lowered once per call (and for the run) and the request asked again."""
+        while True:
+            form = self.structured_output
+            sent = _with_format(body, answer_schema, form)
+            try:
+                return self._one_in_form(messages, sent, key_extra)
+            except ResponseFormatRefused as e:
+                if sent is body:  # not a response_format of ours (the config's own): nothing to lower
+                    raise
+                self._lower_form(form, str(e))
+
+    def _lower_form(self, refused: str, why: str) -> None:
+        with self._lock:
+            if self.structured_output != refused:  # another thread lowered it already
+                return
+            weaker = STRUCTURED_OUTPUT_FORMS[STRUCTURED_OUTPUT_FORMS.index(refused) + 1]
+            self.structured_output = weaker
+            self.structured_output_downgrades += 1
+        logger.warning("%s refused structured_output %r (%s); using %r for the rest of the run", self.base_url, refused,
+                       why.split(": ", 1)[-1], weaker)  # fmt: skip
+
+    def _one_in_form(self, messages: Messages, body: Dict[str, Any], key_extra: Dict[str, Any]) -> ChatResult:
+        params = {"base_url": self.base_url, **body, **key_extra}
+        key = make_key(self.name, params, messages) if self.cache is not None else None
         if key is not None:
             hit = self.cache.get(key)
             if hit is not None:
@@ -195,24 +297,37 @@ class OpenAICompatible:
         oa = self._openai
         prompt_chars = sum(len(m["content"]) for m in messages)
         expected = estimate_tokens("x" * prompt_chars) + int(body.get("max_tokens") or body.get("max_completion_tokens") or 0)
+        known, extra = self._split_body(body)
         attempt = 0
         while True:
             self._limiter.acquire(expected)
             try:
-                resp = self._client.chat.completions.create(model=self.name, messages=messages, **body)
+                resp = self._client.chat.completions.create(model=self.name, messages=messages, **known,
+                                                            **({"extra_body": extra} if extra else {}))  # fmt: skip
                 return self._to_result(resp, messages)
             except (oa.RateLimitError, oa.InternalServerError, oa.APITimeoutError, oa.APIConnectionError) as e:
-                why = self._describe(e)
-                if attempt >= self.max_retries:
-                    raise TeacherRequestError(
-                        f"{self.base_url}: request failed after {attempt + 1} attempts ({why})"
-                    ) from None
-                delay = self._delay(attempt, e)
-                logger.warning("%s: %s; retry %d/%d in %.1fs", self.base_url, why, attempt + 1, self.max_retries, delay)
-                time.sleep(delay)
-                attempt += 1
+                error, why = e, self._describe(e)
             except oa.APIStatusError as e:  # 400, 401, 404, ...: retrying will not help
-                raise TeacherRequestError(f"{self.base_url}: {self._describe(e)}") from None
+                why = self._describe(e)
+                if "response_format" in body and e.status_code in (400, 422) and _REFUSES_FORMAT.search(why):
+                    raise ResponseFormatRefused(f"{self.base_url}: {why}") from None
+                raise TeacherRequestError(f"{self.base_url}: {why}") from None
+            except (NotAChatCompletion, json.JSONDecodeError, oa.APIResponseValidationError) as e:
+                error, why = e, self._describe(e)  # a proxy's error page, a body cut short: like a 5xx
+            if attempt >= self.max_retries:
+                raise TeacherRequestError(f"{self.base_url}: request failed after {attempt + 1} attempts ({why})") from None
+            delay = self._delay(attempt, error)
+            logger.warning("%s: %s; retry %d/%d in %.1fs", self.base_url, why, attempt + 1, self.max_retries, delay)
+            time.sleep(delay)
+            attempt += 1
+
+    def _split_body(self, body: Dict[str, Any]) -> "tuple[Dict[str, Any], Dict[str, Any]]":
+        """(fields the SDK's create() takes, the rest): the rest goes out as ``extra_body``
+        instead of failing in the SDK with an unexpected keyword."""
+        create = self._client.chat.completions.create
+        known_names = set(inspect.signature(create).parameters) - {"extra_body", "extra_headers", "extra_query"}
+        known = {k: v for k, v in body.items() if k in known_names}
+        return known, {k: v for k, v in body.items() if k not in known_names}
 
     def _delay(self, attempt: int, error: Exception) -> float:
         delay = self.backoff * (2**attempt)
@@ -227,14 +342,21 @@ class OpenAICompatible:
 
     def _describe(self, error: Exception) -> str:
         status = getattr(error, "status_code", None)
-        text = f"HTTP {status}: {getattr(error, 'message', error)}" if status else f"{type(error).__name__}: {error}"
+        if isinstance(error, (NotAChatCompletion, json.JSONDecodeError, self._openai.APIResponseValidationError)):
+            invalid = "invalid JSON, " if isinstance(error, json.JSONDecodeError) else ""
+            text = f"not a chat completion: {invalid}{getattr(error, 'message', error)}"
+        elif status:
+            text = f"HTTP {status}: {getattr(error, 'message', error)}"
+        else:
+            text = f"{type(error).__name__}: {error}"
         secret = os.environ.get(self._api_key_env) if self._api_key_env else None
         if secret:
             text = text.replace(secret, "***")
         return text.strip().splitlines()[0][:300]
 
     def _to_result(self, resp: Any, messages: Messages) -> ChatResult:
-        texts = [(c.message.content or "") for c in resp.choices]
+        _check_completion(resp)
+        texts = [storable(c.message.content) for c in resp.choices]
         finish = [c.finish_reason or "" for c in resp.choices]
         lps = None
         if any(getattr(c, "logprobs", None) is not None for c in resp.choices):
@@ -242,13 +364,39 @@ class OpenAICompatible:
             for c in resp.choices:
                 content = (c.logprobs.content or []) if c.logprobs is not None else []
                 lps.append([
-                    (t.token, t.logprob, [(a.token, a.logprob) for a in (t.top_logprobs or [])]) for t in content
+                    (storable(t.token), t.logprob, [(storable(a.token), a.logprob) for a in (t.top_logprobs or [])])
+                    for t in content
                 ])  # fmt: skip
-        if resp.usage is not None:
-            usage = Usage(requests=1, prompt_tokens=resp.usage.prompt_tokens or 0,
-                          completion_tokens=resp.usage.completion_tokens or 0)  # fmt: skip
+        counts = [getattr(resp.usage, k, None) for k in ("prompt_tokens", "completion_tokens")]
+        if all(isinstance(c, int) for c in counts):
+            usage = Usage(requests=1, prompt_tokens=counts[0], completion_tokens=counts[1])
         else:  # llama.cpp and some proxies omit usage: estimate, and say so
             usage = Usage(requests=1, prompt_tokens=estimate_tokens(" ".join(m["content"] for m in messages)),
                           completion_tokens=sum(estimate_tokens(t) for t in texts), estimated=True)  # fmt: skip
         usage.cost = (usage.prompt_tokens * self.price_in + usage.completion_tokens * self.price_out) / 1e6
         return ChatResult(texts=texts, usage=usage, logprobs=lps, finish_reasons=finish)
+
+
+def _with_format(body: Dict[str, Any], answer_schema: Optional[Dict[str, Any]], form: str) -> Dict[str, Any]:
+    """``body`` with the ``response_format`` of ``form`` for ``answer_schema`` (none when there
+    is no schema, when the form is "off", or when ``config`` sets its own response_format)."""
+    if answer_schema is None or form == "off" or "response_format" in body:
+        return body
+    if form == "json_object":
+        return {**body, "response_format": {"type": "json_object"}}
+    return {**body, "response_format": {"type": "json_schema", "json_schema": {
+        "name": answer_schema["name"], "strict": True, "schema": answer_schema["schema"]}}}  # fmt: skip
+
+
+def _check_completion(resp: Any) -> None:
+    """Raise NotAChatCompletion unless ``resp`` has choices with a text (or no) message content.
+    The SDK hands back a str for a non-JSON body and an unvalidated object for JSON of any shape."""
+    if isinstance(resp, (str, bytes)):
+        raise NotAChatCompletion(f"a non-JSON body: {resp[:80]!r}")
+    choices = getattr(resp, "choices", None)
+    if not isinstance(choices, list) or not choices:
+        raise NotAChatCompletion("no 'choices' in the answer")
+    for i, c in enumerate(choices):
+        message = getattr(c, "message", None)
+        if message is None or not isinstance(getattr(message, "content", None), (str, type(None))):
+            raise NotAChatCompletion(f"choice {i} has no text message")

@@ -21,7 +21,11 @@ CharSpan = Tuple[int, int, str]
 
 class BudgetExceeded(RuntimeError):
     """Raised by a teacher's budget hook before a request that the run can't afford; the message
-    says which budget."""
+    says which budget. ``per_round``: a round's budget (the round ends, the run goes on)."""
+
+    def __init__(self, message: str, per_round: bool = False):
+        super().__init__(message)
+        self.per_round = per_round
 
 
 @dataclass

@@ -10,7 +10,28 @@ Prompts are Jinja templates ``prompts/<step>.<task>.<version>.jinja`` (and ``sys
 ours (``spacy_evokd.OpenAICompatible.v1``) gets real chat turns, token usage and the response
 cache; any other spacy-llm callable gets the chat as one transcript prompt, with tokens
 estimated from characters (and marked as estimated).
+
+Answers are untrusted (see ../untrusted.py): ours makes them storable in transport, a plain
+callable's answer is made storable here. The analysis request asks for at most
+ANALYSIS_MAX_TOKENS tokens; the loop judges the analysis before using it.
+
+For small teachers (a 1.5B model on a CPU server writes weak samples):
+- the generation and labelling requests carry their answer's JSON schema (answer_schemas.py) when
+  the model takes one (ours: ``structured_output``); a plain spacy-llm model gets the prompt only;
+- the generation prompt shows the texts already written (``recent_texts``: the newest
+  ``written_texts_shown`` <= SHOWN_TEXTS, each cut to SHOWN_TEXT_CHARS, SHOWN_TEXTS_CHARS in all)
+  and asks for different ones. 0 shows none: Qwen2.5-Coder-1.5B copies what it is shown (with
+  30 shown, 50-60% of its texts were duplicates of them; with none, 0-12%), so
+  configs/teachers/local_server.cfg sets 0;
+- the generation call gives the label it intends for each text; with separate labelling the
+  labelling call decides and the loop counts the disagreements;
+- each request carries a ``seed`` derived from the run seed, round, step and request index
+  (``request_seed``), so a redone round sends the same requests: the cache answers them, and a
+  server that honours seeds answers the same without it;
+- a proposed text written before is counted as ``duplicate`` before it is sent to labelling;
+- ``drain_stats`` gives the answers asked and parsed per step (the parse rate).
 """
+import hashlib
 import json
 import logging
 import math
@@ -19,7 +40,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
+from ..answer_schemas import generation_schema, labelling_schema
 from ..parsing import parse_generation, parse_labels
+from ..untrusted import ANALYSIS_MAX_TOKENS, storable
 from .base import Analysis, Labelled, Message, Proposal, Sample, Usage, WeaknessReport
 
 logger = logging.getLogger("spacy_evokd.teacher")
@@ -27,13 +50,45 @@ logger = logging.getLogger("spacy_evokd.teacher")
 PROMPTS_DIR = Path(__file__).parent.parent / "prompts"
 STEPS = ("analysis", "generate", "label")
 
+# the texts already written, shown in the generation prompt (bounded: the prompt stays small)
+SHOWN_TEXTS = 30
+SHOWN_TEXT_CHARS = 100
+SHOWN_TEXTS_CHARS = 3000
+# an answer rejected whole: not parsed (the parse rate counts the others)
+UNPARSED = ("malformed_answer", "huge_answer")
+
+
+def recent_texts(texts: Sequence[str], n: int = SHOWN_TEXTS, each: int = SHOWN_TEXT_CHARS,
+                 total: int = SHOWN_TEXTS_CHARS) -> List[str]:  # fmt: skip
+    """The newest ``n`` distinct texts (the end of ``texts``), each cut to ``each`` characters
+    (ending in "…"), as many as fit in ``total`` characters, oldest first."""
+    out, used, keys = [], 0, set()
+    for text in reversed(texts):
+        text = " ".join(str(text).split())
+        key = text.casefold()
+        if not text or key in keys:
+            continue
+        short = text if len(text) <= each else text[: each - 1].rstrip() + "…"
+        if len(out) >= n or used + len(short) > total:
+            break
+        out.append(short)
+        keys.add(key)
+        used += len(short)
+    return out[::-1]
+
+
+def request_seed(run_seed: int, round_id: int, step: str, index: int) -> int:
+    """The ``seed`` of a request: the same for the same run seed, round, step and request index."""
+    digest = hashlib.sha256(f"{run_seed}:{round_id}:{step}:{index}".encode("utf8")).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
 
 class LLMTeacher:
     simulated = False
 
     def __init__(self, model: Any, task: str, labels: List[str], label_definitions: Optional[Dict[str, str]] = None,
                  task_description: str = "", prompt_version: str = "v1", template_dir: Optional[str] = None,
-                 max_examples_shown: int = 8, lang: str = "en"):  # fmt: skip
+                 max_examples_shown: int = 8, lang: str = "en", written_texts_shown: int = SHOWN_TEXTS):  # fmt: skip
         import jinja2
 
         self.model = model
@@ -45,6 +100,9 @@ class LLMTeacher:
             raise ValueError(f"label_definitions has label {unknown[0]!r}, which is not in labels {self.labels}")
         self.task_description = task_description
         self.max_examples_shown = max_examples_shown
+        if not 0 <= written_texts_shown <= SHOWN_TEXTS:
+            raise ValueError(f"written_texts_shown must be between 0 and {SHOWN_TEXTS}, got {written_texts_shown}")
+        self.written_texts_shown = written_texts_shown
         self.name = f"{getattr(model, 'name', type(model).__name__)}"
         dirs = ([str(template_dir)] if template_dir else []) + [str(PROMPTS_DIR)]
         self.env = jinja2.Environment(loader=jinja2.FileSystemLoader(dirs), undefined=jinja2.StrictUndefined,
@@ -57,8 +115,37 @@ class LLMTeacher:
             except jinja2.TemplateNotFound:
                 raise ValueError(f"prompt template {fname} not found in {dirs}") from None
         self._usage = Usage()
+        # times each request was sent this round: a repeat asks for a fresh answer, not the cached one
+        self._asked: Counter = Counter()
         # the loop's budget check, called before every request (raises BudgetExceeded)
         self.budget: Optional[Callable[[Usage], None]] = None
+        self.run_seed = 0  # the loop sets [evokd] seed: request seeds derive from it
+        self._round = 0
+        self._sent: Counter = Counter()  # requests per step this round (the seed's request index)
+        self._written: List[str] = []  # texts already written: seed + earlier rounds + this round's
+        self._stats: Counter = Counter()
+
+    def begin_round(self, round_id: int, seen_texts: Sequence[str]) -> None:
+        """Repeats and request indexes are counted per round, so a redone round sends what the
+        first try sent."""
+        self._asked.clear()
+        self._sent.clear()
+        self._round = round_id
+        self._written = list(seen_texts)
+
+    def drain_stats(self) -> Counter:
+        """Since the last call: answers asked and parsed per step ("generate_answers",
+        "generate_parsed", "label_answers", "label_parsed")."""
+        stats, self._stats = self._stats, Counter()
+        return stats
+
+    def _count_answer(self, step: str, rejected: Counter) -> None:
+        self._stats[f"{step}_answers"] += 1
+        self._stats[f"{step}_parsed"] += not any(rejected.get(r) for r in UNPARSED)
+
+    def _takes_schema(self) -> bool:
+        """Only our model sends a response_format (a plain spacy-llm model gets the prompt only)."""
+        return hasattr(self.model, "chat") and hasattr(self.model, "structured_output")
 
     def _before_request(self) -> None:
         if self.budget is not None:
@@ -90,24 +177,61 @@ class LLMTeacher:
             evaluated_on=report.evaluated_on, history=list(history),
         )  # fmt: skip
         messages = [Message("system", self.render("system")), Message("user", prompt)]
-        text = self._chat(messages).strip()
+        text = self._chat(messages, "analysis", **self._analysis_limit()).strip()
         logger.info("analysis (%d chars) from %s", len(text), self.name)
         return Analysis(text=text, conversation=messages + [Message("assistant", text)])
 
+    def _analysis_limit(self) -> Dict[str, Any]:
+        """max_tokens for the analysis request: ANALYSIS_MAX_TOKENS, or the config's if lower. A
+        config with max_completion_tokens (OpenAI's reasoning models, where it also pays for
+        hidden reasoning) is left as it is; the loop's character cap still applies."""
+        config = getattr(self.model, "config", None) or {}
+        if not hasattr(self.model, "chat") or "max_completion_tokens" in config:
+            return {}
+        limit = config.get("max_tokens")
+        return {"max_tokens": min(int(limit), ANALYSIS_MAX_TOKENS) if limit else ANALYSIS_MAX_TOKENS}
+
     def propose(self, analysis: Analysis, n_hard: int, n_easy: int, with_labels: bool = False) -> Proposal:
-        prompt = self.render("generate", n_hard=n_hard, n_easy=n_easy, with_labels=with_labels)
-        answer = self._chat(analysis.conversation + [Message("user", prompt)])
+        """New inputs, each with the annotation the teacher intends: the final one with
+        ``with_labels``, else a proposal (``Sample.label`` / ``entities``) the labelling call
+        checks."""
+        prompt = self.render("generate", n_hard=n_hard, n_easy=n_easy, with_labels=with_labels,
+                             shown_texts=recent_texts(self._written, n=self.written_texts_shown))  # fmt: skip
+        schema = generation_schema(self.task, self.labels, n_hard, n_easy)
+        answer = self._chat(analysis.conversation + [Message("user", prompt)], "generate", schema=schema)
         shown = "\n".join(m.content for m in analysis.conversation if m.role != "assistant") + "\n" + prompt
         samples, rejected = parse_generation(answer, self.task, self.labels, with_labels, n_hard, n_easy, prompt=shown)
+        self._count_answer("generate", rejected)
+        samples = self._drop_copies(samples, rejected)
+        self._written += [s.text for s in samples]
         logger.info("proposed %d samples (parse rejections: %s)", len(samples), dict(rejected) or "none")
         return Proposal(samples=samples, rejected=rejected, raw=answer)
+
+    def _drop_copies(self, samples: List[Sample], rejected: Counter) -> List[Sample]:
+        """Texts written before (seed, earlier rounds, this round; normalised as the validator
+        compares them) are counted as duplicate here, before a labelling request is paid for
+        them: small teachers copy the examples they are shown."""
+        from ..validation import normalise  # imports spaCy: not at module level
+
+        seen = {normalise(t) for t in self._written}
+        kept = []
+        for sample in samples:
+            key = normalise(sample.text)
+            if key in seen:
+                rejected["duplicate"] += 1
+            else:
+                seen.add(key)
+                kept.append(sample)
+        return kept
 
     def label(self, texts: Sequence[str]) -> Labelled:
         if not texts:
             return Labelled(samples=[])
         prompt = self.render("label", texts=list(texts))
-        answer = self._chat([Message("system", self.render("system")), Message("user", prompt)])
+        schema = labelling_schema(self.task, self.labels, len(texts))
+        answer = self._chat([Message("system", self.render("system")), Message("user", prompt)], "label", schema=schema)
         samples, rejected = parse_labels(answer, texts, self.task, self.labels)
+        self._count_answer("label", rejected)
         return Labelled(samples=samples, rejected=rejected, raw=answer)
 
     def pseudo_label(self, texts: Sequence[str], k: int = 5) -> Labelled:
@@ -119,7 +243,8 @@ class LLMTeacher:
         convs = [[{"role": "system", "content": self.render("system")},
                   {"role": "user", "content": self.render("label", texts=[t])}] for t in texts]  # fmt: skip
         out, rejected = [], Counter()
-        results = self._chat_many(convs, logprobs=True) if hasattr(self.model, "chat_many") else None
+        schema = self._schema_param(labelling_schema(self.task, self.labels, 1))
+        results = self._chat_many(convs, logprobs=True, **schema) if hasattr(self.model, "chat_many") else None
         for i, text in enumerate(texts):
             r = results[i] if results else None
             if r is not None and r.logprobs and r.logprobs[0]:
@@ -131,7 +256,7 @@ class LLMTeacher:
                     samples[0].confidence, samples[0].confidence_method = math.exp(total), "logprobs"
                     out.append(samples[0])
                 continue
-            answers = self._sample_answers(convs[i], k)
+            answers = self._sample_answers(convs[i], k, schema)
             parsed = []
             for a in answers:
                 samples, _ = parse_labels(a, [text], self.task, self.labels)
@@ -153,14 +278,14 @@ class LLMTeacher:
             self._usage.add(r.usage)
         return results
 
-    def _sample_answers(self, conv: List[Dict[str, str]], k: int) -> List[str]:
+    def _sample_answers(self, conv: List[Dict[str, str]], k: int, schema: Dict[str, Any]) -> List[str]:
         if hasattr(self.model, "chat"):
             self._before_request()
-            result = self.model.chat(conv, n=k, temperature=1.0)
+            result = self.model.chat(conv, n=k, temperature=1.0, **schema)
             self._usage.add(result.usage)
             return result.texts
         messages = [Message(m["role"], m["content"]) for m in conv]
-        return [self._chat(messages) for _ in range(k)]
+        return [self._chat(messages, "pseudo_label") for _ in range(k)]
 
     def drain_usage(self) -> Usage:
         usage, self._usage = self._usage, Usage()
@@ -168,17 +293,34 @@ class LLMTeacher:
 
     # -- transport -------------------------------------------------------------------------
 
-    def _chat(self, messages: List[Message]) -> str:
+    def _schema_param(self, schema: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+        return {"answer_schema": schema} if schema is not None and self._takes_schema() else {}
+
+    def _seed_param(self, step: str) -> Dict[str, Any]:
+        """{"seed": ...} for a chat model whose config sets no seed of its own; counts the request."""
+        index, self._sent[step] = self._sent[step], self._sent[step] + 1
+        if not hasattr(self.model, "chat") or "seed" in (getattr(self.model, "config", None) or {}):
+            return {}
+        return {"seed": request_seed(self.run_seed, self._round, step, index)}
+
+    def _chat(self, messages: List[Message], step: str = "chat", schema: Optional[Dict[str, Any]] = None,
+              **params: Any) -> str:  # fmt: skip
+        """One chat request; ``step`` names it for its seed, ``schema`` is its answer's JSON schema."""
         payload = [{"role": m.role, "content": m.content} for m in messages]
         self._before_request()
+        params = {**self._seed_param(step), **params}
         if hasattr(self.model, "chat"):
-            result = self.model.chat(payload)
+            # after a rejected analysis the next analysis prompt can be the very same request
+            # (the in-round history did not grow): it must be a new sample, not the cached answer
+            key = hashlib.sha256(json.dumps([payload, params], sort_keys=True).encode("utf8", "surrogatepass")).digest()
+            sample, self._asked[key] = self._asked[key], self._asked[key] + 1
+            result = self.model.chat(payload, **params, **self._schema_param(schema), **({"sample": sample} if sample else {}))
             self._usage.add(result.usage)
             return result.texts[0] if result.texts else ""
         # a plain spacy-llm model: one prompt in, one answer out
         transcript = "\n\n".join(f"{m.role.upper()}:\n{m.content}" for m in messages) + "\n\nASSISTANT:\n"
         answers = [list(shards) for shards in self.model([[transcript]])]
-        text = answers[0][0] if answers and answers[0] else ""
+        text = storable(answers[0][0] if answers and answers[0] else "")
         self._usage.add(Usage(requests=1, prompt_tokens=max(1, len(transcript) // 4),
                               completion_tokens=max(1, len(text) // 4), estimated=True))  # fmt: skip
         return text
@@ -194,3 +336,36 @@ def _majority(answers: List[Any]) -> Tuple[Any, float]:
     counts = Counter(keys)
     best = max(keys, key=lambda k: (counts[k], -keys.index(k)))
     return answers[keys.index(best)], counts[best] / len(answers)
+
+
+def round_checks(teacher: Any, agreement: Counter) -> Dict[str, Any]:
+    """The teacher-quality figures of a round record (``teacher_checks``): label proposals the
+    labelling call saw and how many it labelled differently (validation.label_disagreements),
+    answers asked and parsed per step with the parse rate (LLMTeacher.drain_stats), and the
+    structured-output form in use with its downgrades (models/openai_compatible.py)."""
+    compared, disagreed = agreement.get("compared", 0), agreement.get("disagreed", 0)
+    checks: Dict[str, Any] = {"label_compared": compared, "label_disagreement": disagreed,
+                              "label_disagreement_rate": round(disagreed / compared, 4) if compared else None}  # fmt: skip
+    stats = teacher.drain_stats() if hasattr(teacher, "drain_stats") else Counter()
+    if stats:
+        checks.update(sorted(stats.items()))
+        answers = sum(v for k, v in stats.items() if k.endswith("_answers"))
+        parsed = sum(v for k, v in stats.items() if k.endswith("_parsed"))
+        checks["parse_rate"] = round(parsed / answers, 4) if answers else None
+    model = getattr(teacher, "model", None)
+    if hasattr(model, "structured_output"):
+        checks["structured_output"] = model.structured_output
+        checks["structured_output_downgrades"] = model.structured_output_downgrades
+    return checks
+
+
+def describe_checks(checks: Dict[str, Any]) -> str:
+    """The progress-line part of ``round_checks``: "parsed 4/4, label disagreement 1/7" ("" if none)."""
+    parts = []
+    answers = sum(v for k, v in checks.items() if k.endswith("_answers"))
+    if answers:
+        parsed = sum(v for k, v in checks.items() if k.endswith("_parsed"))
+        parts.append(f"parsed {parsed}/{answers}")
+    if checks.get("label_compared"):
+        parts.append(f"label disagreement {checks['label_disagreement']}/{checks['label_compared']}")
+    return ", ".join(parts)

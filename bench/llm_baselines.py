@@ -1,0 +1,99 @@
+"""The real-teacher benchmark's rival arms: the same LLM teacher and loop as EvoKD, used the way
+the usual alternatives use it. They live in bench/ (not the product) and subclass LLMTeacher, so
+transport, cache, ledger, validation and budgets are the product's own.
+
+  plain     plain generation (AugGPT / ZeroGen style): the teacher writes labelled samples per
+            label in turn, with no weakness analysis and no feedback from the student;
+  llm_pool  LLM-labelled pool: uniformly random unlabelled pool texts, labelled by the teacher
+            in the usual separate call (what spacy-llm + `spacy train` gives).
+
+Neither asks for an analysis: ``analyse`` returns a fixed note without calling the model (the
+loop records it, so reports show the arm had none).
+Importing this module registers both in spaCy's `misc` registry (bench processes only).
+"""
+import random
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+from spacy.util import registry
+
+from spacy_evokd.parsing import parse_generation
+from spacy_evokd.pool_source import read_pool_texts
+from spacy_evokd.teachers.base import Analysis, Message, Proposal, Sample, WeaknessReport
+from spacy_evokd.teachers.llm import LLMTeacher
+from spacy_evokd.validation import normalise
+
+PROMPTS = Path(__file__).parent / "prompts"
+
+
+class PlainGenerationTeacher(LLMTeacher):
+    NOTE = "no analysis: plain generation, labels in turn, no student feedback"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, template_dir=str(PROMPTS), **kwargs)
+        self.plain = self.env.get_template(f"plain.{self.task}.v1.jinja")
+        self._turn = 0
+
+    def begin_round(self, round_id: int, seen_texts: Sequence[str]) -> None:
+        super().begin_round(round_id, seen_texts)
+        self._turn = (round_id - 1) * 997  # a different label order each round, the same on resume
+
+    def analyse(self, report: WeaknessReport, history: Sequence[str]) -> Analysis:
+        return Analysis(text=self.NOTE, conversation=[])
+
+    def propose(self, analysis: Analysis, n_hard: int, n_easy: int, with_labels: bool = False) -> Proposal:
+        label = self.labels[self._turn % len(self.labels)]
+        self._turn += 1
+        n = n_hard + n_easy
+        prompt = self.plain.render(n=n, label=label, labels=self.labels, definitions=self.definitions,
+                                   task_description=self.task_description).strip() + "\n"  # fmt: skip
+        answer = self._chat([Message("system", self.render("system")), Message("user", prompt)])
+        samples, rejected = parse_generation(answer, self.task, self.labels, with_labels=True, n_hard=n, prompt=prompt)
+        for s in samples:
+            s.intent = "plain"
+        if not with_labels:  # the loop labels them in a separate call: drop what the writer meant
+            samples = [Sample(s.text, intent=s.intent) for s in samples]
+        return Proposal(samples=samples, rejected=rejected, raw=answer)
+
+
+class RandomPoolLLMTeacher(LLMTeacher):
+    NOTE = "no analysis: uniformly random pool texts, labelled by the teacher"
+
+    def __init__(self, *args, pool: str, seed: int = 0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.pool_texts = read_pool_texts(pool)
+        self.seed = seed
+        self._rng = random.Random(seed)
+        self._used: set = set()
+
+    def begin_round(self, round_id: int, seen_texts: Sequence[str]) -> None:
+        super().begin_round(round_id, seen_texts)
+        self._rng = random.Random(f"{self.seed}:{round_id}")  # the same draws on resume
+        self._used = {normalise(t) for t in seen_texts}
+
+    def analyse(self, report: WeaknessReport, history: Sequence[str]) -> Analysis:
+        return Analysis(text=self.NOTE, conversation=[])
+
+    def propose(self, analysis: Analysis, n_hard: int, n_easy: int, with_labels: bool = False) -> Proposal:
+        free = [t for t in self.pool_texts if normalise(t) not in self._used]
+        picked = self._rng.sample(free, min(n_hard + n_easy, len(free)))
+        self._used.update(normalise(t) for t in picked)
+        return Proposal(samples=[Sample(t, intent="random") for t in picked])
+
+
+def _teacher(cls, model: Any, task: str, labels: List[str], label_definitions: Dict[str, str],
+             task_description: str, **extra):  # fmt: skip
+    return cls(model=model, task=task, labels=list(labels), label_definitions=dict(label_definitions),
+               task_description=task_description, **extra)  # fmt: skip
+
+
+@registry.misc("spacy_evokd_bench.PlainGenerationTeacher.v1")
+def plain_generation_teacher(model: Any, task: str, labels: List[str], label_definitions: Dict[str, str] = {},
+                             task_description: str = "") -> PlainGenerationTeacher:  # fmt: skip
+    return _teacher(PlainGenerationTeacher, model, task, labels, label_definitions, task_description)
+
+
+@registry.misc("spacy_evokd_bench.RandomPoolLLMTeacher.v1")
+def random_pool_llm_teacher(model: Any, task: str, labels: List[str], pool: str, label_definitions: Dict[str, str] = {},
+                            task_description: str = "", seed: int = 0) -> RandomPoolLLMTeacher:  # fmt: skip
+    return _teacher(RandomPoolLLMTeacher, model, task, labels, label_definitions, task_description, pool=pool, seed=seed)

@@ -1,0 +1,260 @@
+"""Benchmark: EvoKD with a real local LLM teacher against its real rivals, at equal teacher tokens.
+
+    bin/bench --only real [--quick]
+
+The teacher is llama.cpp's llama-server with the Qwen2.5-Coder-1.5B-Instruct GGUF
+(`python -m spacy_evokd.local_server install / assemble`; started and stopped here, one slot,
+one thread). Every arm is the product's EvoKDLoop with the same CNN student, 1-shot seed, rounds,
+and the same teacher-token budget per round (`max_tokens_per_round`): an arm gets as many
+samples as its way of using the teacher buys with those tokens.
+
+Arms (bench/llm_baselines.py has the two rivals):
+  evokd          the full loop: analysis -> hard/easy generation -> separate labelling
+  guided_pool    analysis-guided pool mode (`source = "pool"`): the analysis' evidence picks
+                 unlabelled pool texts, the teacher labels them
+  plain          plain generation: labelled samples per label, no analysis, no feedback
+  llm_pool       random pool texts labelled by the teacher (spacy-llm + `spacy train`)
+  simulated      the simulated teacher (pool examples with gold labels, no LLM), for reference
+  wo_easy, wo_correct, wo_review, wo_separation   the paper's ablations of `evokd` (one set)
+
+Printed per data set: dev and test per round (mean ± std over seeds), teacher tokens and seconds
+per round, seconds per accepted sample, parse rate of the teacher's answers, acceptance and the
+duplicate share of generated samples; a verdict per rival ("ahead" only when the gap is larger
+than the pooled std, else "tie"). Results: bench/results/real_teacher.json; finished runs are
+kept in bench/results/real_runs/ under a hash of code, config and data, so a code change never
+reuses old numbers.
+"""
+import hashlib
+import json
+import shutil
+import statistics
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import bench_data
+import llm_baselines  # noqa: F401  (registers the rival teachers)
+
+ROOT = Path(__file__).parent.parent
+TEACHER_CFG = ROOT / "configs/teachers/local_server.cfg"
+PORT = 8095
+ALIAS = "qwen2.5-coder-1.5b-instruct"
+ARMS = ("evokd", "guided_pool", "plain", "llm_pool", "simulated")
+ABLATIONS = {"wo_easy": {"n_easy": 0}, "wo_correct": {"show_correct": False},
+             "wo_review": {"review_history": False}, "wo_separation": {"separate_labelling": False}}  # fmt: skip
+# parse failures: answers the parser could not read at all (per generation / labelling answer)
+PARSE_FAILURES = ("malformed_answer", "huge_answer")
+DUPLICATES = ("duplicate", "near_duplicate")
+
+
+@dataclass
+class Settings:
+    rounds: int = 3
+    tokens_per_round: int = 6000  # every LLM arm's teacher budget per round (max_tokens_per_round)
+    max_analyses: int = 8  # analyses a round may make before the budget ends it
+    simulated_analyses: int = 2  # the simulated teacher has no tokens: 2 x (2 hard + 2 easy) per round
+    max_steps: int = 200  # the seed round's training steps
+    warm_steps: int = 100  # each later round's (warm start)
+    seeds: Sequence[int] = (0, 1)
+    arms: Sequence[str] = ARMS
+    ablations: bool = True  # the paper's four ablations on the first set
+    real_sets: Sequence[str] = ("emotion", "conll04")
+    pool_size: int = 1000
+    dev_size: int = 200
+    test_size: int = 500
+    threads: int = 1  # llama-server threads: 1 is stable on a shared 2-core machine
+
+    @classmethod
+    def make(cls, quick: bool, **kw) -> "Settings":
+        if quick:  # the demo sets only, one seed, 2 rounds, no ablations
+            kw.update(rounds=2, seeds=kw.get("seeds", [0])[:1], ablations=False, real_sets=[])
+        return cls(**kw)
+
+
+def _teacher_block(arm: str, prep: bench_data.Prepared, base_url: str, seed: int) -> Dict:
+    if arm == "simulated":
+        return {"@misc": "spacy_evokd.SimulatedTeacher.v1", "pool": str(prep.pool), "task": prep.task,
+                "labels": prep.labels, "seed": seed}  # fmt: skip
+    from spacy_evokd.config import _read
+
+    block = _read(TEACHER_CFG, {})["evokd"]["teacher"]
+    block = json.loads(json.dumps(block))  # a plain dict copy
+    block.update(task=prep.task, labels=prep.labels, task_description=prep.description,
+                 label_definitions=prep.definitions)  # fmt: skip
+    block.pop("max_examples_shown", None)
+    block["model"].update(name=ALIAS, base_url=base_url, concurrency=1)
+    if arm == "plain":
+        block["@misc"] = "spacy_evokd_bench.PlainGenerationTeacher.v1"
+    elif arm == "llm_pool":
+        block.update({"@misc": "spacy_evokd_bench.RandomPoolLLMTeacher.v1", "pool": str(prep.pool), "seed": seed})
+    return block
+
+
+def config_for(arm: str, prep: bench_data.Prepared, seed_path: Path, seed: int, a, base_url: str):
+    from spacy_evokd.config import load_config
+
+    evokd = {"rounds": a.rounds, "n_hard": 2, "n_easy": 2, "max_tokens_per_round": a.tokens_per_round,
+             "analyses_per_round": a.max_analyses, "check_teacher": arm != "simulated"}  # fmt: skip
+    if arm == "simulated":
+        evokd["analyses_per_round"] = a.simulated_analyses
+        evokd["max_tokens_per_round"] = 0
+    if arm == "guided_pool":
+        evokd.update(source="pool", pool=str(prep.pool))
+    if arm == "plain":
+        evokd["separate_labelling"] = False  # the label it was asked to write is the label
+    evokd.update(ABLATIONS.get(arm, {}))
+    overrides = {"paths.train": str(seed_path), "paths.dev": str(prep.dev), "paths.test": str(prep.test),
+                 "paths.pool": str(prep.pool), "system.seed": seed, "evokd.labels": prep.labels,
+                 "training.max_steps": a.max_steps, "training.eval_frequency": max(1, a.max_steps // 2),
+                 "evokd.warm_start_steps": a.warm_steps, **{f"evokd.{k}": v for k, v in evokd.items()}}  # fmt: skip
+    config = load_config(ROOT / f"configs/{prep.task}_cnn.cfg", overrides)
+    config["evokd"]["task_description"] = prep.description
+    config["evokd"]["label_definitions"] = prep.definitions
+    config["evokd"]["teacher"] = _teacher_block(arm, prep, base_url, seed)
+    return config
+
+
+def _code_hash() -> str:
+    files = sorted(ROOT.glob("spacy_evokd/**/*.py")) + sorted(ROOT.glob("spacy_evokd/prompts/*.jinja")) + \
+            sorted(ROOT.glob("bench/*.py")) + sorted(ROOT.glob("bench/prompts/*.jinja")) + [TEACHER_CFG]  # fmt: skip
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.relative_to(ROOT).as_posix().encode() + f.read_bytes())
+    return h.hexdigest()[:12]
+
+
+def _run_key(config, prep: bench_data.Prepared, code: str) -> str:
+    h = hashlib.sha256(code.encode() + config.to_str().replace(str(prep.pool.parent), "DATA").encode())
+    for f in (prep.pool, prep.dev, prep.test):
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def run_arm(arm: str, prep: bench_data.Prepared, seed: int, a, base_url: str, cache_dir: Path, code: str) -> Dict:
+    """One loop run (or its cached result): per-round dev/test and what the teacher cost."""
+    import spacy
+
+    from spacy_evokd import student
+    from spacy_evokd.cache import UsageLedger
+    from spacy_evokd.data import read_docbin
+    from spacy_evokd.loop import EvoKDLoop
+    from runs import write_seed
+
+    tmp = Path(tempfile.mkdtemp(prefix="evokd-real-"))
+    try:
+        write_seed(prep, 1, seed, tmp / "seed.spacy")
+        config = config_for(arm, prep, tmp / "seed.spacy", seed, a, base_url)
+        cached = cache_dir / f"{prep.tag}-{arm}-s{seed}-{_run_key(config, prep, code)}.json"
+        if cached.exists():
+            return json.loads(cached.read_text())
+        t0 = time.time()
+        EvoKDLoop(config, tmp / "run", echo=lambda m: print(f"    {arm} s{seed}: {m}", flush=True)).run()
+        wall = time.time() - t0
+        recs = [json.loads(p.read_text()) for p in sorted((tmp / "run/rounds").glob("round_*.json"))]
+        steps = {}
+        for row in UsageLedger(tmp / "run/cache.sqlite").rows():
+            steps.setdefault(row["round"], {}).setdefault(row["step"], 0)
+            steps[row["round"]][row["step"]] += row["requests"]
+        gold = read_docbin(prep.test, spacy.blank("en").vocab)
+        test = [student.evaluate(student.load(tmp / f"run/models/round_{r['round']:03d}/model-best"), gold, prep.task,
+                                 prep.labels)[0]["score"] for r in recs]  # fmt: skip
+        result = {"arm": arm, "dataset": prep.name, "seed": seed, "wall": wall, "test": test,
+                  "dev": [r["dev"]["score"] for r in recs],
+                  "rounds": [{"accepted": r["accepted"], "generated": r["generated"], "rejected": r["rejected"],
+                              "tokens": r["usage"]["total_tokens"], "teacher_s": r["seconds"].get("teacher", 0.0),
+                              "answers": sum(v for k, v in steps.get(r["round"], {}).items() if k != "analysis"),
+                              "analyses": r["analyses"][:2], "label_disagreement": r.get("label_disagreement")}
+                             for r in recs[1:]]}  # fmt: skip
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    cached.write_text(json.dumps(result, indent=1))
+    return result
+
+
+def _ms(values: Sequence[float]) -> str:
+    if not values:
+        return "–"
+    if len(values) < 2:
+        return f"{values[0]:.3f}"
+    return f"{statistics.mean(values):.3f}±{statistics.stdev(values):.3f}"
+
+
+def _verdict(ours: List[float], theirs: List[float]) -> str:
+    """'ahead' / 'behind' only when the gap of the means exceeds the pooled std (≥ 2 seeds each)."""
+    if len(ours) < 2 or len(theirs) < 2:
+        return "tie (too few seeds)"
+    gap = statistics.mean(ours) - statistics.mean(theirs)
+    pooled = ((statistics.variance(ours) + statistics.variance(theirs)) / 2) ** 0.5
+    return "tie" if abs(gap) <= pooled else ("ahead" if gap > 0 else "behind")
+
+
+def summarise(prep: bench_data.Prepared, results: List[Dict]) -> Dict:
+    metric = "macro-F1" if prep.task == "textcat" else "entity F1"
+    arms = [a for a in ARMS + tuple(ABLATIONS) if any(r["arm"] == a for r in results)]
+    by_arm = {a: [r for r in results if r["arm"] == a] for a in arms}
+    n_rounds = max(len(r["dev"]) for r in results)
+    print(f"\n{prep.name} ({prep.task}, {metric}), 1-shot, seeds {sorted({r['seed'] for r in results})}")
+    print(f"{'arm':<14}" + "".join(f"{'dev r' + str(i):>14}" for i in range(n_rounds)) + f"{'test last':>14}")
+    for a in arms:
+        cells = "".join(f"{_ms([r['dev'][i] for r in by_arm[a] if len(r['dev']) > i]):>14}" for i in range(n_rounds))
+        print(f"{a:<14}{cells}{_ms([r['test'][-1] for r in by_arm[a]]):>14}")
+    print(f"\n{'arm':<14}{'tokens/rnd':>11}{'teacher s/rnd':>14}{'s/accepted':>11}{'parse rate':>11}"
+          f"{'acc/gen':>9}{'dup share':>10}{'accepted':>9}")  # fmt: skip
+    rows = {}
+    for a in arms:
+        rnds = [x for r in by_arm[a] for x in r["rounds"]]
+        acc, gen = sum(x["accepted"] for x in rnds), sum(x["generated"] for x in rnds)
+        answers = sum(x["answers"] for x in rnds)
+        fails = sum(x["rejected"].get(k, 0) for x in rnds for k in PARSE_FAILURES)
+        dups = sum(x["rejected"].get(k, 0) for x in rnds for k in DUPLICATES)
+        secs = sum(x["teacher_s"] for x in rnds)
+        row = {"tokens_per_round": statistics.mean([x["tokens"] for x in rnds]) if rnds else 0,
+               "teacher_s_per_round": secs / max(1, len(rnds)), "s_per_accepted": secs / acc if acc else None,
+               "parse_rate": 1 - fails / answers if answers else None, "acceptance": acc / gen if gen else None,
+               "duplicate_share": dups / gen if gen else None, "accepted": acc}  # fmt: skip
+        rows[a] = row
+        fmt = lambda v, f: "–" if v is None else format(v, f)  # noqa: E731
+        print(f"{a:<14}{row['tokens_per_round']:>11,.0f}{row['teacher_s_per_round']:>14.1f}"
+              f"{fmt(row['s_per_accepted'], '.1f'):>11}{fmt(row['parse_rate'], '.3f'):>11}"
+              f"{fmt(row['acceptance'], '.2f'):>9}{fmt(row['duplicate_share'], '.3f'):>10}{acc:>9}")  # fmt: skip
+    verdicts = {}
+    finals = {a: [r["test"][-1] for r in by_arm[a]] for a in arms}
+    for ours in ("evokd", "guided_pool"):
+        for rival in ("plain", "llm_pool"):
+            if finals.get(ours) and finals.get(rival):
+                verdicts[f"{ours} vs {rival}"] = _verdict(finals[ours], finals[rival])
+    if verdicts:
+        print("test at the last round: " + "; ".join(f"{k}: {v}" for k, v in verdicts.items()))
+    return {"dataset": prep.name, "task": prep.task, "per_arm": rows, "verdicts": verdicts, "runs": results}
+
+
+def main(data_dir: Optional[Path], out: Path, a) -> None:
+    from spacy_evokd import local_server
+
+    work = out / "real_data"
+    sets = [bench_data.prepare_demo(ROOT / "assets/demo", t, work) for t in ("textcat", "ner")]
+    if data_dir is not None:
+        sets += [bench_data.prepare(data_dir, n, work, a.pool_size, a.dev_size, a.test_size) for n in a.real_sets]
+    code = _code_hash()
+    log = out / "real_teacher_server.log"
+    server = local_server.start(model=ROOT / local_server.MODEL_PATH, port=PORT, alias=ALIAS, threads=a.threads, parallel=1, pid_file=out / "real_teacher.pid",
+                                log_file=log, echo=print)  # fmt: skip
+    summaries = []
+    t0 = time.time()
+    try:
+        for i, prep in enumerate(sets):
+            arms = list(a.arms) + (list(ABLATIONS) if i == 0 and a.ablations else [])
+            results = []
+            for seed in a.seeds:
+                for arm in arms:
+                    print(f"  {prep.name} seed {seed}: {arm}", flush=True)
+                    results.append(run_arm(arm, prep, seed, a, server["base_url"], out / "real_runs", code))
+            summaries.append(summarise(prep, results))
+    finally:
+        local_server.stop(out / "real_teacher.pid", echo=print)
+    (out / "real_teacher.json").write_text(json.dumps({"settings": asdict(a), "minutes": (time.time() - t0) / 60,
+                                                       "sets": summaries}, indent=1))
+    print(f"\nreal-teacher benchmark: {(time.time() - t0) / 60:.1f} min; {out / 'real_teacher.json'}")

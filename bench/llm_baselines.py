@@ -17,6 +17,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from spacy.util import registry
 
+from spacy_evokd.answer_schemas import generation_schema
 from spacy_evokd.parsing import parse_generation
 from spacy_evokd.pool_source import read_pool_texts
 from spacy_evokd.teachers.base import Analysis, Message, Proposal, Sample, WeaknessReport
@@ -47,7 +48,9 @@ class PlainGenerationTeacher(LLMTeacher):
         n = n_hard + n_easy
         prompt = self.plain.render(n=n, label=label, labels=self.labels, definitions=self.definitions,
                                    task_description=self.task_description).strip() + "\n"  # fmt: skip
-        answer = self._chat([Message("system", self.render("system")), Message("user", prompt)])
+        # the same structured output as EvoKD's generation call: n labelled items
+        answer = self._chat([Message("system", self.render("system")), Message("user", prompt)], step="generate",
+                            schema=generation_schema(self.task, self.labels, n, 0))  # fmt: skip
         samples, rejected = parse_generation(answer, self.task, self.labels, with_labels=True, n_hard=n, prompt=prompt)
         for s in samples:
             s.intent = "plain"

@@ -53,7 +53,7 @@ DUPLICATES = ("duplicate", "near_duplicate")
 class Settings:
     rounds: int = 3
     tokens_per_round: int = 6000  # every LLM arm's teacher budget per round (max_tokens_per_round)
-    max_analyses: int = 8  # analyses a round may make before the budget ends it
+    max_analyses: int = 24  # calls a round may make: high enough that the token budget, not this cap, ends every arm's round
     simulated_analyses: int = 2  # the simulated teacher has no tokens: 2 x (2 hard + 2 easy) per round
     max_steps: int = 200  # the seed round's training steps
     warm_steps: int = 100  # each later round's (warm start)

@@ -60,7 +60,7 @@ class Settings:
     seeds: Sequence[int] = (0, 1)
     arms: Sequence[str] = ARMS
     ablations: bool = True  # the paper's four ablations on the first set
-    real_sets: Sequence[str] = ("emotion", "conll04")
+    real_sets: Sequence[str] = ("demo_textcat", "demo_ner", "emotion", "conll04")  # demo_* are ours
     pool_size: int = 1000
     dev_size: int = 200
     test_size: int = 500
@@ -69,7 +69,7 @@ class Settings:
     @classmethod
     def make(cls, quick: bool, **kw) -> "Settings":
         if quick:  # the demo sets only, one seed, 2 rounds, no ablations
-            kw.update(rounds=2, seeds=kw.get("seeds", [0])[:1], ablations=False, real_sets=[])
+            kw.update(rounds=2, seeds=kw.get("seeds", [0])[:1], ablations=False, real_sets=["demo_textcat", "demo_ner"])
         return cls(**kw)
 
 
@@ -237,9 +237,8 @@ def main(data_dir: Optional[Path], out: Path, a) -> None:
     from spacy_evokd import local_server
 
     work = out / "real_data"
-    sets = [bench_data.prepare_demo(ROOT / "assets/demo", t, work) for t in ("textcat", "ner")]
-    if data_dir is not None:
-        sets += [bench_data.prepare(data_dir, n, work, a.pool_size, a.dev_size, a.test_size) for n in a.real_sets]
+    sets = [bench_data.prepare_demo(ROOT / "assets/demo", n[len("demo_"):], work) if n.startswith("demo_")
+            else bench_data.prepare(data_dir, n, work, a.pool_size, a.dev_size, a.test_size) for n in a.real_sets]  # fmt: skip
     code = _code_hash()
     log = out / "real_teacher_server.log"
     server = local_server.start(model=ROOT / local_server.MODEL_PATH, port=PORT, alias=ALIAS, threads=a.threads, parallel=1, pid_file=out / "real_teacher.pid",

@@ -30,7 +30,9 @@ def main() -> None:
     p.add_argument("--only", default=",".join(ALL), help=f"comma-separated subset of {','.join(ALL)}")
     p.add_argument("--out", type=Path, default=ROOT / "bench/results")
     p.add_argument("--real-seeds", default="0,1", help="seeds of the real-teacher benchmark")
-    p.add_argument("--real-sets", default="emotion,conll04", help="real data sets of the real-teacher benchmark (besides the demo sets)")
+    p.add_argument("--real-sets", default="demo_textcat,demo_ner,emotion,conll04",
+                   help="data sets of the real-teacher benchmark, in order (demo_textcat, demo_ner: ours; others from --data-dir)")
+    p.add_argument("--real-no-ablations", action="store_true", help="skip the four ablations (run on the first set)")
     p.add_argument("--real-tokens", type=int, default=6000, help="teacher tokens per round, every LLM arm")
     p.add_argument("--real-threads", type=int, default=1, help="llama-server threads (2 only on an otherwise idle machine)")
     a = p.parse_args()
@@ -39,6 +41,8 @@ def main() -> None:
     if unknown:
         p.error(f"unknown benchmark {unknown[0]!r}; choose from {','.join(ALL + OPT_IN)}")
     needs_data = {"warm", "cost", "targeting"} & set(only)
+    if "real" in only and any(not x.startswith("demo_") for x in a.real_sets.split(",") if x):
+        needs_data.add("real")
     if needs_data and a.data_dir is None:
         p.error(f"{', '.join(sorted(needs_data))} need the real data sets: pass --data-dir (../shared/datasets not found)")
     if needs_data and not Path(a.data_dir).is_dir():
@@ -86,7 +90,7 @@ def main() -> None:
 
         real_teacher.main(a.data_dir, out, real_teacher.Settings.make(
             quick=q, seeds=[int(x) for x in a.real_seeds.split(",") if x], real_sets=[x for x in a.real_sets.split(",") if x],
-            tokens_per_round=a.real_tokens, threads=a.real_threads))
+            tokens_per_round=a.real_tokens, threads=a.real_threads, ablations=not a.real_no_ablations))
     print(f"\nbenchmarks done in {(time.time() - t0) / 60:.1f} min; results in {out}")
 
 

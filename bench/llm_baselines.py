@@ -20,7 +20,7 @@ from spacy.util import registry
 from spacy_evokd.answer_schemas import generation_schema
 from spacy_evokd.parsing import parse_generation
 from spacy_evokd.pool_source import read_pool_texts
-from spacy_evokd.teachers.base import Analysis, Message, Proposal, Sample, WeaknessReport
+from spacy_evokd.ty import Analysis, Message, Proposal, RoundContext, Sample, WeaknessReport
 from spacy_evokd.teachers.llm import LLMTeacher
 from spacy_evokd.validation import normalise
 
@@ -32,12 +32,12 @@ class PlainGenerationTeacher(LLMTeacher):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, template_dir=str(PROMPTS), **kwargs)
-        self.plain = self.env.get_template(f"plain.{self.task}.v1.jinja")
+        self.plain = self.env.get_template(f"plain.{self.task.name}.v1.jinja")
         self._turn = 0
 
-    def begin_round(self, round_id: int, seen_texts: Sequence[str]) -> None:
-        super().begin_round(round_id, seen_texts)
-        self._turn = (round_id - 1) * 997  # a different label order each round, the same on resume
+    def begin_round(self, ctx: RoundContext) -> None:
+        super().begin_round(ctx)
+        self._turn = (ctx.round - 1) * 997  # a different label order each round, the same on resume
 
     def analyse(self, report: WeaknessReport, history: Sequence[str]) -> Analysis:
         return Analysis(text=self.NOTE, conversation=[])
@@ -69,10 +69,10 @@ class RandomPoolLLMTeacher(LLMTeacher):
         self._rng = random.Random(seed)
         self._used: set = set()
 
-    def begin_round(self, round_id: int, seen_texts: Sequence[str]) -> None:
-        super().begin_round(round_id, seen_texts)
-        self._rng = random.Random(f"{self.seed}:{round_id}")  # the same draws on resume
-        self._used = {normalise(t) for t in seen_texts}
+    def begin_round(self, ctx: RoundContext) -> None:
+        super().begin_round(ctx)
+        self._rng = random.Random(f"{self.seed}:{ctx.round}")  # the same draws on resume
+        self._used = {normalise(t) for t in ctx.seen_texts}
 
     def analyse(self, report: WeaknessReport, history: Sequence[str]) -> Analysis:
         return Analysis(text=self.NOTE, conversation=[])

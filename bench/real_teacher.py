@@ -19,12 +19,11 @@ Arms (bench/llm_baselines.py has the two rivals):
 
 Printed per data set: dev and test per round (mean ± std over seeds), teacher tokens and seconds
 per round, seconds per accepted sample, parse rate of the teacher's answers, acceptance and the
-duplicate share of generated samples; a verdict per rival ("ahead" only when the gap is larger
-than the pooled std, else "tie"). Results: bench/results/real_teacher.json; finished runs are
+duplicate share of generated samples; a verdict per rival ("ahead"/"behind" only with >= 3 seeds
+and a gap larger than the pooled std, else "tie"). Results: bench/results/real_teacher.json; finished runs are
 kept in bench/results/real_runs/ under a hash of code, config and data, so a code change never
 reuses old numbers.
 """
-import hashlib
 import json
 import shutil
 import statistics
@@ -36,6 +35,8 @@ from typing import Dict, List, Optional, Sequence
 
 import bench_data
 import llm_baselines  # noqa: F401  (registers the rival teachers)
+import runs
+from spacy_evokd.tasks import get_task
 
 ROOT = Path(__file__).parent.parent
 TEACHER_CFG = ROOT / "configs/teachers/local_server.cfg"
@@ -118,22 +119,6 @@ def config_for(arm: str, prep: bench_data.Prepared, seed_path: Path, seed: int, 
     return config
 
 
-def _code_hash() -> str:
-    files = sorted(ROOT.glob("spacy_evokd/**/*.py")) + sorted(ROOT.glob("spacy_evokd/prompts/*.jinja")) + \
-            sorted(ROOT.glob("bench/*.py")) + sorted(ROOT.glob("bench/prompts/*.jinja")) + [TEACHER_CFG]  # fmt: skip
-    h = hashlib.sha256()
-    for f in files:
-        h.update(f.relative_to(ROOT).as_posix().encode() + f.read_bytes())
-    return h.hexdigest()[:12]
-
-
-def _run_key(config, prep: bench_data.Prepared, code: str) -> str:
-    h = hashlib.sha256(code.encode() + config.to_str().replace(str(prep.pool.parent), "DATA").encode())
-    for f in (prep.pool, prep.dev, prep.test):
-        h.update(f.read_bytes())
-    return h.hexdigest()[:16]
-
-
 def run_arm(arm: str, prep: bench_data.Prepared, seed: int, a, base_url: str, cache_dir: Path, code: str) -> Dict:
     """One loop run (or its cached result): per-round dev/test and what the teacher cost."""
     import spacy
@@ -142,32 +127,34 @@ def run_arm(arm: str, prep: bench_data.Prepared, seed: int, a, base_url: str, ca
     from spacy_evokd.cache import UsageLedger
     from spacy_evokd.data import read_docbin
     from spacy_evokd.loop import EvoKDLoop
-    from runs import write_seed
+    from spacy_evokd.records import RoundRecord
+    from runs import run_key, write_seed
 
     tmp = Path(tempfile.mkdtemp(prefix="evokd-real-"))
     try:
         write_seed(prep, 1, seed, tmp / "seed.spacy")
         config = config_for(arm, prep, tmp / "seed.spacy", seed, a, base_url)
-        cached = cache_dir / f"{prep.tag}-{arm}-s{seed}-{_run_key(config, prep, code)}.json"
+        cached = cache_dir / f"{prep.tag}-{arm}-s{seed}-{run_key(config, (tmp / 'seed.spacy', prep.pool, prep.dev, prep.test), code, tmp)}.json"
         if cached.exists():
             return json.loads(cached.read_text())
         t0 = time.time()
         EvoKDLoop(config, tmp / "run", echo=lambda m: print(f"    {arm} s{seed}: {m}", flush=True)).run()
         wall = time.time() - t0
-        recs = [json.loads(p.read_text()) for p in sorted((tmp / "run/rounds").glob("round_*.json"))]
+        recs = RoundRecord.load_all(tmp / "run")
         steps = {}
         for row in UsageLedger(tmp / "run/cache.sqlite").rows():
             steps.setdefault(row["round"], {}).setdefault(row["step"], 0)
             steps[row["round"]][row["step"]] += row["requests"]
         gold = read_docbin(prep.test, spacy.blank("en").vocab)
-        test = [student.evaluate(student.load(tmp / f"run/models/round_{r['round']:03d}/model-best"), gold, prep.task,
+        test = [student.evaluate(student.load(tmp / f"run/models/round_{r.round:03d}/model-best"), gold, prep.task,
                                  prep.labels)[0]["score"] for r in recs]  # fmt: skip
         result = {"arm": arm, "dataset": prep.name, "seed": seed, "wall": wall, "test": test,
-                  "dev": [r["dev"]["score"] for r in recs],
-                  "rounds": [{"accepted": r["accepted"], "generated": r["generated"], "rejected": r["rejected"],
-                              "tokens": r["usage"]["total_tokens"], "teacher_s": r["seconds"].get("teacher", 0.0),
-                              "answers": sum(v for k, v in steps.get(r["round"], {}).items() if k != "analysis"),
-                              "analyses": r["analyses"][:2], "label_disagreement": r.get("label_disagreement")}
+                  "dev": [r.dev["score"] for r in recs],
+                  "rounds": [{"accepted": r.accepted, "generated": r.generated, "rejected": r.rejected,
+                              "tokens": r.usage["total_tokens"], "teacher_s": r.seconds.get("teacher", 0.0),
+                              "answers": sum(v for k, v in steps.get(r.round, {}).items() if k != "analysis"),
+                              "analyses": r.analyses[:2],
+                              "label_disagreement": (r.teacher_checks or {}).get("label_disagreement")}
                              for r in recs[1:]]}  # fmt: skip
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -184,17 +171,8 @@ def _ms(values: Sequence[float]) -> str:
     return f"{statistics.mean(values):.3f}±{statistics.stdev(values):.3f}"
 
 
-def _verdict(ours: List[float], theirs: List[float]) -> str:
-    """'ahead' / 'behind' only when the gap of the means exceeds the pooled std (≥ 2 seeds each)."""
-    if len(ours) < 2 or len(theirs) < 2:
-        return "tie (too few seeds)"
-    gap = statistics.mean(ours) - statistics.mean(theirs)
-    pooled = ((statistics.variance(ours) + statistics.variance(theirs)) / 2) ** 0.5
-    return "tie" if abs(gap) <= pooled else ("ahead" if gap > 0 else "behind")
-
-
 def summarise(prep: bench_data.Prepared, results: List[Dict]) -> Dict:
-    metric = "macro-F1" if prep.task == "textcat" else "entity F1"
+    metric = get_task(prep.task).metric_name
     arms = [a for a in ARMS + tuple(ABLATIONS) if any(r["arm"] == a for r in results)]
     by_arm = {a: [r for r in results if r["arm"] == a] for a in arms}
     n_rounds = max(len(r["dev"]) for r in results)
@@ -227,7 +205,7 @@ def summarise(prep: bench_data.Prepared, results: List[Dict]) -> Dict:
     for ours in ("evokd", "guided_pool"):
         for rival in ("plain", "llm_pool"):
             if finals.get(ours) and finals.get(rival):
-                verdicts[f"{ours} vs {rival}"] = _verdict(finals[ours], finals[rival])
+                verdicts[f"{ours} vs {rival}"] = runs.verdict(finals[ours], finals[rival])
     if verdicts:
         print("test at the last round: " + "; ".join(f"{k}: {v}" for k, v in verdicts.items()))
     return {"dataset": prep.name, "task": prep.task, "per_arm": rows, "verdicts": verdicts, "runs": results}
@@ -239,7 +217,7 @@ def main(data_dir: Optional[Path], out: Path, a) -> None:
     work = out / "real_data"
     sets = [bench_data.prepare_demo(ROOT / "assets/demo", n[len("demo_"):], work) if n.startswith("demo_")
             else bench_data.prepare(data_dir, n, work, a.pool_size, a.dev_size, a.test_size) for n in a.real_sets]  # fmt: skip
-    code = _code_hash()
+    code = runs.code_hash()
     log = out / "real_teacher_server.log"
     server = local_server.start(model=ROOT / local_server.MODEL_PATH, port=PORT, alias=ALIAS, threads=a.threads, parallel=1, pid_file=out / "real_teacher.pid",
                                 log_file=log, echo=print)  # fmt: skip

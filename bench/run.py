@@ -2,6 +2,7 @@
 
     bin/bench [--quick] [--data-dir ../shared/datasets] [--only transport,tokens,warm,cost,targeting]
     bin/bench --only real [--quick] [--real-seeds 0,1]     (opt-in: the real local LLM teacher)
+    bin/bench --only students [--quick] [--students-minutes 80]   (student architectures, few-shot to full)
 
 The timing-sensitive ones (transport, warm start, student cost) run first and alone; the
 targeting benchmark (many loop runs, two at a time) runs last. The full suite takes about 80
@@ -19,7 +20,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 import bench_data  # noqa: E402
 import runs  # noqa: E402
 
-ALL = ("transport", "tokens", "warm", "cost", "targeting")
+ALL = ("transport", "tokens", "warm", "cost", "students", "targeting")
 OPT_IN = ("real",)  # hours on 2 cores, needs the llama.cpp server and GGUF (`spacy project run llm-install`...)
 
 
@@ -32,6 +33,13 @@ def main() -> None:
     p.add_argument("--real-seeds", default="0,1", help="seeds of the real-teacher benchmark")
     p.add_argument("--real-sets", default="demo_textcat,demo_ner,emotion,conll04",
                    help="data sets of the real-teacher benchmark, in order (demo_textcat, demo_ner: ours; others from --data-dir)")
+    p.add_argument("--real-arms", default="evokd,guided_pool,plain,llm_pool,simulated", help="arms of the real-teacher benchmark")
+    p.add_argument("--students-sets", default="", help="data sets of the student-config benchmark (default: "
+                   "demo_textcat,emotion,sst2,demo_ner,conll04,conll2003; --quick: the demo sets)")
+    p.add_argument("--students-seeds", default="0,1,2", help="k-shot seeds of the student-config benchmark")
+    p.add_argument("--students-candidates", default="", help="candidate configs to train (default: all, see bench/student_configs.py)")
+    p.add_argument("--students-minutes", type=float, default=0, help="start no student training after this long (0 = no limit)")
+    p.add_argument("--students-heavy-all", action="store_true", help="stock-accuracy students on every seed and the full pool too")
     p.add_argument("--real-no-ablations", action="store_true", help="skip the four ablations (run on the first set)")
     p.add_argument("--real-tokens", type=int, default=6000, help="teacher tokens per round, every LLM arm")
     p.add_argument("--real-threads", type=int, default=1, help="llama-server threads (2 only on an otherwise idle machine)")
@@ -40,7 +48,28 @@ def main() -> None:
     unknown = sorted(set(only) - set(ALL) - set(OPT_IN))
     if unknown:
         p.error(f"unknown benchmark {unknown[0]!r}; choose from {','.join(ALL + OPT_IN)}")
+    if "real" in only:
+        import real_teacher
+
+        real_arms = real_teacher.ARMS + tuple(real_teacher.ABLATIONS)
+        bad_arms = [x for x in a.real_arms.split(",") if x and x not in real_arms]
+        if bad_arms:
+            p.error(f"unknown arm {bad_arms[0]!r} in --real-arms; choose from {','.join(real_arms)}")
+    if "students" in only:
+        import student_configs
+
+        known = [n for names in student_configs.SETS.values() for n in names]
+        bad_sets = [x for x in a.students_sets.split(",") if x and x not in known]
+        if bad_sets:
+            p.error(f"unknown data set {bad_sets[0]!r} in --students-sets; choose from {','.join(known)}")
+        names = sorted({c for cands in student_configs.CANDIDATES.values() for c in cands})
+        bad_cands = [x for x in a.students_candidates.split(",") if x and x not in names]
+        if bad_cands:
+            p.error(f"unknown candidate {bad_cands[0]!r} in --students-candidates; choose from {','.join(names)}")
     needs_data = {"warm", "cost", "targeting"} & set(only)
+    if "students" in only and (a.students_sets or not a.quick) and any(
+            not x.startswith("demo_") for x in (a.students_sets or "emotion").split(",") if x):  # fmt: skip
+        needs_data.add("students")
     if "real" in only and any(not x.startswith("demo_") for x in a.real_sets.split(",") if x):
         needs_data.add("real")
     if needs_data and a.data_dir is None:
@@ -54,7 +83,8 @@ def main() -> None:
         print("--quick: transport 32 prompts (not 128); token efficiency 2 rounds (not 3); warm start on emotion only, "
               "3 rounds (not emotion+conll04, 6); student cost on 500 texts (not 2,000); targeting on emotion and "
               "conll04 only, 1-shot, 1 seed, 4 rounds, pool 1,000, dev/test 300, full-shot 200 steps "
-              "(not 4 data sets, 1- and 5-shot, 3 seeds, 8 rounds, pool 2,000, dev/test 500, 1,000 steps)\n")
+              "(not 4 data sets, 1- and 5-shot, 3 seeds, 8 rounds, pool 2,000, dev/test 500, 1,000 steps); "
+              "student configs on the demo sets only, 1-shot, 1 seed (not 2 real sets per task too, 1- and 5-shot, 3 seeds)\n")
     t0 = time.time()
     if "transport" in only:
         import transport
@@ -78,6 +108,14 @@ def main() -> None:
 
         student_cost.main(a.data_dir, out, 500 if q else 2000, sizes)
         print()
+    if "students" in only:
+        import student_configs
+
+        student_configs.main(a.data_dir, out, quick=q, seeds=[int(x) for x in a.students_seeds.split(",") if x],
+                             minutes=a.students_minutes, sets=[x for x in a.students_sets.split(",") if x] or None,
+                             candidates=[x for x in a.students_candidates.split(",") if x] or None,
+                             heavy_all=a.students_heavy_all, command="bin/bench " + " ".join(sys.argv[1:]))  # fmt: skip
+        print()
     if "targeting" in only:
         import targeting
 
@@ -90,7 +128,8 @@ def main() -> None:
 
         real_teacher.main(a.data_dir, out, real_teacher.Settings.make(
             quick=q, seeds=[int(x) for x in a.real_seeds.split(",") if x], real_sets=[x for x in a.real_sets.split(",") if x],
-            tokens_per_round=a.real_tokens, threads=a.real_threads, ablations=not a.real_no_ablations))
+            tokens_per_round=a.real_tokens, threads=a.real_threads, ablations=not a.real_no_ablations,
+            arms=[x for x in a.real_arms.split(",") if x]))
     print(f"\nbenchmarks done in {(time.time() - t0) / 60:.1f} min; results in {out}")
 
 

@@ -3,23 +3,69 @@
 Shared by the targeting, full-shot and warm-start benchmarks. Every run goes through the
 product's own EvoKDLoop and `spacy train` subprocesses; only the teacher block and the scale differ.
 """
+import hashlib
 import json
 import shutil
+import statistics
 import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Dict
+from typing import Dict, Iterable, Optional, Sequence
 
 import baselines  # noqa: F401  (registers the pool-sampling baselines)
 from bench_data import Prepared
 
 ROOT = Path(__file__).parent.parent
 STRATEGIES = {
-    "evokd": "spacy_evokd.SimulatedTeacher.v1",  # weakness targeting
+    "evokd": "spacy_evokd.SimulatedTeacher.v1",  # weakness targeting: hard = drawn from the weak labels
+    "evokd_near": "spacy_evokd.SimulatedTeacher.v1",  # hard = nearest to the student's wrong samples
     "random": "spacy_evokd_bench.RandomPoolTeacher.v1",
+    # the EvoKD arm draws with gold labels, so it can balance classes: this arm balances them too,
+    # so class balancing alone is not credited to targeting
+    "stratified": "spacy_evokd_bench.StratifiedPoolTeacher.v1",
     "entropy": "spacy_evokd_bench.EntropyPoolTeacher.v1",
 }
+# MiniLM: the default textcat student (bag of words) has no token vectors to measure nearness with
+STRATEGY_ARGS = {"evokd_near": {"hard_from": "near_wrong", "embedder": "minilm"}}
+OURS = ("evokd", "evokd_near")
+MIN_SEEDS_FOR_VERDICT = 3
+
+
+def code_hash() -> str:
+    """A hash of everything a run's numbers depend on besides its config and data: the package,
+    its prompts, the benchmark code and the teacher configs. Cached runs are keyed on it, so a code
+    change never reuses old numbers."""
+    files = [f for pattern in ("spacy_evokd/**/*.py", "spacy_evokd/prompts/*.jinja", "bench/*.py",
+                               "bench/prompts/*.jinja", "configs/**/*.cfg") for f in sorted(ROOT.glob(pattern))]  # fmt: skip
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.relative_to(ROOT).as_posix().encode() + f.read_bytes())
+    return h.hexdigest()[:12]
+
+
+def run_key(config, data_files: Iterable[Path], code: str, work_dir: Optional[Path] = None) -> str:
+    """Code hash + the run's resolved config + the data files' bytes. Paths are replaced by
+    placeholders (the data folders, the run's temporary ``work_dir``), so the same run in another
+    process or checkout gets the same key; the seed file is among ``data_files``."""
+    data_files = list(data_files)
+    text = config.to_str() if work_dir is None else config.to_str().replace(str(work_dir), "WORK")
+    for f in data_files:
+        text = text.replace(str(f.parent), "DATA")
+    h = hashlib.sha256(code.encode() + text.encode())
+    for f in data_files:
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def verdict(ours: Sequence[float], theirs: Sequence[float]) -> str:
+    """'ahead' / 'behind' only with >= 3 seeds per arm and a gap of the means larger than the
+    pooled std; otherwise 'tie' (saying why when there are too few seeds)."""
+    if min(len(ours), len(theirs)) < MIN_SEEDS_FOR_VERDICT:
+        return f"tie (< {MIN_SEEDS_FOR_VERDICT} seeds)"
+    gap = statistics.mean(ours) - statistics.mean(theirs)
+    pooled = ((statistics.variance(ours) + statistics.variance(theirs)) / 2) ** 0.5
+    return "tie" if abs(gap) <= pooled else ("ahead" if gap > 0 else "behind")
 
 
 @dataclass(frozen=True)
@@ -51,7 +97,7 @@ def config_for(prep: Prepared, strategy: str, seed_path: Path, seed: int, scale:
     config["evokd"]["task_description"] = prep.name
     config["evokd"]["label_definitions"] = {}  # the demo's definitions don't apply; simulated teachers ignore them
     config["evokd"]["teacher"] = {"@misc": STRATEGIES[strategy], "pool": str(prep.pool), "task": prep.task,
-                                  "labels": prep.labels, "seed": seed}  # fmt: skip
+                                  "labels": prep.labels, "seed": seed, **STRATEGY_ARGS.get(strategy, {})}  # fmt: skip
     return config
 
 
@@ -86,35 +132,37 @@ class RunResult:
 
 def run_loop(prep: Prepared, strategy: str, k: int, seed: int, scale: Scale, cache_dir: Path,
              warm_start: bool = True, test_every_round: bool = True) -> Dict:
-    """Run (or reuse the cached result of) one loop; the run directory is deleted afterwards."""
+    """Run (or reuse the cached result of) one loop; the run directory is deleted afterwards.
+    The cache key is a hash of the code, the run's config and its data (``run_key``)."""
     name = f"{prep.tag}-{strategy}-k{k}-s{seed}-{'warm' if warm_start else 'cold'}-" + \
            f"r{scale.rounds}x{scale.per_round}-st{scale.max_steps}-{scale.warm_start_steps}"  # fmt: skip
-    cached = cache_dir / f"{name}.json"
-    if cached.exists():
-        return json.loads(cached.read_text())
     import spacy
 
     from spacy_evokd import student
     from spacy_evokd.data import read_docbin
     from spacy_evokd.loop import EvoKDLoop
+    from spacy_evokd.records import RoundRecord
 
     tmp = Path(tempfile.mkdtemp(prefix="evokd-bench-"))
     try:
         write_seed(prep, k, seed, tmp / "seed.spacy")
         config = config_for(prep, strategy, tmp / "seed.spacy", seed, scale, warm_start)
+        cached = cache_dir / f"{name}-{run_key(config, (tmp / 'seed.spacy', prep.pool, prep.dev, prep.test), code_hash(), tmp)}.json"
+        if cached.exists():
+            return json.loads(cached.read_text())
         t0 = time.time()
         EvoKDLoop(config, tmp / "run", echo=lambda _: None).run()
         wall = time.time() - t0
-        recs = [json.loads(p.read_text()) for p in sorted((tmp / "run/rounds").glob("round_*.json"))]
+        recs = RoundRecord.load_all(tmp / "run")
         test = []
         if test_every_round:
             nlp0 = spacy.blank("en")
             gold = read_docbin(prep.test, nlp0.vocab)
             for r in recs:
-                nlp = student.load(tmp / f"run/models/round_{r['round']:03d}/model-best")
+                nlp = student.load(tmp / f"run/models/round_{r.round:03d}/model-best")
                 test.append(student.evaluate(nlp, gold, prep.task, prep.labels)[0]["score"])
-        result = RunResult(name, prep.name, strategy, k, seed, warm_start, [r["dev"]["score"] for r in recs], test,
-                           [r["accepted"] for r in recs], [r["seconds"] for r in recs], wall)  # fmt: skip
+        result = RunResult(name, prep.name, strategy, k, seed, warm_start, [r.dev["score"] for r in recs], test,
+                           [r.accepted for r in recs], [r.seconds for r in recs], wall)  # fmt: skip
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -125,9 +173,6 @@ def run_loop(prep: Prepared, strategy: str, k: int, seed: int, scale: Scale, cac
 def full_shot(prep: Prepared, steps: int, cache_dir: Path) -> Dict:
     """The student trained on the whole train split (the upper bound of bench 2)."""
     name = f"{prep.tag}-fullshot-st{steps}"
-    cached = cache_dir / f"{name}.json"
-    if cached.exists():
-        return json.loads(cached.read_text())
     import spacy
 
     from spacy_evokd import student
@@ -141,6 +186,9 @@ def full_shot(prep: Prepared, steps: int, cache_dir: Path) -> Dict:
         config["training"]["batcher"]["size"] = 1000
         # train every step: the configs' patience (200) would stop before the second evaluation
         config["training"]["patience"] = 0
+        cached = cache_dir / f"{name}-{run_key(config, (prep.train, prep.dev, prep.test), code_hash(), tmp)}.json"
+        if cached.exists():
+            return json.loads(cached.read_text())
         t0 = time.time()
         model = student.train(config, prep.train, prep.dev, tmp / "model")
         wall = time.time() - t0

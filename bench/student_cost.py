@@ -64,8 +64,8 @@ def _train(config_name: str, prep, steps: int, out: Path) -> Path:
 def teacher_cost(prep, n_texts: int) -> Dict:
     """Label ``n_texts`` test texts with the LLM teacher through the local server."""
     from spacy_evokd.config import load_config, resolve_evokd
-    from tests.responder import PoolResponder
-    from tests.server import FakeOpenAIServer
+    from spacy_evokd.testing.responder import PoolResponder
+    from spacy_evokd.testing.server import FakeOpenAIServer
 
     texts_path = prep.test.with_suffix(".jsonl")
     texts = [json.loads(l)["text"] for l in texts_path.read_text(encoding="utf8").splitlines() if l.strip()][:n_texts]

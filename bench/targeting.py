@@ -1,8 +1,11 @@
 """Benchmarks 1 and 2 on real data sets: what weakness targeting buys, and how far from full-shot.
 
 1. Targeting value: the same CNN student, pool and number of added samples per round, with the
-   samples chosen by EvoKD weakness targeting (the simulated teacher), uniformly at random, or by
-   the student's own uncertainty (entropy sampling). k-shot seeds from the pool, several seeds;
+   samples chosen by EvoKD weakness targeting (the simulated teacher; "evokd": hard samples drawn
+   from the weakest labels, "evokd_near": the pool samples nearest to the student's wrong ones,
+   by MiniLM sentence embeddings), uniformly at random,
+   uniformly at random balanced over the gold labels (the EvoKD arm sees them too), or by the
+   student's own uncertainty (entropy sampling). k-shot seeds from the pool, several seeds;
    dev and test score per round (mean ± std over seeds) and the gap at equal budget.
 2. Fraction of full-shot: the same student trained on the whole train split vs 1-shot + EvoKD.
 
@@ -19,6 +22,9 @@ from typing import Dict, List, Sequence
 
 import bench_data
 import runs
+from spacy_evokd.tasks import get_task
+
+BASELINES = ("random", "stratified", "entropy")
 
 
 def _ms(values: Sequence[float]) -> str:
@@ -42,7 +48,7 @@ def _curves(results: List[Dict], split: str) -> Dict[str, List[List[float]]]:
 
 
 def summarise(name: str, task: str, k: int, results: List[Dict], per_round: int) -> Dict:
-    metric = "macro-F1" if task == "textcat" else "entity F1 (seqeval)"
+    metric = get_task(task).metric_name
     strategies = [s for s in runs.STRATEGIES if any(r["strategy"] == s for r in results)]
     seeds = sorted({r["seed"] for r in results})
     dev, test = _curves(results, "dev"), _curves(results, "test")
@@ -58,12 +64,15 @@ def summarise(name: str, task: str, k: int, results: List[Dict], per_round: int)
     final = {s: _mean(test[s][last]) for s in strategies}
     area = {s: _mean([_mean(test[s][i]) for i in range(1, n_rounds)]) for s in strategies}  # mean over rounds 1..N
     gaps = {}
-    for base in ("random", "entropy"):
-        if base in final and "evokd" in final:
-            gaps[base] = {"final_test": final["evokd"] - final[base], "mean_test_rounds": area["evokd"] - area[base]}
-            verdict = "ahead" if gaps[base]["final_test"] > 0 else "NOT ahead"
-            print(f"  gap at equal budget ({last * per_round} samples), evokd - {base}: test {gaps[base]['final_test']:+.3f} "
-                  f"at round {last}, {gaps[base]['mean_test_rounds']:+.3f} averaged over rounds 1-{last} -> evokd {verdict}")  # fmt: skip
+    for ours in runs.OURS:
+        for base in BASELINES:
+            if base in final and ours in final:
+                verdict = runs.verdict(test[ours][last], test[base][last])
+                gaps[f"{ours} vs {base}"] = {"final_test": final[ours] - final[base], "verdict": verdict,
+                                             "mean_test_rounds": area[ours] - area[base]}  # fmt: skip
+                print(f"  gap at equal budget ({last * per_round} samples), {ours} - {base}: test "
+                      f"{final[ours] - final[base]:+.3f} at round {last}, {area[ours] - area[base]:+.3f} averaged over "
+                      f"rounds 1-{last} -> {ours} {verdict}")  # fmt: skip
     return {"dataset": name, "task": task, "k": k, "seeds": seeds, "per_round": per_round, "metric": metric,
             "dev": dev, "test": test, "final_test": final, "mean_test_rounds": area, "gaps": gaps}  # fmt: skip
 
@@ -104,14 +113,17 @@ def main(data_dir: Path, out: Path, names: Sequence[str], shots: Sequence[int], 
             rs = [r for r in loops if r["dataset"] == n and r["k"] == k]
             tables.append(summarise(n, preps[n].task, k, rs, scale.per_round))
 
-    print("\nSummary: test score after the last round (mean over seeds) and the gap at equal budget")
-    print(f"{'data set':>10} {'k':>2} {'evokd':>7} {'random':>7} {'entropy':>7} {'vs random':>9} {'vs entropy':>10}")
+    print("\nSummary: test score after the last round (mean over seeds), the gap at equal budget and the verdict")
+    print(f"  ('ahead'/'behind' only with >= {runs.MIN_SEEDS_FOR_VERDICT} seeds and a gap larger than the pooled std)")
+    arms = runs.OURS + BASELINES
+    print(f"{'data set':>10} {'k':>2}" + "".join(f"{a:>11}" for a in arms))
     for t in tables:
-        f, g = t["final_test"], t["gaps"]
-        print(f"{t['dataset']:>10} {t['k']:>2} {f['evokd']:>7.3f} {f['random']:>7.3f} {f['entropy']:>7.3f} "
-              f"{g['random']['final_test']:>+9.3f} {g['entropy']['final_test']:>+10.3f}")
-    ahead = sum(t["gaps"]["random"]["final_test"] > 0 and t["gaps"]["entropy"]["final_test"] > 0 for t in tables)
-    print(f"  evokd ahead of both baselines in {ahead} of {len(tables)} settings")
+        print(f"{t['dataset']:>10} {t['k']:>2}" + "".join(f"{t['final_test'].get(a, float('nan')):>11.3f}" for a in arms))
+    for ours in runs.OURS:
+        print(f"  {ours} vs " + "; ".join(f"{b}: " + ", ".join(t["gaps"][f"{ours} vs {b}"]["verdict"] for t in tables
+                                                              if f"{ours} vs {b}" in t["gaps"]) for b in BASELINES))  # fmt: skip
+        ahead = sum(all(t["gaps"].get(f"{ours} vs {b}", {}).get("verdict") == "ahead" for b in BASELINES) for t in tables)
+        print(f"  {ours} ahead of all {len(BASELINES)} baselines (by the verdict rule) in {ahead} of {len(tables)} settings")
 
     print("\nFraction of full-shot (test score; full-shot = the same CNN student on the whole train split)")
     print(f"{'data set':>10} {'full-shot':>9} {'train docs':>10} {'1-shot seed':>11} {'1-shot+evokd':>12} {'seed/full':>9} {'evokd/full':>10}")

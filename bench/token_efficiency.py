@@ -1,6 +1,6 @@
 """Benchmark 6: teacher tokens per accepted sample and accepted/generated per round, from the usage
 ledger of a loop run against the local OpenAI-compatible test server (the LLM answers from the
-demo pool like a sloppy model: see tests/responder.py). Tokens are the server's counts of the real
+demo pool like a sloppy model: see spacy_evokd/testing/responder.py). Tokens are the server's counts of the real
 prompts, so the figures show what the prompts cost, not what a particular LLM would answer.
 
     python bench/token_efficiency.py [--task textcat] [--rounds 3] [--out bench/results/tokens_<task>.json]
@@ -16,14 +16,15 @@ from pathlib import Path
 ROOT = Path(__file__).parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.responder import PoolResponder  # noqa: E402
-from tests.server import FakeOpenAIServer  # noqa: E402
+from spacy_evokd.testing.responder import PoolResponder  # noqa: E402
+from spacy_evokd.testing.server import FakeOpenAIServer  # noqa: E402
 
 
 def main(task: str, rounds: int, out: Path) -> dict:
     from spacy_evokd.cache import UsageLedger
     from spacy_evokd.config import load_config
     from spacy_evokd.loop import evolve
+    from spacy_evokd.records import RoundRecord
 
     cfg = ROOT / f"configs/{task}_cnn.cfg"
     labels = load_config(cfg, {})["evokd"]["labels"]
@@ -41,7 +42,7 @@ def main(task: str, rounds: int, out: Path) -> dict:
                   "training.max_steps": 50, "evokd.teacher.model.base_url": server.base_url,
                   "evokd.teacher.model.name": "bench-llm", "evokd.teacher.model.api_key_env": None}  # fmt: skip
             evolve(cfg, tmp / "run", ov, teacher=ROOT / "configs/teachers/local_server.cfg", echo=lambda _: None)
-        recs = [json.loads(p.read_text()) for p in sorted((tmp / "run/rounds").glob("round_*.json"))][1:]
+        recs = RoundRecord.load_all(tmp / "run")[1:]
         steps = defaultdict(lambda: defaultdict(int))
         for row in UsageLedger(tmp / "run/cache.sqlite").rows():
             steps[row["round"]][row["step"]] += row["prompt_tokens"] + row["completion_tokens"]
@@ -50,11 +51,11 @@ def main(task: str, rounds: int, out: Path) -> dict:
     print(f"{'round':>5} {'generated':>9} {'accepted':>8} {'acc/gen':>7} {'tokens':>8} {'tok/accepted':>12} "
           f"{'analysis':>8} {'generate':>8} {'label':>6}")  # fmt: skip
     for r in recs:
-        tokens = r["usage"]["total_tokens"]
-        row = {"round": r["round"], "generated": r["generated"], "accepted": r["accepted"],
-               "accepted_ratio": r["accepted"] / max(1, r["generated"]), "tokens": tokens,
-               "tokens_per_accepted": tokens / max(1, r["accepted"]), "by_step": dict(steps[r["round"]]),
-               "rejected": r["rejected"]}  # fmt: skip
+        tokens = r.usage["total_tokens"]
+        row = {"round": r.round, "generated": r.generated, "accepted": r.accepted,
+               "accepted_ratio": r.accepted / max(1, r.generated), "tokens": tokens,
+               "tokens_per_accepted": tokens / max(1, r.accepted), "by_step": dict(steps[r.round]),
+               "rejected": r.rejected}  # fmt: skip
         rows.append(row)
         st = row["by_step"]
         print(f"{row['round']:>5} {row['generated']:>9} {row['accepted']:>8} {row['accepted_ratio']:>7.2f} {tokens:>8,} "

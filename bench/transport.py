@@ -14,7 +14,7 @@ from pathlib import Path
 ROOT = Path(__file__).parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.server import FakeOpenAIServer  # noqa: E402  (the same local server the tests use)
+from spacy_evokd.testing.server import FakeOpenAIServer  # noqa: E402  (the same local server the tests use)
 
 
 def spacy_llm_model(base_url: str):

@@ -16,13 +16,17 @@ required, ``additionalProperties: false`` everywhere, enums for labels and ids, 
               call still decides, and a disagreement is counted (validation.label_disagreements).
   labelling   {"answers": [{"id", "label"} | {"id", "entities"}] x n}, ids 1..n
 """
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Sequence, Union
+
+from .tasks import get_task
+from .ty import Task
 
 # the key of the labelling answer's list; parsing.parse_labels reads it (among others)
 ANSWERS_KEY = "answers"
 
 
-def _object(properties: Dict[str, Any]) -> Dict[str, Any]:
+def json_object(properties: Dict[str, Any]) -> Dict[str, Any]:
+    """An object schema as OpenAI's strict mode wants it: every property required, no others."""
     return {"type": "object", "properties": properties, "required": list(properties), "additionalProperties": False}
 
 
@@ -30,29 +34,23 @@ def _array(items: Dict[str, Any], n: int) -> Dict[str, Any]:
     return {"type": "array", "items": items, "minItems": n, "maxItems": n}
 
 
-def _label(labels: Sequence[str]) -> Dict[str, Any]:
+def label_enum(labels: Sequence[str]) -> Dict[str, Any]:
     return {"type": "string", "enum": list(labels)}
 
 
-def _entities(labels: Sequence[str]) -> Dict[str, Any]:
-    return {"type": "array", "items": _object({"text": {"type": "string"}, "label": _label(labels)})}
-
-
-def _annotation(task: str, labels: Sequence[str]) -> Dict[str, Any]:
-    return {"label": _label(labels)} if task == "textcat" else {"entities": _entities(labels)}
-
-
-def generation_schema(task: str, labels: Sequence[str], n_hard: int, n_easy: int) -> Dict[str, Any]:
+def generation_schema(task: Union[str, Task], labels: Sequence[str], n_hard: int, n_easy: int) -> Dict[str, Any]:
     """{"name", "schema"} of the generation answer (texts with the annotation the teacher intends)."""
-    item = _object({"text": {"type": "string"}, **_annotation(task, labels)})
+    task = get_task(task)
+    item = json_object({"text": {"type": "string"}, **task.answer_schema(labels)})
     groups = {"hard": _array(item, n_hard)}
     if n_easy:
         groups["easy"] = _array(item, n_easy)
-    return {"name": f"evokd_generation_{task}", "schema": _object(groups)}
+    return {"name": f"evokd_generation_{task.name}", "schema": json_object(groups)}
 
 
-def labelling_schema(task: str, labels: Sequence[str], n_texts: int) -> Dict[str, Any]:
+def labelling_schema(task: Union[str, Task], labels: Sequence[str], n_texts: int) -> Dict[str, Any]:
     """{"name", "schema"} of the labelling answer: one object per text, ids 1..n_texts."""
     ids: List[int] = list(range(1, n_texts + 1))
-    item = _object({"id": {"type": "integer", "enum": ids}, **_annotation(task, labels)})
-    return {"name": f"evokd_labels_{task}", "schema": _object({ANSWERS_KEY: _array(item, n_texts)})}
+    task = get_task(task)
+    item = json_object({"id": {"type": "integer", "enum": ids}, **task.answer_schema(labels)})
+    return {"name": f"evokd_labels_{task.name}", "schema": json_object({ANSWERS_KEY: _array(item, n_texts)})}

@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Union
 
-from .teachers.base import Usage
+from .ty import Usage
 from .untrusted import storable
 
 _SCHEMA = """

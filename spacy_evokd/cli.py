@@ -2,7 +2,8 @@
 
 Commands: evolve (the EvoKD loop), estimate (its expected teacher tokens and cost), select (LLKD selection from an unlabelled pool), convert
 (JSONL -> DocBin), seed (k-shot sample), evaluate (a student on gold data), report (Markdown +
-plots of a run). Known errors print one line and exit 1; no traceback.
+plots of a run), export / import-review (a run's generated samples for review, and the review
+back). Known errors print one line and exit 1; no traceback.
 """
 import json
 import logging
@@ -23,19 +24,11 @@ def _fail(msg: str) -> None:
 
 
 def _known_errors():
-    from .config import ConfigError
-    from .data import DataError
-    from .run_files import RunDirError
-    from .student import StudentTrainingError
+    """The errors a user is meant to read (ty.EvokdError: config, data, run directory, student
+    training, teacher requests, the local server): one line, no traceback."""
+    from .ty import EvokdError
 
-    errors = [ConfigError, DataError, RunDirError, StudentTrainingError]
-    try:
-        from .models.openai_compatible import TeacherRequestError
-
-        errors.append(TeacherRequestError)
-    except ImportError:  # optional: only needed with an LLM teacher
-        pass
-    return tuple(errors)
+    return (EvokdError,)
 
 
 def _write(docs, path: Path) -> None:
@@ -62,6 +55,9 @@ def evolve(
     skip_teacher_check: bool = typer.Option(False, "--skip-teacher-check",
                                             help="don't GET the teacher server's /models before the run "
                                                  "(the same as --evokd.check_teacher false)"),
+    keep_models: Optional[str] = typer.Option(None, "--keep-models",
+                                              help="per-round students to keep: all (default) or best (the best "
+                                                   "and the latest; the same as --evokd.keep_models best)"),
 ):
     """Run the EvoKD loop. Extra `--section.key value` arguments override the config."""
     from spacy.cli._util import parse_config_overrides
@@ -74,6 +70,8 @@ def evolve(
         overrides["evokd.gpu_id"] = gpu_id
     if skip_teacher_check:
         overrides["evokd.check_teacher"] = False
+    if keep_models is not None:  # checked with the rest of [evokd] before any work
+        overrides["evokd.keep_models"] = keep_models
     try:
         run(config, output_dir, overrides, teacher=teacher)
     except _known_errors() as e:
@@ -142,9 +140,9 @@ def estimate(
 
 @app.command()
 def convert(
-    input_path: Path = typer.Argument(..., help="JSONL: {text,label} or {tokens,tags}"),
+    input_path: Path = typer.Argument(..., help="JSONL: {text,label}, {tokens,tags} or {text,labels}"),
     output_path: Path = typer.Argument(..., help=".spacy DocBin to write"),
-    task: str = typer.Option(..., "--task", help="textcat or ner"),
+    task: str = typer.Option(..., "--task", help="textcat, ner or textcat_multilabel"),
     labels: Optional[str] = typer.Option(None, "--labels", help="comma-separated label set to enforce"),
     lang: str = typer.Option("en", "--lang"),
 ):
@@ -202,22 +200,26 @@ def evaluate(
     task: Optional[str] = typer.Option(None, "--task", help="default: from the pipeline"),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="write metrics JSON here"),
 ):
-    """Score a student: textcat macro-F1 + accuracy; ner entity-level F1 (seqeval, strict IOB2)."""
+    """Score a student: textcat macro-F1 + accuracy; ner entity-level F1 (seqeval, strict IOB2);
+    textcat_multilabel macro- and micro-F1 at the component's threshold + exact-set accuracy."""
     from . import student
-    from .data import read_docbin
+    from .data import DataError, read_docbin
+    from .tasks import get_task
 
     try:
         nlp = student.load(model)
-        task = task or student.task_of(nlp)
+        task = get_task(task) if task else student.task_of(nlp)
         docs = read_docbin(data, nlp.vocab)
-        labels = list(nlp.get_pipe(task).labels)
+        pipe = task.student_pipe(nlp)
+        if pipe is None:
+            raise DataError(f"{model}: no {task.name} component (pipeline: {nlp.pipe_names})")
+        labels = list(nlp.get_pipe(pipe).labels)
         scores, _ = student.evaluate(nlp, docs, task, labels)
     except _known_errors() as e:
         _fail(str(e))
     except OSError as e:
         _fail(f"{model}: cannot load the pipeline ({e})")
-    main_keys = ["macro_f", "accuracy"] if task == "textcat" else ["ents_f", "ents_p", "ents_r"]
-    typer.echo(" | ".join(f"{k} {scores[k]:.3f}" for k in main_keys) + f" | n={scores['n']}")
+    typer.echo(" | ".join(f"{k} {scores[k]:.3f}" for k in task.main_score_keys) + f" | n={scores['n']}")
     for label, row in sorted(scores["per_label"].items()):
         typer.echo(f"  {label:<20} p {row['p']:.3f}  r {row['r']:.3f}  f {row['f']:.3f}  support {row['support']}")
     if output:
@@ -229,13 +231,47 @@ def evaluate(
 def report(run_dir: Path = typer.Argument(..., help="an `evolve` output directory")):
     """Write RUN_DIR/report/report.md with PNG plots (scores, tokens, labels, rejections)."""
     from .report import write_report
-    from .run_files import RunDirError
 
     try:
         path = write_report(run_dir)
-    except (FileNotFoundError, RunDirError) as e:  # no run there, or a damaged round record
+    except _known_errors() + (FileNotFoundError,) as e:  # no run there, or a damaged round record
         _fail(str(e))
     typer.echo(f"✔ report -> {path}")
+
+
+@app.command("export")
+def export_samples(
+    run_dir: Path = typer.Argument(..., help="an `evolve` output directory"),
+    output: Path = typer.Argument(..., help="JSONL to write: Prodigy/Argilla tasks with a \"meta\" per sample"),
+    rejected: bool = typer.Option(False, "--rejected", help="also the rejected samples the round records keep, with their reason (import skips them)"),
+):
+    """Write every accepted generated sample (round, intent, teacher, label/spans) for review."""
+    from .review import export_run
+
+    try:
+        done = export_run(run_dir, output, rejected=rejected)
+    except _known_errors() as e:
+        _fail(str(e))
+    extra = f" + {done['rejected']} rejected ({done['rejected_unkept']} more only counted)" if rejected else ""
+    typer.echo(f"✔ {done['samples']} samples{extra} from {done['rounds']} rounds -> {output}")
+
+
+@app.command("import-review")
+def import_review(
+    run_dir: Path = typer.Argument(..., help="the `evolve` output directory the file was exported from"),
+    reviewed: Path = typer.Argument(..., help="the reviewed JSONL (answer accept/reject/ignore, edited label(s)/spans)"),
+):
+    """Apply a reviewed export: corrected samples replace the teacher's, rejected ones are removed for good."""
+    from .review import import_review as run
+
+    try:
+        entry = run(run_dir, reviewed)
+    except _known_errors() as e:
+        _fail(str(e))
+    t = entry["totals"]
+    typer.echo(f"✔ review imported: {t['corrected']} corrected, {t['removed']} removed, {t['kept']} kept"
+               + (f", {t['already_removed']} removed earlier" if t["already_removed"] else "")
+               + f"; log: {run_dir / 'review' / 'log.jsonl'}")
 
 
 def _add_server_commands() -> None:

@@ -12,11 +12,12 @@ from confection import Config
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .data import DataError
-from .teachers.base import TASKS, Teacher
+from .tasks import TASK_NAMES, get_task
+from .ty import EvokdError, Teacher
 
 
-class ConfigError(ValueError):
-    pass
+class ConfigError(EvokdError, ValueError):
+    """A config that can't run: a bad [evokd] setting, a missing file or section."""
 
 
 class EvokdSettings(BaseModel):
@@ -26,7 +27,7 @@ class EvokdSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    task: Literal[TASKS]
+    task: Literal[TASK_NAMES]
     labels: List[str] = Field(min_length=1)
     task_description: str = ""  # what the texts are; shown to LLM teachers
     label_definitions: Dict[str, str] = Field(default_factory=dict)  # one line per label
@@ -57,6 +58,9 @@ class EvokdSettings(BaseModel):
     source: Literal["generate", "pool", "both"] = "generate"
     pool: str = ""  # unlabelled texts for source = "pool" | "both": JSONL ("text" or "tokens") or DocBin
     pool_embedder: Literal["student", "minilm"] = "student"  # what "nearest" means (pool_source.py)
+    # per-round students under OUTPUT_DIR/models: "all" keeps them (the report scores each on test);
+    # "best" keeps the best one and the latest (the next round starts from it), ~1/3 of the disk
+    keep_models: Literal["all", "best"] = "all"
 
     @field_validator("labels")
     @classmethod
@@ -81,7 +85,7 @@ class EvokdSettings(BaseModel):
 
     @property
     def metric(self) -> str:
-        return "macro-F1" if self.task == "textcat" else "entity F1"
+        return get_task(self.task).metric_name
 
 
 # pydantic's error types -> what a user reads after "[evokd] <setting>: <value> ..."

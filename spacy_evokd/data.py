@@ -1,8 +1,9 @@
 """Reading labelled data (JSONL or DocBin), converting it to DocBins, k-shot seed sampling.
 
-JSONL formats (as in the benchmark data sets):
+The JSONL format of each task is its Task's (tasks/<task>.py: ``record_to_sample``), e.g.
   textcat: {"text": str, "label": str}
   ner:     {"tokens": [str, ...], "tags": ["B-PER", "I-PER", "O", ...]}   (IOB2)
+  textcat_multilabel: {"text": str, "labels": [str, ...]}   (one or more distinct labels)
 Every problem is reported as a DataError naming the file and line (and label, when it is one).
 """
 import codecs
@@ -15,18 +16,19 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import spacy
 from spacy.tokens import Doc, DocBin
-from spacy.training.iob_utils import biluo_tags_to_spans, iob_to_biluo
 
-from .teachers.base import TASKS, Sample
+from .tasks import TASK_NAMES, get_task
+from .ty import EvokdError, Sample, Task
+
+TaskLike = Union[str, Task]  # a task's name (CLI, tests) or the Task itself
 
 
-class DataError(ValueError):
+class DataError(EvokdError, ValueError):
     """Bad input data; the message names the file, line and label at fault."""
 
 
-def check_task(task: str) -> None:
-    if task not in TASKS:
-        raise DataError(f"unknown task {task!r}: expected one of {', '.join(TASKS)}")
+def check_task(task: TaskLike) -> None:
+    get_task(task)  # DataError naming the known tasks
 
 
 def read_jsonl(path: Union[str, Path]) -> Iterator[Tuple[int, dict]]:
@@ -62,78 +64,26 @@ def read_jsonl(path: Union[str, Path]) -> Iterator[Tuple[int, dict]]:
             yield lineno, obj
 
 
-def _check_iob(tags: Sequence[str], where: str) -> None:
-    prev = "O"
-    for i, tag in enumerate(tags):
-        if tag != "O" and (len(tag) < 3 or tag[1] != "-" or tag[0] not in "BI"):
-            raise DataError(f"{where}: tag {tag!r} at token {i} is not IOB2 (B-X, I-X or O)")
-        if tag.startswith("I-") and prev[2:] != tag[2:]:
-            raise DataError(f"{where}: tag {tag!r} at token {i} follows {prev!r} (invalid IOB2)")
-        prev = tag
-
-
-def record_to_sample(obj: dict, task: str, where: str, labels: Optional[Sequence[str]] = None) -> Sample:
-    """One JSONL record -> Sample (NER tokens are joined with single spaces)."""
-    if task == "textcat":
-        text, label = obj.get("text"), obj.get("label")
-        if not isinstance(text, str) or not text.strip():
-            raise DataError(f"{where}: missing or empty \"text\"")
-        if not isinstance(label, str) or not label:
-            raise DataError(f"{where}: missing \"label\"")
-        if labels is not None and label not in labels:
-            raise DataError(f"{where}: label {label!r} is not in the label set {list(labels)}")
-        return Sample(text, label=label)
-    tokens, tags = obj.get("tokens"), obj.get("tags")
-    if not isinstance(tokens, list) or not isinstance(tags, list) or not tokens:
-        raise DataError(f"{where}: expected non-empty \"tokens\" and \"tags\" lists")
-    if len(tokens) != len(tags):
-        raise DataError(f"{where}: {len(tokens)} tokens but {len(tags)} tags")
-    if not all(isinstance(t, str) and t and not t.isspace() for t in tokens):
-        raise DataError(f"{where}: tokens must be non-empty strings")
-    _check_iob(tags, where)
-    entities, offset, starts = [], 0, []
-    for tok in tokens:
-        starts.append(offset)
-        offset += len(tok) + 1
-    i = 0
-    while i < len(tags):
-        if tags[i].startswith("B-"):
-            label, j = tags[i][2:], i + 1
-            while j < len(tags) and tags[j] == f"I-{label}":
-                j += 1
-            if labels is not None and label not in labels:
-                raise DataError(f"{where}: entity label {label!r} is not in the label set {list(labels)}")
-            entities.append((starts[i], starts[j - 1] + len(tokens[j - 1]), label))
-            i = j
-        else:
-            i += 1
-    return Sample(" ".join(tokens), entities=entities)
-
-
-def load_samples(path: Union[str, Path], task: str, labels: Optional[Sequence[str]] = None) -> List[Sample]:
+def load_samples(path: Union[str, Path], task: TaskLike, labels: Optional[Sequence[str]] = None) -> List[Sample]:
     """Labelled samples from a JSONL file or a DocBin (``.spacy``)."""
-    check_task(task)
+    task = get_task(task)
     path = Path(path)
     if path.suffix == ".spacy":
-        samples = [doc_to_gold_sample(d, task) for d in read_docbin(path)]
+        samples = [task.doc_to_sample(d) for d in read_docbin(path)]
     else:
-        samples = [record_to_sample(obj, task, f"{path}:{n}", labels) for n, obj in read_jsonl(path)]
+        samples = [task.record_to_sample(obj, f"{path}:{n}", labels) for n, obj in read_jsonl(path)]
     if not samples:
         raise DataError(f"{path}: no examples (the file is empty)")
     return samples
 
 
-def doc_to_gold_sample(doc: Doc, task: str) -> Sample:
-    if task == "textcat":
-        label = max(doc.cats, key=doc.cats.get) if doc.cats else None
-        return Sample(doc.text, label=label)
-    return Sample(doc.text, entities=[(e.start_char, e.end_char, e.label_) for e in doc.ents])
+def doc_to_gold_sample(doc: Doc, task: TaskLike) -> Sample:
+    return get_task(task).doc_to_sample(doc)
 
 
-def infer_labels(samples: Sequence[Sample], task: str) -> List[str]:
-    if task == "textcat":
-        return sorted({s.label for s in samples if s.label})
-    return sorted({e[2] for s in samples for e in (s.entities or [])})
+def infer_labels(samples: Sequence[Sample], task: TaskLike) -> List[str]:
+    task = get_task(task)
+    return sorted({l for s in samples for l in task.sample_labels(s) if l})
 
 
 def sample_to_doc(nlp, sample: Sample, labels: Sequence[str], where: str = "") -> Doc:
@@ -152,29 +102,21 @@ def sample_to_doc(nlp, sample: Sample, labels: Sequence[str], where: str = "") -
     return doc
 
 
-def jsonl_to_docs(path: Union[str, Path], task: str, nlp, labels: Optional[Sequence[str]] = None) -> List[Doc]:
-    """Convert a JSONL file; NER keeps the file's own tokenisation (as `spacy convert` does).
-    Without ``labels`` the label set is the one seen in the file."""
-    check_task(task)
+def jsonl_to_docs(path: Union[str, Path], task: TaskLike, nlp, labels: Optional[Sequence[str]] = None) -> List[Doc]:
+    """Convert a JSONL file (the task decides how a record becomes a Doc: NER keeps the
+    file's own tokenisation, as `spacy convert` does). Without ``labels`` the label set is the
+    one seen in the file."""
+    task = get_task(task)
     records = list(read_jsonl(path))
     if not records:
         raise DataError(f"{path}: no records (the file is empty or has only blank lines)")
-    samples = [record_to_sample(obj, task, f"{path}:{n}", labels) for n, obj in records]
+    samples = [task.record_to_sample(obj, f"{path}:{n}", labels) for n, obj in records]
     for (n, _), sample in zip(records, samples):
         if len(sample.text) > nlp.max_length:  # spaCy would stop with E088 (a traceback) on it
             raise DataError(f"{path}:{n}: text of {len(sample.text):,} characters is longer than the limit of "
                             f"{nlp.max_length:,} (spaCy's nlp.max_length)")  # fmt: skip
     labels = list(labels) if labels is not None else infer_labels(samples, task)
-    docs = []
-    for (n, obj), sample in zip(records, samples):
-        if task == "ner":
-            words = obj["tokens"]
-            doc = Doc(nlp.vocab, words=words, spaces=[True] * (len(words) - 1) + [False])
-            doc.set_ents(biluo_tags_to_spans(doc, iob_to_biluo(obj["tags"])), default="outside")
-        else:
-            doc = sample_to_doc(nlp, sample, labels, f"{path}:{n}")
-        docs.append(doc)
-    return docs
+    return [task.record_to_doc(nlp, obj, sample, labels, f"{path}:{n}") for (n, obj), sample in zip(records, samples)]
 
 
 def write_docbin(docs: Sequence[Doc], path: Union[str, Path]) -> None:
@@ -197,7 +139,7 @@ def read_docbin(path: Union[str, Path], vocab=None) -> List[Doc]:
     except Exception as e:  # a truncated or foreign file: say which one
         if _looks_like_jsonl(path):
             raise DataError(f"{path}: JSONL, not a DocBin: convert it first with `python -m spacy_evokd convert "
-                            f"{path} {path.with_suffix('.spacy')} --task textcat|ner`") from None  # fmt: skip
+                            f"{path} {path.with_suffix('.spacy')} --task {'|'.join(TASK_NAMES)}`") from None  # fmt: skip
         why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise DataError(f"{path}: not a readable DocBin ({why})") from None
 
@@ -212,19 +154,17 @@ def _looks_like_jsonl(path: Path) -> bool:
         return False
 
 
-def kshot(samples: Sequence[Sample], task: str, labels: Sequence[str], k: int, seed: int) -> List[int]:
+def kshot(samples: Sequence[Sample], task: TaskLike, labels: Sequence[str], k: int, seed: int) -> List[int]:
     """Indices of a k-shot seed: k samples per label (NER: k sentences containing each entity
     type). Raises DataError naming any label with fewer than k samples."""
     if k < 1:
         raise DataError(f"k-shot seed needs k >= 1, got {k}")
+    task = get_task(task)
     rng = random.Random(seed)
     by_label: Dict[str, List[int]] = defaultdict(list)
     for i, s in enumerate(samples):
-        if task == "textcat":
-            by_label[s.label].append(i)
-        else:
-            for lab in {e[2] for e in s.entities or []}:
-                by_label[lab].append(i)
+        for lab in task.sample_labels(s):
+            by_label[lab].append(i)
     chosen: List[int] = []
     for label in labels:
         pool = [i for i in by_label.get(label, []) if i not in chosen]

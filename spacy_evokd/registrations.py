@@ -64,13 +64,15 @@ def make_llm_teacher(
     max_examples_shown: int = 8,
     lang: str = "en",
     written_texts_shown: int = 30,
+    situation_hints: bool = True,
 ):
     """The EvoKD teacher over any spacy-llm model (``@llm_models``): weakness analysis,
     generation of hard and easy inputs in the same chat, labelling in a separate chat.
 
     model: a spacy-llm model callable; ``spacy_evokd.OpenAICompatible.v1`` adds real chat
         turns, token usage and logprobs, other models get the chat as one transcript prompt.
-    task ("textcat" | "ner"), labels (list): the student's task and label set.
+    task (str), labels (list): the student's task (a name in spacy_evokd.tasks: "textcat", "ner", "textcat_multilabel")
+        and label set.
     label_definitions (dict): one line per label, shown in the prompts.
     task_description (str): what the texts are ("customer support messages", ...).
     prompt_version (str): which ``prompts/<step>.<task>.<version>.jinja`` templates to use.
@@ -79,6 +81,8 @@ def make_llm_teacher(
     written_texts_shown (int): texts already written (seed, earlier rounds, this round) shown in
         the generation prompt, newest first, so the teacher writes different ones (0-30; 0: none,
         for small models that copy what they are shown).
+    situation_hints (bool): set each requested text in a different everyday situation, drawn per
+        request (spacy_evokd/situations.py), so a small teacher doesn't rewrite the same texts.
     """
     from .teachers.llm import LLMTeacher
 
@@ -93,6 +97,7 @@ def make_llm_teacher(
         max_examples_shown=max_examples_shown,
         lang=lang,
         written_texts_shown=written_texts_shown,
+        situation_hints=situation_hints,
     )
 
 
@@ -104,6 +109,8 @@ def make_simulated_teacher(
     label_noise: float = 0.0,
     seed: int = 0,
     lang: str = "en",
+    hard_from: str = "weak_labels",
+    embedder: str = "student",
 ):
     """An offline stand-in for an LLM teacher: answers the three EvoKD calls with real labelled
     examples drawn from ``pool`` (a JSONL file or DocBin), aimed at the student's weak labels and
@@ -112,11 +119,15 @@ def make_simulated_teacher(
     pool (str): labelled pool, JSONL ({"text","label"} / {"tokens","tags"}) or ``.spacy``.
     label_noise (float): probability of returning a wrong label, to mimic teacher mistakes.
     seed (int): random seed for the draws and the noise.
+    hard_from (str): "weak_labels": hard samples drawn from the weakest labels; "near_wrong": the
+        pool samples nearest to the student's wrong samples (what EvoKD means by hard).
+    embedder (str): nearness for "near_wrong": "student" (its own vectors) or "minilm".
     """
     from .teachers.simulated import SimulatedTeacher
 
     return SimulatedTeacher(
-        pool=pool, task=task, labels=list(labels), label_noise=label_noise, seed=seed, lang=lang
+        pool=pool, task=task, labels=list(labels), label_noise=label_noise, seed=seed, lang=lang,
+        hard_from=hard_from, embedder=embedder,
     )
 
 

@@ -24,10 +24,12 @@ try:
 except ImportError:  # Windows: no flock; runs are not protected against each other there
     fcntl = None
 
+from .ty import EvokdError
+
 LOCK_NAME = ".lock"
 
 
-class RunDirError(ValueError):
+class RunDirError(EvokdError, ValueError):
     """A run directory in use by another process, or holding a damaged file (the message names it)."""
 
 

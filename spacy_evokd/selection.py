@@ -22,11 +22,12 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from itertools import islice
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 from spacy.tokens import Doc
 
-from .teachers.base import Sample
+from .tasks import get_task
+from .ty import LLKDTeacher, Sample, Task
 
 logger = logging.getLogger("spacy_evokd.selection")
 
@@ -117,11 +118,8 @@ def _weights(kept: List[int], conf: Sequence[float], unc: Sequence[float]) -> Li
     return [(i, min(10.0, max(0.1, r / mean))) for i, r in zip(kept, raw)]
 
 
-def sample_class(sample: Sample, task: str) -> str:
-    if task == "textcat":
-        return sample.label or "?"
-    counts = Counter(l for _, _, l in sample.entities or [])
-    return sorted(counts, key=lambda l: (-counts[l], l))[0] if counts else "O"
+def sample_class(sample: Sample, task: Union[str, Task]) -> str:
+    return get_task(task).sample_class(sample)
 
 
 def stream_texts(path: Path, batch_size: int) -> Iterator[List[str]]:
@@ -146,7 +144,7 @@ def stream_texts(path: Path, batch_size: int) -> Iterator[List[str]]:
         yield batch
 
 
-def _load_student(student_mod, path: Path, task: str):
+def _load_student(student_mod, path: Path, task: Task):
     """The student whose uncertainty counts, or one DataError line saying why it can't be used."""
     from .data import DataError
 
@@ -157,8 +155,8 @@ def _load_student(student_mod, path: Path, task: str):
     except (OSError, ValueError) as e:  # spaCy's E050/E053 etc.: no or broken config.cfg / meta.json
         why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise DataError(f"{path}: can't load the student pipeline ({why[:200]})") from None
-    if student_mod.task_of(nlp) != task:
-        raise DataError(f"{path}: a {student_mod.task_of(nlp)} student, but [evokd] task is {task!r}")
+    if task.student_pipe(nlp) is None:
+        raise DataError(f"{path}: a {student_mod.task_of(nlp).name} student, but [evokd] task is {task.name!r}")
     return nlp
 
 
@@ -176,14 +174,15 @@ def run_selection(config_path: Path, pool: Path, student_path: Path, output_dir:
     from .config import load_config, resolve_evokd
     from .data import DataError, read_docbin, write_docbin
     from .preflight import check_output_dir, check_teacher
-    from .run_files import RunDirError, hold_run_dir, read_json, write_json
-    from .uncertainty import student_uncertainty
+    from .records import SelectionBatch
+    from .run_files import hold_run_dir, write_json
     from .validation import Validator, normalise
 
     # every input is checked before OUTPUT_DIR is created: a failed start leaves nothing behind
     config = load_config(config_path, overrides or {}, teacher=teacher)
     settings, teacher_obj = resolve_evokd(config)
-    if not hasattr(teacher_obj, "pseudo_label"):
+    task = get_task(settings.task)
+    if not isinstance(teacher_obj, LLKDTeacher):
         raise ValueError(f"teacher {teacher_obj.name} can't pseudo-label")
     selector = Selector(mode=mode, momentum=momentum, ratio=ratio)
     if batch_size < 1 or k_samples < 1:
@@ -193,41 +192,36 @@ def run_selection(config_path: Path, pool: Path, student_path: Path, output_dir:
         raise DataError(f"{pool}: file not found (the unlabelled pool, JSONL)")
     if pool.suffix == ".spacy":
         raise DataError(f"{pool}: a DocBin; the pool is JSONL with a \"text\" (or \"tokens\") per line")
-    nlp = _load_student(student_mod, Path(student_path), settings.task)
+    nlp = _load_student(student_mod, Path(student_path), task)
     paths = config.interpolate()["paths"]
     blocked = [d.text for key in ("dev", "test") if paths.get(key) for d in read_docbin(paths[key], nlp.vocab)]
-    validator = Validator(spacy.blank(config["nlp"]["lang"]), settings.task, settings.labels,
+    validator = Validator(spacy.blank(config["nlp"]["lang"]), task, settings.labels,
                           max_chars=settings.max_chars, blocked_texts=blocked)  # fmt: skip
     out = Path(output_dir)
     check_output_dir(out)
     check_teacher(teacher_obj, reach=settings.check_teacher)
     with hold_run_dir(out):  # creates OUTPUT_DIR; a second process on it is refused (run_files.py)
         cache, ledger = ResponseCache(out / "cache.sqlite"), UsageLedger(out / "cache.sqlite")
-        if hasattr(teacher_obj, "cache"):
-            teacher_obj.cache = cache
+        teacher_obj.use_cache(cache)
         prefix = "[evokd select | simulated teacher]" if teacher_obj.simulated else "[evokd select]"
         seen: set = set()
         totals = Counter()
         for b, texts in enumerate(stream_texts(Path(pool), batch_size)):
             record_path = out / f"selected_{b:04d}.json"
             if record_path.exists():  # committed earlier: restore state, skip the work
-                rec = read_json(record_path)
-                try:
-                    selector.restore(rec["thresholds"])
-                    seen |= {normalise(t) for t in rec["texts"]}
-                    totals.update({"pool": len(texts), "valid": rec["valid"], "kept": rec["kept"]})
-                except (KeyError, TypeError, AttributeError) as e:
-                    raise RunDirError(f"{record_path}: damaged batch record ({type(e).__name__}: {e}); "
-                                      "delete it and the later batches' records to redo them") from None  # fmt: skip
+                done = SelectionBatch.load(record_path)
+                selector.restore(done.thresholds)
+                seen |= {normalise(t) for t in done.texts}
+                totals.update({"pool": len(texts), "valid": done.valid, "kept": done.kept})
                 continue
             labelled = teacher_obj.pseudo_label(texts, k=k_samples)
             ledger.record(round=b + 1, step="pseudo_label", model=teacher_obj.name, usage=teacher_obj.drain_usage())
             docs, rejected = validator.validate(labelled.samples, seen)
             rejected.update(labelled.rejected)
             conf = [d.user_data["evokd"]["confidence"] or 0.0 for d in docs]
-            unc = student_uncertainty(nlp, [d.text for d in docs], settings.task)
+            unc = task.uncertainty(nlp, [d.text for d in docs])
             by_text = {s.text.strip(): s for s in labelled.samples}
-            classes = [sample_class(by_text[d.text], settings.task) for d in docs]
+            classes = [task.sample_class(by_text[d.text]) for d in docs]
             kept = selector.select(conf, unc, classes)
             chosen: List[Doc] = []
             for i, w in kept:
@@ -237,12 +231,11 @@ def run_selection(config_path: Path, pool: Path, student_path: Path, output_dir:
                 chosen.append(d)
             write_docbin(chosen, out / f"selected_{b:04d}.spacy")
             usage = ledger.totals(round=b + 1)
-            rec = {
-                "batch": b, "pool": len(texts), "valid": len(docs), "kept": len(chosen), "rejected": dict(rejected),
-                "methods": dict(Counter(d.user_data["evokd"]["confidence_method"] for d in docs)),
-                "thresholds": selector.state(), "usage": usage.to_dict(), "texts": [d.text for d in docs],
-            }  # fmt: skip
-            write_json(record_path, rec, indent=1)  # atomic: its presence commits the batch
+            SelectionBatch(
+                batch=b, pool=len(texts), valid=len(docs), kept=len(chosen), rejected=dict(rejected),
+                methods=dict(Counter(d.user_data["evokd"]["confidence_method"] for d in docs)),
+                thresholds=selector.state(), usage=usage.to_dict(), texts=[d.text for d in docs], task=task.name,
+            ).save(record_path)  # fmt: skip
             totals.update({"pool": len(texts), "valid": len(docs), "kept": len(chosen)})
             run_usage = ledger.totals()
             echo(f"{prefix} batch {b}: {len(texts)} texts, {len(docs)} valid, kept {len(chosen)} "

@@ -6,22 +6,24 @@ from the previous round's model instead of building it from its factory.
 """
 import logging
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import spacy
 from spacy.language import Language
 from spacy.tokens import Doc
 
-from .teachers.base import Judged, Sample
+from .tasks import all_tasks, get_task
+from .ty import EvokdError, Judged, Task
 
 logger = logging.getLogger("spacy_evokd.student")
 
 
-class StudentTrainingError(RuntimeError):
-    pass
+class StudentTrainingError(EvokdError, RuntimeError):
+    """`spacy train` failed; the message quotes the tail of its log."""
 
 
 # Hugging Face names whose weights are also published as a Python package: offline machines can
@@ -66,6 +68,10 @@ def student_config(base_config, warm_start_from: Optional[Path] = None, max_step
     return cfg
 
 
+# a row of `spacy train`'s table: epoch, step, losses and scores ..., the main score last
+_TABLE_ROW = re.compile(r"^\s*(?P<epoch>\d+)\s+(?P<step>\d+)\s+(?:[\d.]+\s+)+(?P<score>[\d.]+)\s*$")
+
+
 def train(
     config,
     train_path: Path,
@@ -75,11 +81,14 @@ def train(
     warm_start_from: Optional[Path] = None,
     max_steps: Optional[int] = None,
     gpu_id: int = -1,
+    progress: Optional[Callable[[str], None]] = None,
 ) -> Path:
     """Train a student and return the path of its best model (on dev).
 
     The run's console output goes to ``output_dir/train.log``; on failure the error quotes
-    its tail so the user sees spaCy's own message, not ours.
+    its tail so the user sees spaCy's own message, not ours. ``progress`` gets a line per row of
+    spaCy's training table (each evaluation: step, loss, dev score), so a long training is not
+    silent.
     """
     output_dir.mkdir(parents=True, exist_ok=True)
     cfg_path = output_dir / "config.cfg"
@@ -97,7 +106,14 @@ def train(
     if cfg["paths"].get("transformer") and Path(cfg["paths"]["transformer"]).exists():
         env.setdefault("HF_HUB_OFFLINE", "1")  # local weights: never ask the hub
     with log_path.open("w", encoding="utf8") as log:
-        proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True,
+                                encoding="utf8", errors="replace")  # fmt: skip
+        for line in proc.stdout:
+            log.write(line)
+            row = _TABLE_ROW.match(line)
+            if progress is not None and row:
+                progress(f"training step {row['step']}, dev score {float(row['score']):.3f}")
+        proc.wait()
     best = output_dir / "model-best"
     if proc.returncode != 0 or not best.exists():
         tail = log_path.read_text(encoding="utf8").strip().splitlines()[-15:]
@@ -150,95 +166,29 @@ def load(path: Path) -> Language:
     return spacy.load(path)
 
 
-def task_of(nlp: Language) -> str:
-    if "ner" in nlp.pipe_names or "beam_ner" in nlp.pipe_names:
-        return "ner"
-    return "textcat"
+def task_of(nlp: Language) -> Task:
+    """The task whose component ``nlp`` has (DataError naming the pipeline when none)."""
+    for task in all_tasks():
+        if task.student_pipe(nlp):
+            return task
+    from .data import DataError
+
+    raise DataError(f"a pipeline with no {' / '.join(t.name for t in all_tasks())} component (pipeline: {nlp.pipe_names})")
 
 
-def doc_to_sample(doc: Doc, task: str) -> Sample:
-    if task == "textcat":
-        label = max(doc.cats, key=doc.cats.get) if doc.cats else None
-        conf = doc.cats[label] if label else None
-        return Sample(doc.text, label=label, confidence=conf)
-    return Sample(doc.text, entities=[(e.start_char, e.end_char, e.label_) for e in doc.ents])
-
-
-def predict(nlp: Language, gold_docs: Sequence[Doc], task: str) -> List[Judged]:
+def predict(nlp: Language, gold_docs: Sequence[Doc], task: Union[str, Task]) -> List[Judged]:
     """Run the student on the texts of ``gold_docs``; pair gold and predicted annotations."""
+    task = get_task(task)
     preds = nlp.pipe(d.text for d in gold_docs)
-    return [Judged(doc_to_sample(g, task), doc_to_sample(p, task)) for g, p in zip(gold_docs, preds)]
+    return [Judged(task.doc_to_sample(g), task.predicted_sample(p, nlp)) for g, p in zip(gold_docs, preds)]
 
 
-# ---------------------------------------------------------------------------- scoring
+def score(judged: Sequence[Judged], task: Union[str, Task], labels: Sequence[str], lang: str = "en") -> Dict:
+    """The task's scores (textcat: macro-F1 and accuracy; ner: entity-level micro-F1, seqeval
+    strict IOB2), with ``per_label`` {label: {p, r, f, support}} and ``score`` (the main metric)."""
+    return get_task(task).score(judged, labels, lang)
 
 
-def score(judged: Sequence[Judged], task: str, labels: Sequence[str], lang: str = "en") -> Dict:
-    """textcat: macro-F1 and accuracy; ner: entity-level micro-F1 (seqeval, strict IOB2).
-    Both return ``per_label`` {label: {p, r, f, support}} and ``score`` (the main metric)."""
-    if task == "textcat":
-        return _score_textcat(judged, labels)
-    return _score_ner(judged, labels, lang)
-
-
-def _prf(tp: int, fp: int, fn: int) -> Tuple[float, float, float]:
-    p = tp / (tp + fp) if tp + fp else 0.0
-    r = tp / (tp + fn) if tp + fn else 0.0
-    f = 2 * p * r / (p + r) if p + r else 0.0
-    return p, r, f
-
-
-def _score_textcat(judged: Sequence[Judged], labels: Sequence[str]) -> Dict:
-    per_label = {}
-    for label in labels:
-        tp = sum(j.gold.label == label and j.pred.label == label for j in judged)
-        fp = sum(j.gold.label != label and j.pred.label == label for j in judged)
-        fn = sum(j.gold.label == label and j.pred.label != label for j in judged)
-        p, r, f = _prf(tp, fp, fn)
-        per_label[label] = {"p": p, "r": r, "f": f, "support": tp + fn}
-    # macro over labels present in gold or predictions, as spaCy's Scorer.score_cats does
-    # for exclusive classes (it averages over all labels): we follow spaCy and use all labels.
-    macro_f = sum(v["f"] for v in per_label.values()) / max(1, len(per_label))
-    accuracy = sum(j.gold.label == j.pred.label for j in judged) / max(1, len(judged))
-    return {"score": macro_f, "macro_f": macro_f, "accuracy": accuracy, "per_label": per_label, "n": len(judged)}
-
-
-def iob_tags(text: str, entities: Iterable[Tuple[int, int, str]], tokenizer) -> List[str]:
-    doc = tokenizer(text)
-    spans = [doc.char_span(s, e, label=l, alignment_mode="expand") for s, e, l in entities]
-    doc.set_ents([s for s in spans if s is not None], default="outside")
-    return [f"{t.ent_iob_}-{t.ent_type_}" if t.ent_iob_ != "O" else "O" for t in doc]
-
-
-def _score_ner(judged: Sequence[Judged], labels: Sequence[str], lang: str) -> Dict:
-    from seqeval.metrics import classification_report, f1_score, precision_score, recall_score
-    from seqeval.scheme import IOB2
-
-    tokenizer = spacy.blank(lang).tokenizer  # the student's own tokenisation decides the IOB tags
-    y_true = [iob_tags(j.gold.text, j.gold.entities or [], tokenizer) for j in judged]
-    y_pred = [iob_tags(j.pred.text, j.pred.entities or [], tokenizer) for j in judged]
-    kw = dict(mode="strict", scheme=IOB2, zero_division=0)
-    report = classification_report(y_true, y_pred, output_dict=True, **kw) if judged else {}
-    per_label = {}
-    for label in labels:
-        row = report.get(label, {})
-        per_label[label] = {
-            "p": float(row.get("precision", 0.0)),
-            "r": float(row.get("recall", 0.0)),
-            "f": float(row.get("f1-score", 0.0)),
-            "support": int(row.get("support", 0)),
-        }
-    f = float(f1_score(y_true, y_pred, **kw)) if judged else 0.0
-    return {
-        "score": f,
-        "ents_f": f,
-        "ents_p": float(precision_score(y_true, y_pred, **kw)) if judged else 0.0,
-        "ents_r": float(recall_score(y_true, y_pred, **kw)) if judged else 0.0,
-        "per_label": per_label,
-        "n": len(judged),
-    }
-
-
-def evaluate(nlp: Language, gold_docs: Sequence[Doc], task: str, labels: Sequence[str]) -> Tuple[Dict, List[Judged]]:
+def evaluate(nlp: Language, gold_docs: Sequence[Doc], task: Union[str, Task], labels: Sequence[str]) -> Tuple[Dict, List[Judged]]:
     judged = predict(nlp, gold_docs, task)
     return score(judged, task, labels, nlp.lang), judged

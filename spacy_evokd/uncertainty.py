@@ -1,16 +1,15 @@
-"""The student's information need per text (LLKD's student signal), in [0, 1].
+"""The student's information need per text (LLKD's student signal), in [0, 1]: each task's
+``uncertainty`` (tasks/<task>.py) computes it from the measures here.
 
-textcat: normalised predictive entropy of ``doc.cats``: H(p) / log K.
-ner:     entity marginals from a beam over the student's own ``ner`` component
-         (``EntityRecognizer.beam_parse`` + ``scored_ents``, beam width 16): for every candidate
-         (span, label) with marginal p, uncertainty 1 - |2p - 1| (1 at p = 0.5, 0 at p in {0, 1});
-         the text's uncertainty is the largest. A greedy ner trained by the loop can be scored
-         this way; no separate ``beam_ner`` model is needed.
+entropy:   normalised predictive entropy H(p) / log K of a class distribution (textcat).
+marginal:  over candidate (span, label) marginals p, the largest 1 - |2p - 1| (1 at p = 0.5,
+           0 at p in {0, 1}) (ner, from a beam over the student's own ``ner`` component).
 """
 import math
-from typing import Dict, List, Sequence
+from typing import Dict, List, Sequence, Union
 
-from spacy.language import Language
+from .tasks import get_task
+from .ty import Task
 
 
 def entropy(probs: Sequence[float]) -> float:
@@ -21,26 +20,9 @@ def entropy(probs: Sequence[float]) -> float:
     return h / math.log(len(probs))
 
 
-def textcat_uncertainty(nlp: Language, texts: Sequence[str]) -> List[float]:
-    return [entropy(list(doc.cats.values())) for doc in nlp.pipe(texts)]
-
-
 def marginal_uncertainty(marginals: Dict) -> float:
     return max((1.0 - abs(2.0 * p - 1.0) for p in marginals.values()), default=0.0)
 
 
-def ner_uncertainty(nlp: Language, texts: Sequence[str], beam_width: int = 16) -> List[float]:
-    if "ner" not in nlp.pipe_names:
-        raise ValueError(f"the student has no 'ner' component (pipeline: {nlp.pipe_names})")
-    ner = nlp.get_pipe("ner")
-    docs = [nlp.make_doc(t) for t in texts]
-    with nlp.select_pipes(disable=["ner"]):  # run what ner listens to (tok2vec/transformer)
-        docs = list(nlp.pipe(docs))
-    if not docs:
-        return []
-    beams = ner.beam_parse(docs, beam_width=beam_width)
-    return [marginal_uncertainty(m) for m in ner.scored_ents(beams)]
-
-
-def student_uncertainty(nlp: Language, texts: Sequence[str], task: str) -> List[float]:
-    return textcat_uncertainty(nlp, texts) if task == "textcat" else ner_uncertainty(nlp, texts)
+def student_uncertainty(nlp, texts: Sequence[str], task: Union[str, Task]) -> List[float]:
+    return get_task(task).uncertainty(nlp, texts)

@@ -32,6 +32,8 @@ order applied (the first failing rule is the reason counted):
                       "category:" anywhere, or a label's whole definition (4+ words) copied in.
                       A label word used in a sentence ("the shipping was slow") is fine
   missing_label       textcat: no label; ner: no entity list (an empty list is a valid "no entities")
+                      (this rule and the next three are the task's: Task.annotate in tasks/);
+                      textcat_multilabel: no label list or an empty one (a text has one or more)
   unknown_label       a label not in the label set (parsing already mapped case/spelling variants)
   misaligned_span     an entity span outside the text or not on token boundaries
   overlapping_entity  two entities overlap
@@ -44,11 +46,13 @@ and reads U+2028/2029 as spaces: a dev text with a zero-width space inside is st
 import re
 import unicodedata
 from collections import Counter
-from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
+from dataclasses import replace
+from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
 
 from spacy.tokens import Doc
 
-from .teachers.base import Sample
+from .tasks import get_task
+from .ty import Sample, Task
 
 REASONS = (
     "empty", "placeholder", "control_characters", "invisible_characters", "too_short", "too_long",
@@ -163,23 +167,17 @@ def _near(a: Tuple[str, ...], b: Tuple[str, ...]) -> bool:
     return len(sa & sb) >= NEAR_DUPLICATE_JACCARD * len(sa | sb)
 
 
-def label_disagreements(proposed: Sequence[Sample], labelled: Sequence[Sample], task: str,
+def label_disagreements(proposed: Sequence[Sample], labelled: Sequence[Sample], task: Union[str, Task],
                         labels: Sequence[str]) -> Counter:  # fmt: skip
     """Compare the annotation the generation call intended (``proposed``, by text) with the
     labelling call's: Counter(compared=.., disagreed=..). Only pairs where both annotations are
     in the label set count (textcat: the label; ner: the entity list, as (mention, label) pairs);
     an unusable one is counted by the validator instead."""
-    def annotation(sample: Sample):
-        if task == "textcat":
-            return sample.label if sample.label in labels else None
-        if sample.entities is None or any(l not in labels for _, _, l in sample.entities):
-            return None
-        return sorted((sample.text[s:e].casefold(), l) for s, e, l in sample.entities)
-
-    intended = {p.text: annotation(p) for p in proposed}
+    task = get_task(task)
+    intended = {p.text: task.comparable(p, labels) for p in proposed}
     out = Counter(compared=0, disagreed=0)
     for sample in labelled:
-        meant, given = intended.get(sample.text), annotation(sample)
+        meant, given = intended.get(sample.text), task.comparable(sample, labels)
         if meant is None or given is None:
             continue
         out["compared"] += 1
@@ -204,15 +202,15 @@ def _strip(sample: Sample) -> Sample:
     entities = sample.entities
     if entities is not None and lead:
         entities = [(s - lead, e - lead, l) for s, e, l in entities]
-    return Sample(stripped, label=sample.label, entities=entities, intent=sample.intent,
-                  confidence=sample.confidence, confidence_method=sample.confidence_method)  # fmt: skip
+    # replace(): every other field (a task's own annotation field among them) is kept as it is
+    return replace(sample, text=stripped, entities=entities)
 
 
 class Validator:
-    def __init__(self, nlp, task: str, labels: Sequence[str], max_chars: int = 1000,
+    def __init__(self, nlp, task: Union[str, Task], labels: Sequence[str], max_chars: int = 1000,
                  blocked_texts: Iterable[str] = (), definitions: Optional[Dict[str, str]] = None):  # fmt: skip
         self.nlp = nlp
-        self.task = task
+        self.task = get_task(task)
         self.labels = list(labels)
         self.max_chars = max_chars
         self.blocked = {normalise(t) for t in blocked_texts}
@@ -258,7 +256,7 @@ class Validator:
             return None, "near_duplicate"
         if label_leak(text, self._leak, self.definitions):
             return None, "label_leak"
-        reason = self._annotate(doc, sample)
+        reason = self.task.annotate(doc, sample, self.labels)
         if reason:
             return None, reason
         seen.add(key)
@@ -269,40 +267,17 @@ class Validator:
         }
         return doc, None
 
-    def _annotate(self, doc: Doc, sample: Sample) -> Optional[str]:
-        if self.task == "textcat":
-            if not sample.label:
-                return "missing_label"
-            if sample.label not in self.labels:
-                return "unknown_label"
-            doc.cats = {l: float(l == sample.label) for l in self.labels}
-            return None
-        if sample.entities is None:
-            return "missing_label"
-        spans = []
-        for start, end, label in sample.entities:
-            if label not in self.labels:
-                return "unknown_label"
-            if not (0 <= start < end <= len(doc.text)):
-                return "misaligned_span"
-            span = doc.char_span(start, end, label=label, alignment_mode="strict")
-            if span is None:
-                return "misaligned_span"
-            spans.append(span)
-        spans.sort(key=lambda s: (s.start, s.end))
-        for a, b in zip(spans, spans[1:]):
-            if b.start < a.end:
-                return "overlapping_entity"
-        doc.set_ents(spans, default="outside")
-        return None
-
-    def validate(self, samples: Sequence[Sample], seen: Set[str]) -> Tuple[List[Doc], Counter]:
-        """Accepted docs (in input order) and rejection counts by reason. ``seen`` is updated."""
+    def validate(self, samples: Sequence[Sample], seen: Set[str],
+                 rejects: Optional[List[Tuple[Sample, str]]] = None) -> Tuple[List[Doc], Counter]:  # fmt: skip
+        """Accepted docs (in input order) and rejection counts by reason. ``seen`` is updated;
+        ``rejects``, when given, gets each rejected sample with its reason."""
         docs, rejected = [], Counter()
         for sample in samples:
             doc, reason = self.check(sample, seen)
             if doc is None:
                 rejected[reason] += 1
+                if rejects is not None:
+                    rejects.append((sample, reason))
             else:
                 docs.append(doc)
         return docs, rejected

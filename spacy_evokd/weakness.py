@@ -4,48 +4,34 @@ Per-label scores come from the dev set (stable, what the user cares about); the 
 wrong *examples* come from the last generated batch, as in EvoKD (round 1: the seed docs), so
 no dev text is ever shown to the teacher.
 """
-from collections import Counter
 from dataclasses import replace
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple, Union
 
-from .teachers.base import Judged, WeaknessReport
-
-
-def is_correct(j: Judged, task: str) -> bool:
-    if task == "textcat":
-        return j.gold.label == j.pred.label
-    return sorted(j.gold.entities or []) == sorted(j.pred.entities or [])
+from .tasks import get_task
+from .ty import Judged, Task, WeaknessReport
 
 
-def confusions(judged: Sequence[Judged], task: str) -> Dict[Tuple[str, str], int]:
-    """(gold, predicted) counts; for NER "O" marks a missed or a spurious entity."""
-    counts: Counter = Counter()
-    for j in judged:
-        if task == "textcat":
-            if j.gold.label != j.pred.label:
-                counts[(j.gold.label, j.pred.label)] += 1
-            continue
-        gold = {(s, e): l for s, e, l in j.gold.entities or []}
-        pred = {(s, e): l for s, e, l in j.pred.entities or []}
-        for span, label in gold.items():
-            if pred.get(span) != label:
-                counts[(label, pred.get(span, "O"))] += 1
-        for span, label in pred.items():
-            if span not in gold:
-                counts[("O", label)] += 1
-    return dict(counts)
+def is_correct(j: Judged, task: Union[str, Task]) -> bool:
+    task = get_task(task)
+    return task.answer_key(j.gold) == task.answer_key(j.pred)
+
+
+def confusions(judged: Sequence[Judged], task: Union[str, Task]) -> Dict[Tuple[str, str], int]:
+    """(gold, predicted) counts (the task's: for NER "O" marks a missed or a spurious entity)."""
+    return get_task(task).confusions(judged)
 
 
 def build_report(
-    task: str,
+    task: Union[str, Task],
     labels: Sequence[str],
     dev_scores: Dict,
     judged: Sequence[Judged],
     evaluated_on: str,
 ) -> WeaknessReport:
+    task = get_task(task)
     overall = {k: v for k, v in dev_scores.items() if isinstance(v, (int, float))}
     return WeaknessReport(
-        task=task,
+        task=task.name,
         labels=list(labels),
         per_label=dev_scores.get("per_label", {}),
         overall=overall,

@@ -1,14 +1,16 @@
 """The pool-sampling baselines of the targeting benchmark pick what they claim to pick, as many
 as the EvoKD teacher would, and never a text already seen."""
+import json
 import sys
+from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
-from baselines import EntropyPoolTeacher, RandomPoolTeacher  # noqa: E402
+from baselines import EntropyPoolTeacher, RandomPoolTeacher, StratifiedPoolTeacher  # noqa: E402
 
-from spacy_evokd.teachers.base import Analysis  # noqa: E402
+from spacy_evokd.ty import Analysis, RoundContext  # noqa: E402
 
 POOL = ROOT / "assets/demo/textcat/train.jsonl"
 LABELS = ["account", "billing", "product_question", "shipping", "technical"]
@@ -23,7 +25,7 @@ def test_random_baseline_draws_unseen_texts_reproducibly():
     for _ in range(2):
         t = RandomPoolTeacher(str(POOL), "textcat", LABELS, seed=3)
         seen = [s.text for s in t.pool[:20]]
-        t.begin_round(1, seen)
+        t.begin_round(RoundContext(round=1, seen_texts=seen))
         first, second = _texts(t.propose(Analysis("x"), 2, 3)), _texts(t.propose(Analysis("x"), 2, 3))
         assert len(first) == len(second) == 5
         assert not set(first + second) & set(seen) and len(set(first + second)) == 10
@@ -35,10 +37,59 @@ def test_random_baseline_draws_unseen_texts_reproducibly():
 def test_entropy_baseline_takes_the_most_uncertain_unseen_texts():
     t = EntropyPoolTeacher(str(POOL), "textcat", LABELS, seed=0)
     texts = [s.text for s in t.pool]
-    t.begin_round(1, texts[:1])
+    t.begin_round(RoundContext(round=1, seen_texts=texts[:1]))
     # a hand-built uncertainty table instead of a student: the 6 highest are texts 0..5
     t._uncertainty = {text: 1.0 - i / len(texts) for i, text in enumerate(texts)}
     picked = _texts(t.propose(Analysis("x"), 2, 2)) + _texts(t.propose(Analysis("x"), 1, 1))
     assert picked == texts[1:7]  # text 0 was seen; labels come from the pool's gold
     assert all(s.label for s in t.label(picked).samples)
     assert "entropy-sampling baseline" in t.name
+
+
+def test_stratified_baseline_balances_labels_and_never_repeats(tmp_path):
+    rows = [json.loads(l) for l in POOL.read_text(encoding="utf8").splitlines()]
+    by_label = {label: [r for r in rows if r["label"] == label] for label in LABELS}
+    # an unbalanced pool: every billing text, 4 of each other label
+    pool = tmp_path / "pool.jsonl"
+    kept = by_label["billing"] + [r for label in LABELS if label != "billing" for r in by_label[label][:4]]
+    pool.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf8")
+    t = StratifiedPoolTeacher(str(pool), "textcat", LABELS, seed=1)
+    gold = {s.text: s.label for s in t.pool}
+    t.begin_round(RoundContext(round=1))
+    picked = _texts(t.propose(Analysis("x"), 3, 3)) + _texts(t.propose(Analysis("x"), 2, 2)) + \
+        _texts(t.propose(Analysis("x"), 3, 2))  # fmt: skip
+    assert len(picked) == len(set(picked)) == 15
+    # 15 draws in 3 calls over 5 labels: 3 of each, though 36 of the pool's 52 texts are billing
+    assert sorted(Counter(gold[x] for x in picked).values()) == [3, 3, 3, 3, 3]
+    assert "label-stratified random-sampling baseline" in t.name
+
+
+def test_stratified_baseline_on_ner_counts_entity_labels():
+    pool = ROOT / "assets/demo/ner/train.jsonl"
+    t = StratifiedPoolTeacher(str(pool), "ner", ["LOC", "ORG", "PER", "PRODUCT"], seed=0)
+    t.begin_round(RoundContext(round=1))
+    gold = {s.text: s.entities for s in t.pool}
+    picked = _texts(t.propose(Analysis("x"), 5, 5))
+    labels = Counter(e[2] for text in picked for e in gold[text])
+    # 10 turns over LOC, O (no entity), ORG, PER, PRODUCT: each drawn at least once
+    assert len(picked) == 10 and set(labels) == {"LOC", "ORG", "PER", "PRODUCT"}
+    assert any(not gold[text] for text in picked)
+
+
+def test_cached_runs_are_keyed_on_code_config_and_data_not_on_temporary_paths(tmp_path):
+    from runs import run_key
+    from thinc.api import Config
+
+    keys = []
+    for work in (tmp_path / "run_a", tmp_path / "run_b"):  # two processes: two temporary folders
+        work.mkdir()
+        (work / "seed.spacy").write_bytes(b"seed")
+        config = Config({"paths": {"train": str(work / "seed.spacy"), "dev": str(POOL)}, "training": {"max_steps": 10}})
+        keys.append(run_key(config, [work / "seed.spacy", POOL], "code1", work))
+    assert keys[0] == keys[1]
+    (work / "seed.spacy").write_bytes(b"other seed")
+    assert run_key(config, [work / "seed.spacy", POOL], "code1", work) != keys[1]  # the data
+    (work / "seed.spacy").write_bytes(b"seed")
+    assert run_key(config, [work / "seed.spacy", POOL], "code2", work) != keys[1]  # the code
+    config["training"]["max_steps"] = 11
+    assert run_key(config, [work / "seed.spacy", POOL], "code1", work) != keys[1]  # the config

@@ -6,7 +6,7 @@ import sys
 import time
 
 from spacy_evokd.cache import ResponseCache, UsageLedger, make_key
-from spacy_evokd.teachers.base import Usage
+from spacy_evokd.ty import Usage
 
 WRITER = """
 import sys

@@ -130,7 +130,7 @@ def test_text_over_spacys_length_limit_names_line_and_limit(tmp_path):
 
 def test_unknown_task_and_empty_file(tmp_path):
     p = write(tmp_path / "d.jsonl", [{"text": "ok", "label": "a"}])
-    with pytest.raises(DataError, match="unknown task 'textcats': expected one of textcat, ner"):
+    with pytest.raises(DataError, match="unknown task 'textcats': expected one of textcat, ner, textcat_multilabel"):
         jsonl_to_docs(p, "textcats", spacy.blank("en"))
     empty = tmp_path / "e.jsonl"
     empty.write_text("\n  \n")

@@ -16,8 +16,8 @@ from spacy_evokd.data import DataError, jsonl_to_docs, kshot, load_samples, writ
 from spacy_evokd.loop import EvoKDLoop, evolve
 from spacy_evokd.models.openai_compatible import OpenAICompatible, TeacherRequestError
 
-from .responder import PoolResponder
-from .server import FakeOpenAIServer
+from spacy_evokd.testing.responder import PoolResponder
+from spacy_evokd.testing.server import FakeOpenAIServer
 
 ROOT = Path(__file__).parent.parent
 CFG = ROOT / "configs/textcat_cnn.cfg"
@@ -82,7 +82,7 @@ def free_port() -> int:
         ({"evokd.warm_start": 1}, "[evokd] warm_start: 1 is not true or false"),
         ({"evokd.history_replay": 1.5}, "[evokd] history_replay: must be <= 1.0, got 1.5"),
         ({"evokd.max_cost": "lots"}, "[evokd] max_cost: 'lots' is not a number"),
-        ({"evokd.task": "textcats"}, "[evokd] task: 'textcats': expected one of 'textcat' or 'ner'"),
+        ({"evokd.task": "textcats"}, "[evokd] task: 'textcats': expected one of 'textcat', 'ner' or 'textcat_multilabel'"),
         ({"evokd.labels": "billing"}, "[evokd] labels: 'billing' is not a list"),
         ({"evokd.labels": ["billing", "billing"]}, "[evokd] labels: 'billing' is listed twice"),
         ({"evokd.roundz": 3}, "[evokd] has unknown setting 'roundz'"),
@@ -234,8 +234,8 @@ def test_bad_jsonl_files_are_one_line_in_convert_and_seed(tmp_path):
         (["seed", latin1, out, "--task", "textcat"], "latin1.jsonl:2: not UTF-8 (byte 0xe9"),
         (["convert", long, out, "--task", "textcat"],
          "long.jsonl:1: text of 1,500,000 characters is longer than the limit of 1,000,000"),
-        (["convert", bom, out, "--task", "textcats"], "unknown task 'textcats': expected one of textcat, ner"),
-        (["seed", bom, out, "--task", "textcats"], "unknown task 'textcats': expected one of textcat, ner"),
+        (["convert", bom, out, "--task", "textcats"], "unknown task 'textcats': expected one of textcat, ner, textcat_multilabel"),
+        (["seed", bom, out, "--task", "textcats"], "unknown task 'textcats': expected one of textcat, ner, textcat_multilabel"),
         (["convert", empty, out, "--task", "textcat"], "empty.jsonl: no records"),
     ]
     for args, message in cases:

@@ -14,8 +14,8 @@ import pytest
 from spacy_evokd.cache import UsageLedger
 from spacy_evokd.data import read_docbin
 
-from .responder import PoolResponder
-from .server import FakeOpenAIServer
+from spacy_evokd.testing.responder import PoolResponder
+from spacy_evokd.testing.server import FakeOpenAIServer
 from .test_loop import ROOT, corpus, overrides  # noqa: F401  (the corpus fixture)
 
 pytestmark = pytest.mark.slow

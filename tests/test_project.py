@@ -10,6 +10,7 @@ from pathlib import Path
 ROOT = Path(__file__).parent.parent
 
 
+@pytest.mark.slow  # 200 s: three tasks trained, reported and packaged (bin/test -m slow)
 def test_project_all_workflow(tmp_path):
     proj = tmp_path / "proj"
     proj.mkdir()
@@ -29,7 +30,9 @@ def test_project_all_workflow(tmp_path):
         report = (proj / "training" / task / "report" / "report.md").read_text()
         assert "Simulated teacher" in report and "| 1 |" in report
         assert all((proj / "training" / task / "report" / f"{p}.png").stat().st_size > 1000
-                   for p in ("dev_score", "per_label_f1", "samples_per_label", "rejections", "tokens_cost"))
+                   for p in ("dev_score", "per_label_f1", "samples_per_label", "rejections"))
+        # the simulated teacher spends no tokens: that plot is left out, and the report says why
+        assert "no tokens and cost plot" in report and (proj / "training" / task / "report" / "report.html").exists()
     wheels = sorted(p.name for p in (proj / "packages").rglob("*.whl"))
     assert any(w.startswith("en_evokd_textcat-0.1.0") for w in wheels)
     assert any(w.startswith("en_evokd_ner-0.1.0") for w in wheels)
@@ -60,7 +63,8 @@ def test_project_all_workflow(tmp_path):
     assert sum(loaded["cats"].values()) == pytest.approx(1.0)
     record = json.loads((proj / "training/textcat/rounds" / f"round_{loaded['evokd']['best_round']:03d}.json").read_text())
     assert loaded["evokd"]["simulated"] is True and loaded["evokd"]["rounds"] == 1
-    assert loaded["evokd"]["dev"]["macro_f"] == record["dev"]["macro_f"]
+    # (spaCy writes the packaged meta's floats with 10 decimals)
+    assert loaded["evokd"]["dev"]["macro_f"] == pytest.approx(record["dev"]["macro_f"], abs=1e-9)
     # a second run skips the unchanged steps and resumes the loop without redoing round 1
     again = subprocess.run(cmd, capture_output=True, text=True, cwd=proj)
     assert again.returncode == 0 and "Skipping 'preprocess': nothing changed" in again.stdout

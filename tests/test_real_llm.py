@@ -68,7 +68,7 @@ def test_one_round_with_the_real_teacher(llm_server, corpus, tmp_path, task):
     from spacy_evokd.config import load_config
     from spacy_evokd.data import read_docbin
     from spacy_evokd.loop import evolve
-    from spacy_evokd.teachers.base import Sample
+    from spacy_evokd.ty import Sample
     from spacy_evokd.validation import Validator
 
     cfg = ROOT / f"configs/{task}_cnn.cfg"

@@ -16,8 +16,8 @@ from spacy_evokd.cache import UsageLedger
 from spacy_evokd.loop import RunState, evolve
 from spacy_evokd.run_files import RunDirError, hold_run_dir
 
-from .responder import PoolResponder
-from .server import FakeOpenAIServer
+from spacy_evokd.testing.responder import PoolResponder
+from spacy_evokd.testing.server import FakeOpenAIServer
 from .test_loop import ROOT, check_run, corpus, overrides  # noqa: F401  (the corpus fixture)
 
 CFG = ROOT / "configs/textcat_cnn.cfg"
@@ -60,6 +60,7 @@ def test_lock_refuses_a_second_holder_and_survives_a_killed_one(tmp_path):
         assert (run / ".lock").read_text().strip() == str(os.getpid())
 
 
+@pytest.mark.slow  # 80 s: two real runs; test_lock_refuses_a_second_holder_and_survives_a_killed_one checks the lock itself
 def test_second_evolve_on_the_same_directory_is_refused_and_the_first_is_untouched(corpus, tmp_path):
     """Two real `evolve` processes on one OUTPUT_DIR (LLM teacher on the local test server, so
     the usage ledger has rows to lose). Then `select` on a directory another process holds."""

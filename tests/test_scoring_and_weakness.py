@@ -2,7 +2,7 @@
 import pytest
 
 from spacy_evokd.student import score
-from spacy_evokd.teachers.base import Judged, Sample
+from spacy_evokd.ty import Judged, Sample
 from spacy_evokd.weakness import build_report, window
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from spacy_evokd.data import read_docbin
 from spacy_evokd.selection import AdaptiveThreshold, Selector, sample_class, stream_texts
-from spacy_evokd.teachers.base import Sample
+from spacy_evokd.ty import Sample
 from spacy_evokd.uncertainty import entropy, marginal_uncertainty
 
 ROOT = Path(__file__).parent.parent
@@ -127,8 +127,8 @@ def test_llm_teacher_pseudo_labels_with_logprobs_or_agreement(logprobs, tmp_path
     from spacy_evokd.models.openai_compatible import OpenAICompatible
     from spacy_evokd.teachers.llm import LLMTeacher
 
-    from .responder import PoolResponder
-    from .server import FakeOpenAIServer
+    from spacy_evokd.testing.responder import PoolResponder
+    from spacy_evokd.testing.server import FakeOpenAIServer
 
     labels = ["account", "billing", "product_question", "shipping", "technical"]
     responder = PoolResponder(ROOT / "assets/demo/textcat/train.jsonl", "textcat", labels, mischief=False)

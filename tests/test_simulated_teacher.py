@@ -4,7 +4,7 @@ import logging
 
 import pytest
 
-from spacy_evokd.teachers.base import Teacher, WeaknessReport
+from spacy_evokd.ty import RoundContext, Teacher, WeaknessReport
 from spacy_evokd.teachers.simulated import SimulatedTeacher
 
 
@@ -43,7 +43,7 @@ def test_label_uses_pool_gold_and_noise(pool):
 
 def test_rounds_are_reproducible_after_restart(pool):
     def draw(t):
-        t.begin_round(2, seen_texts=["a text number 0"])
+        t.begin_round(RoundContext(round=2, seen_texts=["a text number 0"]))
         return [s.text for s in t.propose(t.analyse(report({"a": 0.5, "b": 0.5, "c": 0.5}), []), 3, 3).samples]
 
     first = draw(SimulatedTeacher(str(pool), "textcat", ["a", "b", "c"], seed=7))
@@ -56,3 +56,37 @@ def test_log_lines_say_simulated(pool, caplog):
     with caplog.at_level(logging.INFO, logger="spacy_evokd.teacher"):
         t.label(t.propose(t.analyse(report({}), []), 1, 1).samples and ["a text number 3"])
     assert caplog.records and all("[simulated teacher]" in r.getMessage() for r in caplog.records)
+
+
+def test_near_wrong_hard_samples_are_the_pool_texts_nearest_to_the_wrong_ones(tmp_path):
+    """hard_from = "near_wrong": hard = nearest to the student's wrong samples (its own vectors),
+    not just any sample of a weak label; without a student it falls back to the weak labels."""
+    import spacy
+
+    from spacy_evokd.ty import Judged, Sample
+
+    wrong = "my parcel from the Berlin warehouse never arrived"
+    near = "the parcel from the Berlin warehouse never arrived at all"
+    rows = [{"text": wrong, "label": "a"}, {"text": near, "label": "a"}]
+    rows += [{"text": f"{w} question number {i} about something else", "label": lab}
+             for i, (w, lab) in enumerate([("billing", "b"), ("refund", "a"), ("login", "c")] * 8)]  # fmt: skip
+    pool = tmp_path / "pool.jsonl"
+    pool.write_text("\n".join(json.dumps(r) for r in rows))
+    nlp = spacy.blank("en")
+    nlp.add_pipe("tok2vec")
+    textcat = nlp.add_pipe("textcat")
+    for label in "abc":
+        textcat.add_label(label)
+    nlp.initialize()
+    nlp.to_disk(tmp_path / "student")
+    rep = WeaknessReport("textcat", ["a", "b", "c"], {l: {"f": 0.5} for l in "abc"}, {},
+                         [], [Judged(Sample(wrong, label="a"), Sample(wrong, label="b"))])  # fmt: skip
+    t = SimulatedTeacher(str(pool), "textcat", ["a", "b", "c"], seed=0, hard_from="near_wrong")
+    assert "nearest to the student's wrong samples" in t.name and t.simulated
+    t.begin_round(RoundContext(round=1, seen_texts=[wrong], student=tmp_path / "student"))
+    hard = [s for s in t.propose(t.analyse(rep, []), n_hard=1, n_easy=2).samples if s.intent == "hard"]
+    assert [s.text for s in hard] == [near]
+    t.begin_round(RoundContext(round=1, seen_texts=[wrong]))  # no student: drawn by label, still a hard sample
+    assert len([s for s in t.propose(t.analyse(rep, []), n_hard=3, n_easy=0).samples if s.intent == "hard"]) == 3
+    with pytest.raises(ValueError, match="hard_from must be one of weak_labels, near_wrong"):
+        SimulatedTeacher(str(pool), "textcat", ["a", "b", "c"], hard_from="nearest")

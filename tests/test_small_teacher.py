@@ -11,13 +11,13 @@ import pytest
 import spacy
 
 from spacy_evokd.parsing import normalise_label, parse_generation, parse_labels
-from spacy_evokd.teachers.base import Judged, Sample
+from spacy_evokd.ty import Judged, RoundContext, Sample
 from spacy_evokd.teachers.llm import SHOWN_TEXT_CHARS, SHOWN_TEXTS, SHOWN_TEXTS_CHARS, LLMTeacher, recent_texts
 from spacy_evokd.untrusted import HISTORY_MAX_CHARS, bound_history
 from spacy_evokd.validation import REASONS, Validator, is_placeholder, label_disagreements, normalise
 
-from .responder import PoolResponder
-from .server import FakeOpenAIServer
+from spacy_evokd.testing.responder import PoolResponder
+from spacy_evokd.testing.server import FakeOpenAIServer
 
 ROOT = Path(__file__).parent.parent
 TC = ["account", "billing", "product_question", "shipping", "technical"]
@@ -153,7 +153,7 @@ def test_generation_prompt_shows_the_texts_already_written():
         from spacy_evokd.weakness import build_report
 
         teacher = LLMTeacher(OpenAICompatible(name="m", base_url=server.base_url, api_key_env=None), "textcat", TC)
-        teacher.begin_round(2, ["An older text about a parcel.", "A seed text about billing."])
+        teacher.begin_round(RoundContext(round=2, seen_texts=["An older text about a parcel.", "A seed text about billing."]))
         report = build_report("textcat", TC, {"per_label": {}, "score": 0.0}, [], "the seed data")
         first = teacher.propose(teacher.analyse(report, []), 2, 2)
         teacher.propose(teacher.analyse(report, []), 2, 2)
@@ -161,7 +161,7 @@ def test_generation_prompt_shows_the_texts_already_written():
     assert "already written (do not repeat" in prompts[0]
     assert '- "An older text about a parcel."' in prompts[0] and '- "A seed text about billing."' in prompts[0]
     # the second generation of the round also sees what the first one wrote
-    assert all(f"- {json.dumps(s.text)}" in prompts[1] for s in first.samples)
+    assert all(f"- {json.dumps(s.text, ensure_ascii=False)}" in prompts[1] for s in first.samples)
     assert "never put a label" in prompts[0] and 'exactly 2 "hard" and 2 "easy" objects' in prompts[0]
     # the intended label is asked for and kept as a proposal
     assert all(s.label in TC for s in first.samples)
@@ -181,9 +181,8 @@ def test_label_prompt_shows_every_id_and_analysis_asks_for_120_words():
 
 
 def _analysis_values(teacher, history, examples=()):
-    from spacy_evokd.teachers.llm import _judged
 
-    judged = [_judged(Judged(x, x)) for x in examples]
+    judged = [Judged(x, x).to_dict() for x in examples]
     return dict(per_label={l: {"p": 0.5, "r": 0.5, "f": 0.5, "support": 10} for l in teacher.labels},
                 overall={"macro_f": 0.5, "accuracy": 0.5, "ents_f": 0.5}, confusions=[(("a", "b"), 3)] * 5,
                 evaluated_on="the round 3 batch", wrong=judged, correct=judged, history=history)  # fmt: skip
@@ -317,19 +316,27 @@ def test_estimate_grows_with_the_history_and_the_shown_texts_up_to_their_caps(tm
     assert history_only[1] > history_only[0] and history_only[-1] < both[-1]
 
 
-def test_written_texts_shown_is_a_bounded_teacher_setting():
-    from spacy_evokd.teachers.base import Analysis
+def plain_model(prompts, answer):
+    """A plain spacy-llm model (prompts in, answers out) that records its prompts and always
+    gives ``answer``."""
 
-    prompts = []
-
-    def model(batch):  # a plain spacy-llm model: prompts in, answers out
+    def model(batch):
         batch = [list(p) for p in batch]
         prompts.extend(p for shards in batch for p in shards)
-        return [['{"hard": [{"text": "Where is my order from May?", "label": "shipping"}]}' for _ in s] for s in batch]
+        return [[answer for _ in s] for s in batch]
+
+    return model
+
+
+def test_written_texts_shown_is_a_bounded_teacher_setting():
+    from spacy_evokd.ty import Analysis
+
+    prompts = []
+    model = plain_model(prompts, '{"hard": [{"text": "Where is my order from May?", "label": "shipping"}]}')
 
     for shown in (30, 0):
         teacher = LLMTeacher(model, "textcat", TC, written_texts_shown=shown)
-        teacher.begin_round(2, ["An older text about a parcel."])
+        teacher.begin_round(RoundContext(round=2, seen_texts=["An older text about a parcel."]))
         assert len(teacher.propose(Analysis(text="It confuses labels.", conversation=[]), 1, 0).samples) == 1
     assert '- "An older text about a parcel."' in prompts[0] and "already written" not in prompts[1]
     with pytest.raises(ValueError, match="written_texts_shown must be between 0 and 30, got 31"):
@@ -355,10 +362,46 @@ def test_copies_are_counted_as_duplicates_before_labelling_is_paid_for():
 
     with FakeOpenAIServer(Copying(ROOT / "assets/demo/textcat/train.jsonl", "textcat", TC, mischief=False)) as server:
         teacher = LLMTeacher(OpenAICompatible(name="m", base_url=server.base_url, api_key_env=None), "textcat", TC)
-        teacher.begin_round(1, ["Where is my parcel?"])
+        teacher.begin_round(RoundContext(round=1, seen_texts=["Where is my parcel?"]))
         report = build_report("textcat", TC, {"per_label": {}, "score": 0.0}, [], "the seed data")
         proposal = teacher.propose(teacher.analyse(report, []), 2, 2)
         labelled = teacher.label([s.text for s in proposal.samples])
         label_prompt = server.requests[-1]["body"]["messages"][-1]["content"]
     assert proposal.rejected == Counter(duplicate=2) and len(proposal.samples) == 2 == len(labelled.samples)
     assert "where is my parcel" not in label_prompt.casefold() and "exactly 2 objects" in label_prompt
+
+
+def test_situation_hints_differ_per_request_and_repeat_on_a_redone_round():
+    from spacy_evokd.situations import SITUATIONS
+    from spacy_evokd.ty import Analysis, RoundContext
+
+    prompts = []
+    model = plain_model(prompts, '{"hard": [{"text": "Where is my order from May?", "label": "shipping"}]}')
+
+    def hints(prompt):
+        line = prompt.split("need not be named): ")[1].split("\n")[0]
+        return [h.split(". ", 1)[1] for h in line.rstrip(".").split("; ")]
+
+    analysis = Analysis(text="It confuses labels.", conversation=[])
+    teacher = LLMTeacher(model, "textcat", TC, written_texts_shown=0)
+    for round_id in (1, 1, 2):  # round 1 twice: a redone round
+        teacher.begin_round(RoundContext(round=round_id))
+        teacher.propose(analysis, 2, 2)
+        teacher.propose(analysis, 2, 2)
+    drawn = [hints(p) for p in prompts]
+    assert all(len(h) == len(set(h)) == 4 and set(h) <= set(SITUATIONS) for h in drawn)
+    assert drawn[0] != drawn[1]  # two requests of a round: other situations
+    assert drawn[:2] == drawn[2:4]  # the redone round sends the same prompts (the cache answers them)
+    assert drawn[4:6] != drawn[:2]  # the next round: others again
+    LLMTeacher(model, "textcat", TC, situation_hints=False).propose(analysis, 2, 2)
+    assert "situation" not in prompts[-1]
+
+
+def test_texts_are_quoted_verbatim_in_prompts_not_html_escaped():
+    """Jinja's tojson escapes ' & < > as \\u0027 ...: the teacher copied those into entity spans."""
+    prompts = []
+    model = plain_model(prompts, '{"answers": [{"id": 1, "entities": []}]}')
+
+    text = "It's Ben & Jerry's <b>café</b> in Zürich"
+    LLMTeacher(model, "ner", NER).label([text])
+    assert f"1. {json.dumps(text, ensure_ascii=False)}" in prompts[-1] and "\\u00" not in prompts[-1]

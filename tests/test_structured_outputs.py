@@ -1,7 +1,7 @@
 """Structured outputs (issue 10, item 2): each generation / labelling / LLKD request carries its
 answer's JSON schema as ``response_format``, in the form ``structured_output`` chooses, with one
 fallback per refused form; request seeds; body fields the SDK does not know. Through the real
-teacher and transport against the local test server (tests/server.py)."""
+teacher and transport against the local test server (spacy_evokd/testing/server.py)."""
 import logging
 from pathlib import Path
 
@@ -11,10 +11,11 @@ from spacy_evokd.answer_schemas import generation_schema, labelling_schema
 from spacy_evokd.models.openai_compatible import OpenAICompatible, TeacherRequestError
 from spacy_evokd.parsing import parse_generation, parse_labels
 from spacy_evokd.teachers.llm import LLMTeacher, request_seed
+from spacy_evokd.ty import RoundContext
 from spacy_evokd.weakness import build_report
 
-from .responder import PoolResponder
-from .server import FakeOpenAIServer
+from spacy_evokd.testing.responder import PoolResponder
+from spacy_evokd.testing.server import FakeOpenAIServer
 
 ROOT = Path(__file__).parent.parent
 TC = ["account", "billing", "product_question", "shipping", "technical"]
@@ -181,11 +182,10 @@ def test_unknown_body_fields_are_sent_as_they_are():
 def test_requests_carry_seeds_that_a_redone_round_repeats():
     with FakeOpenAIServer(PoolResponder(POOL["textcat"], "textcat", TC, mischief=False)) as server:
         teacher = teacher_on(server, "textcat")
-        teacher.run_seed = 7
         for _ in range(2):  # the same round twice, as after a crash
-            teacher.begin_round(3, ["Where is my parcel?"])
+            teacher.begin_round(RoundContext(round=3, seen_texts=["Where is my parcel?"], run_seed=7))
             one_chain(teacher)
-        teacher.begin_round(4, ["Where is my parcel?"])
+        teacher.begin_round(RoundContext(round=4, seen_texts=["Where is my parcel?"], run_seed=7))
         one_chain(teacher)
         seeds = [r["body"]["seed"] for r in server.requests]
         first, redo = server.requests[:3], server.requests[3:6]

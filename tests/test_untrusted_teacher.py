@@ -1,6 +1,6 @@
 """Teacher output is untrusted: lone surrogates, runaway or hostile analyses, 200 answers that are
 not chat completions, invisible characters. Through the real transport, loop, parser and
-validator, with the local test server (tests/server.py) as the teacher."""
+validator, with the local test server (spacy_evokd/testing/server.py) as the teacher."""
 import json
 import sqlite3
 from collections import Counter
@@ -14,15 +14,15 @@ from spacy_evokd.config import load_config
 from spacy_evokd.data import jsonl_to_docs, kshot, doc_to_gold_sample, read_docbin, write_docbin
 from spacy_evokd.loop import evolve
 from spacy_evokd.models.openai_compatible import OpenAICompatible, TeacherRequestError
-from spacy_evokd.teachers.base import Sample
+from spacy_evokd.ty import Sample
 from spacy_evokd.teachers.llm import LLMTeacher
 from spacy_evokd.untrusted import (
     ANALYSIS_MAX_CHARS, ANALYSIS_MAX_TOKENS, ANALYSIS_REJECT_CHARS, cap_analysis, HISTORY_MAX_CHARS, bound_history, judge_analysis, storable,
 )  # fmt: skip
 from spacy_evokd.validation import REASONS, Validator, normalise
 
-from .responder import PoolResponder
-from .server import FakeOpenAIServer
+from spacy_evokd.testing.responder import PoolResponder
+from spacy_evokd.testing.server import FakeOpenAIServer
 
 ROOT = Path(__file__).parent.parent
 CFG = ROOT / "configs/textcat_cnn.cfg"

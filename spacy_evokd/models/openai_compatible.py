@@ -39,7 +39,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 from ..cache import make_key
-from ..teachers.base import ChatResult, Usage
+from ..ty import ChatResult, EvokdError, Usage
 from ..untrusted import storable
 
 logger = logging.getLogger("spacy_evokd.model")
@@ -52,7 +52,7 @@ STRUCTURED_OUTPUT_FORMS = ("json_schema", "json_object", "off")
 _REFUSES_FORMAT = re.compile(r"response_format|json_schema|json[ _-]?schema|json_object|schema|grammar", re.I)
 
 
-class TeacherRequestError(RuntimeError):
+class TeacherRequestError(EvokdError, RuntimeError):
     """A request failed for good (after retries, or a non-retryable status); the message says
     which server and why, never the key."""
 

@@ -29,21 +29,24 @@ For small teachers (a 1.5B model on a CPU server writes weak samples):
   (``request_seed``), so a redone round sends the same requests: the cache answers them, and a
   server that honours seeds answers the same without it;
 - a proposed text written before is counted as ``duplicate`` before it is sent to labelling;
+- ``situation_hints`` sets each requested text in a different everyday situation (situations.py),
+  drawn per request: without them the 1.5B model rewrote the same few texts round after round;
 - ``drain_stats`` gives the answers asked and parsed per step (the parse rate).
 """
 import hashlib
 import json
 import logging
-import math
 from collections import Counter
-from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence
 
 from ..answer_schemas import generation_schema, labelling_schema
 from ..parsing import parse_generation, parse_labels
+from ..situations import situations
+from ..tasks import get_task
+from ..ty import Analysis, Labelled, Message, Proposal, RoundContext, Sample, Usage, WeaknessReport
 from ..untrusted import ANALYSIS_MAX_TOKENS, storable
-from .base import Analysis, Labelled, Message, Proposal, Sample, Usage, WeaknessReport
+from .votes import majority
 
 logger = logging.getLogger("spacy_evokd.teacher")
 
@@ -88,11 +91,12 @@ class LLMTeacher:
 
     def __init__(self, model: Any, task: str, labels: List[str], label_definitions: Optional[Dict[str, str]] = None,
                  task_description: str = "", prompt_version: str = "v1", template_dir: Optional[str] = None,
-                 max_examples_shown: int = 8, lang: str = "en", written_texts_shown: int = SHOWN_TEXTS):  # fmt: skip
+                 max_examples_shown: int = 8, lang: str = "en", written_texts_shown: int = SHOWN_TEXTS,
+                 situation_hints: bool = True):  # fmt: skip
         import jinja2
 
         self.model = model
-        self.task = task
+        self.task = get_task(task)
         self.labels = list(labels)
         self.definitions = dict(label_definitions or {})
         unknown = sorted(set(self.definitions) - set(self.labels))
@@ -103,13 +107,17 @@ class LLMTeacher:
         if not 0 <= written_texts_shown <= SHOWN_TEXTS:
             raise ValueError(f"written_texts_shown must be between 0 and {SHOWN_TEXTS}, got {written_texts_shown}")
         self.written_texts_shown = written_texts_shown
+        self.situation_hints = situation_hints
         self.name = f"{getattr(model, 'name', type(model).__name__)}"
         dirs = ([str(template_dir)] if template_dir else []) + [str(PROMPTS_DIR)]
         self.env = jinja2.Environment(loader=jinja2.FileSystemLoader(dirs), undefined=jinja2.StrictUndefined,
                                       autoescape=False, keep_trailing_newline=False)  # fmt: skip
+        # texts are quoted as JSON strings, but not HTML-safe ones: Jinja's own tojson writes ' & < >
+        # as \u0027 etc., and the teacher then copies "It\u0027s" into entity spans
+        self.env.filters["tojson"] = lambda value: json.dumps(value, ensure_ascii=False)
         self.templates = {}
         for step in STEPS + ("system",):
-            fname = f"system.{prompt_version}.jinja" if step == "system" else f"{step}.{task}.{prompt_version}.jinja"
+            fname = f"system.{prompt_version}.jinja" if step == "system" else f"{step}.{self.task.name}.{prompt_version}.jinja"
             try:
                 self.templates[step] = self.env.get_template(fname)
             except jinja2.TemplateNotFound:
@@ -117,21 +125,19 @@ class LLMTeacher:
         self._usage = Usage()
         # times each request was sent this round: a repeat asks for a fresh answer, not the cached one
         self._asked: Counter = Counter()
-        # the loop's budget check, called before every request (raises BudgetExceeded)
-        self.budget: Optional[Callable[[Usage], None]] = None
-        self.run_seed = 0  # the loop sets [evokd] seed: request seeds derive from it
-        self._round = 0
+        # the round (its budget, checked before every request; the run seed request seeds derive from)
+        self._ctx = RoundContext(round=0)
         self._sent: Counter = Counter()  # requests per step this round (the seed's request index)
         self._written: List[str] = []  # texts already written: seed + earlier rounds + this round's
         self._stats: Counter = Counter()
 
-    def begin_round(self, round_id: int, seen_texts: Sequence[str]) -> None:
+    def begin_round(self, ctx: RoundContext) -> None:
         """Repeats and request indexes are counted per round, so a redone round sends what the
         first try sent."""
         self._asked.clear()
         self._sent.clear()
-        self._round = round_id
-        self._written = list(seen_texts)
+        self._ctx = ctx
+        self._written = list(ctx.seen_texts)
 
     def drain_stats(self) -> Counter:
         """Since the last call: answers asked and parsed per step ("generate_answers",
@@ -148,21 +154,15 @@ class LLMTeacher:
         return hasattr(self.model, "chat") and hasattr(self.model, "structured_output")
 
     def _before_request(self) -> None:
-        if self.budget is not None:
-            self.budget(self._usage)
+        self._ctx.budget.check(self._usage)  # raises BudgetExceeded
 
-    # the loop hands us its response cache; our model uses it when it can
-    @property
-    def cache(self):
-        return getattr(self.model, "cache", None)
-
-    @cache.setter
-    def cache(self, value) -> None:
+    def use_cache(self, cache: Any) -> None:
+        """The run's response cache, for our model (a plain spacy-llm model has none)."""
         if hasattr(self.model, "cache"):
-            self.model.cache = value
+            self.model.cache = cache
 
     def render(self, step: str, **values: Any) -> str:
-        common = dict(task=self.task, labels=self.labels, definitions=self.definitions,
+        common = dict(task=self.task.name, task_kind=self.task.kind, labels=self.labels, definitions=self.definitions,
                       task_description=self.task_description)  # fmt: skip
         return self.templates[step].render(**common, **values).strip() + "\n"
 
@@ -173,7 +173,7 @@ class LLMTeacher:
         confusions = sorted(report.confusions.items(), key=lambda kv: -kv[1])[:5]
         prompt = self.render(
             "analysis", per_label=report.per_label, overall=report.overall, confusions=confusions,
-            wrong=[_judged(j) for j in report.wrong[:k]], correct=[_judged(j) for j in report.correct[:k]],
+            wrong=[j.to_dict() for j in report.wrong[:k]], correct=[j.to_dict() for j in report.correct[:k]],
             evaluated_on=report.evaluated_on, history=list(history),
         )  # fmt: skip
         messages = [Message("system", self.render("system")), Message("user", prompt)]
@@ -195,8 +195,10 @@ class LLMTeacher:
         """New inputs, each with the annotation the teacher intends: the final one with
         ``with_labels``, else a proposal (``Sample.label`` / ``entities``) the labelling call
         checks."""
+        hints = situations(n_hard + n_easy, request_seed(self._ctx.run_seed, self._ctx.round, "situations", self._sent["generate"]))
         prompt = self.render("generate", n_hard=n_hard, n_easy=n_easy, with_labels=with_labels,
-                             shown_texts=recent_texts(self._written, n=self.written_texts_shown))  # fmt: skip
+                             shown_texts=recent_texts(self._written, n=self.written_texts_shown),
+                             situations=hints if self.situation_hints else [])  # fmt: skip
         schema = generation_schema(self.task, self.labels, n_hard, n_easy)
         answer = self._chat(analysis.conversation + [Message("user", prompt)], "generate", schema=schema)
         shown = "\n".join(m.content for m in analysis.conversation if m.role != "assistant") + "\n" + prompt
@@ -236,8 +238,8 @@ class LLMTeacher:
 
     def pseudo_label(self, texts: Sequence[str], k: int = 5) -> Labelled:
         """LLKD: a label per text with the teacher's confidence (``sample.confidence_method``):
-        "logprobs" when the server returns them: the probability of the whole answer (textcat)
-        or its per-token geometric mean (ner, whose answers are long); otherwise
+        "logprobs" when the server returns them (the task's ``confidence_from_logprobs``: the
+        probability of a short answer, a per-token geometric mean of a long one); otherwise
         "agreement_k": the share of k sampled answers (temperature 1) that agree with the
         majority, which is also the label kept."""
         convs = [[{"role": "system", "content": self.render("system")},
@@ -252,21 +254,16 @@ class LLMTeacher:
                 rejected.update(rej)
                 if samples:
                     lps = [lp for _, lp, _ in r.logprobs[0]]
-                    total = sum(lps) if self.task == "textcat" else sum(lps) / len(lps)
-                    samples[0].confidence, samples[0].confidence_method = math.exp(total), "logprobs"
+                    samples[0].confidence = self.task.confidence_from_logprobs(lps)
+                    samples[0].confidence_method = "logprobs"
                     out.append(samples[0])
                 continue
             answers = self._sample_answers(convs[i], k, schema)
-            parsed = []
-            for a in answers:
-                samples, _ = parse_labels(a, [text], self.task, self.labels)
-                if samples:
-                    parsed.append(samples[0].label if self.task == "textcat" else sorted(samples[0].entities))
+            parsed = [s for a in answers for s in parse_labels(a, [text], self.task, self.labels)[0][:1]]
             if not parsed:
                 rejected["unlabelled"] += 1
                 continue
-            majority, share = _majority(parsed)
-            sample = Sample(text, label=majority) if self.task == "textcat" else Sample(text, entities=[tuple(e) for e in majority])
+            sample, share = majority(parsed, self.task)
             sample.confidence, sample.confidence_method = share * len(parsed) / k, f"agreement_{k}"
             out.append(sample)
         return Labelled(samples=out, rejected=rejected)
@@ -301,7 +298,7 @@ class LLMTeacher:
         index, self._sent[step] = self._sent[step], self._sent[step] + 1
         if not hasattr(self.model, "chat") or "seed" in (getattr(self.model, "config", None) or {}):
             return {}
-        return {"seed": request_seed(self.run_seed, self._round, step, index)}
+        return {"seed": request_seed(self._ctx.run_seed, self._ctx.round, step, index)}
 
     def _chat(self, messages: List[Message], step: str = "chat", schema: Optional[Dict[str, Any]] = None,
               **params: Any) -> str:  # fmt: skip
@@ -326,18 +323,6 @@ class LLMTeacher:
         return text
 
 
-def _judged(j) -> Dict[str, Any]:
-    return {"gold": asdict(j.gold), "pred": asdict(j.pred)}
-
-
-def _majority(answers: List[Any]) -> Tuple[Any, float]:
-    """The most common answer and its share (ties: the first seen)."""
-    keys = [json.dumps(a, sort_keys=True) for a in answers]
-    counts = Counter(keys)
-    best = max(keys, key=lambda k: (counts[k], -keys.index(k)))
-    return answers[keys.index(best)], counts[best] / len(answers)
-
-
 def round_checks(teacher: Any, agreement: Counter) -> Dict[str, Any]:
     """The teacher-quality figures of a round record (``teacher_checks``): label proposals the
     labelling call saw and how many it labelled differently (validation.label_disagreements),
@@ -346,7 +331,7 @@ def round_checks(teacher: Any, agreement: Counter) -> Dict[str, Any]:
     compared, disagreed = agreement.get("compared", 0), agreement.get("disagreed", 0)
     checks: Dict[str, Any] = {"label_compared": compared, "label_disagreement": disagreed,
                               "label_disagreement_rate": round(disagreed / compared, 4) if compared else None}  # fmt: skip
-    stats = teacher.drain_stats() if hasattr(teacher, "drain_stats") else Counter()
+    stats = teacher.drain_stats()
     if stats:
         checks.update(sorted(stats.items()))
         answers = sum(v for k, v in stats.items() if k.endswith("_answers"))

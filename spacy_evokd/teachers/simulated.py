@@ -9,29 +9,45 @@ an LLM: its name starts with "simulated", every log line says so, and the loop m
 import logging
 import random
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
-from typing import Dict, Iterable, List, Sequence
+from typing import Any, Dict, Iterable, List, Sequence
 
 from ..data import load_samples
-from .base import Analysis, Labelled, Proposal, Sample, Usage, WeaknessReport
+from ..pool_source import PoolSource
+from ..tasks import get_task
+from ..ty import Analysis, Labelled, Proposal, RoundContext, Sample, Usage, WeaknessReport
+from ..validation import normalise
+from .votes import majority
 
 logger = logging.getLogger("spacy_evokd.teacher")
 
 _FLOOR = 0.05  # every label keeps some probability, so no label starves
+HARD_FROM = ("weak_labels", "near_wrong")
 
 
 class SimulatedTeacher:
     simulated = True
 
-    def __init__(self, pool: str, task: str, labels: List[str], label_noise: float = 0.0, seed: int = 0, lang: str = "en"):
+    def __init__(self, pool: str, task: str, labels: List[str], label_noise: float = 0.0, seed: int = 0, lang: str = "en",
+                 hard_from: str = "weak_labels", embedder: str = "student"):  # fmt: skip
         if not 0.0 <= label_noise <= 1.0:
             raise ValueError(f"label_noise must be in [0, 1], got {label_noise}")
-        self.task = task
+        if hard_from not in HARD_FROM:
+            raise ValueError(f"hard_from must be one of {', '.join(HARD_FROM)}, got {hard_from!r}")
+        self.task = get_task(task)
         self.labels = list(labels)
         self.label_noise = label_noise
         self.seed = seed
         self.name = f"simulated teacher (pool {Path(pool).name})"
-        self.pool: List[Sample] = load_samples(pool, task, labels)
+        self.hard_from = hard_from
+        # near_wrong: "hard" = the pool texts nearest to the student's wrong samples, as EvoKD's
+        # hard samples are meant to be (weak_labels only aims at the weak labels)
+        self._near = PoolSource(pool, embedder) if hard_from == "near_wrong" else None
+        self._wrong_texts: List[str] = []
+        if self._near is not None:
+            self.name = self.name[:-1] + ", hard = nearest to the student's wrong samples)"
+        self.pool: List[Sample] = load_samples(pool, self.task, labels)
         self._by_text: Dict[str, Sample] = {s.text: s for s in self.pool}
         self._used: set = set()
         self._rng = random.Random(seed)
@@ -40,32 +56,45 @@ class SimulatedTeacher:
     def _log(self, msg: str, *args) -> None:
         logger.info("[simulated teacher] " + msg, *args)
 
-    def begin_round(self, round_id: int, seen_texts: Iterable[str]) -> None:
+    def begin_round(self, ctx: RoundContext) -> None:
         """Reseed per round and skip texts already used, so a resumed run draws the same
-        samples as an uninterrupted one."""
-        self._rng = random.Random(f"{self.seed}:{round_id}")
-        self._used = set(seen_texts)
+        samples as an uninterrupted one. No budget: a simulated teacher spends no tokens."""
+        self._rng = random.Random(f"{self.seed}:{ctx.round}")
+        self._used = set(ctx.seen_texts)
+        if self._near is not None and ctx.student is not None:
+            import spacy
+
+            self._near.use_student(spacy.load(ctx.student))
+
+    def use_cache(self, cache: Any) -> None:
+        """Nothing to cache: answers come from the pool."""
+
+    def drain_stats(self) -> Counter:
+        return Counter()  # every answer is well-formed: no parse rate to report
 
     # -- the three calls -------------------------------------------------------------------
 
     def analyse(self, report: WeaknessReport, history: Sequence[str]) -> Analysis:
-        weakness = {}
+        weakness, f1, confused = {}, {}, Counter()
         for label in self.labels:
-            f = report.per_label.get(label, {}).get("f", 0.0) or 0.0
-            weakness[label] = 1.0 - f
+            f1[label] = report.per_label.get(label, {}).get("f", 0.0) or 0.0
+            weakness[label] = 1.0 - f1[label]
         for (gold, pred), n in report.confusions.items():
             for label in (gold, pred):
                 if label in weakness:
                     weakness[label] += 0.1 * n
+                    confused[label] += n
         ranked = sorted(weakness, key=weakness.get, reverse=True)
         conf = sorted(report.confusions.items(), key=lambda kv: -kv[1])[:3]
+        # the dev F1 as it is, and the confusions that also raised the label's weakness
         text = (
-            "[simulated teacher] No LLM was asked. Weakest labels by dev F1 and confusions: "
-            + ", ".join(f"{l} ({1 - min(1.0, weakness[l]):.2f})" for l in ranked[:3])
+            "[simulated teacher] No LLM was asked. Weakest labels (low dev F1, frequent confusions): "
+            + ", ".join(f"{l} (dev F1 {f1[l]:.2f}{f', in {confused[l]} confusions' if confused[l] else ''})" for l in ranked[:3])
             + ("; frequent confusions: " + ", ".join(f"{g}->{p} x{n}" for (g, p), n in conf) if conf else "")
             + f". Evidence: {len(report.wrong)} wrong, {len(report.correct)} correct samples from {report.evaluated_on}."
         )
         self._usage.requests += 1
+        self._wrong_texts = [j.gold.text for j in report.wrong]
         self._log("analysis: focus on %s", ", ".join(ranked[:3]))
         return Analysis(text=text, conversation=[], focus=weakness)
 
@@ -74,7 +103,9 @@ class SimulatedTeacher:
         top = max(focus.values()) if focus else 1.0
         hard_w = {l: _FLOOR + w for l, w in focus.items()}
         easy_w = {l: _FLOOR + (top - w) for l, w in focus.items()}
-        samples = [self._copy(s, "hard", with_labels) for s in self._draw(hard_w, n_hard)]
+        hard = self._nearest_to_wrong(n_hard) if self._near is not None else []
+        hard += self._draw(hard_w, n_hard - len(hard))  # no student or no wrong samples yet: by label
+        samples = [self._copy(s, "hard", with_labels) for s in hard]
         samples += [self._copy(s, "easy", with_labels) for s in self._draw(easy_w, n_easy)]
         self._usage.requests += 1
         self._log("proposed %d hard + %d easy pool samples", n_hard, n_easy)
@@ -105,10 +136,8 @@ class SimulatedTeacher:
             rng, self._rng = self._rng, random.Random(f"{self.seed}:{gold.text}")
             draws = [self._noisy(gold) for _ in range(max(1, k))]
             self._rng = rng
-            keys = [d.label if self.task == "textcat" else tuple(sorted(d.entities)) for d in draws]
-            top, n = Counter(keys).most_common(1)[0]
-            pick = draws[keys.index(top)]
-            pick.confidence, pick.confidence_method = n / len(draws), f"simulated_agreement_{len(draws)}"
+            pick, share = majority(draws, self.task)
+            pick.confidence, pick.confidence_method = share, f"simulated_agreement_{len(draws)}"
             out.append(pick)
         self._usage.requests += 1
         self._log("pseudo-labelled %d texts (k=%d, label_noise=%.2f)", len(out), k, self.label_noise)
@@ -120,11 +149,6 @@ class SimulatedTeacher:
 
     # -- helpers ---------------------------------------------------------------------------
 
-    def _labels_of(self, s: Sample) -> List[str]:
-        if self.task == "textcat":
-            return [s.label]
-        return sorted({e[2] for e in s.entities or []})
-
     def _draw(self, weights: Dict[str, float], n: int) -> List[Sample]:
         """Weighted draw without replacement; a sample weighs as its heaviest label (NER
         sentences without entities weigh as the floor)."""
@@ -133,10 +157,20 @@ class SimulatedTeacher:
         for _ in range(n):
             if not candidates:
                 break
-            w = [max([weights.get(l, 0.0) for l in self._labels_of(s)] or [_FLOOR]) for s in candidates]
+            w = [max([weights.get(l, 0.0) for l in self.task.sample_labels(s)] or [_FLOOR]) for s in candidates]
             pick = self._rng.choices(range(len(candidates)), weights=w, k=1)[0]
             chosen.append(candidates.pop(pick))
             self._used.add(chosen[-1].text)
+        return chosen
+
+    def _nearest_to_wrong(self, n: int) -> List[Sample]:
+        """The unused pool samples nearest to the wrong samples the analysis saw (the student's
+        own vectors or MiniLM, as the pool mode chooses)."""
+        if not self._wrong_texts or self._near._pool_vectors is None:
+            return []
+        seen = {normalise(t) for t in self._used}
+        chosen = [self._by_text[t] for t, _ in self._near.choose(self._wrong_texts, [], n, 0, seen) if t in self._by_text]
+        self._used.update(s.text for s in chosen)
         return chosen
 
     def _copy(self, s: Sample, intent: str, with_labels: bool) -> Sample:
@@ -148,14 +182,5 @@ class SimulatedTeacher:
 
     def _noisy(self, gold: Sample) -> Sample:
         flip = self.label_noise > 0 and self._rng.random() < self.label_noise
-        if self.task == "textcat":
-            label = gold.label
-            if flip and len(self.labels) > 1:
-                label = self._rng.choice([l for l in self.labels if l != gold.label])
-            return Sample(gold.text, label=label, confidence=1.0 - self.label_noise, confidence_method="simulated")
-        ents = list(gold.entities or [])
-        if flip and ents and len(self.labels) > 1:
-            i = self._rng.randrange(len(ents))
-            s, e, l = ents[i]
-            ents[i] = (s, e, self._rng.choice([x for x in self.labels if x != l]))
-        return Sample(gold.text, entities=ents, confidence=1.0 - self.label_noise, confidence_method="simulated")
+        answer = self.task.mislabel(gold, self.labels, self._rng) if flip else gold
+        return replace(answer, intent=None, confidence=1.0 - self.label_noise, confidence_method="simulated")

@@ -9,15 +9,16 @@ import hashlib
 import json
 import random
 import re
-from typing import Dict, List
+from typing import Dict, List, Union
 
-from spacy_evokd.data import load_samples
-from spacy_evokd.teachers.base import Sample
+from ..data import load_samples
+from ..tasks import get_task
+from ..ty import Sample, Task
 
 
 class PoolResponder:
-    def __init__(self, pool_path, task: str, labels: List[str], mischief: bool = True):
-        self.task = task
+    def __init__(self, pool_path, task: Union[str, Task], labels: List[str], mischief: bool = True):
+        self.task = get_task(task)
         self.labels = labels
         self.pool = load_samples(pool_path, task, labels)
         self.by_text: Dict[str, Sample] = {s.text: s for s in self.pool}
@@ -56,25 +57,26 @@ class PoolResponder:
         return text
 
     def _item(self, s: Sample) -> Dict:
-        if self.task == "textcat":
-            return {"text": s.text, "label": s.label}
-        return {"text": s.text, "entities": [{"text": s.text[a:b], "label": l} for a, b, l in s.entities]}
+        return {"text": s.text, **self.task.answer_of(s)}
 
     def _label(self, prompt: str) -> str:
         texts = [json.loads(m.group(1)) for m in re.finditer(r"^\d+\. (\".*\")$", prompt, re.M)]
         out = []
         for i, text in enumerate(texts, start=1):
-            gold = self.by_text.get(text)
-            if self.task == "textcat":
-                label = gold.label if gold else self.labels[0]
-                if self.mischief and i == 1:
-                    label = label.upper().replace("_", " ")  # repaired by label normalisation
-                if self.mischief and i == 3:
-                    label = "other"  # not in the label set: rejected
-                out.append({"id": i, "label": label})
-            else:
-                ents = [{"text": text[a:b], "label": l} for a, b, l in (gold.entities if gold else [])]
-                if self.mischief and i == 3:
-                    ents.append({"text": "Zanzibar Quantum Holdings", "label": "ORG"})  # not in the text
-                out.append({"id": i, "entities": ents})
+            # a text not in the pool: the first label, or no entities
+            gold = self.by_text.get(text) or Sample(text, label=self.labels[0], entities=[])
+            answer = self.task.answer_of(gold)
+            if self.mischief and "label" in answer:
+                if i == 1:
+                    answer["label"] = answer["label"].upper().replace("_", " ")  # repaired by label normalisation
+                if i == 3:
+                    answer["label"] = "other"  # not in the label set: rejected
+            if self.mischief and "labels" in answer:  # a label set (textcat_multilabel)
+                if i == 1 and answer["labels"]:
+                    answer["labels"] = [answer["labels"][0].upper()] + answer["labels"]  # repaired: case, repeat
+                if i == 3:
+                    answer["labels"] = answer["labels"] + ["other"]  # not in the label set: rejected
+            if self.mischief and "entities" in answer and i == 3:
+                answer["entities"].append({"text": "Zanzibar Quantum Holdings", "label": "ORG"})  # not in the text
+            out.append({"id": i, **answer})
         return json.dumps(out, ensure_ascii=False)

@@ -1,0 +1,319 @@
+"""Benchmark 6: which student architecture to ship, measured where users start (few-shot).
+
+Each candidate student config is trained directly on the same data (no EvoKD loop, no teacher)
+with `spacy train` (spacy_evokd.student.train) and scored on dev and test: k-shot seeds drawn
+from the pool (k per label, spacy_evokd.data.kshot; several seeds) and the whole pool ("full",
+one seed). Every candidate gets the same max_steps, the same eval_frequency and no early stop
+(patience 0); everything else is the candidate's own (batcher, optimizer, dropout).
+
+Candidates: ours (configs/<task>_cnn.cfg as it is), the stock `spacy init config -o efficiency`
+and `-o accuracy` students (bench/student_configs/*.cfg, generated, accuracy without vectors),
+and architecture variants of ours (our [training], another [components]).
+
+    bin/bench --only students [--quick] [--students-minutes 90]
+
+One training at a time on one thread (OMP_NUM_THREADS=1): the times are comparable and the
+machine stays usable. Results are cached per training in <out>/students/ keyed by
+runs.run_key(config, data files, code hash), so an interrupted run resumes.
+"""
+import copy
+import json
+import os
+import platform
+import shutil
+import statistics
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence
+
+import bench_data
+import runs
+
+ROOT = Path(__file__).parent.parent
+STOCK = ROOT / "bench/student_configs"
+SIZES = {"pool": 1000, "dev": 300, "test": 500}
+SETS = {"textcat": ("demo_textcat", "emotion", "sst2"), "ner": ("demo_ner", "conll04", "conll2003")}
+QUICK_SETS = {"textcat": ("demo_textcat",), "ner": ("demo_ner",)}
+FULL = 0  # k of the "full" setting: the whole pool
+
+
+# --- candidates: name -> (what it is, builder(base config of ours) -> config) ---------------------
+
+def _ours(cfg):
+    return cfg
+
+
+def _stock(task: str, opt: str) -> Callable:
+    def build(_):
+        from confection import Config
+
+        return Config().from_disk(STOCK / f"{task}_{opt}.cfg", interpolate=False)
+
+    return build
+
+
+def _tok2vec(width: int, depth: int) -> Callable:
+    """Ours with another MaxoutWindowEncoder width/depth (the embed width follows it)."""
+
+    def build(cfg):
+        enc = cfg["components"]["tok2vec"]["model"]["encode"]
+        enc["width"], enc["depth"] = width, depth
+        return cfg
+
+    return build
+
+
+def _bow(ngram: int) -> Callable:
+    """Ours with a bag-of-words textcat alone (no tok2vec): spaCy's efficiency architecture."""
+
+    def build(cfg):
+        cfg["nlp"]["pipeline"] = ["textcat"]
+        cfg["components"] = {"textcat": {"factory": "textcat", "threshold": 0.0, "model": {
+            "@architectures": "spacy.TextCatBOW.v3", "exclusive_classes": True, "length": 262144,
+            "ngram_size": ngram, "no_output_layer": False, "nO": None}}}  # fmt: skip
+        return cfg
+
+    return build
+
+
+def _reduce(cfg):
+    """Ours with TextCatReduce.v1 (mean + max pooled tok2vec, no bag of words) instead of the ensemble."""
+    cfg["components"]["textcat"]["model"] = {
+        "@architectures": "spacy.TextCatReduce.v1", "exclusive_classes": True, "use_reduce_first": False,
+        "use_reduce_last": False, "use_reduce_max": True, "use_reduce_mean": True, "nO": None,
+        "tok2vec": dict(cfg["components"]["textcat"]["model"]["tok2vec"])}  # fmt: skip
+    return cfg
+
+
+CANDIDATES: Dict[str, Dict[str, tuple]] = {
+    "textcat": {
+        "ours": ("configs/textcat_cnn.cfg: ensemble, tok2vec 96x4 + BOW ngram 1", _ours),
+        "stock-efficiency": ("spacy init config -o efficiency: BOW ngram 1 alone", _stock("textcat", "efficiency")),
+        "stock-accuracy": ("spacy init config -o accuracy (no vectors): ensemble, tok2vec 256x8 + BOW", _stock("textcat", "accuracy")),
+        "bow-ng1": ("ours, textcat = TextCatBOW.v3 ngram 1 alone", _bow(1)),
+        "bow-ng2": ("ours, textcat = TextCatBOW.v3 ngram 1-2 alone", _bow(2)),
+        "ensemble-64x2": ("ours, ensemble with a small tok2vec 64x2", _tok2vec(64, 2)),
+        "reduce-96x4": ("ours, TextCatReduce.v1 (mean+max) on tok2vec 96x4", _reduce),
+    },
+    "ner": {
+        "ours": ("configs/ner_cnn.cfg: tok2vec 96x4", _ours),
+        "stock-efficiency": ("spacy init config -o efficiency: tok2vec 96x4", _stock("ner", "efficiency")),
+        "stock-accuracy": ("spacy init config -o accuracy (no vectors): tok2vec 256x8", _stock("ner", "accuracy")),
+        "64x2": ("ours, tok2vec width 64 depth 2", _tok2vec(64, 2)),
+        "64x4": ("ours, tok2vec width 64 depth 4", _tok2vec(64, 4)),
+        "96x2": ("ours, tok2vec width 96 depth 2", _tok2vec(96, 2)),
+        "128x2": ("ours, tok2vec width 128 depth 2", _tok2vec(128, 2)),
+        "128x4": ("ours, tok2vec width 128 depth 4", _tok2vec(128, 4)),
+    },
+}
+STOCK_NAMES = ("stock-efficiency", "stock-accuracy")
+# 4-6x the training time of the others on one thread (tok2vec 256x8) and far behind at 1-shot
+# in a probe (demo textcat 0.19 vs BOW 0.38 test): first seed of each few-shot setting only,
+# unless heavy_all (--students-heavy-all)
+HEAVY = ("stock-accuracy",)
+
+
+def build_config(task: str, candidate: str, labels: Sequence[str], seed: int, steps: int):
+    from confection import Config
+
+    base = Config().from_disk(ROOT / f"configs/{task}_cnn.cfg", interpolate=False)
+    base["evokd"]["labels"] = list(labels)  # student.train drops [evokd]; the data's labels keep it honest
+    cfg = Config(CANDIDATES[task][candidate][1](copy.deepcopy(base)))
+    cfg["system"]["seed"] = seed  # [training] seed = ${system.seed} in every candidate
+    # the same steps, evaluations and no early stop for all; the rest is the candidate's own
+    cfg["training"].update(max_steps=steps, eval_frequency=max(1, steps // 6), patience=0, max_epochs=0)
+    return cfg
+
+
+# --- one training ---------------------------------------------------------------------------------
+
+def train_one(prep, candidate: str, k: int, seed: int, steps: int, train_file: Path, gold: Dict, code: str,
+              cache_dir: Path) -> Dict:
+    from spacy_evokd import student
+
+    cfg = build_config(prep.task, candidate, prep.labels, seed, steps)
+    setting = "full" if k == FULL else f"k{k}"
+    name = f"{prep.tag}-{candidate}-{setting}-s{seed}-st{steps}"
+    cached = cache_dir / f"{name}-{runs.run_key(cfg, (train_file, prep.dev, prep.test), code)}.json"
+    if cached.exists():
+        return json.loads(cached.read_text())
+    tmp = Path(tempfile.mkdtemp(prefix="evokd-students-"))
+    try:
+        t0 = time.time()
+        model = student.train(cfg, train_file, prep.dev, tmp / "model")
+        train_s = time.time() - t0
+        t0 = time.time()
+        nlp = student.load(model)
+        scores = {s: student.evaluate(nlp, docs, prep.task, prep.labels)[0]["score"] for s, docs in gold.items()}
+        eval_s = time.time() - t0
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    result = {"name": name, "task": prep.task, "dataset": prep.name, "candidate": candidate, "setting": setting,
+              "seed": seed, "steps": steps, "train_docs": _n_docs(train_file), **scores, "train_s": train_s,
+              "eval_s": eval_s}  # fmt: skip
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    cached.write_text(json.dumps(result, indent=1))
+    return result
+
+
+def _n_docs(path: Path) -> int:
+    from spacy.tokens import DocBin
+
+    return len(DocBin().from_disk(path))
+
+
+def _full_train(prep) -> Path:
+    """The whole pool as a DocBin (the "full" setting)."""
+    import spacy
+
+    from spacy_evokd.data import jsonl_to_docs, write_docbin
+
+    path = prep.pool.parent / "pool.spacy"
+    if not path.exists():
+        write_docbin(jsonl_to_docs(prep.pool, prep.task, spacy.blank("en"), prep.labels), path)
+    return path
+
+
+# --- tables ---------------------------------------------------------------------------------------
+
+def _cell(rows: List[Dict]) -> str:
+    if not rows:
+        return "–"
+    test, dev = [r["test"] for r in rows], [r["dev"] for r in rows]
+    spread = f"±{statistics.stdev(test):.3f}" if len(test) > 1 else ""
+    return f"{statistics.mean(test):.3f}{spread} ({statistics.mean(dev):.3f})"
+
+
+def _mean(rows: List[Dict], key: str) -> float:
+    return statistics.mean(r[key] for r in rows) if rows else float("nan")
+
+
+def table(task: str, results: List[Dict], sets: Sequence[str], settings: Sequence[str]) -> Dict:
+    """Markdown table (rows = candidates, columns = data set x setting) + the few-shot comparison."""
+    metric = "macro-F1" if task == "textcat" else "entity F1 (seqeval, strict IOB2)"
+    mine = [r for r in results if r["task"] == task]
+    cands = [c for c in CANDIDATES[task] if any(r["candidate"] == c for r in mine)]
+    pick = lambda c, d, s: [r for r in mine if (r["candidate"], r["dataset"], r["setting"]) == (c, d, s)]  # noqa: E731
+    few = [s for s in settings if s != "full"]
+    lines = [f"### {task}: test {metric}, mean±std over seeds (dev mean)", "",
+             "| candidate | " + " | ".join(f"{d} {_label(s)}" for d in sets for s in settings) +
+             " | few-shot mean test | s / training |",
+             "|---|" + "---:|" * (len(sets) * len(settings) + 2)]  # fmt: skip
+    few_mean = {}
+    for c in cands:
+        cells = [_cell(pick(c, d, s)) for d in sets for s in settings]
+        means = [_mean(pick(c, d, s), "test") for d in sets for s in few if pick(c, d, s)]
+        few_mean[c] = statistics.mean(means) if means else float("nan")
+        secs = _mean([r for r in mine if r["candidate"] == c], "train_s")
+        lines.append(f"| {c} | " + " | ".join(cells) + f" | {few_mean[c]:.3f} | {secs:.0f} |")
+    lines += ["", "Few-shot settings: ours vs the best stock `spacy init config` student (test mean), and the best candidate:", ""]
+    comparison = []
+    for d in sets:
+        for s in few:
+            m = {c: _mean(pick(c, d, s), "test") for c in cands if pick(c, d, s)}
+            if "ours" not in m:
+                continue
+            stock = {c: v for c, v in m.items() if c in STOCK_NAMES}
+            best_stock = max(stock, key=stock.get) if stock else None
+            best = max(m, key=m.get)
+            row = {"dataset": d, "setting": s, "ours": m["ours"], "best_stock": best_stock,
+                   "best_stock_test": stock.get(best_stock, float("nan")), "best": best, "best_test": m[best]}  # fmt: skip
+            comparison.append(row)
+            gap = m["ours"] - row["best_stock_test"]
+            lines.append(f"- {d} {_label(s)}: ours {m['ours']:.3f}, best stock {best_stock} {row['best_stock_test']:.3f} "
+                         f"(ours {gap:+.3f}{' ✔' if gap >= 0 else ' ✘'}); best {best} {m[best]:.3f}")
+    return {"markdown": "\n".join(lines), "few_shot_mean": few_mean, "comparison": comparison}
+
+
+def _label(setting: str) -> str:
+    return "full" if setting == "full" else f"{setting[1:]}-shot"
+
+
+# --- main -----------------------------------------------------------------------------------------
+
+def main(data_dir: Optional[Path], out: Path, quick: bool = False, shots: Sequence[int] = (1, 5),
+         seeds: Sequence[int] = (0, 1, 2), steps: int = 300, full_steps: int = 300, minutes: float = 0,
+         sets: Optional[Sequence[str]] = None, candidates: Optional[Sequence[str]] = None,
+         heavy_all: bool = False, command: str = "") -> Dict:
+    """``sets``: data set names (default SETS, --quick QUICK_SETS); ``candidates``: names to keep
+    (default all); ``minutes``: start no training after that long (0 = no limit; what was left
+    out is listed); ``heavy_all``: HEAVY candidates on every seed and setting too."""
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"  # the `spacy train` children inherit it
+    import spacy
+
+    from spacy_evokd.data import read_docbin
+
+    default = QUICK_SETS if quick else SETS
+    if sets:
+        tasks = {n: ("textcat" if n == "demo_textcat" else "ner" if n == "demo_ner" else bench_data.TASKS.get(n)) for n in sets}
+        unknown = [n for n, t in tasks.items() if t is None]
+        if unknown:
+            raise ValueError(f"unknown data set {unknown[0]!r}; choose from {', '.join(n for v in SETS.values() for n in v)}")
+        sets = {t: [n for n in sets if tasks[n] == t] for t in CANDIDATES if any(tasks[n] == t for n in sets)}
+    else:
+        sets = default
+    chosen = {t: [c for c in CANDIDATES[t] if not candidates or c in candidates] for t in sets}
+    if quick:
+        shots, seeds = (1,), (0,)
+    code = runs.code_hash()
+    work, cache_dir = out / "work", out / "students"
+    preps = {}
+    for task, names in sets.items():
+        for n in names:
+            if n.startswith("demo_"):
+                preps[n] = bench_data.prepare_demo(ROOT / "assets/demo", task, work)
+            else:
+                preps[n] = bench_data.prepare(data_dir, n, work, SIZES["pool"], SIZES["dev"], SIZES["test"])
+    # seed by seed over every few-shot setting (where users start), the whole pool last: cut short
+    # by --students-minutes, the run still compares every candidate few-shot
+    stages = [(k, s) for s in seeds for k in shots] + [(FULL, 0)]
+    jobs = [(n, c, k, s) for k, s in stages for task in sets for n in sets[task] for c in chosen[task]
+            if heavy_all or c not in HEAVY or (s == seeds[0] and k != FULL)]  # fmt: skip
+    settings = [f"k{k}" for k in shots] + ["full"]
+    print(f"Student configs: {sum(len(v) for v in chosen.values())} candidates on "
+          f"{', '.join(preps)}; {', '.join(f'{k}-shot' for k in shots)} x seeds {list(seeds)} ({steps} steps) and the "
+          f"whole pool ({full_steps} steps, seed 0); pool {SIZES['pool']}, dev {SIZES['dev']}, test {SIZES['test']} "
+          f"(demo sets: their own splits); {len(jobs)} trainings, one at a time, one thread")
+    gold, results, skipped, t0 = {}, [], [], time.time()
+    for i, (n, c, k, s) in enumerate(jobs, 1):
+        prep = preps[n]
+        if minutes and time.time() - t0 > minutes * 60:
+            skipped.append(f"{n}-{c}-{'full' if k == FULL else f'k{k}'}-s{s}")
+            continue
+        if n not in gold:
+            vocab = spacy.blank("en").vocab
+            gold[n] = {"dev": read_docbin(prep.dev, vocab), "test": read_docbin(prep.test, vocab)}
+        if k == FULL:
+            train_file = _full_train(prep)
+        else:
+            train_file = work / prep.tag / f"seed_k{k}_s{s}.spacy"
+            if not train_file.exists():
+                runs.write_seed(prep, k, s, train_file)
+        r = train_one(prep, c, k, s, full_steps if k == FULL else steps, train_file, gold[n], code, cache_dir)
+        results.append(r)
+        print(f"  [{i}/{len(jobs)}] {r['name']}: dev {r['dev']:.3f} test {r['test']:.3f} "
+              f"({r['train_s']:.0f} s; {time.time() - t0:.0f} s in all)", flush=True)
+    if skipped:
+        print(f"  time limit ({minutes} min): {len(skipped)} trainings left out, e.g. {skipped[0]}")
+    tables = {task: table(task, results, sets[task], settings) for task in sets}
+    header = (f"Student configs benchmark, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.node()} "
+              f"({os.cpu_count()} CPUs, one training at a time, OMP_NUM_THREADS=1); code {code}\n\n"
+              f"Command: `{command or 'bin/bench --only students'}`\n\n"
+              f"Every candidate: {steps} steps for k-shot seeds ({', '.join(f'{k}-shot' for k in shots)}; k per label; "
+              f"seeds {list(seeds)}), {full_steps} steps on the whole pool ('full', seed 0), eval every "
+              f"{max(1, steps // 6)} steps on dev (model-best), patience 0; pool {SIZES['pool']}, dev {SIZES['dev']}, "
+              f"test {SIZES['test']} for the real sets, the demo sets' own splits.\n")  # fmt: skip
+    legend = "\n".join(f"- {task} `{c}`: {CANDIDATES[task][c][0]}" + (" (first seed of each few-shot setting only)"
+                                                                       if c in HEAVY and not heavy_all else "")
+                       for task in sets for c in chosen[task])  # fmt: skip
+    md = header + "\nCandidates:\n" + legend + "\n\n" + "\n\n".join(t["markdown"] for t in tables.values()) + "\n"
+    if skipped:
+        md += f"\nLeft out by the time limit: {len(skipped)} trainings ({', '.join(skipped[:6])}{' ...' if len(skipped) > 6 else ''}).\n"
+    print("\n" + md)
+    result = {"results": results, "tables": tables, "skipped": skipped, "code": code, "steps": steps,
+              "full_steps": full_steps, "seeds": list(seeds), "shots": list(shots), "markdown": md}  # fmt: skip
+    (out / "students.json").write_text(json.dumps(result, indent=1))
+    (out / "students.md").write_text(md, encoding="utf8")
+    return result

@@ -1,0 +1,269 @@
+"""ner: entity spans with labels from a fixed set (none is a valid answer).
+
+JSONL: {"tokens": [str, ...], "tags": ["B-PER", "I-PER", "O", ...]} (IOB2); a record's text is
+its tokens joined with single spaces, and its Doc keeps the file's tokenisation (as `spacy
+convert` does). Metric: entity-level micro-F1 (seqeval, strict IOB2, over the student's own
+tokenisation). Uncertainty: entity marginals from a beam over the student's ``ner`` component.
+"""
+import math
+from collections import Counter
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+
+from ..answer_schemas import json_object, label_enum
+from ..data import DataError
+from ..parsing import align_entities
+from ..ty import CharSpan, Judged, Sample
+from ..uncertainty import marginal_uncertainty
+
+
+def _check_iob(tags: Sequence[str], where: str) -> None:
+    prev = "O"
+    for i, tag in enumerate(tags):
+        if tag != "O" and (len(tag) < 3 or tag[1] != "-" or tag[0] not in "BI"):
+            raise DataError(f"{where}: tag {tag!r} at token {i} is not IOB2 (B-X, I-X or O)")
+        if tag.startswith("I-") and prev[2:] != tag[2:]:
+            raise DataError(f"{where}: tag {tag!r} at token {i} follows {prev!r} (invalid IOB2)")
+        prev = tag
+
+
+def iob_tags(text: str, entities: Iterable[CharSpan], tokenizer) -> List[str]:
+    doc = tokenizer(text)
+    spans = [doc.char_span(s, e, label=l, alignment_mode="expand") for s, e, l in entities]
+    doc.set_ents([s for s in spans if s is not None], default="outside")
+    return [f"{t.ent_iob_}-{t.ent_type_}" if t.ent_iob_ != "O" else "O" for t in doc]
+
+
+class NERTask:
+    name = "ner"
+    kind = "named-entity recognition"
+    metric_name = "entity F1"
+    main_score_keys = ("ents_f", "ents_p", "ents_r")
+    answer_tokens = 30  # a short entity list
+    label_unit = "entity"
+
+    # -- data
+
+    def record_to_sample(self, obj: Dict[str, Any], where: str, labels: Optional[Sequence[str]]) -> Sample:
+        tokens, tags = obj.get("tokens"), obj.get("tags")
+        if not isinstance(tokens, list) or not isinstance(tags, list) or not tokens:
+            raise DataError(f"{where}: expected non-empty \"tokens\" and \"tags\" lists")
+        if len(tokens) != len(tags):
+            raise DataError(f"{where}: {len(tokens)} tokens but {len(tags)} tags")
+        if not all(isinstance(t, str) and t and not t.isspace() for t in tokens):
+            raise DataError(f"{where}: tokens must be non-empty strings")
+        _check_iob(tags, where)
+        entities, offset, starts = [], 0, []
+        for tok in tokens:
+            starts.append(offset)
+            offset += len(tok) + 1
+        i = 0
+        while i < len(tags):
+            if tags[i].startswith("B-"):
+                label, j = tags[i][2:], i + 1
+                while j < len(tags) and tags[j] == f"I-{label}":
+                    j += 1
+                if labels is not None and label not in labels:
+                    raise DataError(f"{where}: entity label {label!r} is not in the label set {list(labels)}")
+                entities.append((starts[i], starts[j - 1] + len(tokens[j - 1]), label))
+                i = j
+            else:
+                i += 1
+        return Sample(" ".join(tokens), entities=entities)
+
+    def record_to_doc(self, nlp, obj: Dict[str, Any], sample: Sample, labels: Sequence[str], where: str):
+        from spacy.tokens import Doc
+        from spacy.training.iob_utils import biluo_tags_to_spans, iob_to_biluo
+
+        words = obj["tokens"]
+        doc = Doc(nlp.vocab, words=words, spaces=[True] * (len(words) - 1) + [False])
+        doc.set_ents(biluo_tags_to_spans(doc, iob_to_biluo(obj["tags"])), default="outside")
+        return doc
+
+    def doc_to_sample(self, doc) -> Sample:
+        return Sample(doc.text, entities=[(e.start_char, e.end_char, e.label_) for e in doc.ents])
+
+    def predicted_sample(self, doc, nlp=None) -> Sample:
+        return self.doc_to_sample(doc)  # the student's entities carry no score
+
+    def doc_labels(self, doc) -> List[str]:
+        return [e.label_ for e in doc.ents]
+
+    def sample_labels(self, sample: Sample) -> List[str]:
+        return sorted({e[2] for e in sample.entities or []})
+
+    def sample_class(self, sample: Sample) -> str:
+        """The most frequent entity label ("O": none)."""
+        counts = Counter(l for _, _, l in sample.entities or [])
+        return sorted(counts, key=lambda l: (-counts[l], l))[0] if counts else "O"
+
+    def annotate(self, doc, sample: Sample, labels: Sequence[str]) -> Optional[str]:
+        if sample.entities is None:
+            return "missing_label"
+        spans = []
+        for start, end, label in sample.entities:
+            if label not in labels:
+                return "unknown_label"
+            if not (0 <= start < end <= len(doc.text)):
+                return "misaligned_span"
+            span = doc.char_span(start, end, label=label, alignment_mode="strict")
+            if span is None:
+                return "misaligned_span"
+            spans.append(span)
+        spans.sort(key=lambda s: (s.start, s.end))
+        for a, b in zip(spans, spans[1:]):
+            if b.start < a.end:
+                return "overlapping_entity"
+        doc.set_ents(spans, default="outside")
+        return None
+
+    def mislabel(self, sample: Sample, labels: Sequence[str], rng) -> Sample:
+        """One entity gets another label (a text without entities stays as it is)."""
+        ents = list(sample.entities or [])
+        if ents and len(labels) > 1:
+            i = rng.randrange(len(ents))
+            s, e, l = ents[i]
+            ents[i] = (s, e, rng.choice([x for x in labels if x != l]))
+        return Sample(sample.text, entities=ents)
+
+    # -- judging the student
+
+    def answer_key(self, sample: Sample):
+        return tuple(sorted(tuple(e) for e in sample.entities or []))
+
+    def comparable(self, sample: Sample, labels: Sequence[str]):
+        """(mention, label) pairs: the two calls may place the same mention differently."""
+        if sample.entities is None or any(l not in labels for _, _, l in sample.entities):
+            return None
+        return tuple(sorted((sample.text[s:e].casefold(), l) for s, e, l in sample.entities))
+
+    def confusions(self, judged: Sequence[Judged]) -> Dict[Tuple[str, str], int]:
+        """"O" marks a missed or a spurious entity."""
+        counts: Counter = Counter()
+        for j in judged:
+            gold = {(s, e): l for s, e, l in j.gold.entities or []}
+            pred = {(s, e): l for s, e, l in j.pred.entities or []}
+            for span, label in gold.items():
+                if pred.get(span) != label:
+                    counts[(label, pred.get(span, "O"))] += 1
+            for span, label in pred.items():
+                if span not in gold:
+                    counts[("O", label)] += 1
+        return dict(counts)
+
+    def score(self, judged: Sequence[Judged], labels: Sequence[str], lang: str = "en") -> Dict[str, Any]:
+        import spacy
+        from seqeval.metrics import classification_report, f1_score, precision_score, recall_score
+        from seqeval.scheme import IOB2
+
+        tokenizer = spacy.blank(lang).tokenizer  # the student's own tokenisation decides the IOB tags
+        y_true = [iob_tags(j.gold.text, j.gold.entities or [], tokenizer) for j in judged]
+        y_pred = [iob_tags(j.pred.text, j.pred.entities or [], tokenizer) for j in judged]
+        kw = dict(mode="strict", scheme=IOB2, zero_division=0)
+        report = classification_report(y_true, y_pred, output_dict=True, **kw) if judged else {}
+        per_label = {}
+        for label in labels:
+            row = report.get(label, {})
+            per_label[label] = {
+                "p": float(row.get("precision", 0.0)),
+                "r": float(row.get("recall", 0.0)),
+                "f": float(row.get("f1-score", 0.0)),
+                "support": int(row.get("support", 0)),
+            }
+        f = float(f1_score(y_true, y_pred, **kw)) if judged else 0.0
+        return {
+            "score": f,
+            "ents_f": f,
+            "ents_p": float(precision_score(y_true, y_pred, **kw)) if judged else 0.0,
+            "ents_r": float(recall_score(y_true, y_pred, **kw)) if judged else 0.0,
+            "per_label": per_label,
+            "n": len(judged),
+        }
+
+    def uncertainty(self, nlp, texts: Sequence[str], beam_width: int = 16) -> List[float]:
+        """Per text, the largest 1 - |2p - 1| over the beam's candidate (span, label) marginals p.
+        A greedy ner trained by the loop can be scored this way; no ``beam_ner`` is needed."""
+        if "ner" not in nlp.pipe_names:
+            raise ValueError(f"the student has no 'ner' component (pipeline: {nlp.pipe_names})")
+        ner = nlp.get_pipe("ner")
+        docs = [nlp.make_doc(t) for t in texts]
+        with nlp.select_pipes(disable=["ner"]):  # run what ner listens to (tok2vec/transformer)
+            docs = list(nlp.pipe(docs))
+        if not docs:
+            return []
+        beams = ner.beam_parse(docs, beam_width=beam_width)
+        return [marginal_uncertainty(m) for m in ner.scored_ents(beams)]
+
+    def student_pipe(self, nlp) -> Optional[str]:
+        return next((p for p in nlp.pipe_names if nlp.get_pipe_meta(p).factory in ("ner", "beam_ner")), None)
+
+    # -- teacher answers
+
+    def answer_schema(self, labels: Sequence[str]) -> Dict[str, Any]:
+        entity = json_object({"text": {"type": "string"}, "label": label_enum(labels)})
+        return {"entities": {"type": "array", "items": entity}}
+
+    def parse_answer(self, text: str, item: Dict[str, Any], labels: Sequence[str], rejected: Counter) -> Optional[Sample]:
+        """Entities given as strings are aligned to the text; one that can't be found rejects the
+        whole sample (a partial annotation would teach that the missing one is no entity)."""
+        ents = item.get("entities")
+        if ents is None:
+            return Sample(text, entities=None)
+        spans = align_entities(text, ents, labels)
+        if spans is None:
+            rejected["unalignable_entity"] += 1
+            return None
+        return Sample(text, entities=spans)
+
+    def answer_of(self, sample: Sample) -> Dict[str, Any]:
+        return {"entities": [{"text": sample.text[a:b], "label": l} for a, b, l in sample.entities or []]}
+
+    def answer_from_string(self, answer: str) -> Optional[Dict[str, Any]]:
+        return None  # an entity list is never a bare string
+
+    def confidence_from_logprobs(self, logprobs: Sequence[float]) -> float:
+        return math.exp(sum(logprobs) / len(logprobs))  # per-token geometric mean: answers are long
+
+    # -- review files
+
+    def review_task(self, doc, labels: Sequence[str]) -> Dict[str, Any]:
+        """Prodigy's "ner_manual" view: the Doc's tokens (a reviewer's spans snap to them) and its
+        entities as character spans with their token indices (token_end inclusive, as Prodigy's)."""
+        return {
+            "tokens": [{"text": t.text, "start": t.idx, "end": t.idx + len(t.text), "id": t.i, "ws": bool(t.whitespace_)}
+                       for t in doc],  # fmt: skip
+            "spans": [{"start": e.start_char, "end": e.end_char, "token_start": e.start, "token_end": e.end - 1,
+                       "label": e.label_} for e in doc.ents],  # fmt: skip
+        }
+
+    def review_annotation(self, sample: Sample) -> Any:
+        return [{"start": s, "end": e, "label": l} for s, e, l in sample.entities or []]
+
+    def describe(self, sample: Sample) -> str:
+        return ", ".join(f"{sample.text[s:e]} ({l})" for s, e, l in sample.entities or []) or "(none)"
+
+    def reviewed_sample(self, obj: Dict[str, Any], doc, labels: Sequence[str], where: str) -> Sample:
+        """The reviewed "spans" (character offsets; token indices, which a text editor user would
+        have to keep in step, are ignored): each on token boundaries of ``doc``, none overlapping."""
+        spans = obj.get("spans")
+        if not isinstance(spans, list):
+            raise DataError(f"{where}: no \"spans\" list (an empty list means: no entities)")
+        text, out, taken = doc.text, [], []
+        for k, span in enumerate(spans):
+            if not isinstance(span, dict):
+                raise DataError(f"{where}: span {k} is not an object with start, end, label")
+            start, end, label = span.get("start"), span.get("end"), span.get("label")
+            if not all(isinstance(v, int) and not isinstance(v, bool) for v in (start, end)):
+                raise DataError(f"{where}: span {k} needs integer \"start\" and \"end\" character offsets")
+            if label not in labels:
+                raise DataError(f"{where}: span {k}: label {label!r} is not in the run's labels {list(labels)}")
+            if not 0 <= start < end <= len(text):
+                raise DataError(f"{where}: span {k} ({start}-{end}) is outside the text (0-{len(text)})")
+            token_span = doc.char_span(start, end, alignment_mode="strict")
+            if token_span is None:
+                raise DataError(f"{where}: span {k} {text[start:end]!r} ({label}) does not start and end on token boundaries")
+            for other_start, other_end, other in taken:
+                if token_span.start < other_end and other_start < token_span.end:
+                    raise DataError(f"{where}: span {k} {text[start:end]!r} ({label}) overlaps span {other}")
+            taken.append((token_span.start, token_span.end, k))
+            out.append((start, end, label))
+        return Sample(text, entities=sorted(out))

@@ -1,0 +1,169 @@
+"""textcat: one label per text, from a fixed set (exclusive classes).
+
+JSONL: {"text": str, "label": str}. Gold Docs carry one-hot ``doc.cats``. Metric: macro-F1 over
+all labels, as spaCy's Scorer.score_cats averages exclusive classes (plus accuracy). Uncertainty:
+normalised predictive entropy of ``doc.cats``.
+"""
+import math
+from collections import Counter
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from ..answer_schemas import label_enum
+from ..data import DataError, sample_to_doc
+from ..parsing import normalise_label
+from ..ty import Judged, Sample
+from ..uncertainty import entropy
+
+
+def _prf(tp: int, fp: int, fn: int) -> Tuple[float, float, float]:
+    p = tp / (tp + fp) if tp + fp else 0.0
+    r = tp / (tp + fn) if tp + fn else 0.0
+    f = 2 * p * r / (p + r) if p + r else 0.0
+    return p, r, f
+
+
+def _top_label(doc) -> Optional[str]:
+    return max(doc.cats, key=doc.cats.get) if doc.cats else None
+
+
+class TextcatTask:
+    name = "textcat"
+    kind = "text classification"
+    metric_name = "macro-F1"
+    main_score_keys = ("macro_f", "accuracy")
+    answer_tokens = 8  # one label
+    label_unit = "example"
+
+    # -- data
+
+    def record_to_sample(self, obj: Dict[str, Any], where: str, labels: Optional[Sequence[str]]) -> Sample:
+        text, label = obj.get("text"), obj.get("label")
+        if not isinstance(text, str) or not text.strip():
+            raise DataError(f"{where}: missing or empty \"text\"")
+        if not isinstance(label, str) or not label:
+            raise DataError(f"{where}: missing \"label\"")
+        if labels is not None and label not in labels:
+            raise DataError(f"{where}: label {label!r} is not in the label set {list(labels)}")
+        return Sample(text, label=label)
+
+    def record_to_doc(self, nlp, obj: Dict[str, Any], sample: Sample, labels: Sequence[str], where: str):
+        return sample_to_doc(nlp, sample, labels, where)
+
+    def doc_to_sample(self, doc) -> Sample:
+        return Sample(doc.text, label=_top_label(doc))
+
+    def predicted_sample(self, doc, nlp=None) -> Sample:
+        label = _top_label(doc)
+        return Sample(doc.text, label=label, confidence=doc.cats[label] if label else None)
+
+    def doc_labels(self, doc) -> List[str]:
+        return [k for k, v in doc.cats.items() if v]
+
+    def sample_labels(self, sample: Sample) -> List[str]:
+        return [sample.label]
+
+    def sample_class(self, sample: Sample) -> str:
+        return sample.label or "?"
+
+    def annotate(self, doc, sample: Sample, labels: Sequence[str]) -> Optional[str]:
+        if not sample.label:
+            return "missing_label"
+        if sample.label not in labels:
+            return "unknown_label"
+        doc.cats = {l: float(l == sample.label) for l in labels}
+        return None
+
+    def mislabel(self, sample: Sample, labels: Sequence[str], rng) -> Sample:
+        label = sample.label
+        if len(labels) > 1:
+            label = rng.choice([l for l in labels if l != sample.label])
+        return Sample(sample.text, label=label)
+
+    # -- judging the student
+
+    def answer_key(self, sample: Sample):
+        return sample.label
+
+    def comparable(self, sample: Sample, labels: Sequence[str]):
+        return sample.label if sample.label in labels else None
+
+    def confusions(self, judged: Sequence[Judged]) -> Dict[Tuple[str, str], int]:
+        return dict(Counter((j.gold.label, j.pred.label) for j in judged if j.gold.label != j.pred.label))
+
+    def score(self, judged: Sequence[Judged], labels: Sequence[str], lang: str = "en") -> Dict[str, Any]:
+        per_label = {}
+        for label in labels:
+            tp = sum(j.gold.label == label and j.pred.label == label for j in judged)
+            fp = sum(j.gold.label != label and j.pred.label == label for j in judged)
+            fn = sum(j.gold.label == label and j.pred.label != label for j in judged)
+            p, r, f = _prf(tp, fp, fn)
+            per_label[label] = {"p": p, "r": r, "f": f, "support": tp + fn}
+        # spaCy's Scorer.score_cats averages exclusive classes over all labels: so do we
+        macro_f = sum(v["f"] for v in per_label.values()) / max(1, len(per_label))
+        accuracy = sum(j.gold.label == j.pred.label for j in judged) / max(1, len(judged))
+        return {"score": macro_f, "macro_f": macro_f, "accuracy": accuracy, "per_label": per_label, "n": len(judged)}
+
+    def uncertainty(self, nlp, texts: Sequence[str]) -> List[float]:
+        return [entropy(list(doc.cats.values())) for doc in nlp.pipe(texts)]
+
+    def student_pipe(self, nlp) -> Optional[str]:
+        """By factory, not name: a ``textcat_multilabel`` component may be named "textcat"."""
+        return next((p for p in nlp.pipe_names if nlp.get_pipe_meta(p).factory == "textcat"), None)
+
+    # -- teacher answers
+
+    def answer_schema(self, labels: Sequence[str]) -> Dict[str, Any]:
+        return {"label": label_enum(labels)}
+
+    def parse_answer(self, text: str, item: Dict[str, Any], labels: Sequence[str], rejected: Counter) -> Optional[Sample]:
+        return Sample(text, label=normalise_label(item.get("label"), labels))  # None/unknown: the validator counts it
+
+    def answer_of(self, sample: Sample) -> Dict[str, Any]:
+        return {"label": sample.label}
+
+    def answer_from_string(self, answer: str) -> Optional[Dict[str, Any]]:
+        return {"label": answer}
+
+    def confidence_from_logprobs(self, logprobs: Sequence[float]) -> float:
+        return math.exp(sum(logprobs))  # the probability of the whole (short) answer
+
+    # -- review files
+
+    def review_task(self, doc, labels: Sequence[str]) -> Dict[str, Any]:
+        """Prodigy's "choice" view: every label an option, the sample's one accepted.
+        meta.exported_label tells import which of "label" / "accept" a reviewer changed."""
+        label = _top_label(doc) or ""
+        return {"label": label, "options": [{"id": l, "text": l} for l in labels], "accept": [label],
+                "meta": {"exported_label": label}}  # fmt: skip
+
+    def review_annotation(self, sample: Sample) -> Any:
+        return sample.label
+
+    def describe(self, sample: Sample) -> str:
+        return sample.label or "(none)"
+
+    def reviewed_sample(self, obj: Dict[str, Any], doc, labels: Sequence[str], where: str) -> Sample:
+        """The reviewed label. Prodigy's choice view changes "accept" and leaves "label" as exported; a
+        text editor user changes "label": whichever differs from meta.exported_label is the edit (not
+        "differs from the sample's label now": a second import of the same file would undo the first)."""
+        accept, label = obj.get("accept"), obj.get("label")
+        meta = obj.get("meta") if isinstance(obj.get("meta"), dict) else {}
+        exported = meta.get("exported_label")
+        if accept is not None and not (isinstance(accept, list) and all(isinstance(a, str) for a in accept)):
+            raise DataError(f"{where}: \"accept\" must be a list of labels")
+        if label is not None and not isinstance(label, str):
+            raise DataError(f"{where}: \"label\" must be a string")
+        for name in (accept or []) + ([label] if label is not None else []):
+            if name not in labels:
+                raise DataError(f"{where}: label {name!r} is not in the run's labels {list(labels)}")
+        if accept is not None and len(accept) != 1:
+            raise DataError(f"{where}: \"accept\" holds {len(accept)} labels; this textcat is single-label: choose one, "
+                            "or answer \"reject\" to remove the sample")  # fmt: skip
+        chosen = accept[0] if accept else None
+        if chosen is None and label is None:
+            raise DataError(f"{where}: no \"accept\" or \"label\": the reviewed label is missing")
+        if chosen is None or label is None or chosen == label or label == exported:
+            return Sample(doc.text, label=chosen if chosen is not None else label)
+        if chosen == exported:
+            return Sample(doc.text, label=label)
+        raise DataError(f"{where}: \"label\" {label!r} and \"accept\" {accept} disagree; set one of them")

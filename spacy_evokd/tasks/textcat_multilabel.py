@@ -1,0 +1,288 @@
+"""textcat_multilabel: each text gets every label that applies (one or more) from a fixed set.
+
+JSONL: {"text": str, "labels": [str, ...]} (one or more distinct names). Gold Docs carry
+``doc.cats`` with every label of the set as 1.0 or 0.0. The student (spaCy's ``textcat_multilabel``
+component: an independent sigmoid per label) predicts the labels whose score is >= the
+component's ``threshold`` (0.5 when it has none). A Sample keeps its set in ``Sample.labels``, sorted.
+
+Metric: macro-F1 over all labels at that threshold, by spaCy's own Scorer.score_cats with
+``multi_label=True`` (its ``cats_macro_f``, which the config's training.score_weights picks
+model-best by); micro-F1 and exact-set accuracy are reported with it. A text counts as correct
+when its label *set* is exactly right; a confusion pairs a label with "none" (gold label left
+out: (label, "none"); label given that the text does not have: ("none", label)), as ner pairs
+entities with "O".
+
+Uncertainty: per text, the largest over labels of the closeness of the label's score to the
+threshold (1 at the threshold, 0 at the far end: 0 or 1), i.e. ner's marginal uncertainty with
+the decision point at the threshold instead of 0.5. The largest, not the mean, because one
+label near its flip point is enough to make the predicted set wrong (exact-set correctness),
+and a mean over 5+ labels would dilute it with the confident ones.
+"""
+import math
+import re
+from collections import Counter
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+
+from ..answer_schemas import label_enum
+from ..data import DataError
+from ..parsing import normalise_label
+from ..ty import Judged, Sample
+
+FACTORY = "textcat_multilabel"
+DEFAULT_THRESHOLD = 0.5  # spaCy's textcat_multilabel default
+NONE = "none"  # the other side of a confusion: a label left out or given wrongly
+
+# "billing, shipping" / "billing; shipping" / "billing and shipping": a bare-string answer's labels
+_SPLIT = re.compile(r"\s*(?:[,;/|+&]|\band\b)\s*")
+
+
+def _label_set(names: Iterable[str]) -> List[str]:
+    """A Sample's ``labels``: each name once (a teacher repeating a label means it once), sorted
+    (ty.Sample keeps a set sorted, so equal sets are equal lists whatever order they came in)."""
+    return sorted(set(names))
+
+
+def _pipe(nlp) -> Optional[str]:
+    """The name of ``nlp``'s textcat_multilabel component, by factory (any name the config gave it)."""
+    for name in nlp.pipe_names:
+        if nlp.get_pipe_meta(name).factory == FACTORY:
+            return name
+    return None
+
+
+def _threshold(nlp) -> float:
+    name = _pipe(nlp) if nlp is not None else None
+    if name is None:
+        return DEFAULT_THRESHOLD
+    value = nlp.get_pipe(name).cfg.get("threshold")
+    return float(value) if value is not None else DEFAULT_THRESHOLD
+
+
+def _closeness(score: float, threshold: float) -> float:
+    """1 at the threshold, falling linearly to 0 at 0 (below it) or 1 (above it)."""
+    span = threshold if score < threshold else 1.0 - threshold
+    return 1.0 - abs(score - threshold) / span if span > 0 else 0.0
+
+
+class TextcatMultilabelTask:
+    name = "textcat_multilabel"
+    kind = "multi-label text classification"
+    metric_name = "macro-F1 (multi-label)"
+    main_score_keys = ("macro_f", "micro_f", "accuracy")
+    answer_tokens = 16  # a short list of label names
+    label_unit = "example"
+
+    # -- data
+
+    def record_to_sample(self, obj: Dict[str, Any], where: str, labels: Optional[Sequence[str]]) -> Sample:
+        text, names = obj.get("text"), obj.get("labels")
+        if not isinstance(text, str) or not text.strip():
+            raise DataError(f"{where}: missing or empty \"text\"")
+        if names is None:
+            hint = " (this record has a single \"label\": a textcat file? use --task textcat)" if "label" in obj else ""
+            raise DataError(f"{where}: missing \"labels\" (a list of one or more label names){hint}")
+        if not isinstance(names, list):
+            raise DataError(f"{where}: \"labels\" must be a list of label names, got {type(names).__name__}")
+        if not names:
+            raise DataError(f"{where}: \"labels\" is empty: every text needs at least one label")
+        for name in names:
+            if not isinstance(name, str) or not name.strip():
+                raise DataError(f"{where}: label {name!r} is not a label name")
+            if labels is not None and name not in labels:
+                raise DataError(f"{where}: label {name!r} is not in the label set {list(labels)}")
+        if len(set(names)) != len(names):
+            twice = next(n for n in names if names.count(n) > 1)
+            raise DataError(f"{where}: label {twice!r} is listed twice")
+        return Sample(text, labels=_label_set(names))
+
+    def record_to_doc(self, nlp, obj: Dict[str, Any], sample: Sample, labels: Sequence[str], where: str):
+        doc = nlp.make_doc(sample.text)
+        doc.cats = {l: float(l in sample.labels) for l in labels}
+        return doc
+
+    def doc_to_sample(self, doc) -> Sample:
+        return Sample(doc.text, labels=_label_set(l for l, v in doc.cats.items() if v >= 0.5))
+
+    def predicted_sample(self, doc, nlp=None) -> Sample:
+        """The labels scored >= the pipeline's threshold; confidence: the least sure label
+        decision (1 - the text's uncertainty)."""
+        threshold = _threshold(nlp)
+        labels = _label_set(l for l, v in doc.cats.items() if v >= threshold)
+        unsure = max((_closeness(v, threshold) for v in doc.cats.values()), default=0.0)
+        return Sample(doc.text, labels=labels, confidence=1.0 - unsure if doc.cats else None)
+
+    def doc_labels(self, doc) -> List[str]:
+        return [k for k, v in doc.cats.items() if v]
+
+    def sample_labels(self, sample: Sample) -> List[str]:
+        return _label_set(sample.labels or [])
+
+    def sample_class(self, sample: Sample) -> str:
+        """The first of its (sorted) labels. One class per sample keeps LLKD's class-wise
+        thresholds per label (a class per label *combination* would leave most of them with a
+        handful of samples); the sorted order makes it the same whatever order the teacher
+        named the labels in (a sampled answer carries no per-label confidence to rank them by).
+        "none" for a sample without labels."""
+        return _label_set(sample.labels)[0] if sample.labels else NONE
+
+    def annotate(self, doc, sample: Sample, labels: Sequence[str]) -> Optional[str]:
+        if not sample.labels:  # None or []: every text has at least one label
+            return "missing_label"
+        if any(l not in labels for l in sample.labels):
+            return "unknown_label"
+        doc.cats = {l: float(l in sample.labels) for l in labels}
+        return None
+
+    def mislabel(self, sample: Sample, labels: Sequence[str], rng) -> Sample:
+        """One label flipped: a label the text lacks is added, or one it has is left out (never
+        the last one: a text keeps at least one label)."""
+        have = _label_set(sample.labels or [])
+        flips = [l for l in labels if l not in have] + (have if len(have) > 1 else [])
+        if not flips:
+            return Sample(sample.text, labels=have)
+        flip = rng.choice(flips)
+        return Sample(sample.text, labels=_label_set(set(have) ^ {flip}))
+
+    # -- judging the student
+
+    def answer_key(self, sample: Sample):
+        return tuple(sorted(set(sample.labels or [])))
+
+    def comparable(self, sample: Sample, labels: Sequence[str]):
+        if not sample.labels or any(l not in labels for l in sample.labels):
+            return None
+        return tuple(sorted(set(sample.labels)))
+
+    def confusions(self, judged: Sequence[Judged]) -> Dict[Tuple[str, str], int]:
+        counts: Counter = Counter()
+        for j in judged:
+            gold, pred = set(j.gold.labels or []), set(j.pred.labels or [])
+            counts.update((label, NONE) for label in gold - pred)
+            counts.update((NONE, label) for label in pred - gold)
+        return dict(counts)
+
+    def score(self, judged: Sequence[Judged], labels: Sequence[str], lang: str = "en") -> Dict[str, Any]:
+        """spaCy's Scorer.score_cats (multi_label) on the label sets: the predictions are already
+        thresholded (1.0 / 0.0), so its threshold of 0.5 reproduces the student's own decisions."""
+        from spacy.scorer import Scorer
+        from spacy.tokens import Doc
+        from spacy.training import Example
+        from spacy.vocab import Vocab
+
+        vocab = Vocab()
+        examples = []
+        for j in judged:
+            pred, gold = Doc(vocab, words=["_"]), Doc(vocab, words=["_"])  # only the cats are scored
+            pred.cats = {l: float(l in (j.pred.labels or [])) for l in labels}
+            gold.cats = {l: float(l in (j.gold.labels or [])) for l in labels}
+            examples.append(Example(pred, gold))
+        s = Scorer.score_cats(examples, "cats", labels=labels, multi_label=True, threshold=0.5)
+        support = Counter(l for j in judged for l in set(j.gold.labels or []))
+        per_label = {l: {"p": float(row["p"]), "r": float(row["r"]), "f": float(row["f"]), "support": support[l]}
+                     for l, row in s["cats_f_per_type"].items()}  # fmt: skip
+        per_label = {l: per_label[l] for l in labels}  # label-set order (spaCy's is a set's)
+        exact = sum(self.answer_key(j.gold) == self.answer_key(j.pred) for j in judged)
+        macro_f = float(s["cats_macro_f"]) if judged else 0.0
+        return {
+            "score": macro_f,
+            "macro_f": macro_f,
+            "macro_p": float(s["cats_macro_p"]) if judged else 0.0,
+            "macro_r": float(s["cats_macro_r"]) if judged else 0.0,
+            "micro_f": float(s["cats_micro_f"]) if judged else 0.0,
+            "micro_p": float(s["cats_micro_p"]) if judged else 0.0,
+            "micro_r": float(s["cats_micro_r"]) if judged else 0.0,
+            "accuracy": exact / len(judged) if judged else 0.0,  # exact label-set match
+            "per_label": per_label,
+            "n": len(judged),
+        }
+
+    def uncertainty(self, nlp, texts: Sequence[str]) -> List[float]:
+        if _pipe(nlp) is None:
+            raise ValueError(f"the student has no '{FACTORY}' component (pipeline: {nlp.pipe_names})")
+        threshold = _threshold(nlp)
+        return [max((_closeness(v, threshold) for v in doc.cats.values()), default=0.0) for doc in nlp.pipe(texts)]
+
+    def student_pipe(self, nlp) -> Optional[str]:
+        return _pipe(nlp)
+
+    # -- teacher answers
+
+    def answer_schema(self, labels: Sequence[str]) -> Dict[str, Any]:
+        # OpenAI's strict mode has no uniqueItems: parse_answer drops repeats
+        return {"labels": {"type": "array", "items": label_enum(labels), "minItems": 1}}
+
+    def parse_answer(self, text: str, item: Dict[str, Any], labels: Sequence[str], rejected: Counter) -> Optional[Sample]:
+        """"labels" as a list of names (a lone "label", a name or a list, is read too; so is a
+        string of comma-separated names). Names are normalised like textcat's, repeats dropped;
+        an unknown name is kept so the validator rejects the sample as unknown_label; a list
+        holding a non-string is malformed_item."""
+        names = item.get("labels", item.get("label"))
+        if names is None:
+            return Sample(text, labels=None)  # the validator counts missing_label
+        if isinstance(names, str):
+            names = [n for n in _SPLIT.split(names.strip()) if n]
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            rejected["malformed_item"] += 1
+            return None
+        return Sample(text, labels=_label_set(normalise_label(n, labels) for n in names))
+
+    def answer_of(self, sample: Sample) -> Dict[str, Any]:
+        """A single-label sample (``Sample.label``) is a multi-label one with one label."""
+        names = sample.labels if sample.labels is not None else ([sample.label] if sample.label else [])
+        return {"labels": list(names)}
+
+    def answer_from_string(self, answer: str) -> Optional[Dict[str, Any]]:
+        """"1. billing, shipping": the names after the number."""
+        names = [n for n in _SPLIT.split(answer.strip()) if n]
+        return {"labels": names} if names else None
+
+    def confidence_from_logprobs(self, logprobs: Sequence[float]) -> float:
+        return math.exp(sum(logprobs) / len(logprobs)) if logprobs else 0.0  # per-token geometric mean: lists vary in length
+
+    # -- review files
+
+    def review_task(self, doc, labels: Sequence[str]) -> Dict[str, Any]:
+        """Prodigy's "choice" view with ``"choice_style": "multiple"``: every label an option, the
+        sample's labels accepted. "labels" is the same set for a text editor user (and for an
+        Argilla MultiLabelQuestion "labels"); meta.exported_labels tells import which one changed."""
+        have = self.doc_to_sample(doc).labels
+        return {"labels": have, "options": [{"id": l, "text": l} for l in labels], "accept": list(have),
+                "meta": {"exported_labels": list(have)}}  # fmt: skip
+
+    def review_annotation(self, sample: Sample) -> Any:
+        return _label_set(sample.labels or [])
+
+    def describe(self, sample: Sample) -> str:
+        return ", ".join(_label_set(sample.labels or [])) or "(none)"
+
+    def reviewed_sample(self, obj: Dict[str, Any], doc, labels: Sequence[str], where: str) -> Sample:
+        """The reviewed label set: "accept" (Prodigy's multiple choice) or "labels" (a text editor),
+        as sets (order and repeats don't matter); when both are given and differ, the one that
+        differs from meta.exported_labels is the edit (as textcat's "accept" / "label")."""
+        meta = obj.get("meta") if isinstance(obj.get("meta"), dict) else {}
+        given = {}
+        for key in ("accept", "labels"):
+            names = obj.get(key)
+            if names is None:
+                continue
+            if not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
+                raise DataError(f"{where}: \"{key}\" must be a list of labels")
+            for name in names:
+                if name not in labels:
+                    raise DataError(f"{where}: label {name!r} is not in the run's labels {list(labels)}")
+            given[key] = set(names)
+        if not given:
+            raise DataError(f"{where}: no \"accept\" or \"labels\": the reviewed labels are missing")
+        exported = meta.get("exported_labels")
+        exported = set(exported) if isinstance(exported, list) and all(isinstance(n, str) for n in exported) else None
+        accept, names = given.get("accept"), given.get("labels")
+        if accept is None or names is None or accept == names or names == exported:
+            chosen = accept if accept is not None else names
+        elif accept == exported:
+            chosen = names
+        else:
+            raise DataError(f"{where}: \"labels\" {sorted(names)} and \"accept\" {sorted(accept)} disagree; set one of them")
+        if not chosen:
+            raise DataError(f"{where}: no label chosen: every text needs at least one label "
+                            "(answer \"reject\" to remove the sample)")  # fmt: skip
+        return Sample(doc.text, labels=_label_set(chosen))

@@ -1,6 +1,7 @@
 """All benchmarks, one after the other; each prints its table and writes bench/results/<name>.json.
 
     bin/bench [--quick] [--data-dir ../shared/datasets] [--only transport,tokens,warm,cost,targeting]
+    bin/bench --only targeting [--targeting-sets emotion,conll04] [--targeting-seeds 0,1,2] [--targeting-shots 1] [--targeting-rounds 6]
     bin/bench --only real [--quick] [--real-seeds 0,1]     (opt-in: the real local LLM teacher)
     bin/bench --only students [--quick] [--students-minutes 80]   (student architectures, few-shot to full)
 
@@ -24,6 +25,11 @@ ALL = ("transport", "tokens", "warm", "cost", "students", "targeting")
 OPT_IN = ("real",)  # hours on 2 cores, needs the llama.cpp server and GGUF (`spacy project run llm-install`...)
 
 
+def _list_or(arg: str, default: list, kind=int) -> list:
+    """A comma-separated flag as a list (of ints unless kind says otherwise), or the default when empty."""
+    return [kind(x) for x in arg.split(",") if x] or default
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="about 10 minutes: fewer data sets, seeds, rounds, texts")
@@ -39,7 +45,12 @@ def main() -> None:
     p.add_argument("--students-seeds", default="0,1,2", help="k-shot seeds of the student-config benchmark")
     p.add_argument("--students-candidates", default="", help="candidate configs to train (default: all, see bench/student_configs.py)")
     p.add_argument("--students-minutes", type=float, default=0, help="start no student training after this long (0 = no limit)")
-    p.add_argument("--students-heavy-all", action="store_true", help="stock-accuracy students on every seed and the full pool too")
+    p.add_argument("--students-heavy-all", action="store_true", help="stock-accuracy students on the whole pool too (they always run on every few-shot seed)")
+    p.add_argument("--targeting-sets", default="", help="data sets of the targeting benchmark (default: "
+                   "emotion,sst2,conll2003,conll04; --quick: emotion,conll04)")
+    p.add_argument("--targeting-seeds", default="", help="k-shot seeds of the targeting benchmark (default 0,1,2; --quick 0)")
+    p.add_argument("--targeting-shots", default="", help="k of the k-shot seeds (default 1,5; --quick 1)")
+    p.add_argument("--targeting-rounds", type=int, default=0, help="rounds per loop run (default 8; --quick 4)")
     p.add_argument("--real-no-ablations", action="store_true", help="skip the four ablations (run on the first set)")
     p.add_argument("--real-tokens", type=int, default=6000, help="teacher tokens per round, every LLM arm")
     p.add_argument("--real-threads", type=int, default=1, help="llama-server threads (2 only on an otherwise idle machine)")
@@ -66,6 +77,9 @@ def main() -> None:
         bad_cands = [x for x in a.students_candidates.split(",") if x and x not in names]
         if bad_cands:
             p.error(f"unknown candidate {bad_cands[0]!r} in --students-candidates; choose from {','.join(names)}")
+    bad_targets = [x for x in a.targeting_sets.split(",") if x and x not in bench_data.TASKS]
+    if "targeting" in only and bad_targets:
+        p.error(f"unknown data set {bad_targets[0]!r} in --targeting-sets; choose from {','.join(bench_data.TASKS)}")
     needs_data = {"warm", "cost", "targeting"} & set(only)
     if "students" in only and (a.students_sets or not a.quick) and any(
             not x.startswith("demo_") for x in (a.students_sets or "emotion").split(",") if x):  # fmt: skip
@@ -119,10 +133,12 @@ def main() -> None:
     if "targeting" in only:
         import targeting
 
-        scale = runs.Scale(rounds=4 if q else 8, analyses_per_round=2, n_hard=4, n_easy=4, max_steps=200, warm_start_steps=100)
-        names = ["emotion", "conll04"] if q else ["emotion", "sst2", "conll2003", "conll04"]
-        targeting.main(a.data_dir, out, names, [1] if q else [1, 5], [0] if q else [0, 1, 2], scale, sizes,
-                       200 if q else 1000)  # fmt: skip
+        rounds = a.targeting_rounds or (4 if q else 8)
+        scale = runs.Scale(rounds=rounds, analyses_per_round=2, n_hard=4, n_easy=4, max_steps=200, warm_start_steps=100)
+        names = _list_or(a.targeting_sets, ["emotion", "conll04"] if q else ["emotion", "sst2", "conll2003", "conll04"], str)
+        shots = _list_or(a.targeting_shots, [1] if q else [1, 5])
+        seeds = _list_or(a.targeting_seeds, [0] if q else [0, 1, 2])
+        targeting.main(a.data_dir, out, names, shots, seeds, scale, sizes, 200 if q else 1000)
     if "real" in only:
         import real_teacher
 

@@ -4,7 +4,7 @@
 
 The teacher is llama.cpp's llama-server with the Qwen2.5-Coder-1.5B-Instruct GGUF
 (`python -m spacy_evokd.local_server install / assemble`; started and stopped here, one slot,
-one thread). Every arm is the product's EvoKDLoop with the same CNN student, 1-shot seed, rounds,
+one thread). Every arm is the product's EvoKDLoop with the same default student, 1-shot seed, rounds,
 and the same teacher-token budget per round (`max_tokens_per_round`): an arm gets as many
 samples as its way of using the teacher buys with those tokens.
 

@@ -1,7 +1,7 @@
 """Benchmarks 1 and 2 on real data sets: what weakness targeting buys, and how far from full-shot.
 
-1. Targeting value: the same CNN student, pool and number of added samples per round, with the
-   samples chosen by EvoKD weakness targeting (the simulated teacher; "evokd": hard samples drawn
+1. Targeting value: the same default student (configs/<task>_cnn.cfg: a BOW textcat, a CNN ner),
+   pool and number of added samples per round, with the samples chosen by EvoKD weakness targeting (the simulated teacher; "evokd": hard samples drawn
    from the weakest labels, "evokd_near": the pool samples nearest to the student's wrong ones,
    by MiniLM sentence embeddings), uniformly at random,
    uniformly at random balanced over the gold labels (the EvoKD arm sees them too), or by the
@@ -90,7 +90,7 @@ def main(data_dir: Path, out: Path, names: Sequence[str], shots: Sequence[int], 
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # two runs share the cores: one BLAS thread each
     print(f"Targeting value + fraction of full-shot on {', '.join(names)} from {data_dir}")
     print(f"  scale: pool {sizes['pool']} train texts per data set, dev {sizes['dev']}, test {sizes['test']} "
-          f"(random subsets, fixed); {scale.rounds} rounds x {scale.per_round} samples; student = CNN, "
+          f"(random subsets, fixed); {scale.rounds} rounds x {scale.per_round} samples; student = configs/<task>_cnn.cfg, "
           f"{scale.max_steps} steps seed round, {scale.warm_start_steps} warm-start steps per round; "
           f"full-shot: {full_steps} steps of 1,000 words on the whole train split; seeds {list(seeds)}, shots {list(shots)}")
     preps = {n: bench_data.prepare(data_dir, n, work, sizes["pool"], sizes["dev"], sizes["test"]) for n in names}
@@ -125,7 +125,7 @@ def main(data_dir: Path, out: Path, names: Sequence[str], shots: Sequence[int], 
         ahead = sum(all(t["gaps"].get(f"{ours} vs {b}", {}).get("verdict") == "ahead" for b in BASELINES) for t in tables)
         print(f"  {ours} ahead of all {len(BASELINES)} baselines (by the verdict rule) in {ahead} of {len(tables)} settings")
 
-    print("\nFraction of full-shot (test score; full-shot = the same CNN student on the whole train split)")
+    print("\nFraction of full-shot (test score; full-shot = the same default student on the whole train split)")
     print(f"{'data set':>10} {'full-shot':>9} {'train docs':>10} {'1-shot seed':>11} {'1-shot+evokd':>12} {'seed/full':>9} {'evokd/full':>10}")
     fractions = []
     k1 = min(shots)

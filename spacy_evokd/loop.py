@@ -397,8 +397,8 @@ class EvoKDLoop:
         )  # fmt: skip
         self.state.commit(n, record, docs, trained.model.parent)
         best_n, best = self.state.update_best()
-        if s.keep_models == "best":
-            self.state.prune_models(keep=(best_n, n))
+        # model-last is never read: "all" keeps every round's model-best, "best" two of them
+        self.state.prune_models(keep=(best_n, n) if s.keep_models == "best" else self.state.committed())
         rej = ", ".join(f"{k}: {v}" for k, v in sorted(rejected.items())) or "none"
         quality = describe_checks(teaching.checks)
         totals = self.ledger.totals()

@@ -89,6 +89,10 @@ def test_two_rounds_with_simulated_teacher(corpus, tmp_path, task):
     # the seed round trains training.max_steps; warm-started rounds train warm_start_steps
     training = [Config().from_disk(tmp_path / f"run/models/round_{n:03d}/config.cfg")["training"] for n in range(3)]
     assert [t["max_steps"] for t in training] == [FAST["training.max_steps"], 6, 6]
+    # keep_models "all": every round's model-best stays, the never-read model-last does not
+    models = sorted((tmp_path / "run/models").iterdir())
+    assert [p.name for p in models] == ["round_000", "round_001", "round_002"]
+    assert all((p / "model-best/meta.json").exists() and not (p / "model-last").exists() for p in models)
     assert [t["eval_frequency"] for t in training] == [FAST["training.eval_frequency"], 6, 6]  # else model-best = step 0
     assert all(set(r["seconds"]) == {"teacher", "train", "eval", "total"} for r in recs[1:])
     assert all(r["simulated"] for r in recs) and all(l.startswith("[evokd | simulated teacher]") for l in lines)

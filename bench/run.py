@@ -41,7 +41,7 @@ def main() -> None:
                    help="data sets of the real-teacher benchmark, in order (demo_textcat, demo_ner: ours; others from --data-dir)")
     p.add_argument("--real-arms", default="evokd,guided_pool,plain,llm_pool,simulated", help="arms of the real-teacher benchmark")
     p.add_argument("--students-sets", default="", help="data sets of the student-config benchmark (default: "
-                   "demo_textcat,emotion,sst2,demo_ner,conll04,conll2003; --quick: the demo sets)")
+                   "demo_textcat,emotion,sst2,demo_ner,conll04,conll2003,demo_textcat_multilabel; --quick: the demo sets)")
     p.add_argument("--students-seeds", default="0,1,2", help="k-shot seeds of the student-config benchmark")
     p.add_argument("--students-candidates", default="", help="candidate configs to train (default: all, see bench/student_configs.py)")
     p.add_argument("--students-minutes", type=float, default=0, help="start no student training after this long (0 = no limit)")

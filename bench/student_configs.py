@@ -34,8 +34,10 @@ import runs
 ROOT = Path(__file__).parent.parent
 STOCK = ROOT / "bench/student_configs"
 SIZES = {"pool": 1000, "dev": 300, "test": 500}
-SETS = {"textcat": ("demo_textcat", "emotion", "sst2"), "ner": ("demo_ner", "conll04", "conll2003")}
-QUICK_SETS = {"textcat": ("demo_textcat",), "ner": ("demo_ner",)}
+# textcat_multilabel: the demo set only (no real multi-label set is prepared by bench_data)
+SETS = {"textcat": ("demo_textcat", "emotion", "sst2"), "ner": ("demo_ner", "conll04", "conll2003"),
+        "textcat_multilabel": ("demo_textcat_multilabel",)}
+QUICK_SETS = {"textcat": ("demo_textcat",), "ner": ("demo_ner",), "textcat_multilabel": ("demo_textcat_multilabel",)}
 FULL = 0  # k of the "full" setting: the whole pool
 
 
@@ -65,21 +67,49 @@ def _tok2vec(width: int, depth: int) -> Callable:
     return build
 
 
-def _bow(ngram: int) -> Callable:
-    """Ours with a bag-of-words textcat alone (no tok2vec): spaCy's efficiency architecture."""
+def _bow(ngram: int, factory: str = "textcat") -> Callable:
+    """Ours with a bag-of-words textcat alone (no tok2vec): spaCy's efficiency architecture.
+    ``factory`` "textcat_multilabel": independent label scores (exclusive_classes false) and
+    spaCy's default threshold 0.5, as configs/textcat_multilabel_cnn.cfg has."""
+    multi = factory == "textcat_multilabel"
 
     def build(cfg):
-        cfg["nlp"]["pipeline"] = ["textcat"]
-        cfg["components"] = {"textcat": {"factory": "textcat", "threshold": 0.0, "model": {
-            "@architectures": "spacy.TextCatBOW.v3", "exclusive_classes": True, "length": 262144,
+        cfg["nlp"]["pipeline"] = [factory]
+        cfg["components"] = {factory: {"factory": factory, "threshold": 0.5 if multi else 0.0, "model": {
+            "@architectures": "spacy.TextCatBOW.v3", "exclusive_classes": not multi, "length": 262144,
             "ngram_size": ngram, "no_output_layer": False, "nO": None}}}  # fmt: skip
         return cfg
 
     return build
 
 
+def _ensemble(width: int, depth: int) -> Callable:
+    """Our [training] with a tok2vec (MaxoutWindowEncoder width x depth) + TextCatEnsemble.v2 (that
+    tok2vec and a BOW ngram 1): the textcat default before the 2026-11-23 benchmark (96x4)."""
+
+    def build(cfg):
+        cfg["nlp"]["pipeline"] = ["tok2vec", "textcat"]
+        cfg["components"] = {
+            "tok2vec": {"factory": "tok2vec", "model": {"@architectures": "spacy.Tok2Vec.v2",
+                "embed": {"@architectures": "spacy.MultiHashEmbed.v2", "width": width,
+                          "attrs": ["NORM", "PREFIX", "SUFFIX", "SHAPE"], "rows": [5000, 1000, 2500, 2500],
+                          "include_static_vectors": False},
+                "encode": {"@architectures": "spacy.MaxoutWindowEncoder.v2", "width": width, "depth": depth,
+                           "window_size": 1, "maxout_pieces": 3}}},
+            "textcat": {"factory": "textcat", "threshold": 0.0, "model": {
+                "@architectures": "spacy.TextCatEnsemble.v2", "nO": None,
+                "tok2vec": {"@architectures": "spacy.Tok2VecListener.v1", "width": width, "upstream": "*"},
+                "linear_model": {"@architectures": "spacy.TextCatBOW.v3", "exclusive_classes": True, "length": 262144,
+                                 "ngram_size": 1, "no_output_layer": False, "nO": None}}},
+        }  # fmt: skip
+        return cfg
+
+    return build
+
+
 def _reduce(cfg):
-    """Ours with TextCatReduce.v1 (mean + max pooled tok2vec, no bag of words) instead of the ensemble."""
+    """The 96x4 tok2vec of ``_ensemble`` with TextCatReduce.v1 (mean + max pooled, no bag of words)."""
+    cfg = _ensemble(96, 4)(cfg)
     cfg["components"]["textcat"]["model"] = {
         "@architectures": "spacy.TextCatReduce.v1", "exclusive_classes": True, "use_reduce_first": False,
         "use_reduce_last": False, "use_reduce_max": True, "use_reduce_mean": True, "nO": None,
@@ -89,23 +119,32 @@ def _reduce(cfg):
 
 CANDIDATES: Dict[str, Dict[str, tuple]] = {
     "textcat": {
-        "ours": ("configs/textcat_cnn.cfg: ensemble, tok2vec 96x4 + BOW ngram 1", _ours),
+        "ours": ("configs/textcat_cnn.cfg: TextCatBOW.v3 ngram 1 alone", _ours),
         "stock-efficiency": ("spacy init config -o efficiency: BOW ngram 1 alone", _stock("textcat", "efficiency")),
         "stock-accuracy": ("spacy init config -o accuracy (no vectors): ensemble, tok2vec 256x8 + BOW", _stock("textcat", "accuracy")),
-        "bow-ng1": ("ours, textcat = TextCatBOW.v3 ngram 1 alone", _bow(1)),
-        "bow-ng2": ("ours, textcat = TextCatBOW.v3 ngram 1-2 alone", _bow(2)),
-        "ensemble-64x2": ("ours, ensemble with a small tok2vec 64x2", _tok2vec(64, 2)),
-        "reduce-96x4": ("ours, TextCatReduce.v1 (mean+max) on tok2vec 96x4", _reduce),
+        "bow-ng2": ("ours, TextCatBOW.v3 ngram 1-2", _bow(2)),
+        "ensemble-96x4": ("our [training], ensemble tok2vec 96x4 + BOW ngram 1 (the default before 2026-11-23)", _ensemble(96, 4)),
+        "ensemble-64x2": ("our [training], ensemble with a small tok2vec 64x2 + BOW ngram 1", _ensemble(64, 2)),
+        "reduce-96x4": ("our [training], TextCatReduce.v1 (mean+max) on tok2vec 96x4", _reduce),
     },
     "ner": {
-        "ours": ("configs/ner_cnn.cfg: tok2vec 96x4", _ours),
+        "ours": ("configs/ner_cnn.cfg: tok2vec 128x4", _ours),
         "stock-efficiency": ("spacy init config -o efficiency: tok2vec 96x4", _stock("ner", "efficiency")),
         "stock-accuracy": ("spacy init config -o accuracy (no vectors): tok2vec 256x8", _stock("ner", "accuracy")),
         "64x2": ("ours, tok2vec width 64 depth 2", _tok2vec(64, 2)),
         "64x4": ("ours, tok2vec width 64 depth 4", _tok2vec(64, 4)),
         "96x2": ("ours, tok2vec width 96 depth 2", _tok2vec(96, 2)),
         "128x2": ("ours, tok2vec width 128 depth 2", _tok2vec(128, 2)),
-        "128x4": ("ours, tok2vec width 128 depth 4", _tok2vec(128, 4)),
+        "96x4": ("ours, tok2vec width 96 depth 4 (the default before 2026-11-23)", _tok2vec(96, 4)),
+    },
+    "textcat_multilabel": {
+        "ours": ("configs/textcat_multilabel_cnn.cfg: ensemble, tok2vec 96x4 + BOW ngram 1", _ours),
+        "stock-efficiency": ("spacy init config -o efficiency: BOW ngram 1 alone", _stock("textcat_multilabel", "efficiency")),
+        "stock-accuracy": ("spacy init config -o accuracy (no vectors): ensemble, tok2vec 256x8 + BOW",
+                           _stock("textcat_multilabel", "accuracy")),
+        "bow-ng1": ("ours, TextCatBOW.v3 ngram 1 alone (non-exclusive, threshold 0.5)", _bow(1, "textcat_multilabel")),
+        "bow-ng2": ("ours, TextCatBOW.v3 ngram 1-2 alone (non-exclusive, threshold 0.5)", _bow(2, "textcat_multilabel")),
+        "ensemble-64x2": ("ours, ensemble with a small tok2vec 64x2 + BOW ngram 1", _tok2vec(64, 2)),
     },
 }
 STOCK_NAMES = ("stock-efficiency", "stock-accuracy")
@@ -191,7 +230,9 @@ def _mean(rows: List[Dict], key: str) -> float:
 
 def table(task: str, results: List[Dict], sets: Sequence[str], settings: Sequence[str]) -> Dict:
     """Markdown table (rows = candidates, columns = data set x setting) + the few-shot comparison."""
-    metric = "macro-F1" if task == "textcat" else "entity F1 (seqeval, strict IOB2)"
+    from spacy_evokd.tasks import get_task
+
+    metric = get_task(task).metric_name
     mine = [r for r in results if r["task"] == task]
     cands = [c for c in CANDIDATES[task] if any(r["candidate"] == c for r in mine)]
     pick = lambda c, d, s: [r for r in mine if (r["candidate"], r["dataset"], r["setting"]) == (c, d, s)]  # noqa: E731
@@ -237,6 +278,15 @@ def _label(setting: str) -> str:
 
 # --- main -----------------------------------------------------------------------------------------
 
+def _task_of(name: str) -> Optional[str]:
+    """The task of a data set name: demo_<task> is <task>'s shipped demo set, any other name a real
+    set of bench_data.TASKS; None when neither."""
+    if name.startswith("demo_"):
+        task = name[len("demo_"):]
+        return task if task in CANDIDATES else None
+    return bench_data.TASKS.get(name)
+
+
 def main(data_dir: Optional[Path], out: Path, quick: bool = False, shots: Sequence[int] = (1, 5),
          seeds: Sequence[int] = (0, 1, 2), steps: int = 300, full_steps: int = 300, minutes: float = 0,
          sets: Optional[Sequence[str]] = None, candidates: Optional[Sequence[str]] = None,
@@ -251,7 +301,7 @@ def main(data_dir: Optional[Path], out: Path, quick: bool = False, shots: Sequen
 
     default = QUICK_SETS if quick else SETS
     if sets:
-        tasks = {n: ("textcat" if n == "demo_textcat" else "ner" if n == "demo_ner" else bench_data.TASKS.get(n)) for n in sets}
+        tasks = {n: _task_of(n) for n in sets}
         unknown = [n for n, t in tasks.items() if t is None]
         if unknown:
             raise ValueError(f"unknown data set {unknown[0]!r}; choose from {', '.join(n for v in SETS.values() for n in v)}")

@@ -177,3 +177,17 @@ def test_start_fails_in_one_line_on_a_taken_port_or_a_dying_server(tmp_path, fak
                            "--port", str(_free_port()), "--pid-file", str(pid_file)], capture_output=True, text=True)  # fmt: skip
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 1 and len(lines) == 1 and "nope.gguf does not exist: run" in lines[0], proc.stderr
+
+
+def test_no_weight_repacking_on_cpus_that_advertise_amx(tmp_path):
+    # ggml's AMX kernels segfaulted at the first decode on a VM whose CPU advertises amx_tile
+    amx, plain = tmp_path / "amx", tmp_path / "plain"
+    amx.write_text("processor\t: 0\nflags\t\t: fpu sse4_2 avx2 avx512f amx_bf16 amx_tile amx_int8\n\n")
+    plain.write_text("processor\t: 0\nflags\t\t: fpu sse4_2 avx2 avx512f\n\n")
+    assert ls.advertises_amx(amx) and not ls.advertises_amx(plain)
+    assert not ls.advertises_amx(tmp_path / "absent")  # not Linux: no cpuinfo
+    args = dict(binary=Path("llama-server"), model=Path("m.gguf"), host="127.0.0.1", port=8080, alias="m",
+                threads=1, parallel=2, ctx_size=4096)  # fmt: skip
+    assert "--no-repack" in ls.server_command(**args, amx=True)
+    argv = ls.server_command(**args)
+    assert "--no-repack" not in argv and argv[argv.index("--ctx-size") + 1] == "8192"

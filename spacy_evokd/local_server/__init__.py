@@ -54,6 +54,7 @@ from .server import (  # noqa: E402
     SERVER_CMAKE_ARGS,
     SERVER_PACKAGE,
     SERVER_VERSION,
+    advertises_amx,
     find_server,
     install,
     port_taken,
@@ -79,7 +80,7 @@ from .weights import (  # noqa: E402
 __all__ = [
     "GGUF_PACKAGE", "MODEL_PATH", "MODEL_ALIAS", "SERVER_WHEEL_DIR", "PARTS_WHEEL_DIR", "PID_FILE", "LOG_FILE",
     "HOST", "PORT", "LocalServerError",
-    "SERVER_PACKAGE", "SERVER_VERSION", "SERVER_CMAKE_ARGS", "find_server", "server_version", "install",
+    "SERVER_PACKAGE", "SERVER_VERSION", "SERVER_CMAKE_ARGS", "advertises_amx", "find_server", "server_version", "install",
     "served_models", "port_taken", "server_command", "start", "stop", "status",
     "PARTS", "PARTS_VERSION", "MODEL_SIZE", "MODEL_SHA256", "MODEL_ARCH", "sha256_of", "assemble", "gguf_info",
     "verify",

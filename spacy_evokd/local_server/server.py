@@ -149,12 +149,27 @@ def port_taken(host: str, port: int) -> bool:
         return s.connect_ex((host, port)) == 0
 
 
+def advertises_amx(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """The CPU says it has Intel AMX (the ``amx_tile`` flag; Linux only, False elsewhere)."""
+    try:
+        text = cpuinfo.read_text(errors="replace")
+    except OSError:
+        return False
+    return any(line.startswith("flags") and "amx_tile" in line.split() for line in text.splitlines())
+
+
 def server_command(binary: Path, model: Path, host: str, port: int, alias: str, threads: int, parallel: int,
-                   ctx_size: int) -> List[str]:  # fmt: skip
+                   ctx_size: int, amx: bool = False) -> List[str]:  # fmt: skip
     # llama-server splits --ctx-size between the slots: ask for ctx_size per slot
-    return [str(binary), "-m", str(model), "--host", host, "--port", str(port), "--alias", alias,
+    argv = [str(binary), "-m", str(model), "--host", host, "--port", str(port), "--alias", alias,
             "--ctx-size", str(ctx_size * parallel), "--parallel", str(parallel), "--threads", str(threads),
             "--threads-batch", str(threads), "--jinja"]  # fmt: skip
+    if amx:
+        # a GGML_NATIVE build on an AMX CPU repacks the weights for ggml's AMX kernels, which
+        # segfaulted at the first decode on a VM that advertises amx_tile (seen here, 2026-12-06):
+        # without the repacking the plain AVX-512 kernels run
+        argv.append("--no-repack")
+    return argv
 
 
 def start(model: Path = MODEL_PATH, port: int = PORT, alias: str = MODEL_ALIAS, threads: Optional[int] = None,
@@ -187,7 +202,7 @@ def start(model: Path = MODEL_PATH, port: int = PORT, alias: str = MODEL_ALIAS, 
     if binary is None or not binary.is_file():
         raise LocalServerError("llama-server is not installed: run `python -m spacy_evokd.local_server install` first")
     threads = threads or parallel
-    argv = server_command(binary, model, host, port, alias, threads, parallel, ctx_size) + list(extra_args)
+    argv = server_command(binary, model, host, port, alias, threads, parallel, ctx_size, advertises_amx()) + list(extra_args)
     log_file.parent.mkdir(parents=True, exist_ok=True)
     pid_file.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()

@@ -65,6 +65,7 @@ def make_llm_teacher(
     lang: str = "en",
     written_texts_shown: int = 30,
     situation_hints: bool = True,
+    examples_in_generation: bool = True,
 ):
     """The EvoKD teacher over any spacy-llm model (``@llm_models``): weakness analysis,
     generation of hard and easy inputs in the same chat, labelling in a separate chat.
@@ -83,6 +84,10 @@ def make_llm_teacher(
         for small models that copy what they are shown).
     situation_hints (bool): set each requested text in a different everyday situation, drawn per
         request (spacy_evokd/situations.py), so a small teacher doesn't rewrite the same texts.
+    examples_in_generation (bool): the generation request continues the analysis chat with the
+        student's correct and wrong texts in it (EvoKD's one conversation); false: it sees the
+        analysis prompt without those texts (scores, confusions, the analysis), for small models
+        that copy the texts they are shown.
     """
     from .teachers.llm import LLMTeacher
 
@@ -98,6 +103,7 @@ def make_llm_teacher(
         lang=lang,
         written_texts_shown=written_texts_shown,
         situation_hints=situation_hints,
+        examples_in_generation=examples_in_generation,
     )
 
 

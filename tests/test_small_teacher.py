@@ -405,3 +405,30 @@ def test_texts_are_quoted_verbatim_in_prompts_not_html_escaped():
     text = "It's Ben & Jerry's <b>café</b> in Zürich"
     LLMTeacher(model, "ner", NER).label([text])
     assert f"1. {json.dumps(text, ensure_ascii=False)}" in prompts[-1] and "\\u00" not in prompts[-1]
+
+
+@pytest.mark.parametrize("examples_in_generation", [True, False])
+def test_generation_chat_shows_the_students_texts_only_when_asked(examples_in_generation):
+    from spacy_evokd.models.openai_compatible import OpenAICompatible
+    from spacy_evokd.weakness import build_report
+
+    judged = [Judged(Sample("My parcel never arrived at the pickup point.", label="shipping"),
+                     Sample("My parcel never arrived at the pickup point.", label="billing")),
+              Judged(Sample("Why was my card charged twice?", label="billing"),
+                     Sample("Why was my card charged twice?", label="billing"))]  # fmt: skip
+    with FakeOpenAIServer(PoolResponder(ROOT / "assets/demo/textcat/train.jsonl", "textcat", TC, mischief=False)) as server:
+        model = OpenAICompatible(name="m", base_url=server.base_url, api_key_env=None)
+        teacher = LLMTeacher(model, "textcat", TC, examples_in_generation=examples_in_generation)
+        teacher.begin_round(RoundContext(round=1))
+        report = build_report("textcat", TC, {"per_label": {}, "score": 0.0}, judged, "the round 1 batch")
+        analysis = teacher.analyse(report, [])
+        teacher.propose(analysis, 2, 2)
+        analysis_chat, generation_chat = ([m["content"] for m in r["body"]["messages"]] for r in server.requests)
+    # the analysis always sees the student's texts, with the confusion they show
+    assert "My parcel never arrived" in analysis_chat[1] and "shipping -> billing" in analysis_chat[1]
+    shown = " ".join(generation_chat[:-1])
+    assert ("My parcel never arrived" in shown) is examples_in_generation
+    assert ("Why was my card charged twice?" in shown) is examples_in_generation
+    # either way the generation chat keeps the scores, the confusions and the analysis itself
+    assert "shipping -> billing" in shown and generation_chat[-2] == analysis.text
+    assert generation_chat[-1].startswith("Now write")

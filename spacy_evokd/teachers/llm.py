@@ -31,6 +31,8 @@ For small teachers (a 1.5B model on a CPU server writes weak samples):
 - a proposed text written before is counted as ``duplicate`` before it is sent to labelling;
 - ``situation_hints`` sets each requested text in a different everyday situation (situations.py),
   drawn per request: without them the 1.5B model rewrote the same few texts round after round;
+- ``examples_in_generation = false`` leaves the student's correct and wrong texts out of the
+  generation chat (it keeps the scores, confusions and the analysis): the 1.5B model copied them;
 - ``drain_stats`` gives the answers asked and parsed per step (the parse rate).
 """
 import hashlib
@@ -92,7 +94,7 @@ class LLMTeacher:
     def __init__(self, model: Any, task: str, labels: List[str], label_definitions: Optional[Dict[str, str]] = None,
                  task_description: str = "", prompt_version: str = "v1", template_dir: Optional[str] = None,
                  max_examples_shown: int = 8, lang: str = "en", written_texts_shown: int = SHOWN_TEXTS,
-                 situation_hints: bool = True):  # fmt: skip
+                 situation_hints: bool = True, examples_in_generation: bool = True):  # fmt: skip
         import jinja2
 
         self.model = model
@@ -108,6 +110,7 @@ class LLMTeacher:
             raise ValueError(f"written_texts_shown must be between 0 and {SHOWN_TEXTS}, got {written_texts_shown}")
         self.written_texts_shown = written_texts_shown
         self.situation_hints = situation_hints
+        self.examples_in_generation = examples_in_generation
         self.name = f"{getattr(model, 'name', type(model).__name__)}"
         dirs = ([str(template_dir)] if template_dir else []) + [str(PROMPTS_DIR)]
         self.env = jinja2.Environment(loader=jinja2.FileSystemLoader(dirs), undefined=jinja2.StrictUndefined,
@@ -169,17 +172,25 @@ class LLMTeacher:
     # -- the three calls -------------------------------------------------------------------
 
     def analyse(self, report: WeaknessReport, history: Sequence[str]) -> Analysis:
-        k = self.max_examples_shown
+        messages = [Message("system", self.render("system")), Message("user", self._analysis_prompt(report, history))]
+        text = self._chat(messages, "analysis", **self._analysis_limit()).strip()
+        logger.info("analysis (%d chars) from %s", len(text), self.name)
+        if not self.examples_in_generation:
+            # the generation chat gets the same prompt without the student's texts: Qwen2.5-Coder-1.5B
+            # copied them into its "new" texts (emotion, 2 rounds: 7 of 16 proposals were exact
+            # copies of shown texts; without them 1 of 16). Costs the prompt-cache reuse of the
+            # analysis prefix.
+            messages = messages[:1] + [Message("user", self._analysis_prompt(report, history, examples=False))]
+        return Analysis(text=text, conversation=messages + [Message("assistant", text)])
+
+    def _analysis_prompt(self, report: WeaknessReport, history: Sequence[str], examples: bool = True) -> str:
+        k = self.max_examples_shown if examples else 0
         confusions = sorted(report.confusions.items(), key=lambda kv: -kv[1])[:5]
-        prompt = self.render(
+        return self.render(
             "analysis", per_label=report.per_label, overall=report.overall, confusions=confusions,
             wrong=[j.to_dict() for j in report.wrong[:k]], correct=[j.to_dict() for j in report.correct[:k]],
             evaluated_on=report.evaluated_on, history=list(history),
         )  # fmt: skip
-        messages = [Message("system", self.render("system")), Message("user", prompt)]
-        text = self._chat(messages, "analysis", **self._analysis_limit()).strip()
-        logger.info("analysis (%d chars) from %s", len(text), self.name)
-        return Analysis(text=text, conversation=messages + [Message("assistant", text)])
 
     def _analysis_limit(self) -> Dict[str, Any]:
         """max_tokens for the analysis request: ANALYSIS_MAX_TOKENS, or the config's if lower. A

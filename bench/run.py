@@ -6,8 +6,9 @@
     bin/bench --only students [--quick] [--students-minutes 80]   (student architectures, few-shot to full)
 
 The timing-sensitive ones (transport, warm start, student cost) run first and alone; the
-targeting benchmark (many loop runs, two at a time) runs last. The full suite takes about 80
-minutes on 2 cores, --quick about 10; what --quick scales down is printed.
+targeting benchmark (many loop runs, two at a time) runs last. At full scale the suite takes many
+hours on 2 cores (the student configs and targeting dominate; their flags cut them down);
+what --quick scales down is printed.
 Results of finished loop runs are kept in bench/results/runs/: a rerun reuses them.
 """
 import argparse

@@ -86,8 +86,9 @@ def _teacher_block(arm: str, prep: bench_data.Prepared, base_url: str, seed: int
                  label_definitions=prep.definitions)  # fmt: skip
     block.pop("max_examples_shown", None)
     block["model"].update(name=ALIAS, base_url=base_url, concurrency=1)
-    if arm in ("plain", "llm_pool"):  # they never show the texts already written
+    if arm in ("plain", "llm_pool"):  # no analysis chat: nothing written or shown to hold back
         block.pop("written_texts_shown", None)
+        block.pop("examples_in_generation", None)
     if arm == "plain":
         block["@misc"] = "spacy_evokd_bench.PlainGenerationTeacher.v1"
     elif arm == "llm_pool":

@@ -93,3 +93,26 @@ def test_cached_runs_are_keyed_on_code_config_and_data_not_on_temporary_paths(tm
     assert run_key(config, [work / "seed.spacy", POOL], "code2", work) != keys[1]  # the code
     config["training"]["max_steps"] = 11
     assert run_key(config, [work / "seed.spacy", POOL], "code1", work) != keys[1]  # the config
+
+
+def test_every_real_teacher_arm_builds_its_teacher_from_the_shipped_config(tmp_path):
+    # a setting added to configs/teachers/local_server.cfg once broke the rival arms, whose
+    # teachers don't take it, after an hour of the benchmark had run
+    import bench_data
+    import real_teacher
+    from runs import write_seed
+
+    from spacy_evokd.config import resolve_evokd
+
+    prep = bench_data.prepare_demo(ROOT / "assets/demo", "textcat", tmp_path)
+    write_seed(prep, 1, 0, tmp_path / "seed.spacy")
+    built = {}
+    for arm in real_teacher.ARMS + tuple(real_teacher.ABLATIONS):
+        config = real_teacher.config_for(arm, prep, tmp_path / "seed.spacy", 0, real_teacher.Settings(),
+                                         "http://127.0.0.1:9/v1")  # fmt: skip
+        settings, teacher = resolve_evokd(config)  # builds the teacher; no request is sent
+        built[arm] = (type(teacher).__name__, settings.max_tokens_per_round)
+    assert built["plain"][0] == "PlainGenerationTeacher" and built["llm_pool"][0] == "RandomPoolLLMTeacher"
+    assert built["evokd"][0] == built["guided_pool"][0] == "LLMTeacher" and built["simulated"][0] == "SimulatedTeacher"
+    # the same teacher-token budget per round for every LLM arm
+    assert {b for arm, (_, b) in built.items() if arm != "simulated"} == {real_teacher.Settings().tokens_per_round}

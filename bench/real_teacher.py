@@ -66,6 +66,8 @@ class Settings:
     dev_size: int = 200
     test_size: int = 500
     threads: int = 1  # llama-server threads: 1 is stable on a shared 2-core machine
+    port: int = PORT  # another port lets a second benchmark process run beside this one
+    pool_batch: int = 16  # pool texts per labelling call in both pool arms (8 hard + 8 easy in guided_pool)
 
     @classmethod
     def make(cls, quick: bool, **kw) -> "Settings":
@@ -104,6 +106,10 @@ def config_for(arm: str, prep: bench_data.Prepared, seed_path: Path, seed: int, 
     if arm == "simulated":
         evokd["analyses_per_round"] = a.simulated_analyses
         evokd["max_tokens_per_round"] = 0
+    if arm in ("guided_pool", "llm_pool"):
+        # labelling is cheap next to an analysis: both pool arms label a.pool_batch texts per call
+        # (guided_pool: half nearest the wrong samples, half nearest the correct ones)
+        evokd.update(n_hard=a.pool_batch // 2, n_easy=a.pool_batch - a.pool_batch // 2)
     if arm == "guided_pool":
         evokd.update(source="pool", pool=str(prep.pool))
     if arm == "plain":
@@ -220,7 +226,7 @@ def main(data_dir: Optional[Path], out: Path, a) -> None:
             else bench_data.prepare(data_dir, n, work, a.pool_size, a.dev_size, a.test_size) for n in a.real_sets]  # fmt: skip
     code = runs.code_hash()
     log = out / "real_teacher_server.log"
-    server = local_server.start(model=ROOT / local_server.MODEL_PATH, port=PORT, alias=ALIAS, threads=a.threads, parallel=1, pid_file=out / "real_teacher.pid",
+    server = local_server.start(model=ROOT / local_server.MODEL_PATH, port=a.port, alias=ALIAS, threads=a.threads, parallel=1, pid_file=out / "real_teacher.pid",
                                 log_file=log, echo=print)  # fmt: skip
     summaries = []
     t0 = time.time()

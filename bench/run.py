@@ -54,6 +54,7 @@ def main() -> None:
     p.add_argument("--targeting-rounds", type=int, default=0, help="rounds per loop run (default 8; --quick 4)")
     p.add_argument("--real-no-ablations", action="store_true", help="skip the four ablations (run on the first set)")
     p.add_argument("--real-tokens", type=int, default=6000, help="teacher tokens per round, every LLM arm")
+    p.add_argument("--real-port", type=int, default=8095, help="llama-server port (another one runs a second process beside)")
     p.add_argument("--real-threads", type=int, default=1, help="llama-server threads (2 only on an otherwise idle machine)")
     a = p.parse_args()
     only = [x for x in a.only.split(",") if x]
@@ -145,7 +146,7 @@ def main() -> None:
 
         real_teacher.main(a.data_dir, out, real_teacher.Settings.make(
             quick=q, seeds=[int(x) for x in a.real_seeds.split(",") if x], real_sets=[x for x in a.real_sets.split(",") if x],
-            tokens_per_round=a.real_tokens, threads=a.real_threads, ablations=not a.real_no_ablations,
+            tokens_per_round=a.real_tokens, threads=a.real_threads, port=a.real_port, ablations=not a.real_no_ablations,
             arms=[x for x in a.real_arms.split(",") if x]))
     print(f"\nbenchmarks done in {(time.time() - t0) / 60:.1f} min; results in {out}")
 

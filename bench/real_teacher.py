@@ -19,7 +19,9 @@ Arms (bench/llm_baselines.py has the two rivals):
 
 Printed per data set: dev and test per round (mean ± std over seeds), teacher tokens and seconds
 per round, seconds per accepted sample, parse rate of the teacher's answers, acceptance and the
-duplicate share of generated samples; a verdict per rival ("ahead"/"behind" only with >= 3 seeds
+duplicate share of generated samples, the most frequent label's share of accepted labels ("top
+label") and, for samples that are pool texts, how the teacher's labels compare with the pool's
+gold ("vs gold": exact share for textcat, entity F1 for ner); a verdict per rival ("ahead"/"behind" only with >= 3 seeds
 and a gap larger than the pooled std, else "tie"). Results: bench/results/real_teacher.json; finished runs are
 kept in bench/results/real_runs/ under a hash of code, config and data, so a code change never
 reuses old numbers.
@@ -126,6 +128,43 @@ def config_for(arm: str, prep: bench_data.Prepared, seed_path: Path, seed: int, 
     return config
 
 
+def _gold_items(doc, task: str) -> set:
+    """What a label answer is judged on: the label set of a text, or its entities as character spans."""
+    if task == "ner":
+        return {(e.start_char, e.end_char, e.label_) for e in doc.ents}
+    return {k for k, v in doc.cats.items() if v}
+
+
+def teacher_vs_gold(run_dir: Path, prep: bench_data.Prepared, rounds: Sequence[int]) -> Optional[Dict]:
+    """How the teacher's labels of *pool* texts compare with the pool's gold labels (the teacher
+    never sees them): textcat, the share of texts labelled exactly as gold; ner, the micro F1 of
+    its entities. Only samples whose text is a pool text count (the pool arms' and the simulated
+    teacher's); None when there are none."""
+    import spacy
+
+    from spacy_evokd.data import jsonl_to_docs, read_docbin
+    from spacy_evokd.validation import normalise
+
+    nlp = spacy.blank("en")
+    gold = {normalise(d.text): _gold_items(d, prep.task) for d in jsonl_to_docs(prep.pool, prep.task, nlp, prep.labels)}
+    same = n = tp = n_pred = n_gold = 0
+    for r in rounds:
+        for doc in read_docbin(run_dir / f"rounds/round_{r:03d}.spacy", nlp.vocab):
+            want = gold.get(normalise(doc.text))
+            if want is None:
+                continue
+            got = _gold_items(doc, prep.task)
+            n += 1
+            same += got == want
+            tp, n_pred, n_gold = tp + len(got & want), n_pred + len(got), n_gold + len(want)
+    if not n:
+        return None
+    out = {"texts": n, "exact": same / n}
+    if prep.task == "ner":
+        out["entity_f1"] = 2 * tp / (n_pred + n_gold) if n_pred + n_gold else 1.0
+    return out
+
+
 def run_arm(arm: str, prep: bench_data.Prepared, seed: int, a, base_url: str, cache_dir: Path, code: str) -> Dict:
     """One loop run (or its cached result): per-round dev/test and what the teacher cost."""
     import spacy
@@ -160,9 +199,10 @@ def run_arm(arm: str, prep: bench_data.Prepared, seed: int, a, base_url: str, ca
                   "rounds": [{"accepted": r.accepted, "generated": r.generated, "rejected": r.rejected,
                               "tokens": r.usage["total_tokens"], "teacher_s": r.seconds.get("teacher", 0.0),
                               "answers": sum(v for k, v in steps.get(r.round, {}).items() if k != "analysis"),
-                              "analyses": r.analyses[:2],
+                              "analyses": r.analyses[:2], "accepted_per_label": r.accepted_per_label,
                               "label_disagreement": (r.teacher_checks or {}).get("label_disagreement")}
-                             for r in recs[1:]]}  # fmt: skip
+                             for r in recs[1:]],
+                  "teacher_vs_gold": teacher_vs_gold(tmp / "run", prep, [r.round for r in recs[1:] if r.accepted])}  # fmt: skip
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -178,6 +218,23 @@ def _ms(values: Sequence[float]) -> str:
     return f"{statistics.mean(values):.3f}±{statistics.stdev(values):.3f}"
 
 
+def _top_label_share(rounds: List[Dict]) -> Optional[float]:
+    """The most frequent label's share of the labels on accepted samples: 1.0 = one label only."""
+    counts: Dict[str, int] = {}
+    for x in rounds:
+        for label, n in (x.get("accepted_per_label") or {}).items():
+            counts[label] = counts.get(label, 0) + n
+    return max(counts.values()) / sum(counts.values()) if counts else None
+
+
+def _vs_gold(measured: List[Optional[Dict]], task: str) -> Optional[float]:
+    """teacher_vs_gold pooled over seeds (weighted by texts): exact share, entity F1 for ner."""
+    measured = [m for m in measured if m]
+    key = "entity_f1" if task == "ner" else "exact"
+    n = sum(m["texts"] for m in measured)
+    return sum(m[key] * m["texts"] for m in measured) / n if n else None
+
+
 def summarise(prep: bench_data.Prepared, results: List[Dict]) -> Dict:
     metric = get_task(prep.task).metric_name
     arms = [a for a in ARMS + tuple(ABLATIONS) if any(r["arm"] == a for r in results)]
@@ -189,7 +246,7 @@ def summarise(prep: bench_data.Prepared, results: List[Dict]) -> Dict:
         cells = "".join(f"{_ms([r['dev'][i] for r in by_arm[a] if len(r['dev']) > i]):>14}" for i in range(n_rounds))
         print(f"{a:<14}{cells}{_ms([r['test'][-1] for r in by_arm[a]]):>14}")
     print(f"\n{'arm':<14}{'tokens/rnd':>11}{'teacher s/rnd':>14}{'s/accepted':>11}{'parse rate':>11}"
-          f"{'acc/gen':>9}{'dup share':>10}{'accepted':>9}")  # fmt: skip
+          f"{'acc/gen':>9}{'dup share':>10}{'accepted':>9}{'top label':>10}{'vs gold':>8}")  # fmt: skip
     rows = {}
     for a in arms:
         rnds = [x for r in by_arm[a] for x in r["rounds"]]
@@ -201,12 +258,14 @@ def summarise(prep: bench_data.Prepared, results: List[Dict]) -> Dict:
         row = {"tokens_per_round": statistics.mean([x["tokens"] for x in rnds]) if rnds else 0,
                "teacher_s_per_round": secs / max(1, len(rnds)), "s_per_accepted": secs / acc if acc else None,
                "parse_rate": 1 - fails / answers if answers else None, "acceptance": acc / gen if gen else None,
-               "duplicate_share": dups / gen if gen else None, "accepted": acc}  # fmt: skip
+               "duplicate_share": dups / gen if gen else None, "accepted": acc,
+               "top_label_share": _top_label_share(rnds), "vs_gold": _vs_gold([r.get("teacher_vs_gold") for r in by_arm[a]], prep.task)}  # fmt: skip
         rows[a] = row
         fmt = lambda v, f: "–" if v is None else format(v, f)  # noqa: E731
         print(f"{a:<14}{row['tokens_per_round']:>11,.0f}{row['teacher_s_per_round']:>14.1f}"
               f"{fmt(row['s_per_accepted'], '.1f'):>11}{fmt(row['parse_rate'], '.3f'):>11}"
-              f"{fmt(row['acceptance'], '.2f'):>9}{fmt(row['duplicate_share'], '.3f'):>10}{acc:>9}")  # fmt: skip
+              f"{fmt(row['acceptance'], '.2f'):>9}{fmt(row['duplicate_share'], '.3f'):>10}{acc:>9}"
+              f"{fmt(row['top_label_share'], '.2f'):>10}{fmt(row['vs_gold'], '.2f'):>8}")  # fmt: skip
     verdicts = {}
     finals = {a: [r["test"][-1] for r in by_arm[a]] for a in arms}
     for ours in ("evokd", "guided_pool"):

@@ -116,3 +116,38 @@ def test_every_real_teacher_arm_builds_its_teacher_from_the_shipped_config(tmp_p
     assert built["evokd"][0] == built["guided_pool"][0] == "LLMTeacher" and built["simulated"][0] == "SimulatedTeacher"
     # the same teacher-token budget per round for every LLM arm
     assert {b for arm, (_, b) in built.items() if arm != "simulated"} == {real_teacher.Settings().tokens_per_round}
+
+
+def test_teacher_labels_of_pool_texts_are_scored_against_the_pool_gold(tmp_path):
+    # the real-teacher benchmark's "vs gold" column: texts from the pool are judged against its
+    # gold labels, texts the teacher wrote (not in the pool) are not counted
+    import bench_data
+    import real_teacher
+    import spacy
+    from spacy.tokens import Span
+
+    from spacy_evokd.data import jsonl_to_docs, write_docbin
+
+    nlp = spacy.blank("en")
+    for task in ("textcat", "ner"):
+        prep = bench_data.prepare_demo(ROOT / "assets/demo", task, tmp_path / task)
+        gold = jsonl_to_docs(prep.pool, task, nlp, prep.labels)
+        if task == "ner":
+            gold = [d for d in gold if d.ents][:2]
+        right, wrong = gold[0], gold[1]
+        if task == "textcat":  # another label than gold
+            other = next(k for k, v in wrong.cats.items() if not v)
+            wrong.cats = {k: float(k == other) for k in wrong.cats}
+        else:  # one entity dropped
+            wrong.ents = list(wrong.ents)[1:]
+        written = nlp("A text the teacher wrote itself, not in the pool.")
+        run = tmp_path / task / "run"
+        write_docbin([right], run / "rounds/round_001.spacy")
+        write_docbin([wrong, written], run / "rounds/round_002.spacy")
+        measured = real_teacher.teacher_vs_gold(run, prep, [1, 2])
+        assert measured["texts"] == 2 and measured["exact"] == 0.5
+        if task == "ner":
+            n_gold = len(right.ents) + len(wrong.ents) + 1
+            n_pred = len(right.ents) + len(wrong.ents)
+            assert abs(measured["entity_f1"] - 2 * n_pred / (n_pred + n_gold)) < 1e-9
+    assert real_teacher.teacher_vs_gold(run, prep, []) is None

@@ -69,7 +69,7 @@ class Settings:
     test_size: int = 500
     threads: int = 1  # llama-server threads: 1 is stable on a shared 2-core machine
     port: int = PORT  # another port lets a second benchmark process run beside this one
-    pool_batch: int = 16  # pool texts per labelling call in both pool arms (8 hard + 8 easy in guided_pool)
+    pool_batch: int = 16  # pool texts per analysis (guided_pool: 8 hard + 8 easy) or per draw (llm_pool); labelled 4 a request (label_batch)
 
     @classmethod
     def make(cls, quick: bool, **kw) -> "Settings":
@@ -109,8 +109,8 @@ def config_for(arm: str, prep: bench_data.Prepared, seed_path: Path, seed: int, 
         evokd["analyses_per_round"] = a.simulated_analyses
         evokd["max_tokens_per_round"] = 0
     if arm in ("guided_pool", "llm_pool"):
-        # labelling is cheap next to an analysis: both pool arms label a.pool_batch texts per call
-        # (guided_pool: half nearest the wrong samples, half nearest the correct ones)
+        # labelling is cheap next to an analysis: one analysis picks a.pool_batch texts (half nearest
+        # the wrong samples, half nearest the correct ones); llm_pool draws as many at a time
         evokd.update(n_hard=a.pool_batch // 2, n_easy=a.pool_batch - a.pool_batch // 2)
     if arm == "guided_pool":
         evokd.update(source="pool", pool=str(prep.pool))

@@ -66,6 +66,8 @@ def make_llm_teacher(
     written_texts_shown: int = 30,
     situation_hints: bool = True,
     examples_in_generation: bool = True,
+    label_temperature: Optional[float] = 0.0,
+    label_batch: int = 4,
 ):
     """The EvoKD teacher over any spacy-llm model (``@llm_models``): weakness analysis,
     generation of hard and easy inputs in the same chat, labelling in a separate chat.
@@ -88,6 +90,9 @@ def make_llm_teacher(
         student's correct and wrong texts in it (EvoKD's one conversation); false: it sees the
         analysis prompt without those texts (scores, confusions, the analysis), for small models
         that copy the texts they are shown.
+    label_temperature (float or null): the labelling requests' temperature (0: the model's most
+        likely labels; null: the model's own setting). Generation keeps the model's temperature.
+    label_batch (int): texts per labelling request (small models label long lists worse).
     """
     from .teachers.llm import LLMTeacher
 
@@ -104,6 +109,8 @@ def make_llm_teacher(
         written_texts_shown=written_texts_shown,
         situation_hints=situation_hints,
         examples_in_generation=examples_in_generation,
+        label_temperature=label_temperature,
+        label_batch=label_batch,
     )
 
 

@@ -46,7 +46,7 @@ from ..answer_schemas import generation_schema, labelling_schema
 from ..parsing import parse_generation, parse_labels
 from ..situations import situations
 from ..tasks import get_task
-from ..ty import Analysis, Labelled, Message, Proposal, RoundContext, Sample, Usage, WeaknessReport
+from ..ty import Analysis, BudgetExceeded, Labelled, Message, Proposal, RoundContext, Sample, Usage, WeaknessReport
 from ..untrusted import ANALYSIS_MAX_TOKENS, storable
 from .votes import majority
 
@@ -94,7 +94,8 @@ class LLMTeacher:
     def __init__(self, model: Any, task: str, labels: List[str], label_definitions: Optional[Dict[str, str]] = None,
                  task_description: str = "", prompt_version: str = "v1", template_dir: Optional[str] = None,
                  max_examples_shown: int = 8, lang: str = "en", written_texts_shown: int = SHOWN_TEXTS,
-                 situation_hints: bool = True, examples_in_generation: bool = True):  # fmt: skip
+                 situation_hints: bool = True, examples_in_generation: bool = True,
+                 label_temperature: Optional[float] = 0.0, label_batch: int = 4):  # fmt: skip
         import jinja2
 
         self.model = model
@@ -111,6 +112,10 @@ class LLMTeacher:
         self.written_texts_shown = written_texts_shown
         self.situation_hints = situation_hints
         self.examples_in_generation = examples_in_generation
+        if label_batch < 1:
+            raise ValueError(f"label_batch must be at least 1, got {label_batch}")
+        self.label_temperature = label_temperature
+        self.label_batch = label_batch
         self.name = f"{getattr(model, 'name', type(model).__name__)}"
         dirs = ([str(template_dir)] if template_dir else []) + [str(PROMPTS_DIR)]
         self.env = jinja2.Environment(loader=jinja2.FileSystemLoader(dirs), undefined=jinja2.StrictUndefined,
@@ -238,14 +243,28 @@ class LLMTeacher:
         return kept
 
     def label(self, texts: Sequence[str]) -> Labelled:
-        if not texts:
-            return Labelled(samples=[])
-        prompt = self.render("label", texts=list(texts))
-        schema = labelling_schema(self.task, self.labels, len(texts))
-        answer = self._chat([Message("system", self.render("system")), Message("user", prompt)], "label", schema=schema)
-        samples, rejected = parse_labels(answer, texts, self.task, self.labels)
-        self._count_answer("label", rejected)
-        return Labelled(samples=samples, rejected=rejected, raw=answer)
+        """Labels in requests of at most ``label_batch`` texts at ``label_temperature``: the 1.5B
+        teacher labelled 48 demo tickets 37 right in fours at temperature 0, 30 in sixteens and
+        26 in sixteens at 0.7 (bench/real_teacher.md). A budget reached after the first request
+        keeps what was labelled; the next request raises it again."""
+        out = Labelled(samples=[])
+        params = {} if self.label_temperature is None else {"temperature": self.label_temperature}
+        for i in range(0, len(texts), self.label_batch):
+            chunk = list(texts[i : i + self.label_batch])
+            schema = labelling_schema(self.task, self.labels, len(chunk))
+            messages = [Message("system", self.render("system")), Message("user", self.render("label", texts=chunk))]
+            try:
+                answer = self._chat(messages, "label", schema=schema, **params)
+            except BudgetExceeded:
+                if i == 0:
+                    raise
+                break
+            samples, rejected = parse_labels(answer, chunk, self.task, self.labels)
+            self._count_answer("label", rejected)
+            out.samples += samples
+            out.rejected.update(rejected)
+            out.raw += ("\n" if out.raw else "") + answer
+        return out
 
     def pseudo_label(self, texts: Sequence[str], k: int = 5) -> Labelled:
         """LLKD: a label per text with the teacher's confidence (``sample.confidence_method``):

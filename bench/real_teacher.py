@@ -180,7 +180,7 @@ def run_arm(arm: str, prep: bench_data.Prepared, seed: int, a, base_url: str, ca
     try:
         write_seed(prep, 1, seed, tmp / "seed.spacy")
         config = config_for(arm, prep, tmp / "seed.spacy", seed, a, base_url)
-        cached = cache_dir / f"{prep.tag}-{arm}-s{seed}-{run_key(config, (tmp / 'seed.spacy', prep.pool, prep.dev, prep.test), code, tmp)}.json"
+        cached = cache_dir / f"{prep.tag}-{arm}-s{seed}-{run_key(config, (tmp / 'seed.spacy', prep.pool, prep.dev, prep.test), code, tmp, base_url)}.json"
         if cached.exists():
             return json.loads(cached.read_text())
         t0 = time.time()

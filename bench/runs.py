@@ -44,12 +44,16 @@ def code_hash() -> str:
     return h.hexdigest()[:12]
 
 
-def run_key(config, data_files: Iterable[Path], code: str, work_dir: Optional[Path] = None) -> str:
-    """Code hash + the run's resolved config + the data files' bytes. Paths are replaced by
-    placeholders (the data folders, the run's temporary ``work_dir``), so the same run in another
-    process or checkout gets the same key; the seed file is among ``data_files``."""
+def run_key(config, data_files: Iterable[Path], code: str, work_dir: Optional[Path] = None,
+            server: Optional[str] = None) -> str:  # fmt: skip
+    """Code hash + the run's resolved config + the data files' bytes. Paths and the teacher
+    server's address are replaced by placeholders (the data folders, the run's temporary
+    ``work_dir``, ``server``), so the same run in another process, checkout or port gets the same
+    key; the seed file is among ``data_files``."""
     data_files = list(data_files)
     text = config.to_str() if work_dir is None else config.to_str().replace(str(work_dir), "WORK")
+    if server:
+        text = text.replace(server, "SERVER")
     for f in data_files:
         text = text.replace(str(f.parent), "DATA")
     h = hashlib.sha256(code.encode() + text.encode())

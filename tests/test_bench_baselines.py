@@ -151,3 +151,20 @@ def test_teacher_labels_of_pool_texts_are_scored_against_the_pool_gold(tmp_path)
             n_pred = len(right.ents) + len(wrong.ents)
             assert abs(measured["entity_f1"] - 2 * n_pred / (n_pred + n_gold)) < 1e-9
     assert real_teacher.teacher_vs_gold(run, prep, []) is None
+
+
+def test_real_teacher_runs_on_another_port_share_their_cache_key(tmp_path):
+    # a second benchmark process (--real-port) must reuse the first one's finished runs
+    import bench_data
+    import real_teacher
+    from runs import run_key, write_seed
+
+    prep = bench_data.prepare_demo(ROOT / "assets/demo", "textcat", tmp_path)
+    write_seed(prep, 1, 0, tmp_path / "seed.spacy")
+    keys = []
+    for url in ("http://127.0.0.1:8095/v1", "http://127.0.0.1:8096/v1"):
+        config = real_teacher.config_for("evokd", prep, tmp_path / "seed.spacy", 0, real_teacher.Settings(), url)
+        assert url in config.to_str()
+        keys.append(run_key(config, [tmp_path / "seed.spacy", prep.pool], "code1", tmp_path, url))
+    assert keys[0] == keys[1]
+    assert run_key(config, [tmp_path / "seed.spacy", prep.pool], "code1", tmp_path) != keys[0]  # without it: differ

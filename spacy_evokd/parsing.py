@@ -20,7 +20,8 @@ Lenient on form, strict on content. Stated repair rules:
     is the k-th occurrence, whole-word occurrences first, then case-insensitive ones; given
     offsets are used when they point at the same string. An entity that can't be found rejects
     the whole sample (unalignable_entity): a partial annotation would teach the student that the
-    missing entity is not one.
+    missing entity is not one. A list as long as the answer schema's cap (32) is rejected too
+    (too_many_entities: a small model at temperature 0 can repeat one entity until max_tokens).
   - an answer longer than MAX_ANSWER_CHARS is rejected whole (huge_answer): a runaway generation
     is not worth parsing;
   - a generated text that repeats a line of the prompt (normalised) is rejected (prompt_echo).

@@ -2,6 +2,7 @@
 answer's JSON schema as ``response_format``, in the form ``structured_output`` chooses, with one
 fallback per refused form; request seeds; body fields the SDK does not know. Through the real
 teacher and transport against the local test server (spacy_evokd/testing/server.py)."""
+import json
 import logging
 from pathlib import Path
 
@@ -104,6 +105,32 @@ def test_schema_shaped_answers_parse():
     lab = '{"answers": [{"id": 2, "entities": []}, {"id": 1, "entities": [{"text": "Anna", "label": "PER"}]}]}'
     samples, rejected = parse_labels(lab, ["Anna sings.", "It rains."], "ner", NER)
     assert [s.entities for s in samples] == [[(0, 4, "PER")], []] and not rejected
+
+
+def test_list_schemas_are_capped_and_a_capped_entity_list_is_rejected():
+    """The real 1.5B teacher once listed one entity 99 times for a conll04 sentence naming it once,
+    until max_tokens cut the whole 4-text answer: list schemas carry maxItems so the server ends
+    such a list, and an entity list that reaches the cap is rejected as too_many_entities while
+    the request's other answers are kept."""
+    from spacy_evokd.tasks.ner import MAX_ENTITIES_PER_TEXT
+
+    ents = labelling_schema("ner", NER, 2)["schema"]["properties"]["answers"]["items"]["properties"]["entities"]
+    assert ents["maxItems"] == MAX_ENTITIES_PER_TEXT
+    gen_ents = generation_schema("ner", NER, 1, 0)["schema"]["properties"]["hard"]["items"]["properties"]["entities"]
+    assert gen_ents["maxItems"] == MAX_ENTITIES_PER_TEXT
+    multi = labelling_schema("textcat_multilabel", TC, 1)["schema"]["properties"]["answers"]["items"]["properties"]["labels"]
+    assert multi["maxItems"] == len(TC)
+    texts = ["Bossi spoke. ( Fini ) Why ?", "Anna sings in Rome."]
+    runaway = [{"text": "Fini", "label": "PER"}] * MAX_ENTITIES_PER_TEXT
+    answer = {"answers": [{"id": 1, "entities": runaway},
+                          {"id": 2, "entities": [{"text": "Anna", "label": "PER"}, {"text": "Rome", "label": "LOC"}]}]}
+    samples, rejected = parse_labels(json.dumps(answer), texts, "ner", NER)
+    assert rejected == {"too_many_entities": 1}
+    assert [(s.text, s.entities) for s in samples] == [("Anna sings in Rome.", [(0, 4, "PER"), (14, 18, "LOC")])]
+    # one entity under the cap, the list is the validator's to judge (here: overlapping repeats)
+    answer["answers"][0]["entities"] = runaway[:-1]
+    samples, rejected = parse_labels(json.dumps(answer), texts, "ner", NER)
+    assert not rejected and len(samples[0].entities) == MAX_ENTITIES_PER_TEXT - 1
 
 
 @pytest.mark.parametrize("form,expected", [("json_object", {"type": "json_object"}), ("off", None)])

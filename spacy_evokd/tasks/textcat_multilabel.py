@@ -208,8 +208,9 @@ class TextcatMultilabelTask:
     # -- teacher answers
 
     def answer_schema(self, labels: Sequence[str]) -> Dict[str, Any]:
-        # OpenAI's strict mode has no uniqueItems: parse_answer drops repeats
-        return {"labels": {"type": "array", "items": label_enum(labels), "minItems": 1}}
+        # OpenAI's strict mode has no uniqueItems: parse_answer drops repeats; maxItems (one of
+        # each label) ends a runaway repetition before max_tokens (see ner.MAX_ENTITIES_PER_TEXT)
+        return {"labels": {"type": "array", "items": label_enum(labels), "minItems": 1, "maxItems": len(labels)}}
 
     def parse_answer(self, text: str, item: Dict[str, Any], labels: Sequence[str], rejected: Counter) -> Optional[Sample]:
         """"labels" as a list of names (a lone "label", a name or a list, is read too; so is a

@@ -19,6 +19,7 @@ from spacy.tokens import Doc, DocBin
 
 from .tasks import TASK_NAMES, get_task
 from .ty import EvokdError, Sample, Task
+from .untrusted import parse_json
 
 TaskLike = Union[str, Task]  # a task's name (CLI, tests) or the Task itself
 
@@ -56,7 +57,7 @@ def read_jsonl(path: Union[str, Path]) -> Iterator[Tuple[int, dict]]:
             if not line.strip():
                 continue
             try:
-                obj = json.loads(line)
+                obj = parse_json(line)
             except json.JSONDecodeError as e:
                 raise DataError(f"{path}:{lineno}: invalid JSON ({e.msg})") from None
             if not isinstance(obj, dict):

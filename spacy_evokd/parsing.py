@@ -53,13 +53,13 @@ def extract_json(text: str) -> Any:
         chunk = chunk.strip()
         try:
             return json.loads(chunk)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deeply (a hostile answer)
             pass
         for i, ch in enumerate(chunk):
             if ch in "{[":
                 try:
                     return decoder.raw_decode(chunk, i)[0]
-                except ValueError:
+                except (ValueError, RecursionError):
                     continue
     return None
 

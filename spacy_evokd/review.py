@@ -68,6 +68,7 @@ from .data import DataError, read_docbin, read_jsonl, write_docbin
 from .run_files import RunDirError, hold_run_dir, read_round_record, write_text
 from .tasks import get_task
 from .ty import Judged, Sample, Task
+from .untrusted import parse_json
 from .validation import normalise
 
 REVIEW_DIR = "review"
@@ -407,8 +408,8 @@ def _removed_rows(run_dir: Path) -> List[Dict[str, Any]]:
         if not raw.strip():
             continue
         try:
-            row = json.loads(raw)
-        except json.JSONDecodeError:
+            row = parse_json(raw)
+        except ValueError:
             row = None
         # a damaged line must stop the run, not silently let a removed sample back in
         if not isinstance(row, dict) or not isinstance(row.get("text"), str):

@@ -25,6 +25,7 @@ except ImportError:  # Windows: no flock; runs are not protected against each ot
     fcntl = None
 
 from .ty import EvokdError
+from .untrusted import parse_json
 
 LOCK_NAME = ".lock"
 
@@ -84,7 +85,7 @@ def read_json(path: Union[str, Path]) -> Any:
     file is the caller's FileNotFoundError)."""
     path = Path(path)
     try:
-        return json.loads(path.read_text(encoding="utf8"))
+        return parse_json(path.read_text(encoding="utf8"))
     except UnicodeDecodeError:
         raise RunDirError(f"{path}: damaged file (not UTF-8 text)") from None
     except json.JSONDecodeError as e:

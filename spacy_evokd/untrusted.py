@@ -37,7 +37,12 @@ History review (``bound_history``): the teacher sees earlier analyses newest fir
 HISTORY_MAX_CHARS characters in all; older ones that don't fit are left out. Analyses read back
 from round records are judged again (without the echo rule): records written before these rules
 existed may hold anything.
+
+JSON from files and answers (``parse_json``): text nested deeper than Python's recursion limit
+("[" * 200000) makes ``json.loads`` raise RecursionError, not a ValueError; ``parse_json``
+reports it as invalid JSON ("nested too deeply") so every reader names the file and line.
 """
+import json
 import re
 import unicodedata
 from typing import Any, List, Optional, Sequence
@@ -64,6 +69,15 @@ _INJECTION = re.compile(
     r"|<\|[a-z_]+\|>|\[/?INST\]|<<SYS>>|^\s*#{2,}\s*(?:instruction|system)",  # chat-template markers
     re.I | re.M,
 )
+
+
+def parse_json(text: str) -> Any:
+    """``json.loads``; nesting too deep to parse is a ``json.JSONDecodeError`` ("nested too
+    deeply") like any other invalid JSON, never a RecursionError."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise json.JSONDecodeError("nested too deeply", "", 0) from None
 
 
 def storable(text: Any) -> str:

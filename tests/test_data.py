@@ -144,3 +144,37 @@ def test_jsonl_read_as_docbin_suggests_convert(tmp_path):
     p = write(tmp_path / "seed.spacy", [{"text": "ok", "label": "a"}])  # JSONL under a DocBin name
     with pytest.raises(DataError, match=r"seed.spacy: JSONL, not a DocBin: convert it first with `python -m spacy_evokd convert"):
         read_docbin(p)
+
+
+DEEP = "[" * 200_000 + "]" * 200_000  # nested past Python's recursion limit: json raises RecursionError
+
+
+def test_deeply_nested_json_line_is_one_line_in_every_jsonl_reader(tmp_path):
+    """Every JSONL reader (labelled data, both pool readers, import-review's file, a run's
+    removed.jsonl) names file and line for a line nested too deep to parse, not a traceback."""
+    from spacy_evokd.pool_source import read_pool_texts
+    from spacy_evokd.review import removed_texts
+    from spacy_evokd.run_files import RunDirError, read_json
+    from spacy_evokd.selection import stream_texts
+
+    bad = write(tmp_path / "deep.jsonl", [{"text": "fine text", "label": "a"}, DEEP])
+    for read in (lambda: load_samples(bad, "textcat"), lambda: read_pool_texts(str(bad)),
+                 lambda: list(stream_texts(bad, 8))):  # fmt: skip
+        with pytest.raises(DataError, match=r"deep.jsonl:2: invalid JSON \(nested too deeply\)") as e:
+            read()
+        assert "\n" not in str(e.value)
+    run = tmp_path / "run"
+    (run / "review").mkdir(parents=True)
+    (run / "review/removed.jsonl").write_text(json.dumps({"text": "gone"}) + "\n" + DEEP + "\n", encoding="utf8")
+    with pytest.raises(RunDirError, match=r"removed.jsonl:2: damaged line"):
+        removed_texts(run)
+    (tmp_path / "deep.json").write_text(DEEP, encoding="utf8")
+    with pytest.raises(RunDirError, match=r"deep.json: damaged file \(invalid JSON: nested too deeply"):
+        read_json(tmp_path / "deep.json")
+
+
+def test_deeply_nested_teacher_answer_is_no_json_not_a_crash():
+    from spacy_evokd.parsing import extract_json
+
+    assert extract_json(DEEP[:20_000]) is None
+    assert extract_json('prose, then {"a": 1}') == {"a": 1}

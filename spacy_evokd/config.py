@@ -202,8 +202,10 @@ def resolve_evokd(config: Config) -> Tuple[EvokdSettings, Teacher]:
                           '@misc = "spacy_evokd.SimulatedTeacher.v1"')
     try:
         teacher = registry.resolve({"teacher": section["teacher"]})["teacher"]
-    except DataError:
+    except (DataError, ConfigError):
         raise
+    except EvokdError as e:  # a teacher setting checked when it is built (e.g. its base_url): already one line
+        raise ConfigError(str(e)) from None
     except Exception as e:
         raise ConfigError(_teacher_error(e)) from e
     if set(teacher.labels) != set(settings.labels):

@@ -105,6 +105,43 @@ def test_valid_settings_keep_their_types(corpus):
     assert settings.check_teacher is True and settings.metric == "macro-F1"
 
 
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        ({"base_url": "http://[::1"}, "[evokd.teacher.model] base_url 'http://[::1': not a URL (Invalid IPv6 URL)"),
+        ({"base_url": "localhost:8080/v1"}, "[evokd.teacher.model] base_url 'localhost:8080/v1': not a URL (expected http:// or https://"),
+        ({"base_url": "http://127.0.0.1:99999/v1"}, "[evokd.teacher.model] base_url 'http://127.0.0.1:99999/v1': not a URL (Port out of range"),
+        ({"config.max_tokens": "lots"}, "[evokd.teacher.model.config] max_tokens: 'lots' is not an integer"),
+        ({"config.max_tokens": -5}, "[evokd.teacher.model.config] max_tokens: must be >= 1, got -5"),
+        ({"config.max_tokens": 1e23}, "[evokd.teacher.model.config] max_tokens: 1e+23 is not an integer"),
+        ({"config.max_tokens": 10**9}, "[evokd.teacher.model.config] max_tokens: must be <= 1000000, got 1000000000"),
+        ({"config.max_tokens": True}, "[evokd.teacher.model.config] max_tokens: True is not an integer"),
+        ({"config.max_tokens": 9000}, "[evokd.teacher.model.config] max_tokens: 9000 is more than context_length 8192"),
+        ({"config.temperature": "hot"}, "[evokd.teacher.model.config] temperature: 'hot' is not a number"),
+        ({"config.temperature": -1}, "[evokd.teacher.model.config] temperature: must be >= 0, got -1"),
+        ({"config.top_p": 0}, "[evokd.teacher.model.config] top_p: must be > 0, got 0"),
+        ({"timeout": 0}, "[evokd.teacher.model] timeout: must be > 0, got 0"),
+        ({"context_length": -1}, "[evokd.teacher.model] context_length: must be >= 1, got -1"),
+        ({"tokens_per_minute": 0}, "[evokd.teacher.model] tokens_per_minute: must be >= 1, got 0"),
+        ({"price_input_per_mtok": -1.0}, "[evokd.teacher.model] price_input_per_mtok: must be >= 0, got -1.0"),
+    ],
+)
+def test_teacher_settings_are_validated_before_any_work(corpus, tmp_path, extra, message):
+    """The teacher block's URL and numbers are checked with the [evokd] settings, before the
+    seed round trains (a bad max_tokens used to fail at the first analysis, -5 was sent)."""
+    extra = {f"evokd.teacher.model.{k}": v for k, v in extra.items()}
+    with pytest.raises(ConfigError) as err:
+        evolve(CFG, tmp_path / "run", ov(corpus, **extra), teacher=LOCAL, echo=lambda _: None)
+    assert message in str(err.value) and "\n" not in str(err.value)
+    assert not (tmp_path / "run").exists()
+
+
+def test_bad_base_url_is_one_cli_line(corpus, tmp_path):
+    flags = [f"--{k}={v}" for k, v in ov(corpus).items()]
+    proc = cli_in_process("estimate", CFG, "--teacher", LOCAL, *flags, "--evokd.teacher.model.base_url", "http://[::1")
+    assert_one_line(proc, "[evokd.teacher.model] base_url 'http://[::1': not a URL")
+
+
 @pytest.mark.parametrize("command", ["evolve", "estimate", "select"])
 def test_every_cli_path_validates_the_config_first(corpus, tmp_path, command):
     args = {"evolve": [CFG, tmp_path / "run"], "estimate": [CFG],

@@ -277,6 +277,7 @@ NOT_COMPLETIONS = {
                        "invalid JSON"),
     "empty body": (b"", "application/json", "invalid JSON"),
     "choice without message": (b'{"choices": [{"index": 0}]}', "application/json", "choice 0 has no text message"),
+    "json nested too deeply": (b"[" * 100_000 + b"]" * 100_000, "application/json", "nested too deeply"),
 }  # fmt: skip
 
 

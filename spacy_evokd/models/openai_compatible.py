@@ -37,6 +37,7 @@ import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Dict, Iterable, List, Optional, Sequence
+from urllib.parse import urlsplit
 
 from ..cache import make_key
 from ..ty import ChatResult, EvokdError, Usage
@@ -63,6 +64,92 @@ class ResponseFormatRefused(TeacherRequestError):
 
 class NotAChatCompletion(ValueError):
     """A 200 answer whose body is not a chat completion; retried like a 5xx."""
+
+
+class TeacherSettingsError(EvokdError, ValueError):
+    """A bad setting in the teacher's model block (base_url, a number): one line naming it,
+    raised when the model is built, i.e. with the [evokd] settings, before any work."""
+
+
+MODEL_SECTION = "[evokd.teacher.model]"
+MAX_TOKENS_LIMIT = 1_000_000  # no server answers more tokens than this in one reply
+
+
+def check_base_url(base_url: Any) -> None:
+    """``base_url`` is an http(s) URL the SDK's client (httpx) can use: a malformed one
+    ("http://[::1") would otherwise raise InvalidURL deep inside the client at the first request."""
+    import httpx  # the openai SDK's transport: its parser is the one that must accept the URL
+
+    where = f"{MODEL_SECTION} base_url {base_url!r}: not a URL"
+    if not isinstance(base_url, str):
+        raise TeacherSettingsError(f"{where} (expected a string such as http://127.0.0.1:8080/v1)")
+    try:
+        parts = urlsplit(base_url)
+        parts.port  # noqa: B018  (raises for a port out of range)
+        httpx.URL(base_url)
+    except Exception as e:  # ValueError, httpx.InvalidURL
+        raise TeacherSettingsError(f"{where} ({_first_line(e)})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise TeacherSettingsError(f"{where} (expected http:// or https:// and a host, e.g. http://127.0.0.1:8080/v1)")
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return (text.splitlines()[0] if text else type(error).__name__)[:200]
+
+
+# request-body fields that are numbers: name -> (integer?, lowest, highest, lowest excluded?)
+_BODY_NUMBERS = {
+    "max_tokens": (True, 1, MAX_TOKENS_LIMIT, False),
+    "max_completion_tokens": (True, 1, MAX_TOKENS_LIMIT, False),
+    "n": (True, 1, 128, False),
+    "top_k": (True, 0, 100_000, False),
+    "seed": (True, -(2**63), 2**63 - 1, False),
+    "temperature": (False, 0, 2, False),
+    "top_p": (False, 0, 1, True),
+    "min_p": (False, 0, 1, False),
+    "presence_penalty": (False, -2, 2, False),
+    "frequency_penalty": (False, -2, 2, False),
+    "repeat_penalty": (False, 0, 10, False),
+}
+
+
+def check_number(section: str, name: str, value: Any, integer: bool, low: float, high: float,
+                 low_excluded: bool = False) -> None:  # fmt: skip
+    """One line naming ``section`` and ``name`` when ``value`` is not a number (an integer when
+    ``integer``; never a bool) within [low, high]."""
+    ok_type = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, ok_type) or value != value:  # value != value: NaN
+        raise TeacherSettingsError(f"{section} {name}: {value!r} is not {'an integer' if integer else 'a number'}")
+    if value < low or (low_excluded and value == low):
+        raise TeacherSettingsError(f"{section} {name}: must be {'>' if low_excluded else '>='} {low}, got {value!r}")
+    if value > high:
+        raise TeacherSettingsError(f"{section} {name}: must be <= {high}, got {value!r}")
+
+
+def check_model_numbers(**values: Any) -> None:
+    """The model block's own numbers (timeout, backoff, rate limits, prices, context_length)."""
+    for name, value in values.items():
+        if value is None and name in ("requests_per_minute", "tokens_per_minute", "context_length"):
+            continue  # off / unknown
+        if name == "timeout":
+            check_number(MODEL_SECTION, name, value, False, 0, 86_400, low_excluded=True)
+        elif name in ("requests_per_minute", "tokens_per_minute", "context_length"):
+            check_number(MODEL_SECTION, name, value, True, 1, 10**9)
+        else:  # backoff, max_backoff, prices
+            check_number(MODEL_SECTION, name, value, False, 0, 10**6)
+
+
+def check_body_numbers(body: Dict[str, Any], context_length: Optional[int]) -> None:
+    """The request-body fields in ``config`` that are numbers; max_tokens within context_length."""
+    section = f"{MODEL_SECTION[:-1]}.config]"
+    for name, (integer, low, high, excluded) in _BODY_NUMBERS.items():
+        if name in body and body[name] is not None:
+            check_number(section, name, body[name], integer, low, high, excluded)
+    for name in ("max_tokens", "max_completion_tokens"):
+        if context_length and body.get(name) is not None and body[name] > context_length:
+            raise TeacherSettingsError(f"{section} {name}: {body[name]} is more than context_length {context_length} "
+                                       f"of {MODEL_SECTION}")  # fmt: skip
 
 
 class RateLimiter:
@@ -125,11 +212,16 @@ class OpenAICompatible:
         import openai  # imported here: spaCy loads our entry points for every pipeline
 
         if concurrency < 1:
-            raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+            raise TeacherSettingsError(f"concurrency must be >= 1, got {concurrency}")
         if max_retries < 0:
-            raise ValueError(f"max_retries must be >= 0, got {max_retries}")
+            raise TeacherSettingsError(f"max_retries must be >= 0, got {max_retries}")
         if structured_output not in STRUCTURED_OUTPUT_FORMS:
-            raise ValueError(f"structured_output must be one of {', '.join(STRUCTURED_OUTPUT_FORMS)}, got {structured_output!r}")
+            raise TeacherSettingsError(f"structured_output must be one of {', '.join(STRUCTURED_OUTPUT_FORMS)}, got {structured_output!r}")
+        check_base_url(base_url)
+        check_model_numbers(timeout=timeout, backoff=backoff, max_backoff=max_backoff, requests_per_minute=requests_per_minute,
+                            tokens_per_minute=tokens_per_minute, price_input_per_mtok=price_input_per_mtok,
+                            price_output_per_mtok=price_output_per_mtok, context_length=context_length)  # fmt: skip
+        check_body_numbers(dict(config or {}), context_length)
         self.name = name
         self.base_url = base_url.rstrip("/")
         self.config = dict(config or {})
@@ -312,6 +404,9 @@ class OpenAICompatible:
                 if "response_format" in body and e.status_code in (400, 422) and _REFUSES_FORMAT.search(why):
                     raise ResponseFormatRefused(f"{self.base_url}: {why}") from None
                 raise TeacherRequestError(f"{self.base_url}: {why}") from None
+            except RecursionError:  # a body nested too deeply for json: invalid JSON, like a 5xx
+                error = json.JSONDecodeError("nested too deeply", "", 0)
+                why = self._describe(error)
             except (NotAChatCompletion, json.JSONDecodeError, oa.APIResponseValidationError) as e:
                 error, why = e, self._describe(e)  # a proxy's error page, a body cut short: like a 5xx
             if attempt >= self.max_retries:

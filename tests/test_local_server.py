@@ -166,7 +166,8 @@ def test_start_fails_in_one_line_on_a_taken_port_or_a_dying_server(tmp_path, fak
     assert not pid_file.exists()
     # a stale pid file (that process is gone) does not block a start; a server that dies
     # while loading is reported with its last log line
-    pid_file.write_text(json.dumps({"pid": 2 ** 22 - 3, "port": 1, "argv": ["x", "y"]}))
+    pid_file.write_text(json.dumps({"pid": 2 ** 22 - 3, "port": 1, "host": "127.0.0.1", "alias": "tiny", "model": str(model),
+                                    "argv": ["x", "y"]}))  # fmt: skip
     monkeypatch.setenv("FAKE_LLAMA_EXIT", "3")
     with pytest.raises(LocalServerError, match=r"exited with code 3 before it was ready: error: failed to load model"):
         ls.start(model, _free_port(), "tiny", pid_file=pid_file, log_file=log_file, server_bin=fake_bin, timeout=30,
@@ -191,3 +192,67 @@ def test_no_weight_repacking_on_cpus_that_advertise_amx(tmp_path):
     assert "--no-repack" in ls.server_command(**args, amx=True)
     argv = ls.server_command(**args)
     assert "--no-repack" not in argv and argv[argv.index("--ctx-size") + 1] == "8192"
+
+
+def _cli(*args):
+    proc = subprocess.run([sys.executable, "-m", "spacy_evokd.local_server", *map(str, args)], capture_output=True, text=True)
+    return proc.returncode, proc.stderr.strip().splitlines()
+
+
+def test_stop_and_start_never_delete_a_file_they_did_not_write(tmp_path, fake_bin):
+    """A pid file is removed only when it is one `start` wrote (its JSON record of a llama-server);
+    anything else - a user's file, the model - is refused in one line and left as it was."""
+    notes = tmp_path / "f.txt"
+    notes.write_text("x")
+    with pytest.raises(LocalServerError, match=r"f.txt is not a pid file written by `start` \(not JSON\): refusing to touch it"):
+        ls.stop(notes, echo=lambda _: None)
+    assert notes.read_text() == "x"
+    code, lines = _cli("stop", "--pid-file", notes)
+    assert code == 1 and len(lines) == 1 and "is not a pid file written by `start`" in lines[0] and notes.read_text() == "x"
+    # a running process that is not our llama-server (this test's own pid): refused, kept
+    other = tmp_path / "other.pid"
+    other.write_text(json.dumps({"pid": os.getpid(), "port": 1, "host": "127.0.0.1", "alias": "a", "model": "m",
+                                 "argv": ["llama-server", "-m", "m.gguf"]}))  # fmt: skip
+    with pytest.raises(LocalServerError, match=rf"pid {os.getpid()} from .*other.pid runs something else"):
+        ls.stop(other, echo=lambda _: None)
+    assert other.exists()
+    # start with the model as its pid file: refused before anything, the model is kept
+    model = tmp_path / "m.gguf"
+    model.write_bytes(b"weights")
+    code, lines = _cli("start", "--model", model, "--pid-file", model, "--port", _free_port(), "--server-bin", fake_bin)
+    assert code == 1 and len(lines) == 1 and "--pid-file" in lines[0] and "is the same file as --model" in lines[0], lines
+    assert model.read_bytes() == b"weights"
+    for option in ("--log-file", "--server-bin"):
+        code, lines = _cli("start", "--model", model, option, model, "--pid-file", tmp_path / "p.pid", "--port", _free_port())
+        assert code == 1 and len(lines) == 1 and f"{option} {model} is the same file as --model" in lines[0], lines
+    assert model.read_bytes() == b"weights" and not (tmp_path / "p.pid").exists()
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--port", "70000"], "--port 70000: expected a port from 1 to 65535"),
+    (["--port", "-1"], "--port -1: expected a port from 1 to 65535"),
+    (["--parallel", "0"], "--parallel 0: must be >= 1"),
+    (["--threads", "0"], "--threads 0: must be >= 1"),
+    (["--ctx-size", "0"], "--ctx-size 0: must be >= 1"),
+    (["--timeout", "0"], "--timeout 0.0: must be > 0"),
+    (["--pid-file", "{tmp}"], "--pid-file {tmp} is a directory, not a file"),
+    (["--log-file", "{tmp}"], "--log-file {tmp} is a directory, not a file"),
+    (["--server-bin", "{tmp}/not-executable"], "--server-bin {tmp}/not-executable is not executable"),
+    (["--server-bin", "{tmp}/absent"], "--server-bin {tmp}/absent does not exist"),
+])  # fmt: skip
+def test_start_checks_every_option_before_doing_anything(tmp_path, fake_bin, args, message):
+    model = tmp_path / "m.gguf"
+    model.write_bytes(b"weights")
+    (tmp_path / "not-executable").write_text("#!/bin/sh\n")
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    base = {"--model": str(model), "--port": str(_free_port()), "--pid-file": str(tmp_path / "run/llm.pid"),
+            "--log-file": str(tmp_path / "run/llm.log"), "--server-bin": str(fake_bin)}  # fmt: skip
+    for option in args[::2]:
+        base.pop(option, None)
+    flat = [x for kv in base.items() for x in kv] + args
+    code, lines = _cli("start", *flat)
+    assert code == 1 and len(lines) == 1 and message.replace("{tmp}", str(tmp_path)) in lines[0], lines
+    assert not (tmp_path / "run").exists()  # nothing written, nothing started
+    if "--pid-file" in args:
+        code, lines = _cli("stop", "--pid-file", tmp_path)
+        assert code == 1 and len(lines) == 1 and f"--pid-file {tmp_path} is a directory" in lines[0], lines

@@ -94,21 +94,74 @@ def _installed_binary() -> Path:
 # -- start / stop ----------------------------------------------------------------------------
 
 
+_RECORD_KEYS = {"pid", "port", "host", "alias", "model", "argv"}  # what `start` writes, nothing else
+
+
 def _read_pid_file(pid_file: Path) -> Optional[Dict[str, Any]]:
+    """The record `start` wrote to ``pid_file``; None when there is no such file. Anything else
+    there - a user's file, a model, a pid file of another program - is a LocalServerError: it is
+    never ours to overwrite or delete."""
+    pid_file = Path(pid_file)
+    if pid_file.is_dir():
+        raise LocalServerError(f"--pid-file {pid_file} is a directory, not a file")
     try:
-        data = json.loads(Path(pid_file).read_text())
-        return data if isinstance(data, dict) and isinstance(data.get("pid"), int) else None
-    except (OSError, ValueError):
+        raw = pid_file.read_bytes()
+    except FileNotFoundError:
         return None
+    except OSError as e:
+        raise LocalServerError(f"--pid-file {pid_file} can't be read ({e.strerror})") from None
+    why = _not_a_record(raw)
+    if why:
+        raise LocalServerError(f"{pid_file} is not a pid file written by `start` ({why}): refusing to touch it; "
+                               "pass the --pid-file that `start` was given")  # fmt: skip
+    return json.loads(raw)
+
+
+def _not_a_record(raw: bytes) -> Optional[str]:
+    """Why ``raw`` is not a record `start` wrote, or None when it is one."""
+    if len(raw) > 65536:
+        return "too large"
+    try:
+        data = json.loads(raw.decode("utf8"))
+    except (ValueError, RecursionError):
+        return "not JSON"
+    if not isinstance(data, dict) or set(data) != _RECORD_KEYS:
+        return f"expected the keys {sorted(_RECORD_KEYS)}"
+    pid, argv = data["pid"], data["argv"]
+    if isinstance(pid, bool) or not isinstance(pid, int) or pid < 1:
+        return "no process id"
+    if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
+        return "no command line"
+    return None
 
 
 def _alive(record: Dict[str, Any]) -> bool:
     """The process in a pid file still runs and is the one we started (pids get reused)."""
+    return _process_state(record) == "ours"
+
+
+def _check_ours(record: Dict[str, Any], pid_file: Path) -> bool:
+    """True when the llama-server of ``record`` runs, False when it has exited; a LocalServerError
+    when its pid now runs another program (the file may be stale or forged: not ours to remove)."""
+    state = _process_state(record)
+    if state == "other":
+        raise LocalServerError(f"pid {record['pid']} from {pid_file} runs something else, not the llama-server `start` "
+                               "began: nothing stopped, the file is left; delete it yourself if it is stale")  # fmt: skip
+    return state == "ours"
+
+
+def _process_state(record: Dict[str, Any]) -> str:
+    """"ours" (our llama-server runs), "gone" (exited, or a zombie) or "other" (the pid runs
+    another program)."""
     pid = record["pid"]
     try:
         os.kill(pid, 0)
-    except (ProcessLookupError, PermissionError):
-        return False
+    except ProcessLookupError:
+        return "gone"
+    except PermissionError:  # another user's process: not one we started
+        return "other"
+    if _zombie(pid):
+        return "gone"
     cmdline = Path(f"/proc/{pid}/cmdline")
     if cmdline.parent.exists():  # Linux: compare the command line; elsewhere the pid must do
         # its arguments, not argv[0]: a script runs as "interpreter script args..."
@@ -116,11 +169,10 @@ def _alive(record: Dict[str, Any]) -> bool:
         try:
             running = cmdline.read_bytes().split(b"\0")[:-1]
         except OSError:
-            return False
+            return "gone"
         if not args or running[-len(args):] != args:
-            return False
-        return not _zombie(pid)
-    return True
+            return "other"
+    return "ours"
 
 
 def _zombie(pid: int) -> bool:
@@ -172,6 +224,59 @@ def server_command(binary: Path, model: Path, host: str, port: int, alias: str, 
     return argv
 
 
+def check_start_options(model: Path, port: Any, threads: Any, parallel: Any, ctx_size: Any, pid_file: Path,
+                        log_file: Path, timeout: Any, server_bin: Optional[Path]) -> Path:  # fmt: skip
+    """Every option of `start`, before anything is read, written or started; returns the
+    llama-server binary. One LocalServerError line naming the option."""
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise LocalServerError(f"--port {port}: expected a port from 1 to 65535")
+    for option, value in (("--threads", threads), ("--parallel", parallel), ("--ctx-size", ctx_size)):
+        if value is None and option == "--threads":
+            continue  # one per slot
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise LocalServerError(f"{option} {value}: must be >= 1")
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+        raise LocalServerError(f"--timeout {timeout}: must be > 0")
+    for option, path in (("--pid-file", pid_file), ("--log-file", log_file)):
+        if path.is_dir():
+            raise LocalServerError(f"{option} {path} is a directory, not a file")
+    files = [("--model", model), ("--pid-file", pid_file), ("--log-file", log_file)]
+    files += [("--server-bin", Path(server_bin))] if server_bin is not None else []
+    for i, (a, pa) in enumerate(files):
+        for b, pb in files[i + 1 :]:
+            if _same_file(pa, pb):
+                first, second = (a, pa), (b, pb)
+                if a == "--model":  # name the option that points at the model
+                    first, second = (b, pb), (a, pa)
+                raise LocalServerError(f"{first[0]} {first[1]} is the same file as {second[0]} {second[1]}: "
+                                       "each must be its own file")  # fmt: skip
+    if server_bin is not None:
+        _check_executable(Path(server_bin), "--server-bin")
+    if not model.is_file():
+        raise LocalServerError(f"{model} does not exist: run `python -m spacy_evokd.local_server assemble` first")
+    binary = find_server(server_bin)
+    if binary is None or not binary.is_file():
+        raise LocalServerError("llama-server is not installed: run `python -m spacy_evokd.local_server install` first")
+    _check_executable(binary, "--server-bin")
+    return binary
+
+
+def _check_executable(path: Path, option: str) -> None:
+    if not path.exists():
+        raise LocalServerError(f"{option} {path} does not exist")
+    if not path.is_file() or not os.access(path, os.X_OK):
+        raise LocalServerError(f"{option} {path} is not executable (chmod +x it, or pass the llama-server binary)")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        if a.exists() and b.exists():
+            return a.samefile(b)
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False
+
+
 def start(model: Path = MODEL_PATH, port: int = PORT, alias: str = MODEL_ALIAS, threads: Optional[int] = None,
           parallel: int = 1, ctx_size: int = 8192, pid_file: Path = PID_FILE, log_file: Path = LOG_FILE,
           timeout: float = 300.0, server_bin: Optional[Path] = None, host: str = HOST,
@@ -180,9 +285,10 @@ def start(model: Path = MODEL_PATH, port: int = PORT, alias: str = MODEL_ALIAS, 
     Already running (pid file, same process, serving) -> nothing to do. ``threads`` defaults to
     one per slot: on a busy CPU more threads than cores made generation collapse."""
     base_url = f"http://{host}:{port}/v1"
-    pid_file, log_file = Path(pid_file), Path(log_file)
+    pid_file, log_file, model = Path(pid_file), Path(log_file), Path(model)
+    binary = check_start_options(model, port, threads, parallel, ctx_size, pid_file, log_file, timeout, server_bin)
     record = _read_pid_file(pid_file)
-    if record and _alive(record):
+    if record and _check_ours(record, pid_file):
         if (record.get("port"), record.get("alias"), record.get("model")) != (port, alias, str(model)):
             raise LocalServerError(f"a server from {pid_file} already runs (pid {record['pid']}, port {record.get('port')}, "
                                    f"{record.get('model')} as {record.get('alias')!r}): stop it first")  # fmt: skip
@@ -190,17 +296,11 @@ def start(model: Path = MODEL_PATH, port: int = PORT, alias: str = MODEL_ALIAS, 
         _wait_ready(None, base_url, alias, timeout, pid_file, log_file)
         echo(f"✔ llama-server already running: {base_url} (pid {record['pid']}, model {record.get('alias')})")
         return dict(record, base_url=base_url, seconds=round(time.monotonic() - t0, 2), started=False)
-    if record or pid_file.exists():
-        pid_file.unlink(missing_ok=True)  # stale: that process is gone
     if port_taken(host, port):
         raise LocalServerError(f"port {port} on {host} is taken by another process (not a server started from {pid_file}): "
                                "stop it or pass another --port")  # fmt: skip
-    model = Path(model)
-    if not model.is_file():
-        raise LocalServerError(f"{model} does not exist: run `python -m spacy_evokd.local_server assemble` first")
-    binary = find_server(server_bin)
-    if binary is None or not binary.is_file():
-        raise LocalServerError("llama-server is not installed: run `python -m spacy_evokd.local_server install` first")
+    if record:
+        pid_file.unlink(missing_ok=True)  # our record of a server that has exited
     threads = threads or parallel
     argv = server_command(binary, model, host, port, alias, threads, parallel, ctx_size, advertises_amx()) + list(extra_args)
     log_file.parent.mkdir(parents=True, exist_ok=True)
@@ -278,12 +378,11 @@ def _terminate(pid: int, timeout: float = 30.0) -> None:
 def stop(pid_file: Path = PID_FILE, echo=print) -> bool:
     """Stop the server started from ``pid_file`` and remove the file; True when one was stopped."""
     pid_file = Path(pid_file)
-    record = _read_pid_file(pid_file)
+    record = _read_pid_file(pid_file)  # refuses a file `start` did not write: it is never deleted
     if record is None:
-        pid_file.unlink(missing_ok=True)
-        echo(f"ℹ no llama-server to stop ({pid_file} {'is unreadable' if pid_file.exists() else 'does not exist'})")
+        echo(f"ℹ no llama-server to stop ({pid_file} does not exist)")
         return False
-    if not _alive(record):
+    if not _check_ours(record, pid_file):
         pid_file.unlink(missing_ok=True)
         echo(f"ℹ llama-server (pid {record['pid']}) had already exited; removed {pid_file}")
         return False
@@ -294,7 +393,10 @@ def stop(pid_file: Path = PID_FILE, echo=print) -> bool:
 
 
 def status(pid_file: Path = PID_FILE) -> Dict[str, Any]:
-    record = _read_pid_file(Path(pid_file))
+    try:
+        record = _read_pid_file(Path(pid_file))
+    except LocalServerError:  # not our pid file: no server of ours runs from it
+        return {"running": False}
     if record is None or not _alive(record):
         return {"running": False}
     base_url = f"http://{record.get('host', HOST)}:{record.get('port')}/v1"

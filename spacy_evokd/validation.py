@@ -42,6 +42,9 @@ Repairs (not rejections): surrounding whitespace is stripped (entity offsets shi
 
 Texts are compared (duplicates, leakage) in ``normalise``d form, which drops format characters
 and reads U+2028/2029 as spaces: a dev text with a zero-width space inside is still a dev text.
+It also folds look-alikes (``fold_confusables``): a dev text written with Cyrillic "е" and "а"
+for Latin "e" and "a", with a combining accent added, or with U+3164 (HANGUL FILLER, shown as a
+blank) for a space, is still that dev text.
 """
 import re
 import unicodedata
@@ -76,13 +79,77 @@ def _invisible(ch: str) -> bool:
     return unicodedata.category(ch) == "Cf" or 0xE0000 <= ord(ch) <= 0xE007F or ch in _SEPARATORS
 
 
+# Default_Ignorable_Code_Point (Unicode 15.1 DerivedCoreProperties.txt) outside Cf, which
+# ``_invisible`` covers already: the combining grapheme joiner, Khmer inherent vowels, Mongolian
+# variation selectors, variation selectors and the reserved ranges show as nothing (dropped);
+# the Hangul fillers show as a blank (read as a space)
+_IGNORABLE_RANGES = ((0x034F, 0x034F), (0x17B4, 0x17B5), (0x180B, 0x180F), (0xFE00, 0xFE0F), (0xFFF0, 0xFFF8),
+                     (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A), (0xE0000, 0xE0FFF))  # fmt: skip
+_BLANK_FILLERS = "\u115f\u1160\u3164\uffa0"
+# combining marks that any letter takes (accents, not a script's vowel signs): the Combining
+# Diacritical Marks blocks (basic, extended, supplement, for symbols, half marks)
+_DIACRITIC_RANGES = ((0x0300, 0x036F), (0x1AB0, 0x1AFF), (0x1DC0, 0x1DFF), (0x20D0, 0x20FF), (0xFE20, 0xFE2F))
+# Cyrillic, Greek and Armenian letters that TR39's confusables.txt maps to a Latin letter
+# (prototype in brackets where it differs in case): the look-alikes a copy is disguised with
+_LOOK_ALIKES = {
+    # Cyrillic
+    "а": "a", "в": "в", "е": "e", "о": "o", "р": "p", "с": "c", "у": "y", "х": "x", "ѕ": "s", "і": "i",
+    "ј": "j", "һ": "h", "ԁ": "d", "ԛ": "q", "ԝ": "w", "ӏ": "l", "ѵ": "v", "ɡ": "g", "ү": "y",
+    "А": "A", "В": "B", "Е": "E", "К": "K", "М": "M", "Н": "H", "О": "O", "Р": "P", "С": "C", "Т": "T",
+    "Х": "X", "У": "Y", "Ѕ": "S", "І": "I", "Ј": "J", "Ԛ": "Q", "Ԝ": "W", "Ӏ": "l", "Ү": "Y", "Ѵ": "V",
+    # Greek
+    "Α": "A", "Β": "B", "Ε": "E", "Ζ": "Z", "Η": "H", "Ι": "I", "Κ": "K", "Μ": "M", "Ν": "N", "Ο": "O",
+    "Ρ": "P", "Τ": "T", "Υ": "Y", "Χ": "X", "ο": "o", "α": "a", "ν": "v", "ρ": "p", "ι": "i", "γ": "y",
+    # Armenian, Latin specials
+    "օ": "o", "ս": "u", "հ": "h", "ո": "n", "ց": "g", "ı": "i", "ɑ": "a", "ℓ": "l",
+}  # fmt: skip
+_LOOK_ALIKES.pop("в")  # lower-case ve looks like no Latin letter (its capital does: B)
+
+
+def _fold_table() -> Dict[int, Optional[str]]:
+    table: Dict[int, Optional[str]] = {ord(k): v for k, v in _LOOK_ALIKES.items()}
+    for low, high in _IGNORABLE_RANGES + _DIACRITIC_RANGES:
+        table.update(dict.fromkeys(range(low, high + 1)))  # None: dropped
+    table.update({ord(ch): " " for ch in _BLANK_FILLERS})
+    return table
+
+
+_FOLD = _fold_table()
+
+
+def fold_confusables(text: str) -> str:
+    """``text`` with look-alikes folded, for comparison only (never shown or stored). Our
+    folding, in the spirit of the skeletons of Unicode TR39 (Unicode Security Mechanisms) but
+    not the full confusables table (no PyPI package ships that table as a maintained mapping):
+
+      1. NFKD: compatibility forms become their plain letters (fullwidth "ａ", mathematical bold
+         "𝐚", ligatures "ﬁ"), precomposed letters their base + combining marks;
+      2. combining marks of the Combining Diacritical Marks blocks are dropped ("é" -> "e"; a
+         script's own vowel signs, e.g. Devanagari matras, are kept);
+      3. default-ignorable characters that are not format characters are dropped (variation
+         selectors, U+034F ...; ``_IGNORABLE_RANGES``), except the Hangul fillers (U+3164 HANGUL
+         FILLER, U+115F, U+1160, U+FFA0), which show as a blank and become a space;
+      4. Cyrillic, Greek and Armenian letters that look like a Latin letter become it
+         (``_LOOK_ALIKES``, taken from TR39's confusables.txt), upper case before case folding;
+      5. NFC again, so text in other scripts compares as it is written.
+
+    Words in Cyrillic or Greek change shape but stay distinct from each other: two texts fold
+    alike only when they look alike."""
+    if text.isascii():
+        return text
+    text = unicodedata.normalize("NFKD", text).translate(_FOLD)
+    return unicodedata.normalize("NFC", text)
+
+
 def normalise(text: str) -> str:
-    """The form texts are compared in for duplicates and leakage: NFKC, without format characters,
-    case-folded, single spaces (U+2028/2029 count as spaces), no punctuation at either end
-    ("Where is my parcel?" == "where is my parcel" == "where is my\u200b parcel")."""
+    """The form texts are compared in for duplicates and leakage: look-alikes folded
+    (``fold_confusables``), without format characters, case-folded, single spaces (U+2028/2029
+    count as spaces), no punctuation at either end ("Where is my parcel?" == "where is my
+    parcel" == "where is my\u200b parcel" == "wh\u0435re is my parcel", Cyrillic е)."""
     if not text.isascii():  # the common case skips the per-character pass
-        text = unicodedata.normalize("NFKC", text)
+        text = fold_confusables(text)
         text = "".join(" " if ch in _SEPARATORS else "" if _invisible(ch) else ch for ch in text)
+        text = fold_confusables(text.casefold())  # a capital that folds to a look-alike small letter
     return " ".join(text.casefold().split()).strip(_END_PUNCT)
 
 

@@ -164,3 +164,43 @@ def test_normalise_ignores_case_spacing_and_end_punctuation():
     assert normalise("  Where is   my PARCEL?! ") == normalise("where is my parcel") == "where is my parcel"
     assert normalise("“Quoted.”") == "quoted"
     assert normalise("a b") != normalise("a  c")
+
+
+# look-alike copies of one dev text: Cyrillic letters for Latin ones, a combining accent, U+3164
+DEV_TEXT = "My free trial converted to a paid plan without warning"
+LOOK_ALIKES = [
+    "My fr\u0435\u0435 tri\u0430l c\u043env\u0435rt\u0435d to a paid plan without warning",  # Cyrillic е, а, о
+    "My free trial conve\u0301rted to a paid plan without warning",  # a combining acute accent
+    "My free trial\u3164converted to a paid plan without warning",  # HANGUL FILLER, shown as a blank
+    "My free tr\u0456al converted to a p\u0430id plan without w\u0430rning",  # Cyrillic і, а
+    "\u039cy free trial converted to a paid plan without warning",  # Greek capital Mu
+    "My free trial converted to a paid plan with\u200bout warning",  # a zero-width space
+]
+
+
+def test_normalise_folds_look_alike_letters_marks_and_invisible_fillers():
+    for copy in LOOK_ALIKES:
+        assert copy != DEV_TEXT and normalise(copy) == normalise(DEV_TEXT), ascii(copy)
+    # real words in other scripts stay themselves: Russian is not folded into Latin gibberish
+    assert normalise("Моя посылка не пришла") != normalise("Моя посылка пришла")
+    assert normalise("Моя посылка не пришла") == normalise("Moя пocылкa нe пpишлa")  # Latin M, o, c, a, e, p in it
+
+
+def test_look_alike_copies_of_dev_texts_are_leaks_and_of_earlier_texts_duplicates():
+    nlp = spacy.blank("en")
+    v = Validator(nlp, "textcat", TC, blocked_texts=[DEV_TEXT])
+    docs, rejected = v.validate([Sample(t, label="billing") for t in LOOK_ALIKES], set())
+    # U+200B is an invisible character (rejected before the leak check), the others are leaks
+    assert docs == [] and rejected == Counter(leak_dev_test=5, invisible_characters=1)
+    seen = set()
+    docs, rejected = Validator(nlp, "textcat", TC).validate([Sample(t, label="billing") for t in [DEV_TEXT] + LOOK_ALIKES[:4]], seen)
+    assert [d.text for d in docs] == [DEV_TEXT] and rejected == Counter(duplicate=4)
+
+
+def test_pool_mode_never_offers_look_alike_copies_of_dev_texts(tmp_path):
+    from spacy_evokd.pool_source import PoolSource, read_pool_texts
+
+    pool = tmp_path / "pool.jsonl"
+    pool.write_text("\n".join(json.dumps({"text": t}) for t in LOOK_ALIKES + ["Where is my parcel?"]) + "\n", encoding="utf8")
+    assert read_pool_texts(str(pool)) == [LOOK_ALIKES[0], "Where is my parcel?"]  # look-alikes are duplicates
+    assert PoolSource(str(pool), blocked_texts=[DEV_TEXT]).texts == ["Where is my parcel?"]

@@ -65,6 +65,30 @@ def read_jsonl(path: Union[str, Path]) -> Iterator[Tuple[int, dict]]:
             yield lineno, obj
 
 
+def pool_texts(path: Union[str, Path]) -> Iterator[Tuple[int, str]]:
+    """(line, text) of an unlabelled JSONL pool ({"text"} or {"tokens"}; labels are ignored),
+    streaming; blank texts are skipped. The one reader of pool records (`select`, pool mode)."""
+    for lineno, obj in read_jsonl(path):
+        if isinstance(obj.get("text"), str):
+            text = obj["text"]
+        elif isinstance(obj.get("tokens"), list) and all(isinstance(t, str) for t in obj["tokens"]):
+            text = " ".join(obj["tokens"])
+        else:
+            raise DataError(f"{path}:{lineno}: expected a \"text\" string or a \"tokens\" list in a pool record")
+        if text.strip():
+            yield lineno, text
+
+
+def check_pool_has_texts(path: Union[str, Path], n_texts: Optional[int] = None) -> None:
+    """The refusal of an empty pool, shared by `select` and pool mode: ``n_texts`` is the count
+    already read (None: look for a first text)."""
+    if n_texts is None:
+        n_texts = sum(1 for _ in zip(range(1), pool_texts(path)))
+    if n_texts == 0:
+        raise DataError(f"{path}: the pool has no texts (empty, or only blank texts): add unlabelled texts, "
+                        "one JSON object with \"text\" per line")  # fmt: skip
+
+
 def load_samples(path: Union[str, Path], task: TaskLike, labels: Optional[Sequence[str]] = None) -> List[Sample]:
     """Labelled samples from a JSONL file or a DocBin (``.spacy``)."""
     task = get_task(task)

@@ -21,7 +21,7 @@ from typing import List, Optional, Sequence, Set, Tuple
 
 import numpy
 
-from .data import DataError, read_docbin, read_jsonl
+from .data import DataError, check_pool_has_texts, pool_texts, read_docbin
 from .validation import normalise
 
 EMBEDDERS = ("student", "minilm")
@@ -35,22 +35,14 @@ def read_pool_texts(path: str) -> List[str]:
     if p.suffix == ".spacy":
         texts = [d.text for d in read_docbin(p)]
     else:
-        texts = []
-        for lineno, obj in read_jsonl(p):
-            if isinstance(obj.get("text"), str):
-                texts.append(obj["text"])
-            elif isinstance(obj.get("tokens"), list) and all(isinstance(t, str) for t in obj["tokens"]):
-                texts.append(" ".join(obj["tokens"]))
-            else:
-                raise DataError(f"{p}:{lineno}: expected \"text\" (or \"tokens\") in a pool record")
+        texts = [t for _, t in pool_texts(p)]
     seen, out = set(), []
     for t in texts:
         key = normalise(t)
         if t.strip() and key not in seen:
             seen.add(key)
             out.append(t)
-    if not out:
-        raise DataError(f"{p}: the pool has no texts")
+    check_pool_has_texts(p, len(out))
     return out
 
 
@@ -96,13 +88,18 @@ class PoolSource:
     """Chooses pool texts near the evidence an analysis saw. ``use_student`` is called once per
     round with the student the round starts from (the "student" embedder needs it)."""
 
-    def __init__(self, path: str, embedder: str = "student", blocked_texts: Sequence[str] = ()):
+    def __init__(self, path: str, embedder: str = "student", blocked_texts: Sequence[str] = (),
+                 max_chars: Optional[int] = None):  # fmt: skip
         if embedder not in EMBEDDERS:
             raise DataError(f"[evokd] pool_embedder {embedder!r}: expected one of {EMBEDDERS}")
         self.path = path
         self.embedder = embedder
         blocked = {normalise(t) for t in blocked_texts}  # dev/test texts never enter training
-        self.texts = [t for t in read_pool_texts(path) if normalise(t) not in blocked]
+        texts = [t for t in read_pool_texts(path) if normalise(t) not in blocked]
+        # over [evokd] max_chars: never offered (the validator would reject the labelled text,
+        # and one over spaCy's nlp.max_length would stop the embedding with E088)
+        self.texts = [t for t in texts if max_chars is None or len(t.strip()) <= max_chars]
+        self.too_long = len(texts) - len(self.texts)
         self._nlp = None
         self._pool_vectors: Optional[numpy.ndarray] = None
 

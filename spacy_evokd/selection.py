@@ -125,18 +125,9 @@ def sample_class(sample: Sample, task: Union[str, Task]) -> str:
 def stream_texts(path: Path, batch_size: int) -> Iterator[List[str]]:
     """Batches of texts from a JSONL pool ({"text"} or {"tokens"}), read lazily: memory does
     not grow with the pool."""
-    from .data import DataError, read_jsonl
+    from .data import pool_texts
 
-    def texts():
-        for lineno, obj in read_jsonl(path):
-            if isinstance(obj.get("text"), str) and obj["text"].strip():
-                yield obj["text"]
-            elif isinstance(obj.get("tokens"), list) and obj["tokens"]:
-                yield " ".join(obj["tokens"])
-            else:
-                raise DataError(f"{path}:{lineno}: expected a \"text\" string or a \"tokens\" list")
-
-    it = texts()
+    it = (text for _, text in pool_texts(path))
     while True:
         batch = list(islice(it, batch_size))
         if not batch:
@@ -172,7 +163,7 @@ def run_selection(config_path: Path, pool: Path, student_path: Path, output_dir:
     from . import student as student_mod
     from .cache import ResponseCache, UsageLedger
     from .config import load_config, resolve_evokd
-    from .data import DataError, read_docbin, write_docbin
+    from .data import DataError, check_pool_has_texts, read_docbin, write_docbin
     from .preflight import check_output_dir, check_teacher
     from .records import SelectionBatch
     from .run_files import hold_run_dir, write_json
@@ -192,6 +183,7 @@ def run_selection(config_path: Path, pool: Path, student_path: Path, output_dir:
         raise DataError(f"{pool}: file not found (the unlabelled pool, JSONL)")
     if pool.suffix == ".spacy":
         raise DataError(f"{pool}: a DocBin; the pool is JSONL with a \"text\" (or \"tokens\") per line")
+    check_pool_has_texts(pool)  # as evolve's pool mode: an empty pool is refused, not "kept 0 of 0"
     nlp = _load_student(student_mod, Path(student_path), task)
     paths = config.interpolate()["paths"]
     blocked = [d.text for key in ("dev", "test") if paths.get(key) for d in read_docbin(paths[key], nlp.vocab)]
@@ -205,22 +197,32 @@ def run_selection(config_path: Path, pool: Path, student_path: Path, output_dir:
         teacher_obj.use_cache(cache)
         prefix = "[evokd select | simulated teacher]" if teacher_obj.simulated else "[evokd select]"
         seen: set = set()
-        totals = Counter()
+        totals = Counter(skipped_too_long=0)
         for b, texts in enumerate(stream_texts(Path(pool), batch_size)):
             record_path = out / f"selected_{b:04d}.json"
             if record_path.exists():  # committed earlier: restore state, skip the work
                 done = SelectionBatch.load(record_path)
                 selector.restore(done.thresholds)
                 seen |= {normalise(t) for t in done.texts}
-                totals.update({"pool": len(texts), "valid": done.valid, "kept": done.kept})
+                totals.update({"pool": len(texts), "valid": done.valid, "kept": done.kept,
+                               "skipped_too_long": done.rejected.get("too_long", 0)})  # fmt: skip
                 continue
-            labelled = teacher_obj.pseudo_label(texts, k=k_samples)
-            ledger.record(round=b + 1, step="pseudo_label", model=teacher_obj.name, usage=teacher_obj.drain_usage())
-            docs, rejected = validator.validate(labelled.samples, seen)
-            rejected.update(labelled.rejected)
+            # over max_chars: never sent (the validator would reject the answer; spaCy's E088
+            # would end the selection on a text over nlp.max_length), counted as too_long
+            sent = [t for t in texts if len(t.strip()) <= settings.max_chars]
+            too_long = len(texts) - len(sent)
+            docs, rejected, labelled_samples = [], Counter(), []
+            if sent:
+                labelled = teacher_obj.pseudo_label(sent, k=k_samples)
+                ledger.record(round=b + 1, step="pseudo_label", model=teacher_obj.name, usage=teacher_obj.drain_usage())
+                docs, rejected = validator.validate(labelled.samples, seen)
+                rejected.update(labelled.rejected)
+                labelled_samples = labelled.samples
+            if too_long:
+                rejected["too_long"] += too_long
             conf = [d.user_data["evokd"]["confidence"] or 0.0 for d in docs]
-            unc = task.uncertainty(nlp, [d.text for d in docs])
-            by_text = {s.text.strip(): s for s in labelled.samples}
+            unc = task.uncertainty(nlp, [d.text for d in docs]) if docs else []
+            by_text = {s.text.strip(): s for s in labelled_samples}
             classes = [task.sample_class(by_text[d.text]) for d in docs]
             kept = selector.select(conf, unc, classes)
             chosen: List[Doc] = []
@@ -236,11 +238,13 @@ def run_selection(config_path: Path, pool: Path, student_path: Path, output_dir:
                 methods=dict(Counter(d.user_data["evokd"]["confidence_method"] for d in docs)),
                 thresholds=selector.state(), usage=usage.to_dict(), texts=[d.text for d in docs], task=task.name,
             ).save(record_path)  # fmt: skip
-            totals.update({"pool": len(texts), "valid": len(docs), "kept": len(chosen)})
+            totals.update({"pool": len(texts), "valid": len(docs), "kept": len(chosen), "skipped_too_long": too_long})
             run_usage = ledger.totals()
-            echo(f"{prefix} batch {b}: {len(texts)} texts, {len(docs)} valid, kept {len(chosen)} "
+            skipped = f", {too_long} over max_chars {settings.max_chars} skipped" if too_long else ""
+            echo(f"{prefix} batch {b}: {len(texts)} texts{skipped}, {len(docs)} valid, kept {len(chosen)} "
                  f"(run: {totals['kept']}/{totals['pool']}) | tokens {run_usage.total_tokens:,}, cost ${run_usage.cost:.4f}")
         summary = {"mode": mode, **totals, "usage": ledger.totals().to_dict(), "simulated": teacher_obj.simulated}
         write_json(out / "summary.json", summary)
-        echo(f"{prefix} done: kept {totals['kept']} of {totals['pool']} pool texts -> {out}")
+        skipped = f" ({totals['skipped_too_long']} over max_chars skipped)" if totals["skipped_too_long"] else ""
+        echo(f"{prefix} done: kept {totals['kept']} of {totals['pool']} pool texts{skipped} -> {out}")
         return summary

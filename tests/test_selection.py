@@ -6,9 +6,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import spacy
 
 from spacy_evokd.data import read_docbin
-from spacy_evokd.selection import AdaptiveThreshold, Selector, sample_class, stream_texts
+from spacy_evokd.selection import AdaptiveThreshold, Selector, run_selection, sample_class, stream_texts
 from spacy_evokd.ty import Sample
 from spacy_evokd.uncertainty import entropy, marginal_uncertainty
 
@@ -150,3 +151,58 @@ def test_llm_teacher_pseudo_labels_with_logprobs_or_agreement(logprobs, tmp_path
         assert all(s.confidence == 1.0 for s in out.samples)  # the responder always agrees with itself
         assert [b.get("n") for b in bodies[4:]] == [3] * 4 and all(b["temperature"] == 1.0 for b in bodies[4:])
     assert teacher.drain_usage().requests == len(bodies)
+
+
+@pytest.fixture(scope="module")
+def tiny_student(tmp_path_factory):
+    """A textcat student trained for a few steps on a 1-shot seed, and the dev DocBin."""
+    from spacy_evokd import student
+    from spacy_evokd.config import load_config
+    from spacy_evokd.data import jsonl_to_docs, kshot, load_samples, write_docbin
+
+    out = tmp_path_factory.mktemp("tiny")
+    nlp = spacy.blank("en")
+    train = ROOT / "assets/demo/textcat/train.jsonl"
+    docs = jsonl_to_docs(train, "textcat", nlp)
+    labels = sorted({l for d in docs for l, v in d.cats.items() if v})
+    write_docbin([docs[i] for i in kshot(load_samples(train, "textcat"), "textcat", labels, 1, seed=0)], out / "seed.spacy")
+    write_docbin(jsonl_to_docs(ROOT / "assets/demo/textcat/dev.jsonl", "textcat", nlp), out / "dev.spacy")
+    cfg = load_config(ROOT / "configs/textcat_cnn.cfg", {"training.max_steps": 5, "training.eval_frequency": 5})
+    return student.train(cfg, out / "seed.spacy", out / "dev.spacy", out / "student"), out / "dev.spacy"
+
+
+def _select(pool, tiny_student, out, lines):
+    model, dev = tiny_student
+    return run_selection(ROOT / "configs/textcat_cnn.cfg", pool, model, out, {"paths.dev": str(dev), "paths.test": ""},
+                         batch_size=8, k_samples=2, echo=lines.append)  # fmt: skip
+
+
+def test_select_skips_pool_texts_over_max_chars_before_any_request(tmp_path, tiny_student):
+    """A pool text longer than [evokd] max_chars (1000) is counted and skipped, not sent: a
+    2.1 M-character one used to reach spaCy's E088 and end the whole selection."""
+    texts = [json.loads(l)["text"] for l in (ROOT / "assets/demo/textcat/train.jsonl").read_text().splitlines()[:6]]
+    pool = tmp_path / "pool.jsonl"
+    huge = "My parcel is late again. " * 84_000  # 2.1 M characters
+    pool.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts[:3] + [huge, "x" * 1001] + texts[3:]))
+    lines = []
+    summary = _select(pool, tiny_student, tmp_path / "sel", lines)
+    rec = json.loads((tmp_path / "sel/selected_0000.json").read_text())
+    assert rec["pool"] == 8 and rec["rejected"]["too_long"] == 2
+    assert rec["valid"] + sum(rec["rejected"].values()) == 8 and huge not in rec["texts"]
+    assert summary["skipped_too_long"] == 2 and summary["pool"] == 8
+    assert "2 over max_chars 1000 skipped" in lines[0] and "2 over max_chars skipped" in lines[-1]
+
+
+def test_select_refuses_an_empty_pool_as_evolve_pool_mode_does(tmp_path, tiny_student):
+    from spacy_evokd.data import DataError
+    from spacy_evokd.pool_source import read_pool_texts
+
+    for content in ("", "\n\n", '{"text": "   "}\n'):
+        pool = tmp_path / "pool.jsonl"
+        pool.write_text(content)
+        with pytest.raises(DataError, match=r"pool.jsonl: the pool has no texts") as select_error:
+            _select(pool, tiny_student, tmp_path / "sel", [])
+        assert not (tmp_path / "sel").exists()
+        with pytest.raises(DataError) as evolve_error:
+            read_pool_texts(str(pool))  # what evolve's pool mode reads the pool with
+        assert str(select_error.value) == str(evolve_error.value)

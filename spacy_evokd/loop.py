@@ -11,6 +11,7 @@ Round N reads in the order of its data flow:
 """
 import logging
 import random
+import shutil
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -266,9 +267,12 @@ class EvoKDLoop:
         docs = self._accept(n, teaching, seen_texts)
         if not docs:
             self.progress(f"round {n}: no valid samples (rejected: {dict(teaching.rejected)})")
-            if teaching.stopped_by:  # nothing to train on: the round is not committed
-                return teaching.stopped_by
-        trained = self._train_and_score(n, docs)
+        if not docs and teaching.stopped_by:
+            # the run budget is spent: commit the round (budget_hit, nothing accepted) with round
+            # n-1's student instead of training on nothing new, so a resume doesn't pay for it again
+            trained = self._unchanged_student(n, prev)
+        else:
+            trained = self._train_and_score(n, docs)
         self._record(n, prev, teaching, docs, trained, t0)
         return teaching.stopped_by
 
@@ -381,6 +385,14 @@ class EvoKDLoop:
         t_eval += time.time() - t2
         return Trained(model=model, batch_scores=batch_scores, batch_judged=batch_judged, dev=dev,
                        train_size=len(train_docs), seconds={"train": round(t_train, 2), "eval": round(t_eval, 2)})  # fmt: skip
+
+    def _unchanged_student(self, n: int, prev: RoundRecord) -> Trained:
+        """Round n-1's student as round n's, untrained and unscored again."""
+        model = self.state.work_dir / f"round_{n:03d}" / "model" / "model-best"
+        shutil.rmtree(model.parent, ignore_errors=True)
+        shutil.copytree(self.state.student_path(n - 1), model)
+        return Trained(model=model, batch_scores=None, batch_judged=[], dev=prev.dev, train_size=prev.train_size,
+                       seconds={"train": 0.0, "eval": 0.0})  # fmt: skip
 
     def _record(self, n: int, prev: RoundRecord, teaching: Teaching, docs: List[Doc], trained: Trained, t0: float) -> None:
         """Commit round n and say how it went."""

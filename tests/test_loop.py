@@ -438,3 +438,32 @@ def test_analysis_guided_pool_mode(corpus, tmp_path, source):
 def test_pool_mode_needs_a_pool(corpus, tmp_path):
     with pytest.raises(ConfigError, match="source = 'pool' needs pool"):
         evolve(ROOT / "configs/textcat_cnn.cfg", tmp_path / "run", overrides(corpus, "textcat", **{"evokd.source": "pool"}))
+
+
+def test_run_budget_hit_with_nothing_valid_commits_the_round_and_a_resume_does_not_redo_it(corpus, tmp_path):
+    """README: a run-budget hit commits the round. With nothing valid labelled before the hit the
+    round is still committed (budget_hit, accepted 0, round n-1's student kept), so the same
+    command afterwards stops at once instead of paying for the round again."""
+    from spacy_evokd.config import load_config
+    from spacy_evokd.testing.responder import PoolResponder
+    from spacy_evokd.testing.server import FakeOpenAIServer
+
+    cfg = ROOT / "configs/textcat_cnn.cfg"
+    labels = load_config(cfg, {})["evokd"]["labels"]
+    with FakeOpenAIServer(PoolResponder(ROOT / "assets/demo/textcat/train.jsonl", "textcat", labels)) as server:
+        ov = overrides(corpus, "textcat", **{
+            "evokd.teacher.model.base_url": server.base_url, "evokd.teacher.model.name": "test-llm",
+            "evokd.teacher.model.api_key_env": None, "evokd.max_tokens": 1, "evokd.rounds": 2,
+        })  # fmt: skip
+        teacher = ROOT / "configs/teachers/local_server.cfg"
+        result = evolve(cfg, tmp_path / "run", ov, teacher=teacher, echo=lambda _: None)
+        n_requests = len(server.requests)
+        rec = json.loads((tmp_path / "run/rounds/round_001.json").read_text())
+        assert "max_tokens" in result["stopped_by"] and not (tmp_path / "run/rounds/round_002.json").exists()
+        assert rec["accepted"] == 0 and "max_tokens" in rec["budget_hit"] and "max_tokens" in rec["stopped_by"]
+        assert rec["dev"] == json.loads((tmp_path / "run/rounds/round_000.json").read_text())["dev"]
+        lines = []
+        again = evolve(cfg, tmp_path / "run", ov, teacher=teacher, echo=lines.append)
+        assert len(server.requests) == n_requests  # nothing asked again
+    assert "resuming after round 1" in lines[0] and "max_tokens" in again["stopped_by"]
+    assert not any("round 1:" in l for l in lines)

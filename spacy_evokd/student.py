@@ -106,8 +106,8 @@ def train(
     if cfg["paths"].get("transformer") and Path(cfg["paths"]["transformer"]).exists():
         env.setdefault("HF_HUB_OFFLINE", "1")  # local weights: never ask the hub
     with log_path.open("w", encoding="utf8") as log:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True,
-                                encoding="utf8", errors="replace")  # fmt: skip
+        proc = spawn_trainer(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True,
+                             encoding="utf8", errors="replace")  # fmt: skip
         for line in proc.stdout:
             log.write(line)
             row = _TABLE_ROW.match(line)
@@ -124,6 +124,41 @@ def train(
         if (saved / "config.cfg").exists():
             _forget_local_paths(saved / "config.cfg", config["paths"])
     return best
+
+
+def spawn_trainer(cmd: Sequence[str], **popen_kwargs) -> subprocess.Popen:
+    """``subprocess.Popen(cmd)`` for a child that must not outlive this process: on Linux the
+    kernel sends it SIGKILL when its parent dies (prctl PR_SET_PDEATHSIG), so a loop killed by
+    SIGKILL leaves no `spacy train` running on its own (a pipe alone ends it only at its next
+    write, which can be minutes away). The signal follows the calling thread, which waits for
+    the child in ``train``. Elsewhere a plain Popen."""
+    die_with_parent = _parent_death_signal()
+    return subprocess.Popen(list(cmd), preexec_fn=die_with_parent, **popen_kwargs)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _parent_death_signal() -> Optional[Callable[[], None]]:
+    """A preexec_fn that ties the child to this process, or None where prctl is not there."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)  # loaded here, not after fork
+        prctl = libc.prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def die_with_parent() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return die_with_parent
 
 
 def _forget_local_paths(cfg_path: Path, base_paths) -> None:

@@ -1,0 +1,109 @@
+"""The `spacy train` child ends with its parent: killing only the loop's pid (SIGKILL, no chance
+to clean up) must not leave a trainer running on its own."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parent.parent
+
+PARENT = """
+import sys, time
+from spacy_evokd.student import spawn_trainer
+child = spawn_trainer([sys.executable, "-c", "import time; time.sleep(120)"])
+print(child.pid, flush=True)
+time.sleep(120)
+"""
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    try:  # exited, waiting to be reaped by whoever adopted it
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return True
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_trainer_child_ends_when_its_parent_is_killed():
+    parent = subprocess.Popen([sys.executable, "-c", PARENT], stdout=subprocess.PIPE, text=True,
+                              env=dict(os.environ, PYTHONPATH=str(ROOT)))  # fmt: skip
+    child = None
+    try:
+        child = int(parent.stdout.readline())
+        assert not _gone(child)
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(timeout=10)
+        deadline = time.monotonic() + 5
+        while not _gone(child) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _gone(child), f"trainer {child} outlived its killed parent"
+    finally:
+        parent.kill()
+        if child is not None and not _gone(child):
+            os.kill(child, signal.SIGKILL)
+
+
+TRAIN_PARENT = """
+import sys
+from pathlib import Path
+from spacy_evokd import student
+from spacy_evokd.config import load_config
+cfg = load_config(Path(sys.argv[1]), {"training.max_steps": 0, "training.max_epochs": 0, "training.patience": 0,
+                                             "training.eval_frequency": 1000000})
+student.train(cfg, Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4]))
+"""
+
+
+def _children(pid: int):
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+@pytest.mark.slow  # a real `spacy train` start: a minute on a busy 2-core machine
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux procfs")
+def test_killing_the_loop_process_ends_its_spacy_train(tmp_path):
+    """student.train's `spacy train` subprocess, whose parent is SIGKILLed mid-training."""
+    import spacy
+
+    from spacy_evokd.data import jsonl_to_docs, write_docbin
+
+    nlp = spacy.blank("en")
+    write_docbin(jsonl_to_docs(ROOT / "assets/demo/textcat/dev.jsonl", "textcat", nlp), tmp_path / "dev.spacy")
+    args = [ROOT / "configs/textcat_cnn.cfg", tmp_path / "dev.spacy", tmp_path / "dev.spacy", tmp_path / "out"]
+    parent = subprocess.Popen([sys.executable, "-c", TRAIN_PARENT, *map(str, args)], env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    trainer = None
+    try:
+        deadline = time.monotonic() + 120
+        while trainer is None and time.monotonic() < deadline and parent.poll() is None:
+            for pid in _children(parent.pid):
+                if b"spacy\0train" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    trainer = pid
+            time.sleep(0.1)
+        assert trainer is not None, "no `spacy train` child appeared"
+        # killed once the trainer is into its steps, writing nothing until its next evaluation
+        # (a write to the dead parent's pipe would end it anyway, by SIGPIPE)
+        log = tmp_path / "out/train.log"
+        while time.monotonic() < deadline and "LOSS" not in (log.read_text() if log.exists() else ""):
+            time.sleep(0.1)
+        time.sleep(1.0)
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(timeout=10)
+        deadline = time.monotonic() + 5
+        while not _gone(trainer) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _gone(trainer), f"spacy train {trainer} outlived its killed parent"
+    finally:
+        parent.kill()
+        if trainer is not None and not _gone(trainer):
+            os.kill(trainer, signal.SIGKILL)

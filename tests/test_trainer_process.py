@@ -31,6 +31,22 @@ def _gone(pid: int) -> bool:
         return True
 
 
+def _ends_with_parent(parent: subprocess.Popen, child: int, seconds: float = 5.0) -> bool:
+    """SIGKILL ``parent``; True when ``child`` is gone within ``seconds``."""
+    parent.send_signal(signal.SIGKILL)
+    parent.wait(timeout=10)
+    deadline = time.monotonic() + seconds
+    while not _gone(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return _gone(child)
+
+
+def _clean_up(parent: subprocess.Popen, child) -> None:
+    parent.kill()
+    if child is not None and not _gone(child):
+        os.kill(child, signal.SIGKILL)
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
 def test_trainer_child_ends_when_its_parent_is_killed():
     parent = subprocess.Popen([sys.executable, "-c", PARENT], stdout=subprocess.PIPE, text=True,
@@ -39,16 +55,9 @@ def test_trainer_child_ends_when_its_parent_is_killed():
     try:
         child = int(parent.stdout.readline())
         assert not _gone(child)
-        parent.send_signal(signal.SIGKILL)
-        parent.wait(timeout=10)
-        deadline = time.monotonic() + 5
-        while not _gone(child) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert _gone(child), f"trainer {child} outlived its killed parent"
+        assert _ends_with_parent(parent, child), f"trainer {child} outlived its killed parent"
     finally:
-        parent.kill()
-        if child is not None and not _gone(child):
-            os.kill(child, signal.SIGKILL)
+        _clean_up(parent, child)
 
 
 TRAIN_PARENT = """
@@ -97,13 +106,6 @@ def test_killing_the_loop_process_ends_its_spacy_train(tmp_path):
         while time.monotonic() < deadline and "LOSS" not in (log.read_text() if log.exists() else ""):
             time.sleep(0.1)
         time.sleep(1.0)
-        parent.send_signal(signal.SIGKILL)
-        parent.wait(timeout=10)
-        deadline = time.monotonic() + 5
-        while not _gone(trainer) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert _gone(trainer), f"spacy train {trainer} outlived its killed parent"
+        assert _ends_with_parent(parent, trainer), f"spacy train {trainer} outlived its killed parent"
     finally:
-        parent.kill()
-        if trainer is not None and not _gone(trainer):
-            os.kill(trainer, signal.SIGKILL)
+        _clean_up(parent, trainer)

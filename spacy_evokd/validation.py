@@ -92,8 +92,8 @@ _DIACRITIC_RANGES = ((0x0300, 0x036F), (0x1AB0, 0x1AFF), (0x1DC0, 0x1DFF), (0x20
 # Cyrillic, Greek and Armenian letters that TR39's confusables.txt maps to a Latin letter
 # (prototype in brackets where it differs in case): the look-alikes a copy is disguised with
 _LOOK_ALIKES = {
-    # Cyrillic
-    "а": "a", "в": "в", "е": "e", "о": "o", "р": "p", "с": "c", "у": "y", "х": "x", "ѕ": "s", "і": "i",
+    # Cyrillic (lower-case ve "в" looks like no Latin letter, its capital does: B)
+    "а": "a", "е": "e", "о": "o", "р": "p", "с": "c", "у": "y", "х": "x", "ѕ": "s", "і": "i",
     "ј": "j", "һ": "h", "ԁ": "d", "ԛ": "q", "ԝ": "w", "ӏ": "l", "ѵ": "v", "ɡ": "g", "ү": "y",
     "А": "A", "В": "B", "Е": "E", "К": "K", "М": "M", "Н": "H", "О": "O", "Р": "P", "С": "C", "Т": "T",
     "Х": "X", "У": "Y", "Ѕ": "S", "І": "I", "Ј": "J", "Ԛ": "Q", "Ԝ": "W", "Ӏ": "l", "Ү": "Y", "Ѵ": "V",
@@ -103,7 +103,6 @@ _LOOK_ALIKES = {
     # Armenian, Latin specials
     "օ": "o", "ս": "u", "հ": "h", "ո": "n", "ց": "g", "ı": "i", "ɑ": "a", "ℓ": "l",
 }  # fmt: skip
-_LOOK_ALIKES.pop("в")  # lower-case ve looks like no Latin letter (its capital does: B)
 
 
 def _fold_table() -> Dict[int, Optional[str]]:

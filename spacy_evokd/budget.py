@@ -21,6 +21,16 @@ class RunBudget:
         rnd.add(pending)
         self._check(run, rnd)
 
+    def tokens_left(self) -> Optional[int]:
+        """Tokens left before the run's or this round's token limit (None: no token limit)."""
+        s = self.settings
+        left = []
+        if s.max_tokens:
+            left.append(s.max_tokens - self.ledger.totals().total_tokens)
+        if s.max_tokens_per_round:
+            left.append(s.max_tokens_per_round - self.ledger.totals(round=self.round).total_tokens)
+        return max(0, min(left)) if left else None
+
     def run_exhausted(self) -> Optional[str]:
         """Why the run's own budget is used up before a round starts (None: it is not)."""
         try:

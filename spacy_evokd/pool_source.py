@@ -111,6 +111,15 @@ class PoolSource:
             self._nlp = nlp
             self._pool_vectors = _unit_rows(self._embed(self.texts))
 
+    @property
+    def vectors(self) -> Optional[numpy.ndarray]:
+        """The pool texts' unit vectors (None before ``use_student``)."""
+        return self._pool_vectors
+
+    def embed(self, texts: Sequence[str]) -> numpy.ndarray:
+        """Unit vectors of other texts, in the pool's embedding space."""
+        return _unit_rows(self._embed(texts))
+
     def _embed(self, texts: Sequence[str]) -> numpy.ndarray:
         if self.embedder == "minilm":
             return minilm_vectors(texts)

@@ -58,6 +58,13 @@ class RoundRecord:
     task: str = ""  # the task's name (tasks.get_task)
     # samples validation rejected: {text, reason, intent, annotation}, at most REJECTED_KEPT (rejected_samples())
     rejected_samples: List[Dict[str, Any]] = field(default_factory=list)
+    # where the round's tokens went (sources.py): "split" (source = "auto"'s decision: samples per
+    # source, the values it weighed, why), per source {"slots", "tokens", "cost", "accepted",
+    # "wrong"}, "dev_gain", and the planner's stop ("planned_stop")
+    sources: Dict[str, Any] = field(default_factory=dict)
+    # usage per ledger step ("analysis", "generate", "label", "active_label"): the analysis' share of tokens
+    usage_by_step: Dict[str, Dict[str, Any]] = field(default_factory=dict)
+    analysis_repeats: int = 0  # analyses that repeated an earlier one of the round word for word (normalised)
     schema_version: int = SCHEMA_VERSION
 
     @classmethod

@@ -216,14 +216,23 @@ class LLMTeacher:
                              shown_texts=recent_texts(self._written, n=self.written_texts_shown),
                              situations=hints if self.situation_hints else [])  # fmt: skip
         schema = generation_schema(self.task, self.labels, n_hard, n_easy)
-        answer = self._chat(analysis.conversation + [Message("user", prompt)], "generate", schema=schema)
-        shown = "\n".join(m.content for m in analysis.conversation if m.role != "assistant") + "\n" + prompt
+        chat = self._generation_chat(analysis, prompt)
+        answer = self._chat(chat, "generate", schema=schema)
+        shown = "\n".join(m.content for m in chat if m.role != "assistant")
         samples, rejected = parse_generation(answer, self.task, self.labels, with_labels, n_hard, n_easy, prompt=shown)
         self._count_answer("generate", rejected)
         samples = self._drop_copies(samples, rejected)
         self._written += [s.text for s in samples]
         logger.info("proposed %d samples (parse rejections: %s)", len(samples), dict(rejected) or "none")
         return Proposal(samples=samples, rejected=rejected, raw=answer)
+
+    def _generation_chat(self, analysis: Analysis, prompt: str) -> List[Message]:
+        """The paper's chat continues the analysis conversation; a brief written without an
+        analysis call (weakness.student_brief: no conversation) opens a new chat with the brief
+        and the generation prompt in one user turn."""
+        if analysis.conversation:
+            return analysis.conversation + [Message("user", prompt)]
+        return [Message("system", self.render("system")), Message("user", analysis.text + "\n\n" + prompt)]
 
     def _drop_copies(self, samples: List[Sample], rejected: Counter) -> List[Sample]:
         """Texts written before (seed, earlier rounds, this round; normalised as the validator
@@ -255,9 +264,10 @@ class LLMTeacher:
             messages = [Message("system", self.render("system")), Message("user", self.render("label", texts=chunk))]
             try:
                 answer = self._chat(messages, "label", schema=schema, **params)
-            except BudgetExceeded:
+            except BudgetExceeded as e:
                 if i == 0:
                     raise
+                out.unasked, out.budget = list(texts[i:]), e
                 break
             samples, rejected = parse_labels(answer, chunk, self.task, self.labels)
             self._count_answer("label", rejected)

@@ -18,6 +18,7 @@ from ..pool_source import PoolSource
 from ..tasks import get_task
 from ..ty import Analysis, Labelled, Proposal, RoundContext, Sample, Usage, WeaknessReport
 from ..validation import normalise
+from ..weakness import label_focus
 from .votes import majority
 
 logger = logging.getLogger("spacy_evokd.teacher")
@@ -75,15 +76,11 @@ class SimulatedTeacher:
     # -- the three calls -------------------------------------------------------------------
 
     def analyse(self, report: WeaknessReport, history: Sequence[str]) -> Analysis:
-        weakness, f1, confused = {}, {}, Counter()
-        for label in self.labels:
-            f1[label] = report.per_label.get(label, {}).get("f", 0.0) or 0.0
-            weakness[label] = 1.0 - f1[label]
+        weakness = label_focus(replace(report, labels=self.labels))
+        f1 = {label: report.per_label.get(label, {}).get("f", 0.0) or 0.0 for label in self.labels}
+        confused = Counter()
         for (gold, pred), n in report.confusions.items():
-            for label in (gold, pred):
-                if label in weakness:
-                    weakness[label] += 0.1 * n
-                    confused[label] += n
+            confused.update({label: n for label in {gold, pred} if label in weakness})
         ranked = sorted(weakness, key=weakness.get, reverse=True)
         conf = sorted(report.confusions.items(), key=lambda kv: -kv[1])[:3]
         # the dev F1 as it is, and the confusions that also raised the label's weakness
@@ -123,6 +120,7 @@ class SimulatedTeacher:
     def label(self, texts: Sequence[str]) -> Labelled:
         rejected = Counter()
         out = [self._noisy(gold) for gold in self._golds(texts, rejected)]
+        self._used.update(texts)  # labelled this round (pool picks too): never drawn again
         self._usage.requests += 1
         self._log("labelled %d texts (label_noise=%.2f)", len(out), self.label_noise)
         return Labelled(samples=out, rejected=rejected)

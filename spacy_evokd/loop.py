@@ -27,12 +27,11 @@ from .cache import ResponseCache, UsageLedger
 from .config import load_config, resolve_evokd
 from .data import DataError, read_docbin, write_docbin
 from .pool_source import PoolSource
-from .records import RoundRecord, rejected_samples
+from .records import RoundRecord, describe_checks, rejected_samples
 from .run_files import hold_run_dir
 from .run_state import RunState
 from .selection import llkd_weights
 from .tasks import get_task
-from .teachers.llm import describe_checks, round_checks
 from .ty import Analysis, BudgetExceeded, Judged, Proposal, RoundContext, Sample, Teacher, Usage, WeaknessReport
 from .untrusted import bound_history, cap_analysis, judge_analysis
 from .validation import Validator, label_disagreements, normalise
@@ -66,7 +65,7 @@ class Teaching:
     step: str = "analysis"  # the call in progress: a budget that stops it books its usage there
     budget_hit: Optional[str] = None  # the budget that ended the calls early
     stopped_by: Optional[str] = None  # set when that budget was the run's: the run stops after this round
-    checks: Dict[str, Any] = field(default_factory=dict)  # teachers/llm.round_checks
+    checks: Dict[str, Any] = field(default_factory=dict)  # Teacher.round_checks
     seconds: float = 0.0
     rejects: List[Tuple[Sample, str]] = field(default_factory=list)  # what validation rejected, and why
     analysis_repeats: int = 0  # analyses that repeated an earlier one of the round (normalised)
@@ -324,7 +323,7 @@ class EvoKDLoop:
         if out.planned_stop:
             self.progress(f"round {n}: {out.planned_stop}; the round ends with {len(out.candidates)} samples")
         out.seconds = time.time() - t0
-        out.checks = round_checks(self.teacher, out.agreement)
+        out.checks = self.teacher.round_checks(out.agreement)
         return out
 
     def _split(self, n: int) -> Dict[str, Any]:

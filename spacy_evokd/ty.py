@@ -374,6 +374,11 @@ class Teacher(Protocol):
         """Answers asked and parsed per step since the last call (empty when not counted)."""
         ...
 
+    def round_checks(self, agreement: Counter) -> Dict[str, Any]:
+        """The round's teacher-quality figures (a round record's ``teacher_checks``, made by
+        records.teacher_checks from ``agreement`` and ``drain_stats``, plus the teacher's own)."""
+        ...
+
     def use_cache(self, cache: Any) -> None:
         """The run's response cache (cache.ResponseCache); a teacher without requests ignores it."""
         ...

@@ -19,6 +19,7 @@ from spacy_evokd.data import DataError, read_docbin
 from spacy_evokd.loop import evolve
 
 ROOT = Path(__file__).parent.parent
+BUDGET = 3000  # tokens a round in the auto test: about what 8 samples cost with the local server's answers
 FAST = {
     "evokd.rounds": 2,
     "evokd.analyses_per_round": 2,

@@ -44,6 +44,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from ..answer_schemas import generation_schema, labelling_schema
 from ..parsing import parse_generation, parse_labels
+from ..records import teacher_checks
 from ..situations import situations
 from ..tasks import get_task
 from ..ty import Analysis, BudgetExceeded, Labelled, Message, Proposal, RoundContext, Sample, Usage, WeaknessReport
@@ -152,6 +153,15 @@ class LLMTeacher:
         "generate_parsed", "label_answers", "label_parsed")."""
         stats, self._stats = self._stats, Counter()
         return stats
+
+    def round_checks(self, agreement: Counter) -> Dict[str, Any]:
+        """The round's teacher-quality figures (records.teacher_checks) with the parse rate, and
+        the structured-output form in use with its downgrades (models/openai_compatible.py)."""
+        checks = teacher_checks(agreement, self.drain_stats())
+        if hasattr(self.model, "structured_output"):
+            checks["structured_output"] = self.model.structured_output
+            checks["structured_output_downgrades"] = self.model.structured_output_downgrades
+        return checks
 
     def _count_answer(self, step: str, rejected: Counter) -> None:
         self._stats[f"{step}_answers"] += 1
@@ -361,36 +371,3 @@ class LLMTeacher:
         self._usage.add(Usage(requests=1, prompt_tokens=max(1, len(transcript) // 4),
                               completion_tokens=max(1, len(text) // 4), estimated=True))  # fmt: skip
         return text
-
-
-def round_checks(teacher: Any, agreement: Counter) -> Dict[str, Any]:
-    """The teacher-quality figures of a round record (``teacher_checks``): label proposals the
-    labelling call saw and how many it labelled differently (validation.label_disagreements),
-    answers asked and parsed per step with the parse rate (LLMTeacher.drain_stats), and the
-    structured-output form in use with its downgrades (models/openai_compatible.py)."""
-    compared, disagreed = agreement.get("compared", 0), agreement.get("disagreed", 0)
-    checks: Dict[str, Any] = {"label_compared": compared, "label_disagreement": disagreed,
-                              "label_disagreement_rate": round(disagreed / compared, 4) if compared else None}  # fmt: skip
-    stats = teacher.drain_stats()
-    if stats:
-        checks.update(sorted(stats.items()))
-        answers = sum(v for k, v in stats.items() if k.endswith("_answers"))
-        parsed = sum(v for k, v in stats.items() if k.endswith("_parsed"))
-        checks["parse_rate"] = round(parsed / answers, 4) if answers else None
-    model = getattr(teacher, "model", None)
-    if hasattr(model, "structured_output"):
-        checks["structured_output"] = model.structured_output
-        checks["structured_output_downgrades"] = model.structured_output_downgrades
-    return checks
-
-
-def describe_checks(checks: Dict[str, Any]) -> str:
-    """The progress-line part of ``round_checks``: "parsed 4/4, label disagreement 1/7" ("" if none)."""
-    parts = []
-    answers = sum(v for k, v in checks.items() if k.endswith("_answers"))
-    if answers:
-        parsed = sum(v for k, v in checks.items() if k.endswith("_parsed"))
-        parts.append(f"parsed {parsed}/{answers}")
-    if checks.get("label_compared"):
-        parts.append(f"label disagreement {checks['label_disagreement']}/{checks['label_compared']}")
-    return ", ".join(parts)

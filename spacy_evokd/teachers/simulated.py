@@ -15,6 +15,7 @@ from typing import Any, Dict, Iterable, List, Sequence
 
 from ..data import load_samples
 from ..pool_source import PoolSource
+from ..records import teacher_checks
 from ..tasks import get_task
 from ..ty import Analysis, Labelled, Proposal, RoundContext, Sample, Usage, WeaknessReport
 from ..validation import normalise
@@ -72,6 +73,9 @@ class SimulatedTeacher:
 
     def drain_stats(self) -> Counter:
         return Counter()  # every answer is well-formed: no parse rate to report
+
+    def round_checks(self, agreement: Counter) -> Dict[str, Any]:
+        return teacher_checks(agreement, self.drain_stats())
 
     # -- the three calls -------------------------------------------------------------------
 

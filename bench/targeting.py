@@ -5,7 +5,10 @@
    from the weakest labels, "evokd_near": the pool samples nearest to the student's wrong ones,
    by MiniLM sentence embeddings), uniformly at random,
    uniformly at random balanced over the gold labels (the EvoKD arm sees them too), or by the
-   student's own uncertainty (entropy sampling). k-shot seeds from the pool, several seeds;
+   student's own uncertainty (entropy sampling); and the product's sources with the simulated
+   teacher labelling: "active" (the student picks pool texts by uncertainty x diversity, the
+   teacher labels them, LLKD weights) and "auto" (each round split between generation from the
+   student's brief and active picks by what each bought). `--targeting-arms` picks the arms. k-shot seeds from the pool, several seeds;
    dev and test score per round (mean ± std over seeds) and the gap at equal budget.
 2. Fraction of full-shot: the same student trained on the whole train split vs 1-shot + EvoKD.
 

@@ -320,8 +320,6 @@ class EvoKDLoop:
             out.stopped_by = None if e.per_round else out.budget_hit
             self.progress(f"round {n}: {out.budget_hit}; keeping the {len(out.candidates)} samples generated so far"
                           + ("" if e.per_round else "; the run stops after this round"))
-        if out.planned_stop:
-            self.progress(f"round {n}: {out.planned_stop}; the round ends with {len(out.candidates)} samples")
         out.seconds = time.time() - t0
         out.checks = self.teacher.round_checks(out.agreement)
         return out
@@ -343,12 +341,13 @@ class EvoKDLoop:
         """Pool texts the student picks (active.py), as many as can be labelled in the budget;
         the first round's picks are label-stratified (the seed student knows next to nothing)."""
         per_text = self.costs.estimate("active_label")
-        left = RunBudget(self.settings, self.ledger, n).tokens_left()
-        if left is not None and per_text:
+        left = min([left for _, _, left in RunBudget(self.settings, self.ledger, n).tokens_left()], default=None)
+        if left is not None and per_text and left // per_text < slots:
             fits = int(left // per_text)
-            if fits < slots:
-                out.planned_stop = f"planned: {fits} of {slots} pool texts can be labelled in the {left} tokens left"
-                slots = fits
+            out.planned_stop = f"planned: {fits} of {slots} pool texts can be labelled in the {left} tokens left"
+            if not fits:
+                self._plan(n, f"labelling {slots} pool texts", out, active_label=slots)  # raises
+            slots = fits
         picks = active.pick(self.pool_source, nlp, self.task, slots, seen.taken, seen.texts, stratified=n == 1)
         out.needs.update({normalise(p.text): p.need for p in picks})
         self._label(n, [Sample(p.text, intent="active") for p in picks], out, "active_label")
@@ -360,7 +359,7 @@ class EvoKDLoop:
         s = self.settings
         requests = slots // (s.n_hard + s.n_easy)
         i = 0
-        while requests > 0 and not out.planned_stop:
+        while requests > 0:
             k = min(s.generations_per_brief, requests)
             self._teach_once(n, i, report, history, seen, out, k)
             requests -= k
@@ -380,10 +379,7 @@ class EvoKDLoop:
         for _ in range(proposals):
             proposal = Proposal(samples=[])
             if s.source != "pool":
-                labelled_later = per_request if s.separate_labelling else 0
-                out.planned_stop = self._plan_stop(n, "a generation request", generate=1, label=labelled_later)
-                if out.planned_stop:
-                    break
+                self._plan(n, "a generation request", out, generate=1, label=per_request if s.separate_labelling else 0)
                 out.step = "generate"
                 proposal = self.teacher.propose(analysis, s.n_hard, s.n_easy, with_labels=not s.separate_labelling)
                 self._book(n, out.step)
@@ -394,8 +390,6 @@ class EvoKDLoop:
             if not s.separate_labelling:
                 out.candidates += proposal.samples
             self._label(n, to_label, out, "label")
-        if picked:  # pool picks of a brief whose generation was not started
-            self._label(n, picked, out, "label")
 
     def _brief(self, n: int, shown: WeaknessReport, history: List[str], out: Teaching, proposals: int) -> Optional[Analysis]:
         """The brief generation is aimed with: the student's own (analysis = "student", no call)
@@ -405,11 +399,9 @@ class EvoKDLoop:
             brief = weakness.student_brief(shown, self.task, s.max_examples_shown)
             out.analyses.append(brief.text)
             return brief
-        labelled_later = proposals * (s.n_hard + s.n_easy) if s.separate_labelling and s.source != "pool" else 0
-        out.planned_stop = self._plan_stop(n, "an analysis and the generation it feeds", analysis=1,
-                                           generate=proposals if s.source != "pool" else 0, label=labelled_later)  # fmt: skip
-        if out.planned_stop:
-            return None
+        generating = s.source != "pool"
+        self._plan(n, "an analysis and the generation it feeds", out, analysis=1, generate=proposals if generating else 0,
+                   label=proposals * (s.n_hard + s.n_easy) if s.separate_labelling and generating else 0)  # fmt: skip
         out.step = "analysis"
         review = bound_history(history + [f"Round {n}: {a}" for a in out.analyses])
         analysis = self.teacher.analyse(shown, review)
@@ -424,11 +416,16 @@ class EvoKDLoop:
         out.analyses.append(analysis.text)
         return analysis
 
-    def _plan_stop(self, n: int, what: str, **texts_per_step: int) -> Optional[str]:
-        """Why a call (with the labelling of its texts) is not started: the estimated tokens of
-        ``texts_per_step`` exceed what is left of the token budget (None: it fits, or no budget)."""
+    def _plan(self, n: int, what: str, out: Optional[Teaching] = None, **texts_per_step: int) -> None:
+        """A call (with the labelling of its texts) is not started when the estimated tokens of
+        ``texts_per_step`` exceed what is left of a token budget: the BudgetExceeded it would run
+        into is raised before it (recorded as the round's ``planned_stop``)."""
         need = sum(self.costs.estimate(step, count) for step, count in texts_per_step.items() if count)
-        return sources.planned_stop(RunBudget(self.settings, self.ledger, n).tokens_left(), need, what)
+        stop = sources.planned_stop(RunBudget(self.settings, self.ledger, n).tokens_left(), need, what)
+        if stop is not None:
+            if out is not None:
+                out.planned_stop = str(stop)
+            raise stop
 
     def _label(self, n: int, to_label: List[Sample], out: Teaching, step: str) -> None:
         """The separate labelling call. Texts a budget leaves unlabelled are kept with the label

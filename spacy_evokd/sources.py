@@ -10,9 +10,9 @@ split      source = "auto": the round's samples split between "generate" and "ac
            ``floor`` of the samples (exploration). Round 1 (no evidence) splits evenly.
 """
 from collections import defaultdict, deque
-from typing import Any, Deque, Dict, Optional, Sequence
+from typing import Any, Deque, Dict, Optional, Sequence, Tuple
 
-from .ty import Usage
+from .ty import BudgetExceeded, Usage
 
 ESTIMATE_FROM = 3  # requests per step the estimate averages
 SOURCES = ("generate", "active")
@@ -43,12 +43,15 @@ class StepCosts:
         return sum(seen) / len(seen) * texts if seen else 0.0
 
 
-def planned_stop(left: Optional[int], need: float, what: str) -> Optional[str]:
-    """Why ``what`` (estimated at ``need`` tokens) is not started with ``left`` tokens left in
-    the budget, or None (no token budget, or it fits)."""
-    if left is None or need <= left:
-        return None
-    return f"planned: {what} needs ~{need:.0f} tokens, {left} left in the budget"
+def planned_stop(limits: Sequence[Tuple[str, int, int]], need: float, what: str) -> Optional[BudgetExceeded]:
+    """Why ``what`` (estimated at ``need`` tokens) is not started: the first of ``limits``
+    ((name, limit, tokens left), RunBudget.tokens_left) it does not fit in, as the
+    BudgetExceeded it would run into (``per_round`` for a round's limit); None when it fits."""
+    for name, limit, left in limits:
+        if need > left:
+            return BudgetExceeded(f"token budget reached ({name}={limit}, planned: {what} needs ~{need:.0f} tokens, "
+                                  f"{left} left)", name.endswith("_per_round"))  # fmt: skip
+    return None
 
 
 def split(slots: int, per_request: int, history: Sequence[Dict[str, Any]], floor: float,

@@ -12,7 +12,7 @@ from spacy_evokd.augment import copies
 from spacy_evokd.pool_source import PoolSource
 from spacy_evokd.tasks import get_task
 from spacy_evokd.teachers.simulated import SimulatedTeacher
-from spacy_evokd.ty import Judged, Sample, Usage
+from spacy_evokd.ty import BudgetExceeded, Judged, Sample, Usage
 from spacy_evokd.validation import normalise
 from spacy_evokd.weakness import build_report, student_brief
 
@@ -76,10 +76,15 @@ def test_step_costs_plan_only_what_fits():
     costs.observe("label", Usage(requests=2, prompt_tokens=700, completion_tokens=100), texts=8)
     costs.observe("label", Usage(requests=1, prompt_tokens=250, completion_tokens=50), texts=4)
     assert costs.estimate("label", 8) == pytest.approx(8 * (100 + 75) / 2)
-    assert sources.planned_stop(None, 10_000, "x") is None  # no token budget
-    assert sources.planned_stop(2000, 1400, "x") is None
-    stop = sources.planned_stop(1000, 1400, "a generation request")
-    assert stop and "a generation request" in stop and "1000 left" in stop
+    assert sources.planned_stop([], 10_000, "x") is None  # no token budget
+    assert sources.planned_stop([("max_tokens_per_round", 3000, 2000)], 1400, "x") is None
+    both = [("max_tokens", 9000, 5000), ("max_tokens_per_round", 3000, 1000)]
+    stop = sources.planned_stop(both, 1400, "a generation request")
+    # what it would run into: the round's budget (the round ends, the run goes on)
+    assert isinstance(stop, BudgetExceeded) and stop.per_round
+    assert "max_tokens_per_round=3000" in str(stop) and "a generation request" in str(stop) and "1000 left" in str(stop)
+    stop = sources.planned_stop([("max_tokens", 9000, 500)], 1400, "an analysis")
+    assert not stop.per_round and "budget reached (max_tokens=9000" in str(stop)  # the run's: it stops
     by_source = sources.by_source({"analysis": Usage(1, 300, 100), "label": Usage(2, 200, 20),
                                    "active_label": Usage(1, 90, 10), "pseudo_label": Usage(1, 1, 1)})  # fmt: skip
     assert by_source["generate"].total_tokens == 620 and by_source["active"].total_tokens == 100 and len(by_source) == 2

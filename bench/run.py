@@ -52,6 +52,8 @@ def main() -> None:
     p.add_argument("--targeting-seeds", default="", help="k-shot seeds of the targeting benchmark (default 0,1,2; --quick 0)")
     p.add_argument("--targeting-shots", default="", help="k of the k-shot seeds (default 1,5; --quick 1)")
     p.add_argument("--targeting-rounds", type=int, default=0, help="rounds per loop run (default 8; --quick 4)")
+    p.add_argument("--targeting-arms", default="", help="arms of the targeting benchmark (default: all; the full-shot "
+                   "table needs evokd): evokd,evokd_near,random,stratified,entropy,active,auto")
     p.add_argument("--real-no-ablations", action="store_true", help="skip the four ablations (run on the first set)")
     p.add_argument("--real-tokens", type=int, default=6000, help="teacher tokens per round, every LLM arm")
     p.add_argument("--real-port", type=int, default=8095, help="llama-server port (another one runs a second process beside)")
@@ -140,7 +142,8 @@ def main() -> None:
         names = _list_or(a.targeting_sets, ["emotion", "conll04"] if q else ["emotion", "sst2", "conll2003", "conll04"], str)
         shots = _list_or(a.targeting_shots, [1] if q else [1, 5])
         seeds = _list_or(a.targeting_seeds, [0] if q else [0, 1, 2])
-        targeting.main(a.data_dir, out, names, shots, seeds, scale, sizes, 200 if q else 1000)
+        targeting.main(a.data_dir, out, names, shots, seeds, scale, sizes, 200 if q else 1000,
+                       arms=[x for x in a.targeting_arms.split(",") if x])
     if "real" in only:
         import real_teacher
 

@@ -25,10 +25,15 @@ STRATEGIES = {
     # so class balancing alone is not credited to targeting
     "stratified": "spacy_evokd_bench.StratifiedPoolTeacher.v1",
     "entropy": "spacy_evokd_bench.EntropyPoolTeacher.v1",
+    # the product's sources (the simulated teacher labels; [evokd] settings in STRATEGY_SETTINGS)
+    "active": "spacy_evokd.SimulatedTeacher.v1",  # the student picks pool texts, the teacher labels them
+    "auto": "spacy_evokd.SimulatedTeacher.v1",  # each round split between generation (student brief) and active
 }
 # MiniLM: the default textcat student (bag of words) has no token vectors to measure nearness with
 STRATEGY_ARGS = {"evokd_near": {"hard_from": "near_wrong", "embedder": "minilm"}}
-OURS = ("evokd", "evokd_near")
+# [evokd] settings of an arm (the others run the paper's loop: source = "generate", analysis = "llm")
+STRATEGY_SETTINGS = {"active": {"source": "active"}, "auto": {"source": "auto", "analysis": "student"}}
+OURS = ("evokd", "evokd_near", "active", "auto")
 MIN_SEEDS_FOR_VERDICT = 3
 
 
@@ -100,6 +105,8 @@ def config_for(prep: Prepared, strategy: str, seed_path: Path, seed: int, scale:
     config = load_config(ROOT / f"configs/{prep.task}_cnn.cfg", overrides)
     config["evokd"]["task_description"] = prep.name
     config["evokd"]["label_definitions"] = {}  # the demo's definitions don't apply; simulated teachers ignore them
+    if strategy in STRATEGY_SETTINGS:  # the pool the teacher labels is the one the student picks from
+        config["evokd"].update(STRATEGY_SETTINGS[strategy], pool=str(prep.pool))
     config["evokd"]["teacher"] = {"@misc": STRATEGIES[strategy], "pool": str(prep.pool), "task": prep.task,
                                   "labels": prep.labels, "seed": seed, **STRATEGY_ARGS.get(strategy, {})}  # fmt: skip
     return config
@@ -132,6 +139,8 @@ class RunResult:
     accepted: list
     seconds: list  # per round: the record's teacher/train/eval/total
     wall: float  # the whole run, seed round included
+    tokens: list = None  # teacher tokens per round
+    sources: list = None  # per round: the record's sources (source = "auto"'s split and what each source bought)
 
 
 def run_loop(prep: Prepared, strategy: str, k: int, seed: int, scale: Scale, cache_dir: Path,
@@ -166,7 +175,8 @@ def run_loop(prep: Prepared, strategy: str, k: int, seed: int, scale: Scale, cac
                 nlp = student.load(tmp / f"run/models/round_{r.round:03d}/model-best")
                 test.append(student.evaluate(nlp, gold, prep.task, prep.labels)[0]["score"])
         result = RunResult(name, prep.name, strategy, k, seed, warm_start, [r.dev["score"] for r in recs], test,
-                           [r.accepted for r in recs], [r.seconds for r in recs], wall)  # fmt: skip
+                           [r.accepted for r in recs], [r.seconds for r in recs], wall,
+                           [r.usage.get("total_tokens", 0) for r in recs], [r.sources for r in recs])  # fmt: skip
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     cache_dir.mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,10 @@
    from the weakest labels, "evokd_near": the pool samples nearest to the student's wrong ones,
    by MiniLM sentence embeddings), uniformly at random,
    uniformly at random balanced over the gold labels (the EvoKD arm sees them too), or by the
-   student's own uncertainty (entropy sampling). k-shot seeds from the pool, several seeds;
+   student's own uncertainty (entropy sampling); and the product's sources with the simulated
+   teacher labelling: "active" (the student picks pool texts by uncertainty x diversity, the
+   teacher labels them, LLKD weights) and "auto" (each round split between generation from the
+   student's brief and active picks by what each bought). `--targeting-arms` picks the arms. k-shot seeds from the pool, several seeds;
    dev and test score per round (mean ± std over seeds) and the gap at equal budget.
 2. Fraction of full-shot: the same student trained on the whole train split vs 1-shot + EvoKD.
 
@@ -77,6 +80,24 @@ def summarise(name: str, task: str, k: int, results: List[Dict], per_round: int)
             "dev": dev, "test": test, "final_test": final, "mean_test_rounds": area, "gaps": gaps}  # fmt: skip
 
 
+def _purchases(loops: List[Dict], arms: Sequence[str]) -> None:
+    """Per arm: samples accepted per round, teacher seconds per round, and source = "auto"'s
+    mean share of generation per round (its split decisions)."""
+    print("\nWhat each arm bought (mean over runs): accepted samples per round, teacher seconds per round, auto's generation share by round")
+    for arm in arms:
+        rs = [r for r in loops if r["strategy"] == arm]
+        if not rs:
+            continue
+        accepted = _mean([a for r in rs for a in r["accepted"][1:]])
+        teacher_s = _mean([sec.get("teacher", 0.0) for r in rs for sec in r["seconds"][1:]])
+        line = f"  {arm:>11}: {accepted:5.1f} accepted, {teacher_s:6.2f} s teacher"
+        shares = [[(src.get("split") or {}).get("generate_share") for src in (r.get("sources") or [])[1:]] for r in rs]
+        if any(v is not None for row in shares for v in row):
+            by_round = [_mean([row[i] for row in shares if i < len(row) and row[i] is not None]) for i in range(max(map(len, shares)))]
+            line += "; generation share " + " ".join(f"{v:.2f}" for v in by_round)
+        print(line)
+
+
 def _job(kind: str, args: tuple) -> Dict:
     if kind == "full":
         return runs.full_shot(*args)
@@ -84,7 +105,7 @@ def _job(kind: str, args: tuple) -> Dict:
 
 
 def main(data_dir: Path, out: Path, names: Sequence[str], shots: Sequence[int], seeds: Sequence[int], scale: runs.Scale,
-         sizes: Dict[str, int], full_steps: int, workers: int = 2) -> Dict:
+         sizes: Dict[str, int], full_steps: int, workers: int = 2, arms: Sequence[str] = ()) -> Dict:
     work = out / "work"
     cache = out / "runs"
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # two runs share the cores: one BLAS thread each
@@ -94,10 +115,12 @@ def main(data_dir: Path, out: Path, names: Sequence[str], shots: Sequence[int], 
           f"{scale.max_steps} steps seed round, {scale.warm_start_steps} warm-start steps per round; "
           f"full-shot: {full_steps} steps of 1,000 words on the whole train split; seeds {list(seeds)}, shots {list(shots)}")
     preps = {n: bench_data.prepare(data_dir, n, work, sizes["pool"], sizes["dev"], sizes["test"]) for n in names}
-    jobs = [("full", (preps[n], full_steps, cache)) for n in names]
+    arms = [a for a in runs.STRATEGIES if not arms or a in arms]
+    with_full = "evokd" in arms  # the fraction-of-full-shot table is the evokd arm's
+    jobs = [("full", (preps[n], full_steps, cache)) for n in names] if with_full else []
     # seed-major: an interrupted suite has every data set and shot at the first seeds (reruns reuse runs/)
     jobs += [("loop", (preps[n], strategy, k, seed, scale, cache))
-             for seed in seeds for n in names for k in shots for strategy in runs.STRATEGIES]  # fmt: skip
+             for seed in seeds for n in names for k in shots for strategy in arms]  # fmt: skip
     t0 = time.time()
     done: List[Dict] = []
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
@@ -115,16 +138,22 @@ def main(data_dir: Path, out: Path, names: Sequence[str], shots: Sequence[int], 
 
     print("\nSummary: test score after the last round (mean over seeds), the gap at equal budget and the verdict")
     print(f"  ('ahead'/'behind' only with >= {runs.MIN_SEEDS_FOR_VERDICT} seeds and a gap larger than the pooled std)")
-    arms = runs.OURS + BASELINES
-    print(f"{'data set':>10} {'k':>2}" + "".join(f"{a:>11}" for a in arms))
+    shown = [a for a in runs.OURS + BASELINES if a in arms]
+    print(f"{'data set':>10} {'k':>2}" + "".join(f"{a:>11}" for a in shown))
     for t in tables:
-        print(f"{t['dataset']:>10} {t['k']:>2}" + "".join(f"{t['final_test'].get(a, float('nan')):>11.3f}" for a in arms))
-    for ours in runs.OURS:
+        print(f"{t['dataset']:>10} {t['k']:>2}" + "".join(f"{t['final_test'].get(a, float('nan')):>11.3f}" for a in shown))
+    _purchases(loops, arms)
+    for ours in [o for o in runs.OURS if o in arms]:
         print(f"  {ours} vs " + "; ".join(f"{b}: " + ", ".join(t["gaps"][f"{ours} vs {b}"]["verdict"] for t in tables
                                                               if f"{ours} vs {b}" in t["gaps"]) for b in BASELINES))  # fmt: skip
         ahead = sum(all(t["gaps"].get(f"{ours} vs {b}", {}).get("verdict") == "ahead" for b in BASELINES) for t in tables)
         print(f"  {ours} ahead of all {len(BASELINES)} baselines (by the verdict rule) in {ahead} of {len(tables)} settings")
 
+    result = {"scale": scale.__dict__, "sizes": sizes, "full_steps": full_steps, "tables": tables, "fractions": [],
+              "wall_s": time.time() - t0}  # fmt: skip
+    if not with_full:
+        (out / "targeting.json").write_text(json.dumps(result, indent=1))
+        return result
     print("\nFraction of full-shot (test score; full-shot = the same default student on the whole train split)")
     print(f"{'data set':>10} {'full-shot':>9} {'train docs':>10} {'1-shot seed':>11} {'1-shot+evokd':>12} {'seed/full':>9} {'evokd/full':>10}")
     fractions = []

@@ -34,6 +34,17 @@ def round_number(path: Path) -> int:
     return 1
 
 
+def copies(weight: float, rng: random.Random) -> int:
+    """How many times a doc of weight ``weight`` is trained on: floor(w), plus one more with
+    probability frac(w) (the augmenter's and the loop's training realise weights the same way)."""
+    return math.floor(weight) + (1 if rng.random() < weight - math.floor(weight) else 0)
+
+
+def doc_weight(doc: Doc) -> float:
+    """A sample's training weight (LLKD's confidence x need; 1.0 when none was written)."""
+    return float((doc.user_data.get("evokd") or {}).get("weight", 1.0))
+
+
 class EvolvingAugmenter:
     def __init__(self, rounds_dir: str, recency_decay: float = 1.0, max_round: Optional[int] = None,
                  use_weights: bool = True, seed: int = 0):  # fmt: skip
@@ -69,15 +80,13 @@ class EvolvingAugmenter:
             for path in files:
                 recency = self.recency_decay ** (last - round_number(path))
                 for doc in DocBin().from_disk(path).get_docs(nlp.vocab):
-                    w = doc.user_data.get("evokd", {}).get("weight", 1.0) if self.use_weights else 1.0
-                    self._weighted.append((doc, recency * float(w)))
+                    self._weighted.append((doc, recency * (doc_weight(doc) if self.use_weights else 1.0)))
         return self._weighted
 
     def generated(self, nlp: Language) -> Iterator[Example]:
         rng = random.Random(self.seed)
         for doc, weight in self.weighted_docs(nlp):
-            copies = math.floor(weight) + (1 if rng.random() < weight - math.floor(weight) else 0)
-            for _ in range(copies):
+            for _ in range(copies(weight, rng)):
                 yield Example(nlp.make_doc(doc.text), doc)
 
     def __call__(self, nlp: Language, example: Example) -> Iterator[Example]:

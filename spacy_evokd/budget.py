@@ -1,7 +1,7 @@
 """The run's teacher budget ([evokd] max_tokens, max_cost and their *_per_round forms), checked
 against the usage ledger: the loop hands a RunBudget to the teacher in each round's RoundContext,
 and the teacher checks it before every request (ty.Budget)."""
-from typing import Optional
+from typing import List, Optional, Tuple
 
 from .cache import UsageLedger
 from .ty import BudgetExceeded, Usage
@@ -20,6 +20,17 @@ class RunBudget:
         run.add(pending)
         rnd.add(pending)
         self._check(run, rnd)
+
+    def tokens_left(self) -> List[Tuple[str, int, int]]:
+        """(limit name, limit, tokens left) of the run's and this round's token limits that are set."""
+        s = self.settings
+        out = []
+        if s.max_tokens:
+            out.append(("max_tokens", s.max_tokens, max(0, s.max_tokens - self.ledger.totals().total_tokens)))
+        if s.max_tokens_per_round:
+            used = self.ledger.totals(round=self.round).total_tokens
+            out.append(("max_tokens_per_round", s.max_tokens_per_round, max(0, s.max_tokens_per_round - used)))
+        return out
 
     def run_exhausted(self) -> Optional[str]:
         """Why the run's own budget is used up before a round starts (None: it is not)."""

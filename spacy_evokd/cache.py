@@ -46,9 +46,13 @@ CREATE TABLE IF NOT EXISTS usage (
     cost REAL NOT NULL,
     cached INTEGER NOT NULL,
     estimated INTEGER NOT NULL,
-    created REAL NOT NULL
+    created REAL NOT NULL,
+    prompt_cached INTEGER NOT NULL DEFAULT 0,
+    seconds REAL NOT NULL DEFAULT 0
 );
 """
+# columns added after the first release: ledgers written before get them (ALTER TABLE)
+_ADDED_COLUMNS = {"prompt_cached": "INTEGER NOT NULL DEFAULT 0", "seconds": "REAL NOT NULL DEFAULT 0"}
 
 
 class _SQLite:
@@ -57,6 +61,10 @@ class _SQLite:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as con:
             con.executescript(_SCHEMA)
+            have = {row[1] for row in con.execute("PRAGMA table_info(usage)")}
+            for name, kind in _ADDED_COLUMNS.items():
+                if name not in have:
+                    con.execute(f"ALTER TABLE usage ADD COLUMN {name} {kind}")
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -102,9 +110,9 @@ class UsageLedger(_SQLite):
         with self._connect() as con:
             con.execute(
                 "INSERT INTO usage (round, step, model, requests, prompt_tokens, completion_tokens, cost, cached,"
-                " estimated, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " estimated, created, prompt_cached, seconds) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (round, step, model, usage.requests, usage.prompt_tokens, usage.completion_tokens, usage.cost,
-                 usage.cached, int(usage.estimated), time.time()),
+                 usage.cached, int(usage.estimated), time.time(), usage.prompt_cached, usage.seconds),
             )  # fmt: skip
 
     def totals(self, round: Optional[int] = None) -> Usage:
@@ -112,11 +120,12 @@ class UsageLedger(_SQLite):
         with self._connect() as con:
             row = con.execute(
                 "SELECT COALESCE(SUM(requests),0), COALESCE(SUM(prompt_tokens),0), COALESCE(SUM(completion_tokens),0),"
-                f" COALESCE(SUM(cost),0), COALESCE(SUM(cached),0), COALESCE(MAX(estimated),0) FROM usage {where}",
+                f" COALESCE(SUM(cost),0), COALESCE(SUM(cached),0), COALESCE(MAX(estimated),0),"
+                f" COALESCE(SUM(prompt_cached),0), COALESCE(SUM(seconds),0) FROM usage {where}",
                 args,
             ).fetchone()
         return Usage(requests=row[0], prompt_tokens=row[1], completion_tokens=row[2], cost=row[3],
-                     cached=row[4], estimated=bool(row[5]))  # fmt: skip
+                     cached=row[4], estimated=bool(row[5]), prompt_cached=row[6], seconds=row[7])  # fmt: skip
 
     def rows(self) -> List[Dict[str, Any]]:
         with self._connect() as con:

@@ -54,9 +54,18 @@ class EvokdSettings(BaseModel):
     gpu_id: int = Field(-1, ge=-1)
     check_teacher: bool = True  # GET base_url/models before the run (--skip-teacher-check: false)
     # where a round's inputs come from: the teacher writes them ("generate", EvoKD), the analysis'
-    # evidence picks unlabelled `pool` texts for the teacher to label ("pool"), or half each ("both")
-    source: Literal["generate", "pool", "both"] = "generate"
-    pool: str = ""  # unlabelled texts for source = "pool" | "both": JSONL ("text" or "tokens") or DocBin
+    # evidence picks unlabelled `pool` texts for the teacher to label ("pool"), or half each
+    # ("both"); the student picks pool texts by uncertainty x diversity and the teacher only labels
+    # them ("active", active.py); or each round splits its samples between "generate" and
+    # "active" by what they bought in the last rounds ("auto", sources.py; generation alone
+    # without a pool)
+    source: Literal["generate", "pool", "both", "active", "auto"] = "generate"
+    pool: str = ""  # unlabelled texts for source = "pool" | "both" | "active" | "auto": JSONL ("text" or "tokens") or DocBin
+    # the weakness brief generation is aimed with: the teacher's analysis call ("llm", the paper)
+    # or the student's own scores, confusions and wrong examples, for free ("student", weakness.student_brief)
+    analysis: Literal["llm", "student"] = "llm"
+    generations_per_brief: int = Field(1, ge=1)  # generation requests each brief feeds (the paper: 1)
+    auto_floor: float = Field(0.2, ge=0.0, le=0.5)  # source = "auto": the least share of a round's samples a source gets
     pool_embedder: Literal["student", "minilm"] = "student"  # what "nearest" means (pool_source.py)
     # per-round students under OUTPUT_DIR/models (model-best only; model-last is never read): "all"
     # keeps every round's (the report scores each on test); "best" keeps the best one and the
@@ -80,7 +89,7 @@ class EvokdSettings(BaseModel):
         # one ignores them, and data with unknown labels is reported by file and line)
         if self.n_hard + self.n_easy == 0:
             raise ValueError("n_hard and n_easy are both 0: each analysis must ask for at least one input")
-        if self.source != "generate" and not self.pool:
+        if self.source not in ("generate", "auto") and not self.pool:
             raise ValueError(f"source = {self.source!r} needs pool: a file of unlabelled texts")
         return self
 

@@ -16,22 +16,23 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 import spacy
 from spacy.tokens import Doc
 
-from . import preflight, student, weakness
+from . import active, preflight, sources, student, weakness
+from .augment import copies, doc_weight
 from .budget import RunBudget
 from .cache import ResponseCache, UsageLedger
 from .config import load_config, resolve_evokd
 from .data import DataError, read_docbin, write_docbin
 from .pool_source import PoolSource
-from .records import RoundRecord, rejected_samples
+from .records import RoundRecord, describe_checks, rejected_samples
 from .run_files import hold_run_dir
 from .run_state import RunState
+from .selection import llkd_weights
 from .tasks import get_task
-from .teachers.llm import describe_checks, round_checks
 from .ty import Analysis, BudgetExceeded, Judged, Proposal, RoundContext, Sample, Teacher, Usage, WeaknessReport
 from .untrusted import bound_history, cap_analysis, judge_analysis
 from .validation import Validator, label_disagreements, normalise
@@ -65,9 +66,30 @@ class Teaching:
     step: str = "analysis"  # the call in progress: a budget that stops it books its usage there
     budget_hit: Optional[str] = None  # the budget that ended the calls early
     stopped_by: Optional[str] = None  # set when that budget was the run's: the run stops after this round
-    checks: Dict[str, Any] = field(default_factory=dict)  # teachers/llm.round_checks
+    checks: Dict[str, Any] = field(default_factory=dict)  # Teacher.round_checks
     seconds: float = 0.0
     rejects: List[Tuple[Sample, str]] = field(default_factory=list)  # what validation rejected, and why
+    analysis_repeats: int = 0  # analyses that repeated an earlier one of the round (normalised)
+    split: Dict[str, Any] = field(default_factory=dict)  # samples per source (sources.split)
+    planned_stop: Optional[str] = None  # a call not started because its texts could not be labelled in budget
+    needs: Dict[str, float] = field(default_factory=dict)  # active picks: normalised text -> the student's uncertainty
+
+
+@dataclass
+class SeenTexts:
+    """The texts a round must not use again, built once per round by the loop (their one owner):
+    ``texts`` (seed, earlier rounds, removed in review; the teacher gets them), ``known`` their
+    normalised forms (validation starts from a copy), ``taken`` known + this round's pool picks
+    (the pickers add theirs)."""
+
+    texts: List[str]
+    known: Set[str]
+    taken: Set[str]
+
+    @classmethod
+    def of(cls, texts: List[str]) -> "SeenTexts":
+        keys = {normalise(t) for t in texts}
+        return cls(list(texts), keys, set(keys))
 
 
 @dataclass
@@ -111,7 +133,7 @@ class EvoKDLoop:
         )  # fmt: skip
         # source = "pool" | "both": unlabelled texts chosen by the analysis' evidence (pool_source.py)
         self.pool_source = None
-        if s.source != "generate":
+        if s.source != "generate" and s.pool:
             self.pool_source = PoolSource(s.pool, s.pool_embedder, blocked_texts=[d.text for d in self.dev_docs + test_docs],
                                           max_chars=s.max_chars)  # fmt: skip
             if self.pool_source.too_long:
@@ -121,6 +143,7 @@ class EvoKDLoop:
         self.cache = ResponseCache(self.dir / "cache.sqlite")
         self.ledger = UsageLedger(self.dir / "cache.sqlite")
         self.teacher.use_cache(self.cache)
+        self.costs = sources.StepCosts()  # recent tokens per request / labelled text: the round plans with them
 
     # -- setup helpers ---------------------------------------------------------------------
 
@@ -262,9 +285,9 @@ class EvoKDLoop:
         prev = self.state.load_record(n - 1)
         report = weakness.build_report(self.task, self.settings.labels, prev.dev, prev.judged(),
                                        "the seed data" if n == 1 else f"the round {n - 1} batch")  # fmt: skip
-        seen_texts = self._seen_texts(n)
-        teaching = self._teach(n, report, seen_texts)
-        docs = self._accept(n, teaching, seen_texts)
+        seen = SeenTexts.of(self._seen_texts(n))
+        teaching = self._teach(n, report, seen)
+        docs = self._accept(n, teaching, seen)
         if not docs:
             self.progress(f"round {n}: no valid samples (rejected: {dict(teaching.rejected)})")
         if not docs and teaching.stopped_by:
@@ -276,40 +299,116 @@ class EvoKDLoop:
         self._record(n, prev, teaching, docs, trained, t0)
         return teaching.stopped_by
 
-    def _teach(self, n: int, report: WeaknessReport, seen_texts: List[str]) -> Teaching:
-        """The round's teacher calls. A budget reached midway ends them: what was generated and
-        labelled so far is kept; a run budget stops the run after this round, a round budget
-        only ends the round (equal spend per round)."""
+    def _teach(self, n: int, report: WeaknessReport, seen: SeenTexts) -> Teaching:
+        """The round's teacher calls: active pool picks labelled, then briefs and the generation
+        they feed, as the round's split says (sources.py). Calls are planned within the token
+        budget (a call whose texts could not be labelled is not started); a budget reached midway
+        ends them: what was generated so far is kept (labelled, or with its intended labels); a
+        run budget stops the run after this round, a round budget only ends the round."""
         s = self.settings
         t0 = time.time()
         self.teacher.begin_round(RoundContext(
-            round=n, seen_texts=seen_texts, run_seed=s.seed, budget=RunBudget(s, self.ledger, n),
+            round=n, seen_texts=seen.texts, run_seed=s.seed, budget=RunBudget(s, self.ledger, n),
             student=self.state.student_path(n - 1),
         ))  # fmt: skip
         history = self._history(n)
-        pool_seen = {normalise(t) for t in seen_texts}  # pool texts already used are never offered again
+        nlp = None
         if self.pool_source is not None:
-            self.pool_source.use_student(student.load(self.state.student_path(n - 1)))
-        out = Teaching()
+            nlp = student.load(self.state.student_path(n - 1))
+            self.pool_source.use_student(nlp)
+        out = Teaching(split=self._split(n))
         try:
-            for i in range(s.analyses_per_round):
-                self._teach_once(n, i, report, history, pool_seen, out)
+            if out.split["active"]:
+                self._teach_active(n, out.split["active"], nlp, seen, out)
+            self._teach_generation(n, out.split["generate"], report, history, seen, out)
         except BudgetExceeded as e:
             self._book(n, out.step)
             out.budget_hit = str(e)
             out.stopped_by = None if e.per_round else out.budget_hit
-            self.progress(f"round {n}: {out.budget_hit}; keeping the {len(out.candidates)} samples labelled so far"
+            self.progress(f"round {n}: {out.budget_hit}; keeping the {len(out.candidates)} samples generated so far"
                           + ("" if e.per_round else "; the run stops after this round"))
         out.seconds = time.time() - t0
-        out.checks = round_checks(self.teacher, out.agreement)
+        out.checks = self.teacher.round_checks(out.agreement)
         return out
 
-    def _teach_once(self, n: int, i: int, report: WeaknessReport, history: List[str], pool_seen: set,
-                    out: Teaching) -> None:  # fmt: skip
-        """The i-th analysis (a different window of the report's examples each time) and the
-        inputs it asks for (generated and/or pool texts), labelled."""
+    def _split(self, n: int) -> Dict[str, Any]:
+        """Samples this round asks of each source: all of them of the configured one, or
+        source = "auto"'s split by what the last rounds bought."""
+        s = self.settings
+        per_request = s.n_hard + s.n_easy
+        slots = s.analyses_per_round * s.generations_per_brief * per_request
+        if s.source == "active":
+            return {"generate": 0, "active": slots, "why": "source = active"}
+        if s.source != "auto":
+            return {"generate": slots, "active": 0, "why": f"source = {s.source}"}
+        history = [self.state.load_record(m).sources for m in range(1, n)]
+        return sources.split(slots, per_request, history, s.auto_floor, self.pool_source is not None)
+
+    def _teach_active(self, n: int, slots: int, nlp, seen: SeenTexts, out: Teaching) -> None:
+        """Pool texts the student picks (active.py), as many as can be labelled in the budget;
+        the first round's picks are label-stratified (the seed student knows next to nothing)."""
+        per_text = self.costs.estimate("active_label")
+        left = min([left for _, _, left in RunBudget(self.settings, self.ledger, n).tokens_left()], default=None)
+        if left is not None and per_text and left // per_text < slots:
+            fits = int(left // per_text)
+            out.planned_stop = f"planned: {fits} of {slots} pool texts can be labelled in the {left} tokens left"
+            if not fits:
+                self._plan(n, f"labelling {slots} pool texts", out, active_label=slots)  # raises
+            slots = fits
+        picks = active.pick(self.pool_source, nlp, self.task, slots, seen.taken, seen.texts, stratified=n == 1)
+        out.needs.update({normalise(p.text): p.need for p in picks})
+        self._label(n, [Sample(p.text, intent="active") for p in picks], out, "active_label")
+
+    def _teach_generation(self, n: int, slots: int, report: WeaknessReport, history: List[str], seen: SeenTexts,
+                          out: Teaching) -> None:  # fmt: skip
+        """``slots`` samples written by the teacher: briefs (one per window of the report), each
+        feeding up to ``generations_per_brief`` generation requests (the paper: 1)."""
+        s = self.settings
+        requests = slots // (s.n_hard + s.n_easy)
+        i = 0
+        while requests > 0:
+            k = min(s.generations_per_brief, requests)
+            self._teach_once(n, i, report, history, seen, out, k)
+            requests -= k
+            i += 1
+
+    def _teach_once(self, n: int, i: int, report: WeaknessReport, history: List[str], seen: SeenTexts,
+                    out: Teaching, proposals: int = 1) -> None:  # fmt: skip
+        """The i-th brief (a different window of the report's examples each time) and the inputs
+        it asks for (generated and/or pool texts), labelled."""
         s = self.settings
         shown = weakness.window(report, i, s.max_examples_shown, s.show_correct)
+        analysis = self._brief(n, shown, history, out, proposals)
+        if analysis is None:
+            return
+        picked = self._pool_picks(shown, seen.taken)
+        per_request = s.n_hard + s.n_easy
+        for _ in range(proposals):
+            proposal = Proposal(samples=[])
+            if s.source != "pool":
+                self._plan(n, "a generation request", out, generate=1, label=per_request if s.separate_labelling else 0)
+                out.step = "generate"
+                proposal = self.teacher.propose(analysis, s.n_hard, s.n_easy, with_labels=not s.separate_labelling)
+                self._book(n, out.step)
+                out.rejected.update(proposal.rejected)
+            # pool texts are always labelled in the separate call: they come without labels
+            to_label = picked + (proposal.samples if s.separate_labelling else [])
+            picked = []
+            if not s.separate_labelling:
+                out.candidates += proposal.samples
+            self._label(n, to_label, out, "label")
+
+    def _brief(self, n: int, shown: WeaknessReport, history: List[str], out: Teaching, proposals: int) -> Optional[Analysis]:
+        """The brief generation is aimed with: the student's own (analysis = "student", no call)
+        or the teacher's analysis, judged (None: rejected, or not started within the budget)."""
+        s = self.settings
+        if s.analysis == "student":
+            brief = weakness.student_brief(shown, self.task, s.max_examples_shown)
+            out.analyses.append(brief.text)
+            return brief
+        generating = s.source != "pool"
+        self._plan(n, "an analysis and the generation it feeds", out, analysis=1, generate=proposals if generating else 0,
+                   label=proposals * (s.n_hard + s.n_easy) if s.separate_labelling and generating else 0)  # fmt: skip
         out.step = "analysis"
         review = bound_history(history + [f"Round {n}: {a}" for a in out.analyses])
         analysis = self.teacher.analyse(shown, review)
@@ -317,30 +416,55 @@ class EvoKDLoop:
         reason = self._judge(analysis, review, out.repaired)
         if reason:  # not stored, not replayed, and no generation is asked for on top of it
             out.rejected[reason] += 1
-            logger.info("round %d: analysis %d rejected (%s)", n, i + 1, reason)
-            return
+            logger.info("round %d: analysis rejected (%s)", n, reason)
+            return None
+        if normalise(analysis.text) in {normalise(a) for a in out.analyses}:
+            out.analysis_repeats += 1
         out.analyses.append(analysis.text)
-        picked = self._pool_picks(shown, pool_seen)
-        proposal = Proposal(samples=[])
-        if s.source != "pool":
-            out.step = "generate"
-            proposal = self.teacher.propose(analysis, s.n_hard, s.n_easy, with_labels=not s.separate_labelling)
-            self._book(n, out.step)
-            out.rejected.update(proposal.rejected)
-        # pool texts are always labelled in the separate call: they come without labels
-        to_label = picked + (proposal.samples if s.separate_labelling else [])
-        if not s.separate_labelling:
-            out.candidates += proposal.samples
-        if to_label:
-            out.step = "label"
+        return analysis
+
+    def _plan(self, n: int, what: str, out: Optional[Teaching] = None, **texts_per_step: int) -> None:
+        """A call (with the labelling of its texts) is not started when the estimated tokens of
+        ``texts_per_step`` exceed what is left of a token budget: the BudgetExceeded it would run
+        into is raised before it (recorded as the round's ``planned_stop``)."""
+        need = sum(self.costs.estimate(step, count) for step, count in texts_per_step.items() if count)
+        stop = sources.planned_stop(RunBudget(self.settings, self.ledger, n).tokens_left(), need, what)
+        if stop is not None:
+            if out is not None:
+                out.planned_stop = str(stop)
+            raise stop
+
+    def _label(self, n: int, to_label: List[Sample], out: Teaching, step: str) -> None:
+        """The separate labelling call. Texts a budget leaves unlabelled are kept with the label
+        their generation call intended (``repaired["kept_unlabelled"]``); pool texts have none
+        (``rejected["unlabelled_at_budget"]``). The budget is raised again after that."""
+        if not to_label:
+            return
+        out.step = step
+        try:
             labelled = self.teacher.label([p.text for p in to_label])
-            self._book(n, out.step)
-            out.rejected.update(labelled.rejected)
-            out.agreement.update(label_disagreements(to_label, labelled.samples, self.task, s.labels))
-            intents = {p.text: p.intent for p in to_label}
-            for sample in labelled.samples:
-                sample.intent = intents.get(sample.text)
-            out.candidates += labelled.samples
+        except BudgetExceeded:
+            self._keep_unlabelled(to_label, out)
+            raise
+        self._book(n, step, len(to_label) - len(labelled.unasked))
+        out.rejected.update(labelled.rejected)
+        out.agreement.update(label_disagreements(to_label, labelled.samples, self.task, self.settings.labels))
+        intents = {p.text: p.intent for p in to_label}
+        for sample in labelled.samples:
+            sample.intent = intents.get(sample.text)
+        out.candidates += labelled.samples
+        if labelled.budget is not None:
+            unasked = set(labelled.unasked)
+            self._keep_unlabelled([p for p in to_label if p.text in unasked], out)
+            raise labelled.budget
+
+    def _keep_unlabelled(self, samples: List[Sample], out: Teaching) -> None:
+        for p in samples:
+            if self.task.comparable(p, self.settings.labels) is None:
+                out.rejected["unlabelled_at_budget"] += 1
+            else:
+                out.repaired["kept_unlabelled"] += 1
+                out.candidates.append(p)
 
     @staticmethod
     def _judge(analysis: Analysis, review: List[str], repaired: Counter) -> Optional[str]:
@@ -355,14 +479,24 @@ class EvoKDLoop:
         prompt = "\n".join(m.content for m in analysis.conversation if m.role != "assistant")
         return judge_analysis(analysis.text, prompt, review)
 
-    def _accept(self, n: int, teaching: Teaching, seen_texts: List[str]) -> List[Doc]:
-        """The candidates that pass validation, as Docs tagged with their round and teacher; the
-        rejected ones are counted in ``teaching.rejected``."""
-        docs, invalid = self.validator.validate(teaching.candidates, {normalise(t) for t in seen_texts}, teaching.rejects)
+    def _accept(self, n: int, teaching: Teaching, seen: SeenTexts) -> List[Doc]:
+        """The candidates that pass validation, as Docs tagged with their round, teacher and
+        source; active picks get LLKD's weight. The rejected ones are counted in ``teaching.rejected``."""
+        docs, invalid = self.validator.validate(teaching.candidates, set(seen.known), teaching.rejects)
         teaching.rejected.update(invalid)
         for d in docs:
-            d.user_data.setdefault("evokd", {}).update({"round": n, "teacher": self.teacher.name})
+            d.user_data.setdefault("evokd", {}).update({"round": n, "teacher": self.teacher.name, "source": _source(d)})
+        self._weigh_active([d for d in docs if _source(d) == "active"], teaching.needs)
         return docs
+
+    @staticmethod
+    def _weigh_active(docs: List[Doc], needs: Dict[str, float]) -> None:
+        """LLKD's weight for active picks: the teacher's confidence x the student's need (its
+        uncertainty when it picked the text), mean 1 over the round's picks, in [0.1, 10]."""
+        conf = [d.user_data["evokd"].get("confidence") or 1.0 for d in docs]
+        need = [needs.get(normalise(d.text), 1.0) for d in docs]
+        for i, w in llkd_weights(list(range(len(docs))), conf, need):
+            docs[i].user_data["evokd"].update({"weight": round(w, 4), "student_uncertainty": round(need[i], 4)})
 
     def _train_and_score(self, n: int, docs: List[Doc]) -> Trained:
         s = self.settings
@@ -373,7 +507,7 @@ class EvoKDLoop:
         t_eval = time.time() - t_eval
         work = self.state.work_dir / f"round_{n:03d}"
         train_docs = self.seed_docs + self.extra_docs + docs + self._replay(n)
-        write_docbin(train_docs, work / "train.spacy")
+        write_docbin(self._weighted(train_docs, n), work / "train.spacy")
         warm = self.state.student_path(n - 1) if s.warm_start else None
         t1 = time.time()
         model = student.train(self.config, work / "train.spacy", self._dev_path(), work / "model",
@@ -408,7 +542,9 @@ class EvoKDLoop:
             seconds={"teacher": round(teaching.seconds, 2), **trained.seconds, "total": round(time.time() - t0, 2)},
             stopped_by=teaching.stopped_by, teacher_checks=teaching.checks, repaired=dict(teaching.repaired),
             rejected_samples=rejected_samples(teaching.rejects),
-            budget_hit=teaching.budget_hit, task=self.task.name,
+            budget_hit=teaching.budget_hit, task=self.task.name, sources=self._sources(n, prev, teaching, docs, trained),
+            usage_by_step={step: u.to_dict() for step, u in self._usage_by_step(n).items()},
+            analysis_repeats=teaching.analysis_repeats,
         )  # fmt: skip
         self.state.commit(n, record, docs, trained.model.parent)
         best_n, best = self.state.update_best()
@@ -423,18 +559,54 @@ class EvoKDLoop:
             f"dev {s.metric} {trained.dev['score']:.3f} (best {best:.3f}, round {best_n})" + (f" | teacher: {quality}" if quality else "")
         )
 
+    def _usage_by_step(self, n: int) -> Dict[str, Usage]:
+        out: Dict[str, Usage] = {}
+        for row in self.ledger.rows():
+            if row["round"] == n:
+                out.setdefault(row["step"], Usage()).add(sources.row_usage(row))
+        return out
+
+    def _sources(self, n: int, prev: RoundRecord, teaching: Teaching, docs: List[Doc], trained: Trained) -> Dict[str, Any]:
+        """What each source was asked for and bought this round (source = "auto" decides the
+        next split from it): samples asked, tokens, cost, accepted, and how many of those the
+        round's starting student got wrong; the round's dev gain; the planner's stop."""
+        usage = sources.by_source(self._usage_by_step(n))
+        wrong: Counter = Counter()
+        for d, j in zip(docs, trained.batch_judged):
+            wrong[_source(d)] += not weakness.is_correct(j, self.task)
+        accepted = Counter(_source(d) for d in docs)
+        out: Dict[str, Any] = {"split": teaching.split, "dev_gain": round(trained.dev["score"] - prev.dev["score"], 4)}
+        for name in sources.SOURCES:
+            slots, used = teaching.split.get(name, 0), usage.get(name, Usage())
+            if slots or used.requests:
+                out[name] = {"slots": slots, "tokens": used.total_tokens, "cost": sources.cost_of(used, slots),
+                             "accepted": accepted[name], "wrong": wrong[name]}  # fmt: skip
+        if teaching.planned_stop:
+            out["planned_stop"] = teaching.planned_stop
+        return out
+
     def _pool_picks(self, shown: WeaknessReport, seen: set) -> List[Sample]:
         """Pool texts for one analysis' slots (source = "pool" | "both"): hard ones nearest to the
         wrong samples it saw, easy ones nearest to the correct ones; [] for source = "generate"."""
-        if self.pool_source is None:
-            return []
         s = self.settings
+        if self.pool_source is None or s.source not in ("pool", "both"):
+            return []
         picks = self.pool_source.choose([j.gold.text for j in shown.wrong], [j.gold.text for j in shown.correct],
                                         s.n_hard, s.n_easy, seen)  # fmt: skip
         return [Sample(text, intent=intent) for text, intent in picks]
 
-    def _book(self, n: int, step: str) -> None:
-        self.ledger.record(round=n, step=step, model=self.teacher.name, usage=self.teacher.drain_usage())
+    def _book(self, n: int, step: str, texts: int = 1) -> None:
+        """Book the step's usage in the ledger; ``texts`` it labelled (labelling steps) make the
+        per-text estimate the round plans with."""
+        usage = self.teacher.drain_usage()
+        self.costs.observe(step, usage, texts)
+        self.ledger.record(round=n, step=step, model=self.teacher.name, usage=usage)
+
+    def _weighted(self, docs: List[Doc], n: int) -> List[Doc]:
+        """Each doc as many times as its weight says (``user_data["evokd"]["weight"]``: LLKD's,
+        active picks', an extra_train selection's; 1 without one), realised as the augmenter does."""
+        rng = random.Random(f"{self.settings.seed}:{n}:weights")
+        return [d for d in docs for _ in range(copies(doc_weight(d), rng))]
 
     def _replay(self, n: int) -> List[Doc]:
         """Earlier rounds' samples mixed into this round's training (fraction history_replay)."""
@@ -446,6 +618,12 @@ class EvoKDLoop:
             return docs
         rng = random.Random(f"{s.seed}:{n}")
         return rng.sample(docs, int(round(len(docs) * s.history_replay)))
+
+
+def _source(doc: Doc) -> str:
+    """The source an accepted sample is booked to: "active" for active picks, else "generate"
+    (the analysis-driven sources: generated texts and source = "pool" | "both" picks)."""
+    return "active" if (doc.user_data.get("evokd") or {}).get("intent") == "active" else "generate"
 
 
 def evolve(config_path: Path, output_dir: Path, overrides: Optional[Dict[str, Any]] = None,

@@ -16,6 +16,7 @@ Nearness is cosine similarity of document vectors from one of two embedders:
 Choices are deterministic for a given pool, student and evidence, so a resumed round picks the
 same texts (and the teacher's labels come from the cache).
 """
+import functools
 from pathlib import Path
 from typing import List, Optional, Sequence, Set, Tuple
 
@@ -63,16 +64,24 @@ def student_vectors(nlp, texts: Sequence[str]) -> numpy.ndarray:
     return numpy.vstack(rows).astype("float32")
 
 
+@functools.lru_cache(maxsize=2)
+def _minilm(path: str):
+    """Tokenizer and model, loaded once per process: active picks embed the covered texts every
+    round (loading MiniLM each time cost seconds a round)."""
+    from transformers import AutoModel, AutoTokenizer
+
+    tokenizer, model = AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path)
+    model.eval()
+    return tokenizer, model
+
+
 def minilm_vectors(texts: Sequence[str], name: str = MINILM, batch_size: int = 64) -> numpy.ndarray:
     """Sentence embeddings (mean pooling over the attention mask), as sentence-transformers does."""
     import torch
-    from transformers import AutoModel, AutoTokenizer
 
     from .student import resolve_transformer_name
 
-    path = resolve_transformer_name(name)
-    tokenizer, model = AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path)
-    model.eval()
+    tokenizer, model = _minilm(resolve_transformer_name(name))
     out = []
     with torch.no_grad():
         for i in range(0, len(texts), batch_size):
@@ -107,6 +116,15 @@ class PoolSource:
         if self.embedder == "student" or self._pool_vectors is None:
             self._nlp = nlp
             self._pool_vectors = _unit_rows(self._embed(self.texts))
+
+    @property
+    def vectors(self) -> Optional[numpy.ndarray]:
+        """The pool texts' unit vectors (None before ``use_student``)."""
+        return self._pool_vectors
+
+    def embed(self, texts: Sequence[str]) -> numpy.ndarray:
+        """Unit vectors of other texts, in the pool's embedding space."""
+        return _unit_rows(self._embed(texts))
 
     def _embed(self, texts: Sequence[str]) -> numpy.ndarray:
         if self.embedder == "minilm":

@@ -13,6 +13,7 @@ Schema versions:
 A damaged file is one RunDirError line naming it (run_files.read_round_record checks what the
 readers use), never a KeyError deep in the loop or the report.
 """
+from collections import Counter
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple, Union
@@ -53,11 +54,18 @@ class RoundRecord:
     stopped_by: Optional[str] = None
     repaired: Dict[str, int] = field(default_factory=dict)  # counted repairs (untrusted.py), e.g. analysis_truncated
     budget_hit: Optional[str] = None  # the budget that ended this round's teacher calls early
-    # label disagreement, parse rate, structured-output form (teachers/llm.py round_checks)
+    # label disagreement, parse rate, structured-output form (Teacher.round_checks)
     teacher_checks: Optional[Dict[str, Any]] = None
     task: str = ""  # the task's name (tasks.get_task)
     # samples validation rejected: {text, reason, intent, annotation}, at most REJECTED_KEPT (rejected_samples())
     rejected_samples: List[Dict[str, Any]] = field(default_factory=list)
+    # where the round's tokens went (sources.py): "split" (source = "auto"'s decision: samples per
+    # source, the values it weighed, why), per source {"slots", "tokens", "cost", "accepted",
+    # "wrong"}, "dev_gain", and the planner's stop ("planned_stop")
+    sources: Dict[str, Any] = field(default_factory=dict)
+    # usage per ledger step ("analysis", "generate", "label", "active_label"): the analysis' share of tokens
+    usage_by_step: Dict[str, Dict[str, Any]] = field(default_factory=dict)
+    analysis_repeats: int = 0  # analyses that repeated an earlier one of the round word for word (normalised)
     schema_version: int = SCHEMA_VERSION
 
     @classmethod
@@ -86,6 +94,33 @@ class RoundRecord:
     def judged(self) -> List[Judged]:
         """The feedback as Judged samples, correct ones first."""
         return [Judged.from_dict(item) for item in self.feedback["correct"] + self.feedback["wrong"]]
+
+
+def teacher_checks(agreement: Counter, stats: Counter) -> Dict[str, Any]:
+    """A round record's ``teacher_checks``: label proposals the labelling call saw and how many
+    it labelled differently (validation.label_disagreements), answers asked and parsed per step
+    (``Teacher.drain_stats``) with the parse rate. Teachers add their own (Teacher.round_checks)."""
+    compared, disagreed = agreement.get("compared", 0), agreement.get("disagreed", 0)
+    checks: Dict[str, Any] = {"label_compared": compared, "label_disagreement": disagreed,
+                              "label_disagreement_rate": round(disagreed / compared, 4) if compared else None}  # fmt: skip
+    if stats:
+        checks.update(sorted(stats.items()))
+        answers = sum(v for k, v in stats.items() if k.endswith("_answers"))
+        parsed = sum(v for k, v in stats.items() if k.endswith("_parsed"))
+        checks["parse_rate"] = round(parsed / answers, 4) if answers else None
+    return checks
+
+
+def describe_checks(checks: Dict[str, Any]) -> str:
+    """The progress-line part of ``teacher_checks``: "parsed 4/4, label disagreement 1/7" ("" if none)."""
+    parts = []
+    answers = sum(v for k, v in checks.items() if k.endswith("_answers"))
+    if answers:
+        parsed = sum(v for k, v in checks.items() if k.endswith("_parsed"))
+        parts.append(f"parsed {parsed}/{answers}")
+    if checks.get("label_compared"):
+        parts.append(f"label disagreement {checks['label_disagreement']}/{checks['label_compared']}")
+    return ", ".join(parts)
 
 
 def rejected_samples(rejects: List[Tuple[Sample, str]]) -> List[Dict[str, Any]]:

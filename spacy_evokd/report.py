@@ -217,7 +217,7 @@ def write_report(run_dir: Path) -> Path:
         lines.append(f"| {r.round} | {r.accepted} | {sum(r.rejected.values())} | {r.usage['total_tokens']:,} "
                      f"| ${r.usage['cost']:.4f} | {r.seconds.get('teacher', 0.0):.1f} | {r.seconds.get('train', 0.0):.1f} "
                      f"| {batch} | {r.dev['score']:.3f} | {f'{test[r.round]:.3f}' if r.round in test else '–'} |")  # fmt: skip
-    lines.append("")
+    lines += ["", *[f"- round {r.round} sources: " + ", ".join(f"{k} {v.get('accepted', 0)}/{v.get('slots', 0)} accepted/asked, {v.get('tokens', 0):,} tokens" for k, v in r.sources.items() if isinstance(v, dict) and "slots" in v) + f" ({r.sources['split'].get('why', '')})" for r in recs if r.sources.get("split")], ""]  # fmt: skip
     for name, title in (("score", "dev score"), ("per_label", "per-label F1"), ("per_label_samples", "accepted per label"),
                         ("rejections", "rejections"), ("tokens", "tokens and cost")):  # fmt: skip
         lines += [f"![{title}]({plots[name]})" if name in plots else f"*{notes[name]}*", ""]

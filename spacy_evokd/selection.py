@@ -98,7 +98,7 @@ class Selector:
         if self.mode == "fixed_ratio":
             k = max(1, round(n * self.ratio)) if n else 0
             order = sorted(range(n), key=lambda i: -conf[i] * unc[i])[:k]
-            return _weights(sorted(order), conf, unc)
+            return llkd_weights(sorted(order), conf, unc)
         self.teacher.update(conf, classes)
         self.student.update(unc, classes)
         kept = []
@@ -109,10 +109,10 @@ class Selector:
                 self.mode == "student_only" and ok_s
             ):
                 kept.append(i)
-        return _weights(kept, conf, unc)
+        return llkd_weights(kept, conf, unc)
 
 
-def _weights(kept: List[int], conf: Sequence[float], unc: Sequence[float]) -> List[Tuple[int, float]]:
+def llkd_weights(kept: List[int], conf: Sequence[float], unc: Sequence[float]) -> List[Tuple[int, float]]:
     raw = [max(conf[i] * unc[i], 1e-6) for i in kept]
     mean = sum(raw) / len(raw) if raw else 1.0
     return [(i, min(10.0, max(0.1, r / mean))) for i, r in zip(kept, raw)]

@@ -106,8 +106,12 @@ class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost: float = 0.0
-    cached: int = 0
+    cached: int = 0  # requests answered from the run's response cache
     estimated: bool = False
+    # prompt tokens the server reused from its prompt cache (OpenAI's
+    # usage.prompt_tokens_details.cached_tokens, llama.cpp's timings.cache_n): not really computed
+    prompt_cached: int = 0
+    seconds: float = 0.0  # wall seconds the server took (0 for cache hits): on a local server, the cost
 
     def add(self, other: "Usage") -> None:
         self.requests += other.requests
@@ -116,6 +120,8 @@ class Usage:
         self.cost += other.cost
         self.cached += other.cached
         self.estimated = self.estimated or other.estimated
+        self.prompt_cached += other.prompt_cached
+        self.seconds += other.seconds
 
     @property
     def total_tokens(self) -> int:
@@ -130,6 +136,8 @@ class Usage:
             "cost": round(self.cost, 6),
             "cached": self.cached,
             "estimated": self.estimated,
+            "prompt_cached": self.prompt_cached,
+            "seconds": round(self.seconds, 3),
         }
 
 
@@ -157,6 +165,9 @@ class Labelled:
     samples: List[Sample]  # in input order; texts the teacher failed to label are left out
     rejected: Counter = field(default_factory=Counter)
     raw: str = ""
+    # texts a budget left unasked after the first request (the budget, raised again by the loop)
+    unasked: List[str] = field(default_factory=list)
+    budget: Optional["BudgetExceeded"] = None
 
 
 @dataclass
@@ -361,6 +372,11 @@ class Teacher(Protocol):
 
     def drain_stats(self) -> Counter:
         """Answers asked and parsed per step since the last call (empty when not counted)."""
+        ...
+
+    def round_checks(self, agreement: Counter) -> Dict[str, Any]:
+        """The round's teacher-quality figures (a round record's ``teacher_checks``, made by
+        records.teacher_checks from ``agreement`` and ``drain_stats``, plus the teacher's own)."""
         ...
 
     def use_cache(self, cache: Any) -> None:

@@ -8,7 +8,7 @@ from dataclasses import replace
 from typing import Dict, List, Sequence, Tuple, Union
 
 from .tasks import get_task
-from .ty import Judged, Task, WeaknessReport
+from .ty import Analysis, Judged, Task, WeaknessReport
 
 
 def is_correct(j: Judged, task: Union[str, Task]) -> bool:
@@ -54,3 +54,36 @@ def window(report: WeaknessReport, index: int, size: int, show_correct: bool = T
         return (items + items)[start : start + size]
 
     return replace(report, correct=take(report.correct) if show_correct else [], wrong=take(report.wrong))
+
+
+def label_focus(report: WeaknessReport) -> Dict[str, float]:
+    """label -> how much attention it needs: 1 - dev F1, plus 0.1 per confusion it is part of
+    (the simulated teacher's analysis ranks labels the same way)."""
+    focus = {label: 1.0 - (report.per_label.get(label, {}).get("f", 0.0) or 0.0) for label in report.labels}
+    for (gold, pred), n in report.confusions.items():
+        for label in (gold, pred):
+            if label in focus:
+                focus[label] += 0.1 * n
+    return focus
+
+
+def student_brief(report: WeaknessReport, task: Union[str, Task], examples: int = 4) -> Analysis:
+    """The weakness brief written from the student's own numbers, without an analysis call
+    (``[evokd] analysis = "student"``): its per-label dev scores, its most confused label pairs
+    and its wrong examples, those of the most frequent confusion first. The generation prompt gets it where the paper's
+    loop puts the teacher's analysis; ``focus`` is what the simulated teacher aims at."""
+    task = get_task(task)
+    focus = label_focus(report)
+    pairs = sorted(report.confusions.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
+    lines = ["Weakness report of the student (its own dev scores and mistakes; no analysis was asked for):"]
+    scores = ", ".join(f"{label} F1 {report.per_label.get(label, {}).get('f', 0.0) or 0.0:.2f}"
+                       for label in sorted(report.labels, key=lambda l: -focus[l]))  # fmt: skip
+    lines.append(f"- per-label scores, weakest first: {scores}")
+    if pairs:
+        lines.append("- most confused (correct -> student's answer): " + ", ".join(f"{g} -> {p} x{n}" for (g, p), n in pairs))
+    rank = {pair: i for i, (pair, _) in enumerate(pairs)}  # examples of the most frequent confusion first
+    wrong = sorted(report.wrong, key=lambda j: min([rank.get(pair, len(rank)) for pair in task.confusions([j])] or [len(rank)]))
+    for j in wrong[:examples]:
+        lines.append(f'- got wrong: "{j.gold.text}" (correct: {task.describe(j.gold)}; student: {task.describe(j.pred)})')
+    lines.append(f"Aim the hard texts at the weakest labels and these confusions (evidence: {report.evaluated_on}).")
+    return Analysis(text="\n".join(lines), conversation=[], focus=focus)

@@ -19,6 +19,7 @@ from spacy_evokd.data import DataError, read_docbin
 from spacy_evokd.loop import evolve
 
 ROOT = Path(__file__).parent.parent
+BUDGET = 3000  # tokens a round in the auto test: about what 8 samples cost with the local server's answers
 FAST = {
     "evokd.rounds": 2,
     "evokd.analyses_per_round": 2,
@@ -55,7 +56,7 @@ def overrides(corpus, task, **extra):
     }
 
 
-def check_run(out: Path, task: str, rounds: int):
+def check_run(out: Path, task: str, rounds: int, intents=("hard", "easy")):
     recs = [json.loads((out / "rounds" / f"round_{n:03d}.json").read_text()) for n in range(rounds + 1)]
     assert [r["round"] for r in recs] == list(range(rounds + 1))
     assert sorted(p.name for p in (out / "rounds").glob("*.json")) == [f"round_{n:03d}.json" for n in range(rounds + 1)]
@@ -69,7 +70,7 @@ def check_run(out: Path, task: str, rounds: int):
         assert 0.0 <= r["dev"]["score"] <= 1.0 and r["dev"]["n"] > 0
         for d in docs:
             assert d.user_data["evokd"]["round"] == r["round"]
-            assert d.user_data["evokd"]["intent"] in ("hard", "easy")
+            assert d.user_data["evokd"]["intent"] in intents
             if task == "textcat":
                 assert sum(d.cats.values()) == 1.0
             assert d.text not in texts  # no duplicates across rounds
@@ -438,6 +439,62 @@ def test_analysis_guided_pool_mode(corpus, tmp_path, source):
 def test_pool_mode_needs_a_pool(corpus, tmp_path):
     with pytest.raises(ConfigError, match="source = 'pool' needs pool"):
         evolve(ROOT / "configs/textcat_cnn.cfg", tmp_path / "run", overrides(corpus, "textcat", **{"evokd.source": "pool"}))
+
+
+def test_active_source_student_picks_and_teacher_only_labels(corpus, tmp_path):
+    """source = "active": no analysis or generation request; the picked pool texts are labelled
+    (the ledger's "active_label" step) and carry LLKD's confidence x need weight, mean 1."""
+    from spacy_evokd.cache import UsageLedger
+
+    ov = overrides(corpus, "textcat", **{"evokd.source": "active", "evokd.pool": str(ROOT / "assets/demo/textcat/train.jsonl")})
+    evolve(ROOT / "configs/textcat_cnn.cfg", tmp_path / "run", ov, echo=lambda _: None)
+    recs = check_run(tmp_path / "run", "textcat", 2, intents=("active",))
+    assert {r["step"] for r in UsageLedger(tmp_path / "run/cache.sqlite").rows()} == {"active_label"}
+    for r in recs[1:]:
+        assert r["analyses"] == [] and r["sources"]["split"]["active"] == 8 and "generate" not in r["sources"]
+        assert r["sources"]["active"]["accepted"] == r["accepted"] == 8
+        assert 0 <= r["sources"]["active"]["wrong"] <= r["accepted"] and r["usage_by_step"]["active_label"]["requests"] == 1
+        docs = read_docbin(tmp_path / "run" / "rounds" / f"round_{r['round']:03d}.spacy", spacy.blank("en").vocab)
+        weights = [d.user_data["evokd"]["weight"] for d in docs]
+        assert abs(sum(weights) / len(weights) - 1.0) < 0.05 and all(0.1 <= w <= 10 for w in weights)
+        assert all(0.0 <= d.user_data["evokd"]["student_uncertainty"] <= 1.0 for d in docs)
+        assert {d.user_data["evokd"]["source"] for d in docs} == {"active"}
+
+
+def test_auto_source_with_the_student_brief_plans_within_the_round_budget(corpus, tmp_path):
+    """source = "auto" + analysis = "student" on the local server: no analysis request (the
+    generation chat is system + one user turn: the student's brief and the generation prompt),
+    each round split between generation and active picks with its reasons recorded, and no call
+    started whose texts could not be labelled in the round's token budget."""
+    from spacy_evokd.config import load_config
+    from spacy_evokd.testing.responder import PoolResponder
+    from spacy_evokd.testing.server import FakeOpenAIServer
+
+    cfg = ROOT / "configs/textcat_cnn.cfg"
+    labels = load_config(cfg, {})["evokd"]["labels"]
+    responder = PoolResponder(ROOT / "assets/demo/textcat/train.jsonl", "textcat", labels)
+    with FakeOpenAIServer(responder) as server:
+        ov = overrides(corpus, "textcat", **{
+            "evokd.teacher.model.base_url": server.base_url, "evokd.teacher.model.name": "test-llm",
+            "evokd.teacher.model.api_key_env": None, "evokd.teacher.model.backoff": 0.01,
+            "evokd.source": "auto", "evokd.analysis": "student", "evokd.pool": str(ROOT / "assets/demo/textcat/train.jsonl"), "evokd.rounds": 3, "evokd.max_tokens_per_round": BUDGET,
+        })  # fmt: skip
+        evolve(cfg, tmp_path / "run", ov, teacher=ROOT / "configs/teachers/local_server.cfg", echo=lambda _: None)
+        bodies = [r["body"] for r in server.requests]
+    recs = check_run(tmp_path / "run", "textcat", 3, intents=("hard", "easy", "active"))
+    assert responder.calls["analysis"] == 0 and responder.calls["generate"] >= 1
+    generation = [b for b in bodies if "Now write" in b["messages"][-1]["content"]]
+    assert generation and all([m["role"] for m in b["messages"]] == ["system", "user"] for b in generation)
+    assert all("Weakness report of the student" in b["messages"][1]["content"] for b in generation)
+    assert "even split" in recs[1]["sources"]["split"]["why"]
+    for r in recs[1:]:
+        split = r["sources"]["split"]
+        assert split["generate"] + split["active"] == 8 and split["generate"] % 4 == 0
+        assert set(r["usage_by_step"]) <= {"generate", "label", "active_label"}
+        booked = sum(r["sources"].get(s, {}).get("tokens", 0) for s in ("generate", "active"))
+        assert booked == r["usage"]["total_tokens"]
+    for r in recs[2:]:  # with estimates from round 1: planned, never cut by the budget
+        assert r["budget_hit"] is None and r["usage"]["total_tokens"] <= BUDGET
 
 
 def test_run_budget_hit_with_nothing_valid_commits_the_round_and_a_resume_does_not_redo_it(corpus, tmp_path):

@@ -198,3 +198,32 @@ def test_rate_limit_holds_under_concurrency():
     assert times[-1] - times[0] >= 1.0 - 1e-3  # 9 requests at 3 per 0.5 s need two full windows
     for i in range(len(times) - 3):
         assert times[i + 3] - times[i] >= 0.5 - 1e-3  # the 4th send is a whole window after the 1st
+
+
+@pytest.mark.parametrize("form", ["openai", "llama.cpp", ""])
+def test_prompt_cache_tokens_and_server_seconds_are_recorded(tmp_path, form):
+    """Prompt tokens the server reused (OpenAI's usage.prompt_tokens_details.cached_tokens,
+    llama.cpp's timings.cache_n) and the request's seconds reach the ledger; a ledger written
+    before these columns existed gets them."""
+    import sqlite3
+
+    from spacy_evokd.cache import UsageLedger
+
+    old = tmp_path / "old.sqlite"  # the ledger's first schema
+    with sqlite3.connect(old) as con:
+        con.execute("CREATE TABLE usage (id INTEGER PRIMARY KEY AUTOINCREMENT, round INTEGER NOT NULL, step TEXT NOT NULL,"
+                    " model TEXT NOT NULL, requests INTEGER NOT NULL, prompt_tokens INTEGER NOT NULL, completion_tokens"
+                    " INTEGER NOT NULL, cost REAL NOT NULL, cached INTEGER NOT NULL, estimated INTEGER NOT NULL, created REAL NOT NULL)")
+        con.execute("INSERT INTO usage (round, step, model, requests, prompt_tokens, completion_tokens, cost, cached,"
+                    " estimated, created) VALUES (1, 'label', 'm', 1, 10, 5, 0, 0, 0, 0)")
+    with FakeOpenAIServer(echo, prompt_cache=form) as server:
+        result = make(server).chat([{"role": "user", "content": "a" * 400}])
+    assert result.usage.prompt_tokens == 100
+    assert result.usage.prompt_cached == (50 if form else 0)
+    assert 0 < result.usage.seconds < 5
+    ledger = UsageLedger(old)
+    ledger.record(round=1, step="label", model="m", usage=result.usage)
+    totals = ledger.totals(round=1)
+    assert totals.prompt_tokens == 110 and totals.prompt_cached == (50 if form else 0)
+    assert totals.seconds == pytest.approx(result.usage.seconds)
+    assert totals.to_dict()["prompt_cached"] == totals.prompt_cached

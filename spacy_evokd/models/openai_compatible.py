@@ -394,9 +394,12 @@ class OpenAICompatible:
         while True:
             self._limiter.acquire(expected)
             try:
+                t0 = time.monotonic()
                 resp = self._client.chat.completions.create(model=self.name, messages=messages, **known,
                                                             **({"extra_body": extra} if extra else {}))  # fmt: skip
-                return self._to_result(resp, messages)
+                result = self._to_result(resp, messages)
+                result.usage.seconds = time.monotonic() - t0
+                return result
             except (oa.RateLimitError, oa.InternalServerError, oa.APITimeoutError, oa.APIConnectionError) as e:
                 error, why = e, self._describe(e)
             except oa.APIStatusError as e:  # 400, 401, 404, ...: retrying will not help
@@ -468,8 +471,21 @@ class OpenAICompatible:
         else:  # llama.cpp and some proxies omit usage: estimate, and say so
             usage = Usage(requests=1, prompt_tokens=estimate_tokens(" ".join(m["content"] for m in messages)),
                           completion_tokens=sum(estimate_tokens(t) for t in texts), estimated=True)  # fmt: skip
+        usage.prompt_cached = prompt_cached_tokens(resp)
         usage.cost = (usage.prompt_tokens * self.price_in + usage.completion_tokens * self.price_out) / 1e6
         return ChatResult(texts=texts, usage=usage, logprobs=lps, finish_reasons=finish)
+
+
+def prompt_cached_tokens(resp: Any) -> int:
+    """Prompt tokens the server took from its prompt cache: OpenAI's
+    ``usage.prompt_tokens_details.cached_tokens``, or llama.cpp's ``timings.cache_n`` (llama-server
+    reuses a cached prompt prefix); 0 when the server says neither."""
+    details = getattr(getattr(resp, "usage", None), "prompt_tokens_details", None)
+    cached = details.get("cached_tokens") if isinstance(details, dict) else getattr(details, "cached_tokens", None)
+    if not isinstance(cached, int):
+        timings = getattr(resp, "timings", None)
+        cached = timings.get("cache_n") if isinstance(timings, dict) else None
+    return cached if isinstance(cached, int) and cached >= 0 else 0
 
 
 def _with_format(body: Dict[str, Any], answer_schema: Optional[Dict[str, Any]], form: str) -> Dict[str, Any]:

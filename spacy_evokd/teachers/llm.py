@@ -44,6 +44,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from ..answer_schemas import generation_schema, labelling_schema
 from ..parsing import parse_generation, parse_labels
+from ..records import teacher_checks
 from ..situations import situations
 from ..tasks import get_task
 from ..ty import Analysis, BudgetExceeded, Labelled, Message, Proposal, RoundContext, Sample, Usage, WeaknessReport
@@ -153,6 +154,15 @@ class LLMTeacher:
         stats, self._stats = self._stats, Counter()
         return stats
 
+    def round_checks(self, agreement: Counter) -> Dict[str, Any]:
+        """The round's teacher-quality figures (records.teacher_checks) with the parse rate, and
+        the structured-output form in use with its downgrades (models/openai_compatible.py)."""
+        checks = teacher_checks(agreement, self.drain_stats())
+        if hasattr(self.model, "structured_output"):
+            checks["structured_output"] = self.model.structured_output
+            checks["structured_output_downgrades"] = self.model.structured_output_downgrades
+        return checks
+
     def _count_answer(self, step: str, rejected: Counter) -> None:
         self._stats[f"{step}_answers"] += 1
         self._stats[f"{step}_parsed"] += not any(rejected.get(r) for r in UNPARSED)
@@ -216,14 +226,23 @@ class LLMTeacher:
                              shown_texts=recent_texts(self._written, n=self.written_texts_shown),
                              situations=hints if self.situation_hints else [])  # fmt: skip
         schema = generation_schema(self.task, self.labels, n_hard, n_easy)
-        answer = self._chat(analysis.conversation + [Message("user", prompt)], "generate", schema=schema)
-        shown = "\n".join(m.content for m in analysis.conversation if m.role != "assistant") + "\n" + prompt
+        chat = self._generation_chat(analysis, prompt)
+        answer = self._chat(chat, "generate", schema=schema)
+        shown = "\n".join(m.content for m in chat if m.role != "assistant")
         samples, rejected = parse_generation(answer, self.task, self.labels, with_labels, n_hard, n_easy, prompt=shown)
         self._count_answer("generate", rejected)
         samples = self._drop_copies(samples, rejected)
         self._written += [s.text for s in samples]
         logger.info("proposed %d samples (parse rejections: %s)", len(samples), dict(rejected) or "none")
         return Proposal(samples=samples, rejected=rejected, raw=answer)
+
+    def _generation_chat(self, analysis: Analysis, prompt: str) -> List[Message]:
+        """The paper's chat continues the analysis conversation; a brief written without an
+        analysis call (weakness.student_brief: no conversation) opens a new chat with the brief
+        and the generation prompt in one user turn."""
+        if analysis.conversation:
+            return analysis.conversation + [Message("user", prompt)]
+        return [Message("system", self.render("system")), Message("user", analysis.text + "\n\n" + prompt)]
 
     def _drop_copies(self, samples: List[Sample], rejected: Counter) -> List[Sample]:
         """Texts written before (seed, earlier rounds, this round; normalised as the validator
@@ -255,9 +274,10 @@ class LLMTeacher:
             messages = [Message("system", self.render("system")), Message("user", self.render("label", texts=chunk))]
             try:
                 answer = self._chat(messages, "label", schema=schema, **params)
-            except BudgetExceeded:
+            except BudgetExceeded as e:
                 if i == 0:
                     raise
+                out.unasked, out.budget = list(texts[i:]), e
                 break
             samples, rejected = parse_labels(answer, chunk, self.task, self.labels)
             self._count_answer("label", rejected)
@@ -351,36 +371,3 @@ class LLMTeacher:
         self._usage.add(Usage(requests=1, prompt_tokens=max(1, len(transcript) // 4),
                               completion_tokens=max(1, len(text) // 4), estimated=True))  # fmt: skip
         return text
-
-
-def round_checks(teacher: Any, agreement: Counter) -> Dict[str, Any]:
-    """The teacher-quality figures of a round record (``teacher_checks``): label proposals the
-    labelling call saw and how many it labelled differently (validation.label_disagreements),
-    answers asked and parsed per step with the parse rate (LLMTeacher.drain_stats), and the
-    structured-output form in use with its downgrades (models/openai_compatible.py)."""
-    compared, disagreed = agreement.get("compared", 0), agreement.get("disagreed", 0)
-    checks: Dict[str, Any] = {"label_compared": compared, "label_disagreement": disagreed,
-                              "label_disagreement_rate": round(disagreed / compared, 4) if compared else None}  # fmt: skip
-    stats = teacher.drain_stats()
-    if stats:
-        checks.update(sorted(stats.items()))
-        answers = sum(v for k, v in stats.items() if k.endswith("_answers"))
-        parsed = sum(v for k, v in stats.items() if k.endswith("_parsed"))
-        checks["parse_rate"] = round(parsed / answers, 4) if answers else None
-    model = getattr(teacher, "model", None)
-    if hasattr(model, "structured_output"):
-        checks["structured_output"] = model.structured_output
-        checks["structured_output_downgrades"] = model.structured_output_downgrades
-    return checks
-
-
-def describe_checks(checks: Dict[str, Any]) -> str:
-    """The progress-line part of ``round_checks``: "parsed 4/4, label disagreement 1/7" ("" if none)."""
-    parts = []
-    answers = sum(v for k, v in checks.items() if k.endswith("_answers"))
-    if answers:
-        parsed = sum(v for k, v in checks.items() if k.endswith("_parsed"))
-        parts.append(f"parsed {parsed}/{answers}")
-    if checks.get("label_compared"):
-        parts.append(f"label disagreement {checks['label_disagreement']}/{checks['label_compared']}")
-    return ", ".join(parts)

@@ -15,9 +15,11 @@ from typing import Any, Dict, Iterable, List, Sequence
 
 from ..data import load_samples
 from ..pool_source import PoolSource
+from ..records import teacher_checks
 from ..tasks import get_task
 from ..ty import Analysis, Labelled, Proposal, RoundContext, Sample, Usage, WeaknessReport
 from ..validation import normalise
+from ..weakness import label_focus
 from .votes import majority
 
 logger = logging.getLogger("spacy_evokd.teacher")
@@ -72,18 +74,17 @@ class SimulatedTeacher:
     def drain_stats(self) -> Counter:
         return Counter()  # every answer is well-formed: no parse rate to report
 
+    def round_checks(self, agreement: Counter) -> Dict[str, Any]:
+        return teacher_checks(agreement, self.drain_stats())
+
     # -- the three calls -------------------------------------------------------------------
 
     def analyse(self, report: WeaknessReport, history: Sequence[str]) -> Analysis:
-        weakness, f1, confused = {}, {}, Counter()
-        for label in self.labels:
-            f1[label] = report.per_label.get(label, {}).get("f", 0.0) or 0.0
-            weakness[label] = 1.0 - f1[label]
+        weakness = label_focus(replace(report, labels=self.labels))
+        f1 = {label: report.per_label.get(label, {}).get("f", 0.0) or 0.0 for label in self.labels}
+        confused = Counter()
         for (gold, pred), n in report.confusions.items():
-            for label in (gold, pred):
-                if label in weakness:
-                    weakness[label] += 0.1 * n
-                    confused[label] += n
+            confused.update({label: n for label in {gold, pred} if label in weakness})
         ranked = sorted(weakness, key=weakness.get, reverse=True)
         conf = sorted(report.confusions.items(), key=lambda kv: -kv[1])[:3]
         # the dev F1 as it is, and the confusions that also raised the label's weakness
@@ -123,6 +124,7 @@ class SimulatedTeacher:
     def label(self, texts: Sequence[str]) -> Labelled:
         rejected = Counter()
         out = [self._noisy(gold) for gold in self._golds(texts, rejected)]
+        self._used.update(texts)  # labelled this round (pool picks too): never drawn again
         self._usage.requests += 1
         self._log("labelled %d texts (label_noise=%.2f)", len(out), self.label_noise)
         return Labelled(samples=out, rejected=rejected)

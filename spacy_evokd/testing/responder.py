@@ -33,10 +33,12 @@ class PoolResponder:
             self.calls["analysis"] += 1
             weak = rng.sample(self.labels, 2)
             return f"The student is weakest on {weak[0]} and often confuses it with {weak[1]}; it relies on keywords."
-        if last.startswith("Now write"):
+        ask = re.search(r"^Now write .*", last, re.M | re.S)  # after the student's brief, or alone after an analysis
+        if ask:
             self.calls["generate"] += 1
             # the prompt asks for each text's (intended or final) annotation as {"text", ...} objects
-            return self._generate(last, rng, with_labels="label" in last or "entities" in last)
+            ask = ask.group(0)
+            return self._generate(ask, rng, with_labels="label" in ask or "entities" in ask)
         if "Answer with JSON only: one object per" in last:
             self.calls["label"] += 1
             return self._label(last)

@@ -28,9 +28,13 @@ def _tokens(text: str) -> int:
 
 
 class FakeOpenAIServer:
-    def __init__(self, responder: Callable[[Dict], str], usage: bool = True, logprobs: bool = True):
+    def __init__(self, responder: Callable[[Dict], str], usage: bool = True, logprobs: bool = True,
+                 prompt_cache: str = ""):  # fmt: skip
         self.responder = responder
         self.usage = usage
+        # report reused prompt tokens (half the prompt) as "openai" (usage.prompt_tokens_details)
+        # or "llama.cpp" (timings.cache_n) does; "" reports none
+        self.prompt_cache = prompt_cache
         self.logprobs = logprobs  # False: ignore "logprobs" in requests, as some servers do
         self.faults: List[Tuple] = []
         self.refuse_formats: set = set()
@@ -110,6 +114,10 @@ class FakeOpenAIServer:
                 if server.usage:
                     pt, ct = _tokens(prompt), sum(_tokens(t) for t in texts)
                     answer["usage"] = {"prompt_tokens": pt, "completion_tokens": ct, "total_tokens": pt + ct}
+                    if server.prompt_cache == "openai":
+                        answer["usage"]["prompt_tokens_details"] = {"cached_tokens": pt // 2}
+                    elif server.prompt_cache == "llama.cpp":
+                        answer["timings"] = {"cache_n": pt // 2, "prompt_n": pt - pt // 2}
                 self._send(200, answer)
 
             def _send(self, status, payload, headers=None):

@@ -3,7 +3,7 @@
 Commands: init (a project from your own labelled data), evolve (the EvoKD loop), estimate (its expected teacher tokens and cost), select (LLKD selection from an unlabelled pool), convert
 (JSONL -> DocBin), seed (k-shot sample), evaluate (a student on gold data), report (Markdown +
 plots of a run), export / import-review (a run's generated samples for review, and the review
-back). Known errors print one line and exit 1; no traceback.
+back), retrain (a student on the reviewed data), package (an installable student). Known errors print one line and exit 1; no traceback.
 """
 import functools
 import json
@@ -285,6 +285,51 @@ def import_review(
     typer.echo(f"✔ review imported: {t['corrected']} corrected, {t['removed']} removed, {t['kept']} kept"
                + (f", {t['already_removed']} removed earlier" if t["already_removed"] else "")
                + f"; log: {run_dir / 'review' / 'log.jsonl'}")
+    typer.echo(f"ℹ {run_dir / 'model-best'}, the round models and any metrics/ or packages/ made from them are still "
+               "the students trained before this review; resuming `evolve` trains only new rounds (on the reviewed "
+               f"data). To train a student on the reviewed data now: python -m spacy_evokd retrain {run_dir}")
+
+
+@_command()
+def retrain(run_dir: Path = typer.Argument(..., help="an `evolve` output directory (after import-review)")):
+    """Train a student from scratch on the seed and every round as reviewed, into
+    RUN_DIR/retrained/model-best (model-best stays the loop's); prints its dev (and test) score."""
+    from .review import retrain as run
+    from .tasks import get_task
+
+    info = run(run_dir, echo=typer.echo)
+    keys = get_task(_run_task(run_dir)).main_score_keys
+    for name in ("dev", "test"):
+        if name in info:
+            typer.echo(f"✔ {name}: " + ", ".join(f"{k} {info[name][k]:.3f}" for k in keys) + f" (n={info[name]['n']})")
+    typer.echo(f"✔ {run_dir / 'retrained' / 'model-best'}; package it with: python -m spacy_evokd package {run_dir} "
+               f"packages --name NAME --model {run_dir / 'retrained' / 'model-best'}")
+
+
+def _run_task(run_dir: Path) -> str:
+    from confection import Config
+
+    return Config().from_disk(run_dir / "config.cfg", interpolate=False)["evokd"]["task"]
+
+
+@_command("package")
+def package_cmd(
+    run_dir: Path = typer.Argument(..., help="an `evolve` output directory"),
+    output_dir: Path = typer.Argument(..., help="where the package folder (and its dist/ wheel) go"),
+    name: str = typer.Option(..., "--name", help="package name (spaCy prefixes the language: en_NAME)"),
+    version: str = typer.Option("0.1.0", "--version"),
+    model: Optional[Path] = typer.Option(None, "--model", help="default RUN_DIR/model-best; e.g. RUN_DIR/retrained/model-best"),
+    test: Optional[Path] = typer.Option(None, "--test", help="gold DocBin for meta.json's test score; default: the run's paths.test"),
+    build: str = typer.Option("wheel", "--build", help="wheel or none"),
+):
+    """Package a run's student: every [paths] of its config null, dev and test scores with their
+    sizes in meta.json; needs only spaCy (spacy-transformers for a transformer student)."""
+    from .package import package_student
+
+    done = package_student(run_dir, output_dir, name, version, model=model, test=test, build=build)
+    e = done["evokd"]
+    said = ", ".join(f"{k} {e[k][next(iter(e[k]))]:.3f} ({e[k]['n']} docs)" for k in ("dev", "test") if k in e)
+    typer.echo(f"✔ {done['wheel'] or done['dir']} ({said})")
 
 
 def _add_server_commands() -> None:

@@ -111,7 +111,7 @@ class EvoKDLoop:
         # source = "pool" | "both": unlabelled texts chosen by the analysis' evidence (pool_source.py)
         self.pool_source = None
         if s.source != "generate":
-            self.pool_source = PoolSource(s.pool, s.pool_embedder, blocked_texts=[d.text for d in self.dev_docs + test_docs])
+            self.pool_source = PoolSource(s.unlabelled_pool, s.pool_embedder, blocked_texts=[d.text for d in self.dev_docs + test_docs])
         preflight.check_teacher(self.teacher, reach=s.check_teacher)  # last: the only check that goes out
         self.dir.mkdir(parents=True, exist_ok=True)
         self.cache = ResponseCache(self.dir / "cache.sqlite")

@@ -421,7 +421,7 @@ def test_analysis_guided_pool_mode(corpus, tmp_path, source):
     pool = tmp_path / "unlabelled.jsonl"  # the demo train texts without their labels
     texts = [json.loads(l)["text"] for l in (ROOT / "assets/demo/textcat/train.jsonl").read_text().splitlines() if l.strip()]
     pool.write_text("\n".join(json.dumps({"text": t}) for t in texts) + "\n", encoding="utf8")
-    ov = overrides(corpus, "textcat", **{"evokd.rounds": 1, "evokd.source": source, "evokd.pool": str(pool)})
+    ov = overrides(corpus, "textcat", **{"evokd.rounds": 1, "evokd.source": source, "evokd.unlabelled_pool": str(pool)})
     evolve(ROOT / "configs/textcat_cnn.cfg", tmp_path / "run", ov, echo=lambda _: None)
     check_run(tmp_path / "run", "textcat", 1)
     steps = {r["step"] for r in UsageLedger(tmp_path / "run/cache.sqlite").rows() if r["round"] == 1}
@@ -436,5 +436,5 @@ def test_analysis_guided_pool_mode(corpus, tmp_path, source):
 
 
 def test_pool_mode_needs_a_pool(corpus, tmp_path):
-    with pytest.raises(ConfigError, match="source = 'pool' needs pool"):
+    with pytest.raises(ConfigError, match="source = 'pool' needs unlabelled_pool"):
         evolve(ROOT / "configs/textcat_cnn.cfg", tmp_path / "run", overrides(corpus, "textcat", **{"evokd.source": "pool"}))

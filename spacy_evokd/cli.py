@@ -255,7 +255,8 @@ def report(run_dir: Path = typer.Argument(..., help="an `evolve` output director
     from .report import write_report
 
     path = write_report(run_dir)
-    typer.echo(f"✔ report -> {path}")
+    headline = json.loads((path.parent / "summary.json").read_text(encoding="utf8"))["headline"]
+    typer.echo(f"✔ report -> {path} (and report.html)\n  {headline}")
 
 
 @_command("export")

@@ -358,17 +358,26 @@ class Review:
         return cls(len(entries), sum(e.get("totals", {}).get("corrected", 0) for e in entries),
                    removed_texts(run_dir), now)  # fmt: skip
 
-    def lines(self, run_dir: Path, recs: List[RoundRecord]) -> List[str]:
-        if not self.imports:
+    def lines(self, run_dir: Path, recs: List[RoundRecord], metric: str) -> List[str]:
+        retrained = run_dir / "retrained" / "retrained.json"
+        if not self.imports and not retrained.exists():
             return []
-        before = sum(r.accepted for r in recs)
-        return ["## Review", "",
-                f"- {self.imports} review import(s): {self.corrected} samples corrected, {len(self.removed)} removed; "
-                f"the rounds now hold {sum(self.accepted_now.values())} accepted samples ({before} before review). "
-                "The counts in this report are those after review.",
-                "- The scores above are of students trained **before** the review (model-best, the per-round models, "
-                "and any metrics or packages made from them). Resuming `evolve` trains only new rounds; to train a "
-                f"student on the reviewed data: `python -m spacy_evokd retrain {run_dir}`.", ""]  # fmt: skip
+        lines = ["## Review", ""]
+        if self.imports:
+            before = sum(r.accepted for r in recs)
+            lines += [f"- {self.imports} review import(s): {self.corrected} samples corrected, {len(self.removed)} removed; "
+                      f"the rounds now hold {sum(self.accepted_now.values())} accepted samples ({before} before review). "
+                      "The counts in this report are those after review.",
+                      "- The scores above are of students trained **before** the review (model-best, the per-round "
+                      "models, and any metrics or packages made from them). Resuming `evolve` trains only new rounds; "
+                      f"to train a student on the reviewed data: `python -m spacy_evokd retrain {run_dir}`."]  # fmt: skip
+        if retrained.exists():
+            info = json.loads(retrained.read_text(encoding="utf8"))
+            said = "; ".join(f"{name} {metric} {info[name]['score']:.3f} ({info[name]['n']} docs)"
+                             for name in ("dev", "test") if name in info)  # fmt: skip
+            lines.append(f"- A student retrained on the reviewed data ({info['train_size']} docs, "
+                         f"`{run_dir / 'retrained' / 'model-best'}`): {said}.")  # fmt: skip
+        return lines + [""]
 
 
 def write_report(run_dir: Path) -> Path:
@@ -435,7 +444,7 @@ def write_report(run_dir: Path) -> Path:
     for name, title in (("score", "scores per round"), ("spend", "dev per spend"), ("per_label", "per-label F1"),
                         ("per_label_samples", "accepted per label"), ("rejections", "rejections"), ("tokens", "tokens and cost")):  # fmt: skip
         lines += [f"![{title}]({plots[name]})" if name in plots else f"*{notes[name]}*", ""]
-    lines += review.lines(run_dir, recs)
+    lines += review.lines(run_dir, recs, metric)
     examples = _examples(run_dir, recs, task, review)
     if examples:
         lines += ["## Generated samples (drawn per round and intent in the real right/wrong proportion)", ""] + examples
@@ -451,10 +460,25 @@ def write_report(run_dir: Path) -> Path:
             lines += [f"### Round {r.round}, analysis {i}{f' (given {times} times)' if times > 1 else ''}", ""]
             lines += _block(a) + [""]
     path = out / "report.md"
+    _write_summary(out, gold, best.round, len(recs) - 1, metric)
     markdown = "\n".join(lines)
     path.write_text(markdown, encoding="utf8")
     (out / "report.html").write_text(_html(markdown, run_dir.name, set(plots.values())), encoding="utf8")
     return path
+
+
+def _write_summary(out: Path, gold: Dict[str, GoldSet], best: int, rounds: int, metric: str) -> None:
+    """report/summary.json: the headline (seed-only -> best on dev and test) that `report` prints
+    and bin/demo ends with."""
+    parts = []
+    for g in (gold["dev"], gold.get("test")):
+        if g is not None and 0 in g.scores and best in g.scores:
+            delta = g.scores[best] - g.scores[0]
+            parts.append(f"{g.name} {g.scores[0]:.3f} → {g.scores[best]:.3f} ({delta:+.3f}{', FELL' if delta < 0 else ''}; {g.n} docs)")
+    headline = f"{metric}, seed-only → best (round {best} of {rounds}): " + ", ".join(parts)
+    scores = {g.name: {"seed_only": g.scores.get(0), "best": g.scores.get(best), "n": g.n} for g in gold.values()}
+    (out / "summary.json").write_text(json.dumps({"headline": headline, "best_round": best, "rounds": rounds,
+                                                  "metric": metric, "scores": scores}, indent=2), encoding="utf8")  # fmt: skip
 
 
 def _html(markdown: str, title: str, plots: set) -> str:

@@ -160,10 +160,15 @@ def init_project(task: str, output_dir: Path, data: Path, labels: Optional[List[
     if labels:
         check_labels(labels, found, str(data))
     label_set = list(labels) if labels else sorted(found)
+    short = [l for l in label_set if found.get(l, 0) < k]
+    if short:
+        raise DataError(f"{data}: label {short[0]!r} has {found.get(short[0], 0)} examples, fewer than k={k} for the "
+                        "seed: lower --k or add examples")  # fmt: skip
     if dev_docs is None:
         train_idx, dev_idx = split_dev(docs, task, seed, keep=k)
         if not dev_idx:
-            raise DataError(f"{data}: {len(docs)} examples are too few to split off a dev set: give one with --dev FILE")
+            raise DataError(f"{data}: {len(docs)} examples are too few to split off a dev set and keep {k} per label "
+                            "for the seed: give a dev set with --dev FILE")  # fmt: skip
         train_docs, dev_docs = [docs[i] for i in train_idx], [docs[i] for i in dev_idx]
     else:
         train_docs = docs

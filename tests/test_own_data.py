@@ -95,7 +95,7 @@ def test_init_checks_labels_in_one_line(tmp_path):
     wrong = next(i for i, l in enumerate(data.read_text().splitlines(), 1) if '"health"' in l)
     one_line_error(cli("init", "textcat", "p", "--data", data, "--labels", labels.replace("health,", ""), cwd=tmp_path),
                    f"topics.jsonl:{wrong}", "'health'")
-    one_line_error(cli("init", "textcat", "p", "--data", data, "--k", "20", cwd=tmp_path), "fewer than k=20")
+    one_line_error(cli("init", "textcat", "p", "--data", data, "--k", "20", cwd=tmp_path), "has 16 examples, fewer than k=20")
     one_line_error(cli("init", "textcat", "p", "--data", data, "--profile", "huge", cwd=tmp_path), "--profile 'huge'")
     assert not (tmp_path / "p" / "config.cfg").exists()
 

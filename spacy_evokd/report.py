@@ -392,11 +392,15 @@ def write_report(run_dir: Path) -> Path:
     metric = task.metric_name
     best = max(recs, key=lambda r: r.dev["score"])
     review = Review.read(run_dir, recs)
-    gold = _gold_sets(run_dir, recs, task, best.round)
+    # what the seed-only student is compared with: the best round, or the last one when no round beat it
+    target = best.round if best.round != 0 else recs[-1].round
+    gold = _gold_sets(run_dir, recs, task, target)
     test = gold["test"].scores if "test" in gold else {}
     plots, notes = _plots(recs, out, metric, task, gold, best.round, review.accepted_now)
     config = _run_config(run_dir)
-    change, warnings = _change_lines(gold, best.round, task, config["labels"] if config else None)
+    change, warnings = _change_lines(gold, target, task, config["labels"] if config else None)
+    if best.round == 0 and len(recs) > 1:
+        warnings.insert(0, "**No round beat the seed-only student on dev**: model-best is the seed-only student.")
     simulated = any(r.simulated for r in recs)
     usage = {k: sum(r.usage[k] for r in recs) for k in ("requests", "prompt_tokens", "completion_tokens", "cost")}
     estimated = any(r.usage.get("estimated") for r in recs)
@@ -419,7 +423,8 @@ def write_report(run_dir: Path) -> Path:
         "- its dev scores: " + ", ".join(f"{k} {best.dev[k]:.3f}" for k in task.main_score_keys if k in best.dev),
     ]
     if change:
-        lines.append(f"- change from the seed-only student to round {best.round}: " + "; ".join(change))
+        lines.append(f"- change from the seed-only student to round {target}{' (the last)' if target != best.round else ''}: "
+                     + "; ".join(change))
     lines += [
         f"- accepted samples: {accepted}" + (" (after review)" if review.imports else "")
         + f", rejected: {sum(sum(r.rejected.values()) for r in recs)}",
@@ -460,7 +465,7 @@ def write_report(run_dir: Path) -> Path:
             lines += [f"### Round {r.round}, analysis {i}{f' (given {times} times)' if times > 1 else ''}", ""]
             lines += _block(a) + [""]
     path = out / "report.md"
-    _write_summary(out, gold, best.round, len(recs) - 1, metric)
+    _write_summary(out, gold, target, len(recs) - 1, metric)
     markdown = "\n".join(lines)
     path.write_text(markdown, encoding="utf8")
     (out / "report.html").write_text(_html(markdown, run_dir.name, set(plots.values())), encoding="utf8")
@@ -468,14 +473,14 @@ def write_report(run_dir: Path) -> Path:
 
 
 def _write_summary(out: Path, gold: Dict[str, GoldSet], best: int, rounds: int, metric: str) -> None:
-    """report/summary.json: the headline (seed-only -> best on dev and test) that `report` prints
-    and bin/demo ends with."""
+    """report/summary.json: the headline (seed-only -> best on dev and test; the last round when
+    none beat the seed-only one) that `report` prints and bin/demo ends with."""
     parts = []
     for g in (gold["dev"], gold.get("test")):
         if g is not None and 0 in g.scores and best in g.scores:
             delta = g.scores[best] - g.scores[0]
             parts.append(f"{g.name} {g.scores[0]:.3f} → {g.scores[best]:.3f} ({delta:+.3f}{', FELL' if delta < 0 else ''}; {g.n} docs)")
-    headline = f"{metric}, seed-only → best (round {best} of {rounds}): " + ", ".join(parts)
+    headline = f"{metric}, seed-only → round {best} of {rounds}: " + ", ".join(parts)
     scores = {g.name: {"seed_only": g.scores.get(0), "best": g.scores.get(best), "n": g.n} for g in gold.values()}
     (out / "summary.json").write_text(json.dumps({"headline": headline, "best_round": best, "rounds": rounds,
                                                   "metric": metric, "scores": scores}, indent=2), encoding="utf8")  # fmt: skip

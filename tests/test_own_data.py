@@ -100,8 +100,9 @@ def test_init_checks_labels_in_one_line(tmp_path):
     assert not (tmp_path / "p" / "config.cfg").exists()
 
 
-def test_the_two_pools_cannot_be_confused(project, tmp_path, caplog):
+def test_the_two_pools_cannot_be_confused(project, tmp_path, caplog, monkeypatch):
     where, _, _ = project
+    monkeypatch.chdir(where)  # the config's paths are relative to the folder init ran in
     config = where / "proj/config.cfg"
     unlabelled = tmp_path / "texts.jsonl"
     unlabelled.write_text("".join(json.dumps({"text": f"text number {i}"}) + "\n" for i in range(5)))

@@ -238,8 +238,8 @@ def _change_lines(gold: Dict[str, GoldSet], best: int, task, labels: Optional[Li
             lo, hi = _interval(task, labels, g.judged[0], g.judged[best])
             text += f"; 95% bootstrap interval {lo:+.3f} to {hi:+.3f}"
             if lo <= 0.0 <= hi:
-                warnings.append(f"On {g.name} ({g.n} docs) the interval of the change includes 0: "
-                                "the gain is not distinguishable from noise on a set this small.")  # fmt: skip
+                warnings.append(f"On {g.name} the 95% interval of the change ({lo:+.3f} to {hi:+.3f}) includes 0: "
+                                f"on these {g.n} docs it is not distinguishable from noise.")  # fmt: skip
         text += f"; {g.n} docs)"
         if delta < 0:
             text += " **fell**"

@@ -78,16 +78,16 @@ def init(
     k: int = typer.Option(1, "--k", help="seed examples per label (NER: sentences per entity type)"),
     seed: int = typer.Option(0, "--seed", help="random seed of the split, the k-shot sample and the run"),
     teacher: str = typer.Option("simulated", "--teacher", "-t", help="a shipped teacher (simulated, openai, local_server) or a file with [evokd.teacher]"),
-    profile: str = typer.Option("fast", "--profile", help="student profile: fast or accurate"),
+    profile: Optional[str] = typer.Option(None, "--profile", help="student profile: fast or accurate (default: init_project.DEFAULT_PROFILE, fast)"),
     lang: str = typer.Option("en", "--lang"),
     force: bool = typer.Option(False, "--force", help="overwrite OUTPUT_DIR/config.cfg"),
 ):
     """Start a project from your own labelled data: check the labels, convert, split dev, draw
     the k-shot seed, write a ready config, print the next command."""
-    from .init_project import init_project
+    from .init_project import DEFAULT_PROFILE, init_project
 
     init_project(task, output_dir, data, _labels(labels), dev=dev, test=test, k=k, seed=seed, teacher=teacher,
-                 profile=profile, lang=lang, force=force, echo=typer.echo)  # fmt: skip
+                 profile=profile or DEFAULT_PROFILE, lang=lang, force=force, echo=typer.echo)  # fmt: skip
 
 
 @_command(context_settings=_CTX)

@@ -3,6 +3,7 @@
 names; teacher text in the report shown as text only (issue 19, item 6)."""
 import json
 import random
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -56,21 +57,28 @@ def one_line_error(proc, *needles):
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory):
-    """init -> evolve (simulated teacher, 1 round) on the 6-label data, from the folder a user is in."""
+def initialised(tmp_path_factory):
+    """`init` on the 6-label data, from the folder a user is in (a few seconds, no training)."""
     where = tmp_path_factory.mktemp("own")
     write_topics(where / "topics.jsonl", FRAMES[:2])
     write_topics(where / "test.jsonl", FRAMES[2:3], seed=2)
     init = cli("init", "textcat", "proj", "--data", "topics.jsonl", "--test", "test.jsonl", "--k", "2", cwd=where)
     assert init.returncode == 0, init.stderr
+    return where, init.stdout
+
+
+@pytest.fixture(scope="module")
+def project(initialised):
+    """... then `evolve` with the simulated teacher, 1 round, as init's next command says."""
+    where, out = initialised
     evolve = cli("evolve", "proj/config.cfg", "proj/training", "--evokd.rounds", "1", "--evokd.analyses_per_round", "2",
                  *FAST, cwd=where)  # fmt: skip
     assert evolve.returncode == 0, evolve.stderr[-3000:]
-    return where, init.stdout, evolve.stdout
+    return where, out, evolve.stdout
 
 
-def test_init_writes_a_ready_project(project):
-    where, out, _ = project
+def test_init_writes_a_ready_project(initialised):
+    where, out = initialised
     proj = where / "proj"
     assert "6 labels: cooking (16), finance (16), health (16), sports (16), travel (16), weather (16)" in out
     assert "seed 12 (2 per label)" in out and "test 48" in out
@@ -100,8 +108,8 @@ def test_init_checks_labels_in_one_line(tmp_path):
     assert not (tmp_path / "p" / "config.cfg").exists()
 
 
-def test_the_two_pools_cannot_be_confused(project, tmp_path, caplog, monkeypatch):
-    where, _, _ = project
+def test_the_two_pools_cannot_be_confused(initialised, tmp_path, caplog, monkeypatch):
+    where, _ = initialised
     monkeypatch.chdir(where)  # the config's paths are relative to the folder init ran in
     config = where / "proj/config.cfg"
     unlabelled = tmp_path / "texts.jsonl"
@@ -120,6 +128,7 @@ def test_the_two_pools_cannot_be_confused(project, tmp_path, caplog, monkeypatch
     assert "[evokd] pool is deprecated" in caplog.text and "[evokd.teacher] pool is deprecated" in caplog.text
 
 
+@pytest.mark.slow  # trains (init -> evolve -> report -> package): about a minute unloaded
 def test_report_and_package_of_own_data(project, tmp_path):
     where, _, _ = project
     run = where / "proj/training"
@@ -141,51 +150,54 @@ def test_report_and_package_of_own_data(project, tmp_path):
     assert "(48 docs)" in pkg.stdout and "(18 docs)" in pkg.stdout
 
 
-def test_report_shows_teacher_text_as_text(project, tmp_path):
-    """Hostile analyses and sample texts: report.md keeps them inside code spans / fenced blocks
-    (no renderer makes an image, link or HTML of them) and report.html has no link, no raw HTML
-    and no image but the report's own plots."""
-    import shutil
+def hostile_run(run: Path) -> Path:
+    """A textcat run directory written by hand (no training): a seed round and one round whose
+    analyses, sample texts and student predictions are hostile teacher text."""
+    from spacy_evokd.records import RoundRecord
+    from spacy_evokd.ty import Judged, Sample
 
+    labels = ["cooking", "sports"]
+    (run / "rounds").mkdir(parents=True)
+    per_label = {l: {"p": 0.5, "r": 0.5, "f": 0.5, "support": 2} for l in labels}
+    judged = [Judged(Sample(h, label="cooking"), Sample(h, label=HOSTILE[(i + 1) % len(HOSTILE)])).to_dict()
+              for i, h in enumerate(HOSTILE)]  # fmt: skip
+    for n in (0, 1):
+        RoundRecord(round=n, teacher="test-llm", simulated=False, analyses=HOSTILE if n else [], generated=8 * n,
+                    accepted=8 * n, rejected={}, accepted_per_label={"cooking": 8 * n},
+                    usage={"requests": n, "prompt_tokens": 10 * n, "completion_tokens": 5 * n, "total_tokens": 15 * n,
+                           "cost": 0.0, "cached": 0, "estimated": False},
+                    batch_scores=None, dev={"score": 0.4 + n / 10, "macro_f": 0.4 + n / 10, "accuracy": 0.5, "n": 4,
+                                            "per_label": per_label},
+                    feedback={"correct": [], "wrong": judged if n else []}, train_size=2 + 8 * n,
+                    seconds={"total": 1.0}, task="textcat").save(run / "rounds" / f"round_{n:03d}.json")  # fmt: skip
+    return run
+
+
+def test_report_shows_teacher_text_as_text(tmp_path):
+    """Hostile analyses, sample texts and predictions (issue 19, item 6): report.md keeps them in
+    code spans / fenced blocks, so a renderer that allows raw HTML (as GitHub's does) makes no
+    image, link or HTML of them; report.html has no link, no raw HTML and no image but the
+    report's own plots."""
     from spacy_evokd.report import write_report
 
-    where, _, _ = project
-    run = tmp_path / "run"
-    shutil.copytree(where / "proj/training", run, ignore=shutil.ignore_patterns("models", "cache.sqlite", "report"))
-    rec_path = run / "rounds/round_001.json"
-    rec = json.loads(rec_path.read_text())
-    rec["analyses"] = HOSTILE
-    for i, item in enumerate(rec["feedback"]["wrong"] + rec["feedback"]["correct"]):
-        item["gold"]["text"] = HOSTILE[i % len(HOSTILE)]
-        item["pred"]["label"] = HOSTILE[(i + 1) % len(HOSTILE)]
-    rec_path.write_text(json.dumps(rec))
+    run = hostile_run(tmp_path / "run")
     md = write_report(run).read_text()
+    plots = {p.name for p in (run / "report").glob("*.png")}
+    assert "dev_score.png" in plots
+    rendered = MarkdownIt("commonmark").enable("table").render(md)  # raw HTML allowed
     html = (run / "report/report.html").read_text()
-    for renderer in (MarkdownIt("commonmark").enable("table"), MarkdownIt("gfm-like") if _has_linkify() else None):
-        if renderer is None:
-            continue
-        rendered = renderer.render(md)  # raw HTML allowed: as a permissive renderer (GitHub) would
-        assert "<a " not in rendered and "<script" not in rendered and "<img src=x" not in rendered
-        assert sorted(set(_imgs(rendered))) == sorted(p.name for p in (run / "report").glob("*.png"))
-    assert "<a " not in html and "<script" not in html and "<img src=x" not in html
-    assert set(_imgs(html)) == {p.name for p in (run / "report").glob("*.png")}
+    for page in (rendered, html):
+        assert "<a " not in page and "<script" not in page and "<img src=x" not in page and "<img src=y" not in page
+        assert set(_imgs(page)) == plots
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "![x](http://127.0.0.1:9/track.png)" in html
+    assert len(re.findall(r"^`{3,}text$", md, flags=re.M)) == len(HOSTILE)  # every analysis in its own block
 
 
 def _imgs(html: str):
-    import re
-
     return re.findall(r"<img src=\"([^\"]*)\"", html)
 
 
-def _has_linkify() -> bool:
-    try:
-        import linkify_it  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
+@pytest.mark.slow  # trains twice (evolve, retrain)
 def test_review_then_retrain(project, tmp_path):
     """After import-review the command says model-best is the pre-review student; `retrain` trains
     one on the reviewed data; the report counts what the review left and has a review section."""

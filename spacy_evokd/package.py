@@ -112,8 +112,9 @@ def package_student(run_dir: Path, output_dir: Path, name: str, version: str = "
             shutil.copy(model.parent / "retrained.json", staged.parent / "retrained.json")
         _null_paths(staged / "config.cfg")
         evokd = _stamp(staged / "meta.json", staged, run_dir, test)
+        # require_parent: spaCy itself in the requirements, as `spacy package` on the command line does
         package(staged, output_dir, name=name, version=version, create_sdist=False, create_wheel=False, force=True,
-                silent=True)  # fmt: skip
+                require_parent=True, silent=True)  # fmt: skip
     lang = read_json(model / "meta.json").get("lang", "en")
     pkg = output_dir / f"{lang}_{name}-{version}"
     wheel = None

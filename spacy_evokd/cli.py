@@ -1,14 +1,15 @@
 """`python -m spacy_evokd ...` (also installed as `spacy-evokd`).
 
-Commands: evolve (the EvoKD loop), estimate (its expected teacher tokens and cost), select (LLKD selection from an unlabelled pool), convert
+Commands: init (a project from your own labelled data), evolve (the EvoKD loop), estimate (its expected teacher tokens and cost), select (LLKD selection from an unlabelled pool), convert
 (JSONL -> DocBin), seed (k-shot sample), evaluate (a student on gold data), report (Markdown +
 plots of a run), export / import-review (a run's generated samples for review, and the review
-back). Known errors print one line and exit 1; no traceback.
+back), retrain (a student on the reviewed data), package (an installable student). Known errors print one line and exit 1; no traceback.
 """
+import functools
 import json
 import logging
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import typer
 
@@ -23,12 +24,24 @@ def _fail(msg: str) -> None:
     raise typer.Exit(1)
 
 
-def _known_errors():
-    """The errors a user is meant to read (ty.EvokdError: config, data, run directory, student
-    training, teacher requests, the local server): one line, no traceback."""
-    from .ty import EvokdError
+def _command(*args, also: Tuple[type, ...] = (), **kwargs):
+    """``app.command`` whose errors a user is meant to read (ty.EvokdError: config, data, run
+    directory, student training, teacher requests, the local server; plus ``also``) print one
+    line and exit 1, no traceback: the one place commands turn errors into messages."""
 
-    return (EvokdError,)
+    def register(fn):
+        @functools.wraps(fn)  # typer reads the signature through __wrapped__
+        def run(*a, **kw):
+            from .ty import EvokdError
+
+            try:
+                return fn(*a, **kw)
+            except (EvokdError,) + also as e:
+                _fail(str(e))
+
+        return app.command(*args, **kwargs)(run)
+
+    return register
 
 
 def _write(docs, path: Path) -> None:
@@ -40,11 +53,44 @@ def _write(docs, path: Path) -> None:
         _fail(f"{path}: can't write the DocBin ({e.strerror or e})")
 
 
+def _load_student(model: Path):
+    from . import student
+    from .data import DataError
+
+    try:
+        return student.load(model)
+    except OSError as e:
+        raise DataError(f"{model}: cannot load the pipeline ({e})") from None
+
+
 def _labels(labels: Optional[str]) -> Optional[List[str]]:
     return [l.strip() for l in labels.split(",") if l.strip()] if labels else None
 
 
-@app.command(context_settings=_CTX)
+@_command("init")
+def init(
+    task: str = typer.Argument(..., help="textcat, textcat_multilabel or ner"),
+    output_dir: Path = typer.Argument(..., help="project folder to write: corpus/ and config.cfg"),
+    data: Path = typer.Option(..., "--data", help="labelled JSONL ({text,label}, {text,labels} or {tokens,tags}) or .spacy"),
+    labels: Optional[str] = typer.Option(None, "--labels", help="comma-separated label set to enforce; default: the labels in --data"),
+    dev: Optional[Path] = typer.Option(None, "--dev", help="labelled dev set; default: 20% of each label of --data is split off"),
+    test: Optional[Path] = typer.Option(None, "--test", help="labelled test set, scored in the report (optional)"),
+    k: int = typer.Option(1, "--k", help="seed examples per label (NER: sentences per entity type)"),
+    seed: int = typer.Option(0, "--seed", help="random seed of the split, the k-shot sample and the run"),
+    teacher: str = typer.Option("simulated", "--teacher", "-t", help="a shipped teacher (simulated, openai, local_server) or a file with [evokd.teacher]"),
+    profile: Optional[str] = typer.Option(None, "--profile", help="student profile: fast or accurate (default: init_project.DEFAULT_PROFILE, fast)"),
+    lang: str = typer.Option("en", "--lang"),
+    force: bool = typer.Option(False, "--force", help="overwrite OUTPUT_DIR/config.cfg"),
+):
+    """Start a project from your own labelled data: check the labels, convert, split dev, draw
+    the k-shot seed, write a ready config, print the next command."""
+    from .init_project import DEFAULT_PROFILE, init_project
+
+    init_project(task, output_dir, data, _labels(labels), dev=dev, test=test, k=k, seed=seed, teacher=teacher,
+                 profile=profile or DEFAULT_PROFILE, lang=lang, force=force, echo=typer.echo)  # fmt: skip
+
+
+@_command(context_settings=_CTX)
 def evolve(
     ctx: typer.Context,
     config: Path = typer.Argument(..., help="student config with an [evokd] section"),
@@ -72,13 +118,10 @@ def evolve(
         overrides["evokd.check_teacher"] = False
     if keep_models is not None:  # checked with the rest of [evokd] before any work
         overrides["evokd.keep_models"] = keep_models
-    try:
-        run(config, output_dir, overrides, teacher=teacher)
-    except _known_errors() as e:
-        _fail(str(e))
+    run(config, output_dir, overrides, teacher=teacher)
 
 
-@app.command(context_settings=_CTX)
+@_command(context_settings=_CTX, also=(ValueError,))
 def select(
     ctx: typer.Context,
     config: Path = typer.Argument(..., help="student config with an [evokd] section (task, labels, teacher)"),
@@ -103,14 +146,11 @@ def select(
     overrides = parse_config_overrides(ctx.args)
     if skip_teacher_check:
         overrides["evokd.check_teacher"] = False
-    try:
-        run_selection(config, pool, student_model, output_dir, overrides, teacher=teacher,
-                      mode=mode, batch_size=batch_size, k_samples=k_samples, momentum=momentum, ratio=ratio)  # fmt: skip
-    except _known_errors() + (ValueError,) as e:
-        _fail(str(e))
+    run_selection(config, pool, student_model, output_dir, overrides, teacher=teacher,
+                  mode=mode, batch_size=batch_size, k_samples=k_samples, momentum=momentum, ratio=ratio)  # fmt: skip
 
 
-@app.command(context_settings=_CTX)
+@_command(context_settings=_CTX)
 def estimate(
     ctx: typer.Context,
     config: Path = typer.Argument(..., help="student config with an [evokd] section"),
@@ -121,10 +161,7 @@ def estimate(
 
     from .estimate import estimate as run
 
-    try:
-        est = run(config, parse_config_overrides(ctx.args), teacher=teacher)
-    except _known_errors() as e:
-        _fail(str(e))
+    est = run(config, parse_config_overrides(ctx.args), teacher=teacher)
     if est["simulated"]:
         typer.echo(f"{est['teacher']}: simulated, no LLM calls: 0 tokens, $0")
         return
@@ -138,7 +175,7 @@ def estimate(
                f"longest prompt {est['longest_prompt_tokens']:,} tokens")
 
 
-@app.command()
+@_command()
 def convert(
     input_path: Path = typer.Argument(..., help="JSONL: {text,label}, {tokens,tags} or {text,labels}"),
     output_path: Path = typer.Argument(..., help=".spacy DocBin to write"),
@@ -151,15 +188,12 @@ def convert(
 
     from .data import jsonl_to_docs
 
-    try:
-        docs = jsonl_to_docs(input_path, task, spacy.blank(lang), _labels(labels))
-    except _known_errors() as e:
-        _fail(str(e))
+    docs = jsonl_to_docs(input_path, task, spacy.blank(lang), _labels(labels))
     _write(docs, output_path)
     typer.echo(f"✔ {len(docs)} docs -> {output_path}")
 
 
-@app.command()
+@_command()
 def seed(
     input_path: Path = typer.Argument(..., help="labelled pool (JSONL or .spacy)"),
     output_path: Path = typer.Argument(..., help=".spacy DocBin of the k-shot seed"),
@@ -172,28 +206,21 @@ def seed(
     """Sample a k-shot seed set (k per label), reproducibly."""
     import spacy
 
-    from .data import check_task, infer_labels, jsonl_to_docs, kshot, read_docbin
+    from .data import infer_labels, kshot
+    from .init_project import read_labelled
+    from .tasks import get_task
 
-    nlp = spacy.blank(lang)
-    try:
-        check_task(task)
-        label_set = _labels(labels)
-        if input_path.suffix == ".spacy":
-            docs = read_docbin(input_path, nlp.vocab)
-        else:
-            docs = jsonl_to_docs(input_path, task, nlp, label_set)
-        from .data import doc_to_gold_sample
-
-        samples = [doc_to_gold_sample(d, task) for d in docs]
-        label_set = label_set or infer_labels(samples, task)
-        chosen = kshot(samples, task, label_set, k, random_seed)
-    except _known_errors() as e:
-        _fail(str(e))
+    task = get_task(task)
+    label_set = _labels(labels)
+    docs = read_labelled(input_path, task, spacy.blank(lang), label_set)
+    samples = [task.doc_to_sample(d) for d in docs]
+    label_set = label_set or infer_labels(samples, task)
+    chosen = kshot(samples, task, label_set, k, random_seed)
     _write([docs[i] for i in chosen], output_path)
     typer.echo(f"✔ {len(chosen)}-doc {k}-shot seed ({len(label_set)} labels) -> {output_path}")
 
 
-@app.command()
+@_command()
 def evaluate(
     model: Path = typer.Argument(..., help="trained student (e.g. training/textcat/model-best)"),
     data: Path = typer.Argument(..., help="gold DocBin"),
@@ -206,19 +233,14 @@ def evaluate(
     from .data import DataError, read_docbin
     from .tasks import get_task
 
-    try:
-        nlp = student.load(model)
-        task = get_task(task) if task else student.task_of(nlp)
-        docs = read_docbin(data, nlp.vocab)
-        pipe = task.student_pipe(nlp)
-        if pipe is None:
-            raise DataError(f"{model}: no {task.name} component (pipeline: {nlp.pipe_names})")
-        labels = list(nlp.get_pipe(pipe).labels)
-        scores, _ = student.evaluate(nlp, docs, task, labels)
-    except _known_errors() as e:
-        _fail(str(e))
-    except OSError as e:
-        _fail(f"{model}: cannot load the pipeline ({e})")
+    nlp = _load_student(model)
+    task = get_task(task) if task else student.task_of(nlp)
+    docs = read_docbin(data, nlp.vocab)
+    pipe = task.student_pipe(nlp)
+    if pipe is None:
+        raise DataError(f"{model}: no {task.name} component (pipeline: {nlp.pipe_names})")
+    labels = list(nlp.get_pipe(pipe).labels)
+    scores, _ = student.evaluate(nlp, docs, task, labels)
     typer.echo(" | ".join(f"{k} {scores[k]:.3f}" for k in task.main_score_keys) + f" | n={scores['n']}")
     for label, row in sorted(scores["per_label"].items()):
         typer.echo(f"  {label:<20} p {row['p']:.3f}  r {row['r']:.3f}  f {row['f']:.3f}  support {row['support']}")
@@ -227,19 +249,17 @@ def evaluate(
         output.write_text(json.dumps(scores, indent=2))
 
 
-@app.command()
+@_command(also=(FileNotFoundError,))  # no run there, or a damaged round record
 def report(run_dir: Path = typer.Argument(..., help="an `evolve` output directory")):
     """Write RUN_DIR/report/report.md with PNG plots (scores, tokens, labels, rejections)."""
     from .report import write_report
 
-    try:
-        path = write_report(run_dir)
-    except _known_errors() + (FileNotFoundError,) as e:  # no run there, or a damaged round record
-        _fail(str(e))
-    typer.echo(f"✔ report -> {path}")
+    path = write_report(run_dir)
+    headline = json.loads((path.parent / "summary.json").read_text(encoding="utf8"))["headline"]
+    typer.echo(f"✔ report -> {path} (and report.html)\n  {headline}")
 
 
-@app.command("export")
+@_command("export")
 def export_samples(
     run_dir: Path = typer.Argument(..., help="an `evolve` output directory"),
     output: Path = typer.Argument(..., help="JSONL to write: Prodigy/Argilla tasks with a \"meta\" per sample"),
@@ -248,15 +268,12 @@ def export_samples(
     """Write every accepted generated sample (round, intent, teacher, label/spans) for review."""
     from .review import export_run
 
-    try:
-        done = export_run(run_dir, output, rejected=rejected)
-    except _known_errors() as e:
-        _fail(str(e))
+    done = export_run(run_dir, output, rejected=rejected)
     extra = f" + {done['rejected']} rejected ({done['rejected_unkept']} more only counted)" if rejected else ""
     typer.echo(f"✔ {done['samples']} samples{extra} from {done['rounds']} rounds -> {output}")
 
 
-@app.command("import-review")
+@_command("import-review")
 def import_review(
     run_dir: Path = typer.Argument(..., help="the `evolve` output directory the file was exported from"),
     reviewed: Path = typer.Argument(..., help="the reviewed JSONL (answer accept/reject/ignore, edited label(s)/spans)"),
@@ -264,14 +281,56 @@ def import_review(
     """Apply a reviewed export: corrected samples replace the teacher's, rejected ones are removed for good."""
     from .review import import_review as run
 
-    try:
-        entry = run(run_dir, reviewed)
-    except _known_errors() as e:
-        _fail(str(e))
+    entry = run(run_dir, reviewed)
     t = entry["totals"]
     typer.echo(f"✔ review imported: {t['corrected']} corrected, {t['removed']} removed, {t['kept']} kept"
                + (f", {t['already_removed']} removed earlier" if t["already_removed"] else "")
                + f"; log: {run_dir / 'review' / 'log.jsonl'}")
+    typer.echo(f"ℹ {run_dir / 'model-best'}, the round models and any metrics/ or packages/ made from them are still "
+               "the students trained before this review; resuming `evolve` trains only new rounds (on the reviewed "
+               f"data). To train a student on the reviewed data now: python -m spacy_evokd retrain {run_dir}")
+
+
+@_command()
+def retrain(run_dir: Path = typer.Argument(..., help="an `evolve` output directory (after import-review)")):
+    """Train a student from scratch on the seed and every round as reviewed, into
+    RUN_DIR/retrained/model-best (model-best stays the loop's); prints its dev (and test) score."""
+    from .review import retrain as run
+    from .tasks import get_task
+
+    info = run(run_dir, echo=typer.echo)
+    keys = get_task(_run_task(run_dir)).main_score_keys
+    for name in ("dev", "test"):
+        if name in info:
+            typer.echo(f"✔ {name}: " + ", ".join(f"{k} {info[name][k]:.3f}" for k in keys) + f" (n={info[name]['n']})")
+    typer.echo(f"✔ {run_dir / 'retrained' / 'model-best'}; package it with: python -m spacy_evokd package {run_dir} "
+               f"packages --name NAME --model {run_dir / 'retrained' / 'model-best'}")
+
+
+def _run_task(run_dir: Path) -> str:
+    from confection import Config
+
+    return Config().from_disk(run_dir / "config.cfg", interpolate=False)["evokd"]["task"]
+
+
+@_command("package")
+def package_cmd(
+    run_dir: Path = typer.Argument(..., help="an `evolve` output directory"),
+    output_dir: Path = typer.Argument(..., help="where the package folder (and its dist/ wheel) go"),
+    name: str = typer.Option(..., "--name", help="package name (spaCy prefixes the language: en_NAME)"),
+    version: str = typer.Option("0.1.0", "--version"),
+    model: Optional[Path] = typer.Option(None, "--model", help="default RUN_DIR/model-best; e.g. RUN_DIR/retrained/model-best"),
+    test: Optional[Path] = typer.Option(None, "--test", help="gold DocBin for meta.json's test score; default: the run's paths.test"),
+    build: str = typer.Option("wheel", "--build", help="wheel or none"),
+):
+    """Package a run's student: every [paths] of its config null, dev and test scores with their
+    sizes in meta.json; needs only spaCy (spacy-transformers for a transformer student)."""
+    from .package import package_student
+
+    done = package_student(run_dir, output_dir, name, version, model=model, test=test, build=build)
+    e = done["evokd"]
+    said = ", ".join(f"{k} {e[k][next(iter(e[k]))]:.3f} ({e[k]['n']} docs)" for k in ("dev", "test") if k in e)
+    typer.echo(f"✔ {done['wheel'] or done['dir']} ({said})")
 
 
 def _add_server_commands() -> None:

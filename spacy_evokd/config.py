@@ -4,6 +4,7 @@ It lives in the student's config (next to [nlp], [components], [training]) so on
 everything about a run and `--evokd.rounds 3` style overrides work; the student's training config
 never contains it (see student.student_config).
 """
+import logging
 import re
 from pathlib import Path
 from typing import Any, Dict, List, Literal, Optional, Tuple
@@ -54,13 +55,16 @@ class EvokdSettings(BaseModel):
     gpu_id: int = Field(-1, ge=-1)
     check_teacher: bool = True  # GET base_url/models before the run (--skip-teacher-check: false)
     # where a round's inputs come from: the teacher writes them ("generate", EvoKD), the analysis'
-    # evidence picks unlabelled `pool` texts for the teacher to label ("pool"), or half each
+    # evidence picks unlabelled pool texts for the teacher to label ("pool"), or half each
     # ("both"); the student picks pool texts by uncertainty x diversity and the teacher only labels
     # them ("active", active.py); or each round splits its samples between "generate" and
     # "active" by what they bought in the last rounds ("auto", sources.py; generation alone
     # without a pool)
     source: Literal["generate", "pool", "both", "active", "auto"] = "generate"
-    pool: str = ""  # unlabelled texts for source = "pool" | "both" | "active" | "auto": JSONL ("text" or "tokens") or DocBin
+    # unlabelled texts for source = "pool" | "both" | "active" | "auto": JSONL ("text" or "tokens")
+    # or DocBin; not the simulated teacher's labelled examples ([evokd.teacher] labelled_pool).
+    # Old name: pool
+    unlabelled_pool: str = ""
     # the weakness brief generation is aimed with: the teacher's analysis call ("llm", the paper)
     # or the student's own scores, confusions and wrong examples, for free ("student", weakness.student_brief)
     analysis: Literal["llm", "student"] = "llm"
@@ -89,8 +93,12 @@ class EvokdSettings(BaseModel):
         # one ignores them, and data with unknown labels is reported by file and line)
         if self.n_hard + self.n_easy == 0:
             raise ValueError("n_hard and n_easy are both 0: each analysis must ask for at least one input")
-        if self.source not in ("generate", "auto") and not self.pool:
-            raise ValueError(f"source = {self.source!r} needs pool: a file of unlabelled texts")
+        if self.source not in ("generate", "auto") and not self.unlabelled_pool:
+            raise ValueError(f"source = {self.source!r} needs unlabelled_pool: a file of unlabelled texts")
+        if self.source == "generate" and self.unlabelled_pool:
+            raise ValueError("unlabelled_pool is read only with source = \"pool\", \"both\", \"active\" or \"auto\" "
+                             "(unlabelled texts the teacher labels); the simulated teacher's labelled examples go in "
+                             "[evokd.teacher] labelled_pool")
         return self
 
     @property
@@ -131,6 +139,12 @@ def validate_settings(section: Dict[str, Any]) -> EvokdSettings:
     """[evokd] without its teacher block -> settings, or one ConfigError line naming every
     bad setting (at most three)."""
     values = {k: v for k, v in section.items() if k != "teacher"}
+    if "pool" in values:  # the old name, easily taken for the simulated teacher's labelled pool
+        if "unlabelled_pool" in values:
+            raise ConfigError("[evokd] sets both pool and unlabelled_pool: pool is the old name; keep unlabelled_pool")
+        logging.getLogger("spacy_evokd").warning("[evokd] pool is deprecated: call it unlabelled_pool (unlabelled "
+                                                 "texts for source = \"pool\"/\"both\")")  # fmt: skip
+        values["unlabelled_pool"] = values.pop("pool")
     try:
         return EvokdSettings(**values)
     except ValidationError as e:
@@ -211,7 +225,7 @@ def resolve_evokd(config: Config) -> Tuple[EvokdSettings, Teacher]:
                           '@misc = "spacy_evokd.SimulatedTeacher.v1"')
     try:
         teacher = registry.resolve({"teacher": section["teacher"]})["teacher"]
-    except (DataError, ConfigError):
+    except (DataError, ConfigError):  # already one line naming the setting
         raise
     except EvokdError as e:  # a teacher setting checked when it is built (e.g. its base_url): already one line
         raise ConfigError(str(e)) from None

@@ -133,11 +133,11 @@ class EvoKDLoop:
         )  # fmt: skip
         # source = "pool" | "both": unlabelled texts chosen by the analysis' evidence (pool_source.py)
         self.pool_source = None
-        if s.source != "generate" and s.pool:
-            self.pool_source = PoolSource(s.pool, s.pool_embedder, blocked_texts=[d.text for d in self.dev_docs + test_docs],
+        if s.source != "generate" and s.unlabelled_pool:
+            self.pool_source = PoolSource(s.unlabelled_pool, s.pool_embedder, blocked_texts=[d.text for d in self.dev_docs + test_docs],
                                           max_chars=s.max_chars)  # fmt: skip
             if self.pool_source.too_long:
-                self.progress(f"pool {s.pool}: {self.pool_source.too_long} texts over max_chars {s.max_chars} skipped")
+                self.progress(f"pool {s.unlabelled_pool}: {self.pool_source.too_long} texts over max_chars {s.max_chars} skipped")
         preflight.check_teacher(self.teacher, reach=s.check_teacher)  # last: the only check that goes out
         self.dir.mkdir(parents=True, exist_ok=True)
         self.cache = ResponseCache(self.dir / "cache.sqlite")

@@ -4,6 +4,7 @@ spaCy and spacy-llm find these through the entry points in ``setup.cfg``; the im
 modules are imported inside the factories so that loading a name stays cheap and can't break
 spaCy for unrelated pipelines.
 """
+import logging
 from typing import Any, Dict, List, Optional
 
 from spacy.util import registry
@@ -116,32 +117,50 @@ def make_llm_teacher(
 
 @registry.misc("spacy_evokd.SimulatedTeacher.v1")
 def make_simulated_teacher(
-    pool: str,
     task: str,
     labels: List[str],
+    labelled_pool: Optional[str] = None,
     label_noise: float = 0.0,
     seed: int = 0,
     lang: str = "en",
     hard_from: str = "weak_labels",
     embedder: str = "student",
+    pool: Optional[str] = None,
 ):
     """An offline stand-in for an LLM teacher: answers the three EvoKD calls with real labelled
-    examples drawn from ``pool`` (a JSONL file or DocBin), aimed at the student's weak labels and
-    confusions. It is named "simulated" in every log line and report.
+    examples drawn from ``labelled_pool`` (a JSONL file or DocBin), aimed at the student's weak
+    labels and confusions. It is named "simulated" in every log line and report.
 
-    pool (str): labelled pool, JSONL ({"text","label"} / {"tokens","tags"}) or ``.spacy``.
+    labelled_pool (str): labelled examples, JSONL ({"text","label"} / {"tokens","tags"}) or
+        ``.spacy``. Not to be confused with [evokd] unlabelled_pool (pool mode's unlabelled texts).
     label_noise (float): probability of returning a wrong label, to mimic teacher mistakes.
     seed (int): random seed for the draws and the noise.
     hard_from (str): "weak_labels": hard samples drawn from the weakest labels; "near_wrong": the
         pool samples nearest to the student's wrong samples (what EvoKD means by hard).
     embedder (str): nearness for "near_wrong": "student" (its own vectors) or "minilm".
+    pool (str): the old name of ``labelled_pool`` (deprecated: a warning says so).
     """
+    from .config import ConfigError
+    from .data import DataError
     from .teachers.simulated import SimulatedTeacher
 
-    return SimulatedTeacher(
-        pool=pool, task=task, labels=list(labels), label_noise=label_noise, seed=seed, lang=lang,
-        hard_from=hard_from, embedder=embedder,
-    )
+    if pool is not None:
+        if labelled_pool is not None:
+            raise ConfigError("[evokd.teacher] sets both pool and labelled_pool: pool is the old name; keep labelled_pool")
+        logging.getLogger("spacy_evokd").warning(
+            "[evokd.teacher] pool is deprecated: call it labelled_pool (the simulated teacher's labelled examples)")
+        labelled_pool = pool
+    if not labelled_pool:
+        raise ConfigError("[evokd.teacher] labelled_pool is not set: the labelled examples (JSONL or .spacy) the "
+                          "simulated teacher draws from")  # fmt: skip
+    try:
+        return SimulatedTeacher(
+            pool=labelled_pool, task=task, labels=list(labels), label_noise=label_noise, seed=seed, lang=lang,
+            hard_from=hard_from, embedder=embedder,
+        )
+    except DataError as e:
+        raise DataError(f"{e} ([evokd.teacher] labelled_pool: the simulated teacher answers with the labels of "
+                        "these examples; unlabelled texts for pool mode go in [evokd] unlabelled_pool)") from None  # fmt: skip
 
 
 @registry.augmenters("spacy_evokd.evolving_augmenter.v1")

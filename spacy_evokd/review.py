@@ -431,3 +431,50 @@ def removed_texts(run_dir: PathLike) -> Set[str]:
     text (or a near-duplicate) as "duplicate", and the pool source never offers it again: a
     removed sample never returns. Raises RunDirError naming file:line for a damaged line."""
     return {r["text"] for r in _removed_rows(Path(run_dir))}
+
+
+# -- after a review: a student trained on the reviewed data ------------------------------------
+
+RETRAINED_DIR = "retrained"
+
+
+def retrain(run_dir: PathLike, echo=print) -> Dict[str, Any]:
+    """Train a student from scratch on the seed (+ extra_train) and every committed round as the
+    round DocBins hold them now (after review), the way the loop trains a cold student
+    (student.train with the run's config), into RUN_DIR/retrained/model-best; score it on dev
+    and, when the config names one, test. model-best and the round models stay the loop's.
+    Returns RUN_DIR/retrained/retrained.json's content."""
+    from confection import Config
+
+    from . import student
+    from .data import write_docbin
+
+    run = _open_run(run_dir)
+    out = run.dir / RETRAINED_DIR
+    with hold_run_dir(run.dir):
+        config = Config().from_disk(run.dir / "config.cfg", interpolate=False)
+        paths = config.interpolate()["paths"]
+        vocab = _vocab(run)
+        seed = read_docbin(paths["train"], vocab)
+        extra = config["evokd"].get("extra_train") or ""
+        extra_files = sorted(Path(extra).glob("*.spacy")) if extra and Path(extra).is_dir() else ([Path(extra)] if extra else [])
+        docs = seed + [d for f in extra_files for d in read_docbin(f, vocab)]
+        generated = [d for n in run.rounds for d in read_docbin(run.docbin(n), vocab)]
+        shutil.rmtree(out, ignore_errors=True)
+        write_docbin(docs + generated, out / "work" / "train.spacy")
+        write_docbin(read_docbin(paths["dev"], vocab), out / "work" / "dev.spacy")
+        echo(f"retraining on {len(docs)} seed and {len(generated)} reviewed generated samples ({len(run.rounds)} rounds)")
+        model = student.train(config, out / "work" / "train.spacy", out / "work" / "dev.spacy", out / "work" / "model",
+                              progress=lambda line: echo(f"retrain: {line}"))  # fmt: skip
+        os.replace(model, out / "model-best")
+        nlp = student.load(out / "model-best")
+        info: Dict[str, Any] = {"train_size": len(docs) + len(generated), "generated": len(generated),
+                                "rounds": run.rounds, "dev": student.evaluate(nlp, read_docbin(paths["dev"], vocab), run.task, run.labels)[0]}  # fmt: skip
+        if paths.get("test") and Path(paths["test"]).exists():
+            info["test"] = student.evaluate(nlp, read_docbin(paths["test"], vocab), run.task, run.labels)[0]
+        for scores in (info["dev"], info.get("test")):
+            if scores is not None:
+                scores.pop("per_label", None)
+        shutil.rmtree(out / "work", ignore_errors=True)
+        write_text(out / "retrained.json", json.dumps(info, indent=2))
+    return info

@@ -422,7 +422,7 @@ def test_analysis_guided_pool_mode(corpus, tmp_path, source):
     pool = tmp_path / "unlabelled.jsonl"  # the demo train texts without their labels
     texts = [json.loads(l)["text"] for l in (ROOT / "assets/demo/textcat/train.jsonl").read_text().splitlines() if l.strip()]
     pool.write_text("\n".join(json.dumps({"text": t}) for t in texts) + "\n", encoding="utf8")
-    ov = overrides(corpus, "textcat", **{"evokd.rounds": 1, "evokd.source": source, "evokd.pool": str(pool)})
+    ov = overrides(corpus, "textcat", **{"evokd.rounds": 1, "evokd.source": source, "evokd.unlabelled_pool": str(pool)})
     evolve(ROOT / "configs/textcat_cnn.cfg", tmp_path / "run", ov, echo=lambda _: None)
     check_run(tmp_path / "run", "textcat", 1)
     steps = {r["step"] for r in UsageLedger(tmp_path / "run/cache.sqlite").rows() if r["round"] == 1}
@@ -437,7 +437,7 @@ def test_analysis_guided_pool_mode(corpus, tmp_path, source):
 
 
 def test_pool_mode_needs_a_pool(corpus, tmp_path):
-    with pytest.raises(ConfigError, match="source = 'pool' needs pool"):
+    with pytest.raises(ConfigError, match="source = 'pool' needs unlabelled_pool"):
         evolve(ROOT / "configs/textcat_cnn.cfg", tmp_path / "run", overrides(corpus, "textcat", **{"evokd.source": "pool"}))
 
 
@@ -446,7 +446,7 @@ def test_active_source_student_picks_and_teacher_only_labels(corpus, tmp_path):
     (the ledger's "active_label" step) and carry LLKD's confidence x need weight, mean 1."""
     from spacy_evokd.cache import UsageLedger
 
-    ov = overrides(corpus, "textcat", **{"evokd.source": "active", "evokd.pool": str(ROOT / "assets/demo/textcat/train.jsonl")})
+    ov = overrides(corpus, "textcat", **{"evokd.source": "active", "evokd.unlabelled_pool": str(ROOT / "assets/demo/textcat/train.jsonl")})
     evolve(ROOT / "configs/textcat_cnn.cfg", tmp_path / "run", ov, echo=lambda _: None)
     recs = check_run(tmp_path / "run", "textcat", 2, intents=("active",))
     assert {r["step"] for r in UsageLedger(tmp_path / "run/cache.sqlite").rows()} == {"active_label"}
@@ -477,7 +477,7 @@ def test_auto_source_with_the_student_brief_plans_within_the_round_budget(corpus
         ov = overrides(corpus, "textcat", **{
             "evokd.teacher.model.base_url": server.base_url, "evokd.teacher.model.name": "test-llm",
             "evokd.teacher.model.api_key_env": None, "evokd.teacher.model.backoff": 0.01,
-            "evokd.source": "auto", "evokd.analysis": "student", "evokd.pool": str(ROOT / "assets/demo/textcat/train.jsonl"), "evokd.rounds": 3, "evokd.max_tokens_per_round": BUDGET,
+            "evokd.source": "auto", "evokd.analysis": "student", "evokd.unlabelled_pool": str(ROOT / "assets/demo/textcat/train.jsonl"), "evokd.rounds": 3, "evokd.max_tokens_per_round": BUDGET,
         })  # fmt: skip
         evolve(cfg, tmp_path / "run", ov, teacher=ROOT / "configs/teachers/local_server.cfg", echo=lambda _: None)
         bodies = [r["body"] for r in server.requests]

@@ -98,15 +98,15 @@ class EntropyPoolTeacher(RandomPoolTeacher):
 
 
 @registry.misc("spacy_evokd_bench.RandomPoolTeacher.v1")
-def random_pool_teacher(pool: str, task: str, labels: List[str], seed: int = 0) -> RandomPoolTeacher:
-    return RandomPoolTeacher(pool, task, labels, seed=seed)
+def random_pool_teacher(labelled_pool: str, task: str, labels: List[str], seed: int = 0) -> RandomPoolTeacher:
+    return RandomPoolTeacher(labelled_pool, task, labels, seed=seed)
 
 
 @registry.misc("spacy_evokd_bench.StratifiedPoolTeacher.v1")
-def stratified_pool_teacher(pool: str, task: str, labels: List[str], seed: int = 0) -> StratifiedPoolTeacher:
-    return StratifiedPoolTeacher(pool, task, labels, seed=seed)
+def stratified_pool_teacher(labelled_pool: str, task: str, labels: List[str], seed: int = 0) -> StratifiedPoolTeacher:
+    return StratifiedPoolTeacher(labelled_pool, task, labels, seed=seed)
 
 
 @registry.misc("spacy_evokd_bench.EntropyPoolTeacher.v1")
-def entropy_pool_teacher(pool: str, task: str, labels: List[str], seed: int = 0) -> EntropyPoolTeacher:
-    return EntropyPoolTeacher(pool, task, labels, seed=seed)
+def entropy_pool_teacher(labelled_pool: str, task: str, labels: List[str], seed: int = 0) -> EntropyPoolTeacher:
+    return EntropyPoolTeacher(labelled_pool, task, labels, seed=seed)

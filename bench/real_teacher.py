@@ -80,7 +80,7 @@ class Settings:
 
 def _teacher_block(arm: str, prep: bench_data.Prepared, base_url: str, seed: int) -> Dict:
     if arm == "simulated":
-        return {"@misc": "spacy_evokd.SimulatedTeacher.v1", "pool": str(prep.pool), "task": prep.task,
+        return {"@misc": "spacy_evokd.SimulatedTeacher.v1", "labelled_pool": str(prep.pool), "task": prep.task,
                 "labels": prep.labels, "seed": seed}  # fmt: skip
     from spacy_evokd.config import _read
 

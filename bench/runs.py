@@ -106,8 +106,8 @@ def config_for(prep: Prepared, strategy: str, seed_path: Path, seed: int, scale:
     config["evokd"]["task_description"] = prep.name
     config["evokd"]["label_definitions"] = {}  # the demo's definitions don't apply; simulated teachers ignore them
     if strategy in STRATEGY_SETTINGS:  # the pool the teacher labels is the one the student picks from
-        config["evokd"].update(STRATEGY_SETTINGS[strategy], pool=str(prep.pool))
-    config["evokd"]["teacher"] = {"@misc": STRATEGIES[strategy], "pool": str(prep.pool), "task": prep.task,
+        config["evokd"].update(STRATEGY_SETTINGS[strategy], unlabelled_pool=str(prep.pool))
+    config["evokd"]["teacher"] = {"@misc": STRATEGIES[strategy], "labelled_pool": str(prep.pool), "task": prep.task,
                                   "labels": prep.labels, "seed": seed, **STRATEGY_ARGS.get(strategy, {})}  # fmt: skip
     return config
 

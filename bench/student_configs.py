@@ -147,11 +147,27 @@ def _reduce(cfg):
 
 
 REFERENCES = {name: (what, None) for name, what in references.NAMES.items()}
+def _frozen_minilm(cfg):
+    """The accurate student with its encoder frozen (sourced, annotating: forward passes only) and
+    a mean-pooled softmax head trained alone at Adam 0.01, epochs as the fast student's."""
+    cfg = _profile("accurate")(cfg)
+    cfg["training"].update(frozen_components=["transformer"], annotating_components=["transformer"])
+    cfg["training"]["optimizer"] = dict(cfg["training"]["optimizer"], learn_rate=0.01)
+    cfg["evokd"].update(train_epochs=20, min_train_steps=100)
+    head = cfg["components"]["textcat"]["model"]
+    cfg["components"]["textcat"]["model"] = {
+        "@architectures": "spacy.TextCatReduce.v1", "exclusive_classes": True, "use_reduce_first": False,
+        "use_reduce_last": False, "use_reduce_max": False, "use_reduce_mean": True, "nO": None,
+        "tok2vec": dict(head["tok2vec"])}  # fmt: skip
+    return cfg
+
+
 CANDIDATES: Dict[str, Dict[str, tuple]] = {
     "textcat": {
         "fast": ("configs/textcat_fast.cfg = textcat_bow.cfg: TextCatBOW.v3 ngram 1, Adam 0.01, 20 epochs of 32 texts (100-2000 steps)", _ours),
         "accurate": ("configs/textcat_accurate.cfg = textcat_minilm.cfg: all-MiniLM-L6-v2 fine-tuned, mean-pooled head, 4 epochs of 16 texts (200-1000 steps)", _profile("accurate")),
         "fast-old-regime": ("the fast student's model under the former training: 300 steps, Adam 0.001, 100-1000 words a batch", _old_regime),
+        "accurate-frozen": ("all-MiniLM-L6-v2 frozen (sourced, annotating) under a mean-pooled softmax head, Adam 0.01, 20 epochs", _frozen_minilm),
         **REFERENCES,
         "stock-efficiency": ("spacy init config -o efficiency: BOW ngram 1 alone", _stock("textcat", "efficiency")),
         "stock-accuracy": ("spacy init config -o accuracy (no vectors): ensemble, tok2vec 256x8 + BOW", _stock("textcat", "accuracy")),

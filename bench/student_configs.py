@@ -99,7 +99,7 @@ def _tok2vec(width: int, depth: int) -> Callable:
 def _bow(ngram: int, factory: str = "textcat") -> Callable:
     """Ours with a bag-of-words textcat alone (no tok2vec): spaCy's efficiency architecture.
     ``factory`` "textcat_multilabel": independent label scores (exclusive_classes false) and
-    spaCy's default threshold 0.5, as configs/textcat_multilabel_cnn.cfg has."""
+    spaCy's default threshold 0.5, as configs/textcat_multilabel_bow.cfg has."""
     multi = factory == "textcat_multilabel"
 
     def build(cfg):

@@ -86,14 +86,16 @@ def test_two_rounds_with_simulated_teacher(corpus, tmp_path, task):
     ov = overrides(corpus, task, **{"evokd.warm_start_steps": 6})
     result = evolve(ROOT / f"configs/{task}_cnn.cfg", tmp_path / "run", ov, echo=lines.append)
     recs = check_run(tmp_path / "run", task, 2)
-    # the seed round trains training.max_steps; warm-started rounds train warm_start_steps
+    # the seed round trains training.max_steps (the regime's cap: its floor is higher); warm-started
+    # rounds train warm_start_steps
     training = [Config().from_disk(tmp_path / f"run/models/round_{n:03d}/config.cfg")["training"] for n in range(3)]
     assert [t["max_steps"] for t in training] == [FAST["training.max_steps"], 6, 6]
     # keep_models "all": every round's model-best stays, the never-read model-last does not
     models = sorted((tmp_path / "run/models").iterdir())
     assert [p.name for p in models] == ["round_000", "round_001", "round_002"]
     assert all((p / "model-best/meta.json").exists() and not (p / "model-last").exists() for p in models)
-    assert [t["eval_frequency"] for t in training] == [FAST["training.eval_frequency"], 6, 6]  # else model-best = step 0
+    # the regime's evaluations fall within the steps (else model-best = step 0)
+    assert all(1 <= t["eval_frequency"] <= t["max_steps"] for t in training)
     assert all(set(r["seconds"]) == {"teacher", "train", "eval", "total"} for r in recs[1:])
     assert all(r["simulated"] for r in recs) and all(l.startswith("[evokd | simulated teacher]") for l in lines)
     assert any("round 2/2: accepted" in l and "dev" in l for l in lines)

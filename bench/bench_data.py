@@ -82,10 +82,10 @@ def _subset(lines: List[str], n: int) -> List[str]:
 
 def prepare_demo(demo_dir: Path, task: str, work: Path) -> Prepared:
     """The shipped demo set of ``task`` (whole splits), with the task description and label
-    definitions of configs/<task>_cnn.cfg."""
+    definitions of configs/<task>_fast.cfg (every profile has the same)."""
     from confection import Config
 
-    section = Config().from_disk(ROOT / f"configs/{task}_cnn.cfg", interpolate=False)["evokd"]
+    section = Config().from_disk(ROOT / f"configs/{task}_fast.cfg", interpolate=False)["evokd"]
     prep = prepare(Path(demo_dir), task, work, 0, 0, 0, task=task, name_prefix="demo_")
     prep.description = section.get("task_description", "")
     prep.definitions = dict(section.get("label_definitions", {}))

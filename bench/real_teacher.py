@@ -121,7 +121,7 @@ def config_for(arm: str, prep: bench_data.Prepared, seed_path: Path, seed: int, 
                  "paths.pool": str(prep.pool), "system.seed": seed, "evokd.labels": prep.labels,
                  "training.max_steps": a.max_steps, "training.eval_frequency": max(1, a.max_steps // 2),
                  "evokd.warm_start_steps": a.warm_steps, **{f"evokd.{k}": v for k, v in evokd.items()}}  # fmt: skip
-    config = load_config(ROOT / f"configs/{prep.task}_cnn.cfg", overrides)
+    config = load_config(runs.student_config_path(prep.task), overrides)
     config["evokd"]["task_description"] = prep.description
     config["evokd"]["label_definitions"] = prep.definitions
     config["evokd"]["teacher"] = _teacher_block(arm, prep, base_url, seed)

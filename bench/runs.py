@@ -67,6 +67,14 @@ def run_key(config, data_files: Iterable[Path], code: str, work_dir: Optional[Pa
     return h.hexdigest()[:16]
 
 
+# the student every loop benchmark trains: the project's default profile (configs/<task>_<profile>.cfg)
+PROFILE = "accurate"
+
+
+def student_config_path(task: str, profile: str = PROFILE) -> Path:
+    return ROOT / f"configs/{task}_{profile}.cfg"
+
+
 def verdict(ours: Sequence[float], theirs: Sequence[float]) -> str:
     """'ahead' / 'behind' only with >= 3 seeds per arm and a gap of the means larger than the
     pooled std; otherwise 'tie' (saying why when there are too few seeds)."""
@@ -102,7 +110,7 @@ def config_for(prep: Prepared, strategy: str, seed_path: Path, seed: int, scale:
         "evokd.warm_start_steps": scale.warm_start_steps, "training.max_steps": scale.max_steps,
         "training.eval_frequency": max(1, scale.max_steps // 2),
     }  # fmt: skip
-    config = load_config(ROOT / f"configs/{prep.task}_cnn.cfg", overrides)
+    config = load_config(student_config_path(prep.task), overrides)
     config["evokd"]["task_description"] = prep.name
     config["evokd"]["label_definitions"] = {}  # the demo's definitions don't apply; simulated teachers ignore them
     if strategy in STRATEGY_SETTINGS:  # the pool the teacher labels is the one the student picks from
@@ -194,11 +202,8 @@ def full_shot(prep: Prepared, steps: int, cache_dir: Path) -> Dict:
 
     tmp = Path(tempfile.mkdtemp(prefix="evokd-bench-"))
     try:
+        # the student's own training regime (epochs over the whole train split), `steps` its cap
         config = config_for(prep, "evokd", prep.train, 0, Scale(0, 1, 1, 1, steps, 0))
-        # batches of 1,000 words from the first step (the configs compound up from 100, which
-        # suits a few hundred docs): `steps` then covers several epochs of a real train split
-        config["training"]["batcher"]["size"] = 1000
-        # train every step: the configs' patience (200) would stop before the second evaluation
         config["training"]["patience"] = 0
         cached = cache_dir / f"{name}-{run_key(config, (prep.train, prep.dev, prep.test), code_hash(), tmp)}.json"
         if cached.exists():

@@ -70,7 +70,7 @@ def teacher_cost(prep, n_texts: int) -> Dict:
     texts_path = prep.test.with_suffix(".jsonl")
     texts = [json.loads(l)["text"] for l in texts_path.read_text(encoding="utf8").splitlines() if l.strip()][:n_texts]
     with FakeOpenAIServer(PoolResponder(texts_path, prep.task, prep.labels, mischief=False)) as server:
-        config = load_config(ROOT / "configs/textcat_cnn.cfg", {
+        config = load_config(ROOT / "configs/textcat_fast.cfg", {
             "evokd.labels": prep.labels, "evokd.teacher.model.base_url": server.base_url,
             "evokd.teacher.model.api_key_env": None}, teacher=ROOT / "configs/teachers/openai.cfg")  # fmt: skip
         config["evokd"]["label_definitions"] = {}
@@ -95,7 +95,7 @@ def main(data_dir: Path, out: Path, n_texts: int, sizes: Dict) -> Dict:
     print(f"Student cost on {prep.sizes['test']} emotion test texts (one thread each; students briefly trained on "
           f"{prep.sizes['dev']} dev texts: speed does not depend on accuracy)")
     students = {}
-    for kind, cfg, steps in (("default", "textcat_cnn.cfg", 50), ("MiniLM", "textcat_trf.cfg", 4)):
+    for kind, cfg, steps in (("fast", "textcat_fast.cfg", 50), ("accurate", "textcat_accurate.cfg", 4)):
         model = _train(cfg, prep, steps, out / "work" / f"student_{kind}")
         env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", HF_HUB_OFFLINE="1")
         proc = subprocess.run([sys.executable, __file__, "--measure", str(model), str(texts)], env=env,
@@ -107,8 +107,8 @@ def main(data_dir: Path, out: Path, n_texts: int, sizes: Dict) -> Dict:
         s["usd_per_1k"] = 1000 / s["docs_per_s"] / 3600 * CPU_USD_PER_HOUR
         print(f"{kind:>8} {s['docs_per_s']:>8.0f} {s['peak_rss_mb']:>11.0f} {s['model_rss_mb']:>20.0f} {s['load_s']:>6.1f} "
               f"{s['usd_per_1k']:>16.7f}")
-    cnn, trf = students["default"], students["MiniLM"]
-    print(f"  default (BOW) / MiniLM: {cnn['docs_per_s'] / trf['docs_per_s']:.1f}x the speed, "
+    cnn, trf = students["fast"], students["accurate"]
+    print(f"  fast (BOW) / accurate (MiniLM): {cnn['docs_per_s'] / trf['docs_per_s']:.1f}x the speed, "
           f"{cnn['peak_rss_mb'] / trf['peak_rss_mb']:.2f}x the peak memory "
           f"({cnn['model_rss_mb'] / trf['model_rss_mb']:.2f}x the memory the model and inference add to the "
           f"imported libraries: spaCy, torch, plugins)")

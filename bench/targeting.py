@@ -1,6 +1,6 @@
 """Benchmarks 1 and 2 on real data sets: what weakness targeting buys, and how far from full-shot.
 
-1. Targeting value: the same default student (configs/<task>_cnn.cfg: a BOW textcat, a CNN ner),
+1. Targeting value: the same default student (configs/<task>_<runs.PROFILE>.cfg, the accurate profile),
    pool and number of added samples per round, with the samples chosen by EvoKD weakness targeting (the simulated teacher; "evokd": hard samples drawn
    from the weakest labels, "evokd_near": the pool samples nearest to the student's wrong ones,
    by MiniLM sentence embeddings), uniformly at random,
@@ -111,9 +111,9 @@ def main(data_dir: Path, out: Path, names: Sequence[str], shots: Sequence[int], 
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # two runs share the cores: one BLAS thread each
     print(f"Targeting value + fraction of full-shot on {', '.join(names)} from {data_dir}")
     print(f"  scale: pool {sizes['pool']} train texts per data set, dev {sizes['dev']}, test {sizes['test']} "
-          f"(random subsets, fixed); {scale.rounds} rounds x {scale.per_round} samples; student = configs/<task>_cnn.cfg, "
+          f"(random subsets, fixed); {scale.rounds} rounds x {scale.per_round} samples; student = configs/<task>_{runs.PROFILE}.cfg, "
           f"{scale.max_steps} steps seed round, {scale.warm_start_steps} warm-start steps per round; "
-          f"full-shot: {full_steps} steps of 1,000 words on the whole train split; seeds {list(seeds)}, shots {list(shots)}")
+          f"full-shot: the student's own regime on the whole train split, at most {full_steps} steps; seeds {list(seeds)}, shots {list(shots)}")
     preps = {n: bench_data.prepare(data_dir, n, work, sizes["pool"], sizes["dev"], sizes["test"]) for n in names}
     arms = [a for a in runs.STRATEGIES if not arms or a in arms]
     with_full = "evokd" in arms  # the fraction-of-full-shot table is the evokd arm's

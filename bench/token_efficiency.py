@@ -19,6 +19,8 @@ sys.path.insert(0, str(ROOT))
 from spacy_evokd.testing.responder import PoolResponder  # noqa: E402
 from spacy_evokd.testing.server import FakeOpenAIServer  # noqa: E402
 
+import runs  # noqa: E402
+
 
 def main(task: str, rounds: int, out: Path) -> dict:
     from spacy_evokd.cache import UsageLedger
@@ -26,7 +28,7 @@ def main(task: str, rounds: int, out: Path) -> dict:
     from spacy_evokd.loop import evolve
     from spacy_evokd.records import RoundRecord
 
-    cfg = ROOT / f"configs/{task}_cnn.cfg"
+    cfg = runs.student_config_path(task, "fast")  # tokens are measured, not the student: the fast one
     labels = load_config(cfg, {})["evokd"]["labels"]
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

@@ -44,6 +44,10 @@ class EvokdSettings(BaseModel):
     extra_train: str = ""  # DocBin or folder of DocBins (e.g. an LLKD selection) added to every round's training
     warm_start: bool = True
     warm_start_steps: int = Field(0, ge=0)  # training.max_steps of a warm-started round (0 = the same as a cold one)
+    # the training regime (student.regime_steps): each round trains train_epochs passes over its
+    # data, at least min_train_steps and at most training.max_steps steps (0 = training.max_steps as written)
+    train_epochs: int = Field(0, ge=0)
+    min_train_steps: int = Field(0, ge=0)
     patience: int = Field(0, ge=0)  # stop after this many rounds without dev gain (0 = off)
     max_tokens: int = Field(0, ge=0)  # teacher token budget for the run (0 = unlimited)
     max_cost: float = Field(0.0, ge=0.0)  # teacher cost budget in USD (0 = unlimited)

@@ -27,10 +27,10 @@ from .ty import Task
 # repository's configs/ folder). A task without an entry in a profile falls back to "fast", and
 # `init` says so.
 PROFILES: Dict[str, Dict[str, str]] = {
-    "fast": {"textcat": "textcat_cnn.cfg", "ner": "ner_cnn.cfg", "textcat_multilabel": "textcat_multilabel_cnn.cfg"},
-    "accurate": {"textcat": "textcat_trf.cfg", "ner": "ner_trf.cfg"},
+    "fast": {"textcat": "textcat_bow.cfg", "ner": "ner_cnn.cfg", "textcat_multilabel": "textcat_multilabel_bow.cfg"},
+    "accurate": {"textcat": "textcat_minilm.cfg", "ner": "ner_minilm.cfg", "textcat_multilabel": "textcat_multilabel_minilm.cfg"},
 }
-DEFAULT_PROFILE = "fast"
+DEFAULT_PROFILE = "accurate"  # the MiniLM students: the best measured (bench/student_configs.md)
 DEFAULT_TEACHER = "simulated"
 DEV_SHARE = 0.2  # of the data, per label, when no --dev is given
 DEV_MAX = 1000
@@ -45,11 +45,7 @@ def configs_dir() -> Path:
 def profile_config(task: str, profile: str, echo: Callable[[str], None] = print) -> Path:
     if profile not in PROFILES:
         raise ConfigError(f"--profile {profile!r}: expected one of {', '.join(PROFILES)}")
-    name = PROFILES[profile].get(task)
-    if name is None:
-        name = PROFILES[DEFAULT_PROFILE][task]
-        echo(f"ℹ no {profile!r} profile for {task} yet: using {name} ({DEFAULT_PROFILE!r})")
-    path = configs_dir() / name
+    path = configs_dir() / PROFILES[profile][task]
     if not path.exists():
         raise ConfigError(f"{path}: shipped config not found (a broken install? reinstall spacy-evokd)")
     return path

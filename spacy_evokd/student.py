@@ -7,10 +7,11 @@ from the previous round's model instead of building it from its factory.
 import logging
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import spacy
 from spacy.language import Language
@@ -49,13 +50,24 @@ def resolve_transformer_name(name: str) -> str:
     return str(path)
 
 
-def student_config(base_config, warm_start_from: Optional[Path] = None, max_steps: Optional[int] = None):
+def student_config(base_config, warm_start_from: Optional[Path] = None, max_steps: Optional[int] = None,
+                   data: Optional["TrainData"] = None):
     """The config `spacy train` gets for one round: the base config without the loop's
     [evokd] section (so trained students never reference the teacher), with every component
-    sourced from ``warm_start_from`` when given, and ``max_steps`` replacing training.max_steps."""
+    sourced from ``warm_start_from`` when given. ``max_steps`` replaces training.max_steps; with
+    [evokd] train_epochs set and ``data`` (the round's training docs) given, the steps follow the
+    data (regime_steps), training.max_steps (or ``max_steps``) being their cap."""
     cfg = base_config.copy()
-    cfg.pop("evokd", None)
-    if max_steps:
+    evokd = cfg.pop("evokd", None) or {}
+    cap = max_steps or cfg["training"].get("max_steps") or 0
+    epochs = evokd.get("train_epochs", 0)
+    if epochs and data is not None and cap:
+        per_epoch = batches_per_epoch(cfg["training"].get("batcher", {}), data)
+        max_steps = regime_steps(per_epoch, epochs, evokd.get("min_train_steps", 0), cap)
+        freq = max(1, min(max_steps, max(per_epoch, max_steps // EVALS_PER_TRAINING)))
+        cfg["training"] = dict(cfg["training"], max_steps=max_steps, eval_frequency=freq, max_epochs=0)
+        _fit_schedule(cfg["training"], max_steps)
+    elif max_steps:
         # spaCy evaluates (and saves model-best) every eval_frequency steps: a round shorter
         # than that would keep its first checkpoint as the best
         freq = min(cfg["training"].get("eval_frequency", max_steps), max_steps)
@@ -66,6 +78,71 @@ def student_config(base_config, warm_start_from: Optional[Path] = None, max_step
         for name in cfg["nlp"]["pipeline"]:
             cfg["components"][name] = {"source": str(warm_start_from)}
     return cfg
+
+
+def _fit_schedule(training, steps: int) -> None:
+    """A warmup_linear learning rate warms up over the first tenth of the round's steps and decays
+    to 0 at its last (a fixed total_steps would leave a short round at the warm-up's foot)."""
+    rate = (training.get("optimizer") or {}).get("learn_rate")
+    if isinstance(rate, dict) and rate.get("@schedules") == "warmup_linear.v1":
+        optimizer = dict(training["optimizer"], learn_rate=dict(rate, warmup_steps=max(1, steps // 10), total_steps=steps))
+        training["optimizer"] = optimizer
+
+
+# evaluations on dev (each may save model-best) in one regime-sized training, at most one an epoch
+EVALS_PER_TRAINING = 8
+
+
+class TrainData(NamedTuple):
+    """What the regime needs to know of a round's training data."""
+
+    docs: int
+    words: int
+
+
+def train_data(path: Path) -> TrainData:
+    from spacy.tokens import DocBin
+
+    vocab = spacy.blank("en").vocab
+    docs = list(DocBin().from_disk(path).get_docs(vocab))
+    return TrainData(len(docs), sum(len(d) for d in docs))
+
+
+def batches_per_epoch(batcher, data: TrainData) -> int:
+    """Steps in one pass over ``data`` with spaCy's batcher config ``batcher``: batch_by_sequence
+    counts docs, batch_by_words and batch_by_padded count words; a schedule counts by its first
+    (smallest) size, so a compounding batcher gets at least the epochs asked for."""
+    size = batcher.get("size", 1000)
+    if isinstance(size, dict):
+        size = size.get("start", size.get("stop", 1000))
+    size = max(1, int(size))
+    per_batch = data.docs if "sequence" in batcher.get("@batchers", "") else data.words
+    return max(1, -(-per_batch // size))
+
+
+def regime_steps(per_epoch: int, epochs: int, min_steps: int, cap: int) -> int:
+    """``epochs`` passes of ``per_epoch`` steps, at least ``min_steps`` (a handful of seed docs
+    still gets enough updates) and at most ``cap`` (a large round stays affordable)."""
+    return max(1, min(cap, max(min_steps, epochs * per_epoch)))
+
+
+def _source_frozen_components(cfg, frozen_dir: Path) -> None:
+    """spaCy trains a frozen component only when it is sourced from a pipeline (it skips frozen
+    components in `nlp.initialize`, and an uninitialised transformer has no weights): a frozen
+    component given by its factory (a frozen encoder in the seed round) is initialised here, alone
+    in a pipeline saved under ``frozen_dir``, and sourced from there."""
+    frozen = [n for n in cfg["training"].get("frozen_components", []) if "factory" in cfg["components"].get(n, {})]
+    if not frozen:
+        return
+    resolved = cfg.interpolate()
+    nlp = spacy.blank(resolved["nlp"]["lang"])
+    for name in frozen:
+        block = dict(resolved["components"][name])
+        nlp.add_pipe(block.pop("factory"), name=name, config=block)
+    nlp.initialize()
+    nlp.to_disk(frozen_dir)
+    for name in frozen:
+        cfg["components"][name] = {"source": str(frozen_dir)}
 
 
 # a row of `spacy train`'s table: epoch, step, losses and scores ..., the main score last
@@ -92,7 +169,9 @@ def train(
     """
     output_dir.mkdir(parents=True, exist_ok=True)
     cfg_path = output_dir / "config.cfg"
-    cfg = student_config(config, warm_start_from, max_steps)
+    cfg = student_config(config, warm_start_from, max_steps, train_data(train_path))
+    frozen_dir = output_dir / "frozen"
+    _source_frozen_components(cfg, frozen_dir)
     cfg.to_disk(cfg_path)
     cmd = [
         sys.executable, "-m", "spacy", "train", str(cfg_path),
@@ -114,6 +193,7 @@ def train(
             if progress is not None and row:
                 progress(f"training step {row['step']}, dev score {float(row['score']):.3f}")
         proc.wait()
+    shutil.rmtree(frozen_dir, ignore_errors=True)
     best = output_dir / "model-best"
     if proc.returncode != 0 or not best.exists():
         tail = log_path.read_text(encoding="utf8").strip().splitlines()[-15:]

@@ -19,7 +19,7 @@ from spacy_evokd.testing.responder import PoolResponder
 from spacy_evokd.testing.server import FakeOpenAIServer
 
 ROOT = Path(__file__).parent.parent
-CFG = ROOT / "configs/textcat_cnn.cfg"
+CFG = ROOT / "configs/textcat_bow.cfg"
 LOCAL = ROOT / "configs/teachers/local_server.cfg"
 LABELS = ["account", "billing", "product_question", "shipping", "technical"]
 

@@ -49,7 +49,7 @@ def test_twenty_random_kills_change_nothing(corpus, tmp_path):
             "evokd.teacher.model.name": "test-llm", "evokd.teacher.model.api_key_env": "null",
             "training.max_steps": 20,
         })  # fmt: skip
-        cmd = lambda out: [sys.executable, "-m", "spacy_evokd", "evolve", str(ROOT / "configs/textcat_cnn.cfg"), str(out),
+        cmd = lambda out: [sys.executable, "-m", "spacy_evokd", "evolve", str(ROOT / "configs/textcat_bow.cfg"), str(out),
                            "--teacher", str(ROOT / "configs/teachers/local_server.cfg")] + [f"--{k}={v}" for k, v in ov.items()]  # fmt: skip
         t0 = time.monotonic()
         subprocess.run(cmd(tmp_path / "ref"), check=True, capture_output=True)

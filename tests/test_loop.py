@@ -87,14 +87,16 @@ def test_two_rounds_with_simulated_teacher(corpus, tmp_path, task):
     ov = overrides(corpus, task, **{"evokd.warm_start_steps": 6})
     result = evolve(ROOT / f"configs/{task}_cnn.cfg", tmp_path / "run", ov, echo=lines.append)
     recs = check_run(tmp_path / "run", task, 2)
-    # the seed round trains training.max_steps; warm-started rounds train warm_start_steps
+    # the seed round trains training.max_steps (the regime's cap: its floor is higher); warm-started
+    # rounds train warm_start_steps
     training = [Config().from_disk(tmp_path / f"run/models/round_{n:03d}/config.cfg")["training"] for n in range(3)]
     assert [t["max_steps"] for t in training] == [FAST["training.max_steps"], 6, 6]
     # keep_models "all": every round's model-best stays, the never-read model-last does not
     models = sorted((tmp_path / "run/models").iterdir())
     assert [p.name for p in models] == ["round_000", "round_001", "round_002"]
     assert all((p / "model-best/meta.json").exists() and not (p / "model-last").exists() for p in models)
-    assert [t["eval_frequency"] for t in training] == [FAST["training.eval_frequency"], 6, 6]  # else model-best = step 0
+    # the regime's evaluations fall within the steps (else model-best = step 0)
+    assert all(1 <= t["eval_frequency"] <= t["max_steps"] for t in training)
     assert all(set(r["seconds"]) == {"teacher", "train", "eval", "total"} for r in recs[1:])
     assert all(r["simulated"] for r in recs) and all(l.startswith("[evokd | simulated teacher]") for l in lines)
     assert any("round 2/2: accepted" in l and "dev" in l for l in lines)
@@ -154,7 +156,7 @@ def test_extra_training_data_is_used_every_round(corpus, tmp_path):
     write_docbin(docs[:3], extra / "selected_0000.spacy")
     write_docbin(docs[3:], extra / "selected_0001.spacy")
     ov = overrides(corpus, "textcat", **{"evokd.rounds": 1, "evokd.extra_train": str(extra)})
-    evolve(ROOT / "configs/textcat_cnn.cfg", tmp_path / "run", ov, echo=lambda _: None)
+    evolve(ROOT / "configs/textcat_bow.cfg", tmp_path / "run", ov, echo=lambda _: None)
     recs = check_run(tmp_path / "run", "textcat", 1)
     n_seed = len(read_docbin(corpus / "textcat/seed.spacy"))
     assert recs[0]["train_size"] == n_seed + 7
@@ -163,17 +165,17 @@ def test_extra_training_data_is_used_every_round(corpus, tmp_path):
 
 def test_rerun_after_completion_does_nothing_and_more_rounds_continue(corpus, tmp_path):
     ov = overrides(corpus, "textcat", **{"evokd.rounds": 1})
-    evolve(ROOT / "configs/textcat_cnn.cfg", tmp_path / "run", ov, echo=lambda _: None)
+    evolve(ROOT / "configs/textcat_bow.cfg", tmp_path / "run", ov, echo=lambda _: None)
     first = (tmp_path / "run/rounds/round_001.spacy").read_bytes()
     mtime = (tmp_path / "run/rounds/round_001.json").stat().st_mtime_ns
     lines = []
-    evolve(ROOT / "configs/textcat_cnn.cfg", tmp_path / "run", dict(ov, **{"evokd.rounds": 2}), echo=lines.append)
+    evolve(ROOT / "configs/textcat_bow.cfg", tmp_path / "run", dict(ov, **{"evokd.rounds": 2}), echo=lines.append)
     assert "resuming after round 1" in lines[0]
     assert (tmp_path / "run/rounds/round_001.json").stat().st_mtime_ns == mtime
     assert (tmp_path / "run/rounds/round_001.spacy").read_bytes() == first
     recs = check_run(tmp_path / "run", "textcat", 2)
     # a third round with --keep-models best: the best and the latest student stay, nothing else
-    run_cli("evolve", ROOT / "configs/textcat_cnn.cfg", tmp_path / "run", "--keep-models", "best",
+    run_cli("evolve", ROOT / "configs/textcat_bow.cfg", tmp_path / "run", "--keep-models", "best",
             *[x for k, v in dict(ov, **{"evokd.rounds": 3}).items() for x in (f"--{k}", v)])  # fmt: skip
     recs = check_run(tmp_path / "run", "textcat", 3)
     best = max(recs, key=lambda r: r["dev"]["score"])["round"]
@@ -185,7 +187,7 @@ def test_rerun_after_completion_does_nothing_and_more_rounds_continue(corpus, tm
 @pytest.mark.slow  # 60 s; the default run resumes after kills in test_run_dir and test_untrusted_teacher
 def test_killed_round_is_redone_identically(corpus, tmp_path):
     """SIGKILL the loop while round 2 is in progress, rerun: same rounds as an uninterrupted run."""
-    args = [sys.executable, "-m", "spacy_evokd", "evolve", str(ROOT / "configs/textcat_cnn.cfg")]
+    args = [sys.executable, "-m", "spacy_evokd", "evolve", str(ROOT / "configs/textcat_bow.cfg")]
     extra = [f"--{k}={v}" for k, v in overrides(corpus, "textcat").items()]
     ref = tmp_path / "ref"
     subprocess.run(args + [str(ref)] + extra, check=True, capture_output=True)
@@ -207,7 +209,7 @@ def test_killed_round_is_redone_identically(corpus, tmp_path):
 
 
 def test_config_and_data_errors_are_one_line(corpus, tmp_path):
-    cfg = ROOT / "configs/textcat_cnn.cfg"
+    cfg = ROOT / "configs/textcat_bow.cfg"
     with pytest.raises(ConfigError, match="unknown setting 'roundz'"):
         evolve(cfg, tmp_path / "a", overrides(corpus, "textcat", **{"evokd.roundz": 3}))
     with pytest.raises(ConfigError, match="nope.cfg: config file not found"):
@@ -293,7 +295,7 @@ def test_teacher_outage_stops_with_a_clear_message_and_resumes(corpus, tmp_path)
     from spacy_evokd.testing.responder import PoolResponder
     from spacy_evokd.testing.server import FakeOpenAIServer
 
-    cfg = ROOT / "configs/textcat_cnn.cfg"
+    cfg = ROOT / "configs/textcat_bow.cfg"
     labels = load_config(cfg, {})["evokd"]["labels"]
     with FakeOpenAIServer(PoolResponder(ROOT / "assets/demo/textcat/train.jsonl", "textcat", labels)) as server:
         ov = overrides(corpus, "textcat", **{
@@ -334,7 +336,7 @@ def test_budget_stops_before_the_request_that_would_exceed_it(corpus, tmp_path, 
     from spacy_evokd.testing.responder import PoolResponder
     from spacy_evokd.testing.server import FakeOpenAIServer
 
-    cfg = ROOT / "configs/textcat_cnn.cfg"
+    cfg = ROOT / "configs/textcat_bow.cfg"
     labels = load_config(cfg, {})["evokd"]["labels"]
     limit = 4000 if budget == "evokd.max_tokens" else 0.004  # ~ 4000 tokens at $1 per million
     with FakeOpenAIServer(PoolResponder(ROOT / "assets/demo/textcat/train.jsonl", "textcat", labels)) as server:
@@ -366,7 +368,7 @@ def test_budget_stops_before_the_request_that_would_exceed_it(corpus, tmp_path, 
 
 
 def test_estimate_command(corpus):
-    args = [sys.executable, "-m", "spacy_evokd", "estimate", str(ROOT / "configs/textcat_cnn.cfg"),
+    args = [sys.executable, "-m", "spacy_evokd", "estimate", str(ROOT / "configs/textcat_bow.cfg"),
             "--paths.train", str(corpus / "textcat/seed.spacy")]  # fmt: skip
     sim = subprocess.run(args, capture_output=True, text=True)
     assert sim.returncode == 0 and "simulated, no LLM calls: 0 tokens" in sim.stdout
@@ -374,9 +376,9 @@ def test_estimate_command(corpus):
     from spacy_evokd.estimate import estimate
 
     os.environ.setdefault("OPENAI_API_KEY", "sk-test-not-used")  # the model is built, never called
-    two = estimate(ROOT / "configs/textcat_cnn.cfg", {"paths.train": str(corpus / "textcat/seed.spacy"),
+    two = estimate(ROOT / "configs/textcat_bow.cfg", {"paths.train": str(corpus / "textcat/seed.spacy"),
                    "evokd.rounds": 2}, teacher=ROOT / "configs/teachers/openai.cfg")  # fmt: skip
-    four = estimate(ROOT / "configs/textcat_cnn.cfg", {"paths.train": str(corpus / "textcat/seed.spacy"),
+    four = estimate(ROOT / "configs/textcat_bow.cfg", {"paths.train": str(corpus / "textcat/seed.spacy"),
                     "evokd.rounds": 4}, teacher=ROOT / "configs/teachers/openai.cfg")  # fmt: skip
     assert two["per_round"]["requests"] == 4 * 3 and two["per_round"]["total_tokens"] > 1000
     # prompts grow with the history review and the texts shown (up to their caps): later rounds cost more
@@ -389,14 +391,14 @@ def test_estimate_command(corpus):
 def test_cli_errors_are_one_line_without_traceback(corpus, tmp_path):
     """Missing teacher section, unreachable base_url, malformed seed file: one line, exit 1."""
     cfg = tmp_path / "no_teacher.cfg"
-    text = (ROOT / "configs/textcat_cnn.cfg").read_text()
+    text = (ROOT / "configs/textcat_bow.cfg").read_text()
     start = text.index("\n[evokd.teacher]")
     cfg.write_text(text[:start] + text[text.index("\n[nlp]"):])
     base = [sys.executable, "-m", "spacy_evokd", "evolve"]
     ov = [f"--{k}={v}" for k, v in overrides(corpus, "textcat").items()]
     cases = [
         (base + [str(cfg), str(tmp_path / "a")] + ov, "no [evokd.teacher] block"),
-        (base + [str(ROOT / "configs/textcat_cnn.cfg"), str(tmp_path / "b"), "--teacher",
+        (base + [str(ROOT / "configs/textcat_bow.cfg"), str(tmp_path / "b"), "--teacher",
                  str(ROOT / "configs/teachers/local_server.cfg"), "--evokd.teacher.model.base_url=http://127.0.0.1:9/v1",
                  "--evokd.teacher.model.max_retries=1", "--evokd.teacher.model.backoff=0.01"] + ov,
          "teacher check: http://127.0.0.1:9/v1 is not reachable (ConnectError"),  # preflight, before the seed round
@@ -423,7 +425,7 @@ def test_analysis_guided_pool_mode(corpus, tmp_path, source):
     texts = [json.loads(l)["text"] for l in (ROOT / "assets/demo/textcat/train.jsonl").read_text().splitlines() if l.strip()]
     pool.write_text("\n".join(json.dumps({"text": t}) for t in texts) + "\n", encoding="utf8")
     ov = overrides(corpus, "textcat", **{"evokd.rounds": 1, "evokd.source": source, "evokd.unlabelled_pool": str(pool)})
-    evolve(ROOT / "configs/textcat_cnn.cfg", tmp_path / "run", ov, echo=lambda _: None)
+    evolve(ROOT / "configs/textcat_bow.cfg", tmp_path / "run", ov, echo=lambda _: None)
     check_run(tmp_path / "run", "textcat", 1)
     steps = {r["step"] for r in UsageLedger(tmp_path / "run/cache.sqlite").rows() if r["round"] == 1}
     assert ("generate" in steps) == (source == "both") and "label" in steps
@@ -438,7 +440,7 @@ def test_analysis_guided_pool_mode(corpus, tmp_path, source):
 
 def test_pool_mode_needs_a_pool(corpus, tmp_path):
     with pytest.raises(ConfigError, match="source = 'pool' needs unlabelled_pool"):
-        evolve(ROOT / "configs/textcat_cnn.cfg", tmp_path / "run", overrides(corpus, "textcat", **{"evokd.source": "pool"}))
+        evolve(ROOT / "configs/textcat_bow.cfg", tmp_path / "run", overrides(corpus, "textcat", **{"evokd.source": "pool"}))
 
 
 def test_active_source_student_picks_and_teacher_only_labels(corpus, tmp_path):
@@ -447,7 +449,7 @@ def test_active_source_student_picks_and_teacher_only_labels(corpus, tmp_path):
     from spacy_evokd.cache import UsageLedger
 
     ov = overrides(corpus, "textcat", **{"evokd.source": "active", "evokd.unlabelled_pool": str(ROOT / "assets/demo/textcat/train.jsonl")})
-    evolve(ROOT / "configs/textcat_cnn.cfg", tmp_path / "run", ov, echo=lambda _: None)
+    evolve(ROOT / "configs/textcat_bow.cfg", tmp_path / "run", ov, echo=lambda _: None)
     recs = check_run(tmp_path / "run", "textcat", 2, intents=("active",))
     assert {r["step"] for r in UsageLedger(tmp_path / "run/cache.sqlite").rows()} == {"active_label"}
     for r in recs[1:]:
@@ -470,7 +472,7 @@ def test_auto_source_with_the_student_brief_plans_within_the_round_budget(corpus
     from spacy_evokd.testing.responder import PoolResponder
     from spacy_evokd.testing.server import FakeOpenAIServer
 
-    cfg = ROOT / "configs/textcat_cnn.cfg"
+    cfg = ROOT / "configs/textcat_bow.cfg"
     labels = load_config(cfg, {})["evokd"]["labels"]
     responder = PoolResponder(ROOT / "assets/demo/textcat/train.jsonl", "textcat", labels)
     with FakeOpenAIServer(responder) as server:
@@ -505,7 +507,7 @@ def test_run_budget_hit_with_nothing_valid_commits_the_round_and_a_resume_does_n
     from spacy_evokd.testing.responder import PoolResponder
     from spacy_evokd.testing.server import FakeOpenAIServer
 
-    cfg = ROOT / "configs/textcat_cnn.cfg"
+    cfg = ROOT / "configs/textcat_bow.cfg"
     labels = load_config(cfg, {})["evokd"]["labels"]
     with FakeOpenAIServer(PoolResponder(ROOT / "assets/demo/textcat/train.jsonl", "textcat", labels)) as server:
         ov = overrides(corpus, "textcat", **{

@@ -23,7 +23,7 @@ from spacy_evokd.ty import Judged, Sample, Task
 from spacy_evokd.validation import Validator
 
 ROOT = Path(__file__).parent.parent
-CFG = ROOT / "configs/textcat_multilabel_cnn.cfg"
+CFG = ROOT / "configs/textcat_multilabel_bow.cfg"
 DEMO = ROOT / "assets/demo/textcat_multilabel"
 LABELS = ["account", "billing", "product_question", "shipping", "technical"]
 FAST = {

@@ -58,7 +58,7 @@ def runs(tmp_path_factory):
     ner = subprocess.Popen([sys.executable, "-m", "spacy_evokd", "evolve", str(ROOT / "configs/ner_cnn.cfg"),
                             str(base["ner"] / "run"), *ner_args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
     try:
-        evolve(ROOT / "configs/textcat_cnn.cfg", base["textcat"] / "run", _overrides(corpus["textcat"], "textcat"),
+        evolve(ROOT / "configs/textcat_bow.cfg", base["textcat"] / "run", _overrides(corpus["textcat"], "textcat"),
                echo=lambda _: None)  # fmt: skip
     finally:
         output, _ = ner.communicate(timeout=600)
@@ -323,7 +323,7 @@ def ml_run(tmp_path_factory):
     """A committed round 1 of a textcat_multilabel run (its own fixture: only these tests wait for it)."""
     base = tmp_path_factory.mktemp("textcat_multilabel")
     corpus = _corpus("textcat_multilabel", base / "corpus")
-    evolve(ROOT / "configs/textcat_multilabel_cnn.cfg", base / "run", _overrides(corpus, "textcat_multilabel"),
+    evolve(ROOT / "configs/textcat_multilabel_bow.cfg", base / "run", _overrides(corpus, "textcat_multilabel"),
            echo=lambda _: None)  # fmt: skip
     return base / "run"
 
@@ -421,7 +421,7 @@ def test_resumed_loop_trains_on_the_reviewed_round(runs, tmp_path):
     rows = read_lines(tmp_path / "out.jsonl")
     rows[0]["answer"] = "reject"
     import_review(run, write_lines(tmp_path / "reviewed.jsonl", rows))
-    evolve(ROOT / "configs/textcat_cnn.cfg", run, _overrides(corpus, "textcat", rounds=2), echo=lambda _: None)
+    evolve(ROOT / "configs/textcat_bow.cfg", run, _overrides(corpus, "textcat", rounds=2), echo=lambda _: None)
     rec1, rec2 = (json.loads((run / f"rounds/round_00{n}.json").read_text()) for n in (1, 2))
     seed = len(read_docbin(corpus / "seed.spacy"))
     assert rec2["train_size"] == seed + (rec1["accepted"] - 1) + rec2["accepted"]
@@ -430,5 +430,5 @@ def test_resumed_loop_trains_on_the_reviewed_round(runs, tmp_path):
     from spacy_evokd.config import load_config
     from spacy_evokd.loop import EvoKDLoop
 
-    loop = EvoKDLoop(load_config(ROOT / "configs/textcat_cnn.cfg", _overrides(corpus, "textcat", rounds=3)), run, echo=lambda _: None)
+    loop = EvoKDLoop(load_config(ROOT / "configs/textcat_bow.cfg", _overrides(corpus, "textcat", rounds=3)), run, echo=lambda _: None)
     assert rows[0]["text"] in loop._seen_texts(3)

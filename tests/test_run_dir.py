@@ -20,7 +20,7 @@ from spacy_evokd.testing.responder import PoolResponder
 from spacy_evokd.testing.server import FakeOpenAIServer
 from .test_loop import ROOT, check_run, corpus, overrides  # noqa: F401  (the corpus fixture)
 
-CFG = ROOT / "configs/textcat_cnn.cfg"
+CFG = ROOT / "configs/textcat_bow.cfg"
 LABELS = ["account", "billing", "product_question", "shipping", "technical"]
 EVOLVE = [sys.executable, "-m", "spacy_evokd", "evolve", str(CFG)]
 

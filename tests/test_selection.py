@@ -93,12 +93,12 @@ def test_select_cli_with_simulated_teacher_and_resume(tmp_path):
     from spacy_evokd.config import load_config
     from spacy_evokd import student
 
-    cfg = load_config(ROOT / "configs/textcat_cnn.cfg", {"training.max_steps": 30})
+    cfg = load_config(ROOT / "configs/textcat_bow.cfg", {"training.max_steps": 30})
     model = student.train(cfg, corpus / "seed.spacy", corpus / "dev.spacy", tmp_path / "student")
     pool = tmp_path / "pool.jsonl"
     pool.write_text("".join(json.dumps({"text": json.loads(l)["text"]}) + "\n"
                             for l in (ROOT / "assets/demo/textcat/train.jsonl").read_text().splitlines()[:80]))  # fmt: skip
-    cmd = py + ["select", ROOT / "configs/textcat_cnn.cfg", pool, model, tmp_path / "sel", "--batch-size", "20",
+    cmd = py + ["select", ROOT / "configs/textcat_bow.cfg", pool, model, tmp_path / "sel", "--batch-size", "20",
                 "--k", "5", "--paths.dev", corpus / "dev.spacy", "--paths.test", "",
                 "--evokd.teacher.label_noise", "0.3"]  # fmt: skip
     proc = subprocess.run(list(map(str, cmd)), capture_output=True, text=True)
@@ -167,13 +167,13 @@ def tiny_student(tmp_path_factory):
     labels = sorted({l for d in docs for l, v in d.cats.items() if v})
     write_docbin([docs[i] for i in kshot(load_samples(train, "textcat"), "textcat", labels, 1, seed=0)], out / "seed.spacy")
     write_docbin(jsonl_to_docs(ROOT / "assets/demo/textcat/dev.jsonl", "textcat", nlp), out / "dev.spacy")
-    cfg = load_config(ROOT / "configs/textcat_cnn.cfg", {"training.max_steps": 5, "training.eval_frequency": 5})
+    cfg = load_config(ROOT / "configs/textcat_bow.cfg", {"training.max_steps": 5, "training.eval_frequency": 5})
     return student.train(cfg, out / "seed.spacy", out / "dev.spacy", out / "student"), out / "dev.spacy"
 
 
 def _select(pool, tiny_student, out, lines):
     model, dev = tiny_student
-    return run_selection(ROOT / "configs/textcat_cnn.cfg", pool, model, out, {"paths.dev": str(dev), "paths.test": ""},
+    return run_selection(ROOT / "configs/textcat_bow.cfg", pool, model, out, {"paths.dev": str(dev), "paths.test": ""},
                          batch_size=8, k_samples=2, echo=lines.append)  # fmt: skip
 
 

@@ -299,7 +299,7 @@ def test_estimate_grows_with_the_history_and_the_shown_texts_up_to_their_caps(tm
     write_docbin(jsonl_to_docs(ROOT / "assets/demo/textcat/train.jsonl", "textcat", spacy.blank("en"))[:5], tmp_path / "seed.spacy")
 
     def prompt_tokens(teacher, **extra):
-        est = estimate(ROOT / "configs/textcat_cnn.cfg", {"paths.train": str(tmp_path / "seed.spacy"), "evokd.rounds": 8,
+        est = estimate(ROOT / "configs/textcat_bow.cfg", {"paths.train": str(tmp_path / "seed.spacy"), "evokd.rounds": 8,
                        **extra}, teacher=ROOT / f"configs/teachers/{teacher}.cfg")  # fmt: skip
         assert est["per_round"] == est["by_round"][-1] and est["total"]["prompt_tokens"] == sum(r["prompt_tokens"] for r in est["by_round"])
         assert est["longest_prompt_tokens"] <= 4096

@@ -88,7 +88,7 @@ def test_killing_the_loop_process_ends_its_spacy_train(tmp_path):
 
     nlp = spacy.blank("en")
     write_docbin(jsonl_to_docs(ROOT / "assets/demo/textcat/dev.jsonl", "textcat", nlp), tmp_path / "dev.spacy")
-    args = [ROOT / "configs/textcat_cnn.cfg", tmp_path / "dev.spacy", tmp_path / "dev.spacy", tmp_path / "out"]
+    args = [ROOT / "configs/textcat_bow.cfg", tmp_path / "dev.spacy", tmp_path / "dev.spacy", tmp_path / "out"]
     parent = subprocess.Popen([sys.executable, "-c", TRAIN_PARENT, *map(str, args)], env=dict(os.environ, PYTHONPATH=str(ROOT)),
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     trainer = None

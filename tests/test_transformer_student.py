@@ -18,9 +18,9 @@ def test_default_name_resolves_to_the_installed_local_copy():
     assert resolve_transformer_name("/some/local/dir") == "/some/local/dir"
 
 
-@pytest.mark.parametrize("task", ["textcat", "ner"])
-def test_trf_configs_are_students_of_the_loop(task):
-    cfg = load_config(ROOT / f"configs/{task}_trf.cfg", {"paths.transformer": "my-org/my-bert"})
+@pytest.mark.parametrize("task", ["textcat", "textcat_multilabel", "ner"])
+def test_minilm_configs_are_students_of_the_loop(task):
+    cfg = load_config(ROOT / f"configs/{task}_minilm.cfg", {"paths.transformer": "my-org/my-bert"})
     student = student_config(cfg)
     assert "evokd" not in student and student["nlp"]["pipeline"] == ["transformer", task]
     assert student["paths"]["transformer"] == "my-org/my-bert"  # the override wins
@@ -44,6 +44,6 @@ def test_two_rounds_with_minilm_student(task, tmp_path):
     subprocess.run([sys.executable, "-m", "spacy_evokd", "seed", str(out / task / "train.spacy"),
                     str(out / task / "seed.spacy"), "--task", task, "--k", "1"], check=True)  # fmt: skip
     ov = dict(overrides(out, task), **{"paths.test": "", "training.max_steps": 40})
-    evolve(ROOT / f"configs/{task}_trf.cfg", tmp_path / "run", ov, echo=print)
+    evolve(ROOT / f"configs/{task}_minilm.cfg", tmp_path / "run", ov, echo=print)
     recs = check_run(tmp_path / "run", task, 2)
     assert all(r["dev"]["n"] > 0 for r in recs)

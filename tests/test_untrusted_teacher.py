@@ -25,7 +25,7 @@ from spacy_evokd.testing.responder import PoolResponder
 from spacy_evokd.testing.server import FakeOpenAIServer
 
 ROOT = Path(__file__).parent.parent
-CFG = ROOT / "configs/textcat_cnn.cfg"
+CFG = ROOT / "configs/textcat_bow.cfg"
 TEACHER = ROOT / "configs/teachers/local_server.cfg"
 POOL = ROOT / "assets/demo/textcat/train.jsonl"
 LABELS = ["account", "billing", "product_question", "shipping", "technical"]

@@ -85,7 +85,7 @@ def check_run(out: Path, task: str, rounds: int, intents=("hard", "easy")):
 def test_two_rounds_with_simulated_teacher(corpus, tmp_path, task):
     lines = []
     ov = overrides(corpus, task, **{"evokd.warm_start_steps": 6})
-    result = evolve(ROOT / f"configs/{task}_cnn.cfg", tmp_path / "run", ov, echo=lines.append)
+    result = evolve(ROOT / f"configs/{task}_fast.cfg", tmp_path / "run", ov, echo=lines.append)
     recs = check_run(tmp_path / "run", task, 2)
     # the seed round trains training.max_steps (the regime's cap: its floor is higher); warm-started
     # rounds train warm_start_steps
@@ -240,7 +240,7 @@ def test_two_rounds_with_llm_teacher_on_local_server(corpus, tmp_path, task, mon
     key = "sk-evokd-FAKE-0000-SECRET-1111"
     monkeypatch.setenv("EVOKD_TEST_KEY", key)
     caplog.set_level("DEBUG")
-    cfg = ROOT / f"configs/{task}_cnn.cfg"
+    cfg = ROOT / f"configs/{task}_fast.cfg"
     labels = load_config(cfg, {})["evokd"]["labels"]
     responder = PoolResponder(ROOT / f"assets/demo/{task}/train.jsonl", task, labels)
     lines = []

@@ -71,7 +71,7 @@ def test_one_round_with_the_real_teacher(llm_server, corpus, tmp_path, task):
     from spacy_evokd.ty import Sample
     from spacy_evokd.validation import Validator
 
-    cfg = ROOT / f"configs/{task}_cnn.cfg"
+    cfg = ROOT / f"configs/{task}_fast.cfg"
     labels = load_config(cfg, {})["evokd"]["labels"]
     ov = {
         "paths.train": str(corpus / task / "seed.spacy"), "paths.dev": str(corpus / task / "dev.spacy"),

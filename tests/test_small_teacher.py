@@ -206,7 +206,7 @@ def test_every_prompt_fits_a_4k_context_at_its_caps(task):
     from spacy_evokd.untrusted import ANALYSIS_MAX_CHARS
 
     labels = TC if task == "textcat" else NER
-    evokd = load_config(ROOT / f"configs/{task}_cnn.cfg", {})["evokd"]
+    evokd = load_config(ROOT / f"configs/{task}_fast.cfg", {})["evokd"]
     longest = sorted(load_samples(ROOT / f"assets/demo/{task}/train.jsonl", task, labels), key=lambda s: -len(s.text))
     teacher = LLMTeacher(lambda p: p, task, labels, dict(evokd["label_definitions"]), task_description=evokd["task_description"])
     history = bound_history([f"Round {i}: " + ANALYSIS * 2 for i in range(1, 20)])

@@ -381,12 +381,12 @@ class Review:
 
 
 def _source_lines(recs) -> List[str]:
-    """One line per round that split its samples across sources (source = "auto" | "active"):
+    """One line per round that gave active picks a share (source = "auto" | "active"):
     what each source was asked, accepted and spent, and why the split was what it was."""
     out = []
     for r in recs:
         split = r.sources.get("split")
-        if not split:
+        if not split or not split.get("active"):  # generation alone: nothing was split
             continue
         parts = [f"{k} {v.get('accepted', 0)}/{v.get('slots', 0)} accepted/asked, {v.get('tokens', 0):,} tokens"
                  for k, v in r.sources.items() if isinstance(v, dict) and "slots" in v]  # fmt: skip

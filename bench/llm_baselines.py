@@ -20,6 +20,7 @@ from spacy.util import registry
 from spacy_evokd.answer_schemas import generation_schema
 from spacy_evokd.parsing import parse_generation
 from spacy_evokd.pool_source import read_pool_texts
+from spacy_evokd.tasks import get_task
 from spacy_evokd.ty import Analysis, Message, Proposal, RoundContext, Sample, WeaknessReport
 from spacy_evokd.teachers.llm import LLMTeacher
 from spacy_evokd.validation import normalise
@@ -86,7 +87,7 @@ class RandomPoolLLMTeacher(LLMTeacher):
 
 def _teacher(cls, model: Any, task: str, labels: List[str], label_definitions: Dict[str, str],
              task_description: str, **extra):  # fmt: skip
-    return cls(model=model, task=task, labels=list(labels), label_definitions=dict(label_definitions),
+    return cls(model=model, task=get_task(task), labels=list(labels), label_definitions=dict(label_definitions),
                task_description=task_description, **extra)  # fmt: skip
 
 

@@ -146,7 +146,7 @@ def teacher_vs_gold(run_dir: Path, prep: bench_data.Prepared, rounds: Sequence[i
     from spacy_evokd.validation import normalise
 
     nlp = spacy.blank("en")
-    gold = {normalise(d.text): _gold_items(d, prep.task) for d in jsonl_to_docs(prep.pool, prep.task, nlp, prep.labels)}
+    gold = {normalise(d.text): _gold_items(d, prep.task) for d in jsonl_to_docs(prep.pool, get_task(prep.task), nlp, prep.labels)}
     same = n = tp = n_pred = n_gold = 0
     for r in rounds:
         for doc in read_docbin(run_dir / f"rounds/round_{r:03d}.spacy", nlp.vocab):
@@ -192,7 +192,7 @@ def run_arm(arm: str, prep: bench_data.Prepared, seed: int, a, base_url: str, ca
             steps.setdefault(row["round"], {}).setdefault(row["step"], 0)
             steps[row["round"]][row["step"]] += row["requests"]
         gold = read_docbin(prep.test, spacy.blank("en").vocab)
-        test = [student.evaluate(student.load(tmp / f"run/models/round_{r.round:03d}/model-best"), gold, prep.task,
+        test = [student.evaluate(student.load(tmp / f"run/models/round_{r.round:03d}/model-best"), gold, get_task(prep.task),
                                  prep.labels)[0]["score"] for r in recs]  # fmt: skip
         result = {"arm": arm, "dataset": prep.name, "seed": seed, "wall": wall, "test": test,
                   "dev": [r.dev["score"] for r in recs],

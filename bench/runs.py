@@ -125,12 +125,14 @@ def write_seed(prep: Prepared, k: int, seed: int, path: Path) -> int:
     import spacy
 
     from spacy_evokd.data import jsonl_to_docs, kshot, load_samples, write_docbin
+    from spacy_evokd.tasks import get_task
 
+    task = get_task(prep.task)
     lines = [l for l in prep.pool.read_text(encoding="utf8").splitlines() if l.strip()]
-    idx = kshot(load_samples(prep.pool, prep.task, prep.labels), prep.task, prep.labels, k, seed)
+    idx = kshot(load_samples(prep.pool, task, prep.labels), task, prep.labels, k, seed)
     src = path.with_suffix(".jsonl")
     src.write_text("\n".join(lines[i] for i in idx) + "\n", encoding="utf8")
-    write_docbin(jsonl_to_docs(src, prep.task, spacy.blank("en"), prep.labels), path)
+    write_docbin(jsonl_to_docs(src, task, spacy.blank("en"), prep.labels), path)
     return len(idx)
 
 
@@ -163,6 +165,7 @@ def run_loop(prep: Prepared, strategy: str, k: int, seed: int, scale: Scale, cac
     from spacy_evokd.data import read_docbin
     from spacy_evokd.loop import EvoKDLoop
     from spacy_evokd.records import RoundRecord
+    from spacy_evokd.tasks import get_task
 
     tmp = Path(tempfile.mkdtemp(prefix="evokd-bench-"))
     try:
@@ -181,7 +184,7 @@ def run_loop(prep: Prepared, strategy: str, k: int, seed: int, scale: Scale, cac
             gold = read_docbin(prep.test, nlp0.vocab)
             for r in recs:
                 nlp = student.load(tmp / f"run/models/round_{r.round:03d}/model-best")
-                test.append(student.evaluate(nlp, gold, prep.task, prep.labels)[0]["score"])
+                test.append(student.evaluate(nlp, gold, get_task(prep.task), prep.labels)[0]["score"])
         result = RunResult(name, prep.name, strategy, k, seed, warm_start, [r.dev["score"] for r in recs], test,
                            [r.accepted for r in recs], [r.seconds for r in recs], wall,
                            [r.usage.get("total_tokens", 0) for r in recs], [r.sources for r in recs])  # fmt: skip
@@ -199,6 +202,7 @@ def full_shot(prep: Prepared, steps: int, cache_dir: Path) -> Dict:
 
     from spacy_evokd import student
     from spacy_evokd.data import read_docbin
+    from spacy_evokd.tasks import get_task
 
     tmp = Path(tempfile.mkdtemp(prefix="evokd-bench-"))
     try:
@@ -213,7 +217,7 @@ def full_shot(prep: Prepared, steps: int, cache_dir: Path) -> Dict:
         wall = time.time() - t0
         gold = {s: read_docbin(p, spacy.blank("en").vocab) for s, p in (("dev", prep.dev), ("test", prep.test))}
         nlp = student.load(model)
-        scores = {s: student.evaluate(nlp, docs, prep.task, prep.labels)[0]["score"] for s, docs in gold.items()}
+        scores = {s: student.evaluate(nlp, docs, get_task(prep.task), prep.labels)[0]["score"] for s, docs in gold.items()}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     result = {"name": name, "dataset": prep.name, "train_docs": prep.sizes["train"], "steps": steps, "wall": wall, **scores}

@@ -231,6 +231,7 @@ def build_config(task: str, candidate: str, labels: Sequence[str], seed: int):
 def train_one(prep, candidate: str, k: int, seed: int, train_file: Path, gold: Dict, code: str,
               cache_dir: Path) -> Dict:
     from spacy_evokd import student
+    from spacy_evokd.tasks import get_task
 
     setting = "full" if k == FULL else f"k{k}"
     name = f"{prep.tag}-{candidate}-{setting}-s{seed}"
@@ -248,7 +249,7 @@ def train_one(prep, candidate: str, k: int, seed: int, train_file: Path, gold: D
         steps = _steps_trained(tmp / "model" / "config.cfg")
         nlp = student.load(model)
         t0 = time.time()
-        scores = {s: student.evaluate(nlp, docs, prep.task, prep.labels)[0]["score"] for s, docs in gold.items()}
+        scores = {s: student.evaluate(nlp, docs, get_task(prep.task), prep.labels)[0]["score"] for s, docs in gold.items()}
         eval_s = time.time() - t0
         words = sum(len(d) for docs in gold.values() for d in docs)
     finally:
@@ -315,10 +316,11 @@ def _full_train(prep) -> Path:
     import spacy
 
     from spacy_evokd.data import jsonl_to_docs, write_docbin
+    from spacy_evokd.tasks import get_task
 
     path = prep.pool.parent / "pool.spacy"
     if not path.exists():
-        write_docbin(jsonl_to_docs(prep.pool, prep.task, spacy.blank("en"), prep.labels), path)
+        write_docbin(jsonl_to_docs(prep.pool, get_task(prep.task), spacy.blank("en"), prep.labels), path)
     return path
 
 

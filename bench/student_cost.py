@@ -64,12 +64,13 @@ def _train(config_name: str, prep, steps: int, out: Path) -> Path:
 def teacher_cost(prep, n_texts: int) -> Dict:
     """Label ``n_texts`` test texts with the LLM teacher through the local server."""
     from spacy_evokd.config import load_config, resolve_evokd
+    from spacy_evokd.tasks import get_task
     from spacy_evokd.testing.responder import PoolResponder
     from spacy_evokd.testing.server import FakeOpenAIServer
 
     texts_path = prep.test.with_suffix(".jsonl")
     texts = [json.loads(l)["text"] for l in texts_path.read_text(encoding="utf8").splitlines() if l.strip()][:n_texts]
-    with FakeOpenAIServer(PoolResponder(texts_path, prep.task, prep.labels, mischief=False)) as server:
+    with FakeOpenAIServer(PoolResponder(texts_path, get_task(prep.task), prep.labels, mischief=False)) as server:
         config = load_config(ROOT / "configs/textcat_fast.cfg", {
             "evokd.labels": prep.labels, "evokd.teacher.model.base_url": server.base_url,
             "evokd.teacher.model.api_key_env": None}, teacher=ROOT / "configs/teachers/openai.cfg")  # fmt: skip

@@ -27,6 +27,7 @@ def main(task: str, rounds: int, out: Path) -> dict:
     from spacy_evokd.config import load_config
     from spacy_evokd.loop import evolve
     from spacy_evokd.records import RoundRecord
+    from spacy_evokd.tasks import get_task
 
     cfg = runs.student_config_path(task, "fast")  # tokens are measured, not the student: the fast one
     labels = load_config(cfg, {})["evokd"]["labels"]
@@ -38,7 +39,7 @@ def main(task: str, rounds: int, out: Path) -> dict:
                                  "--task", task], check=True, capture_output=True)  # fmt: skip
         subprocess.run(py + ["seed", str(tmp / "train.spacy"), str(tmp / "seed.spacy"), "--task", task, "--k", "1"],
                        check=True, capture_output=True)  # fmt: skip
-        with FakeOpenAIServer(PoolResponder(ROOT / f"assets/demo/{task}/train.jsonl", task, labels)) as server:
+        with FakeOpenAIServer(PoolResponder(ROOT / f"assets/demo/{task}/train.jsonl", get_task(task), labels)) as server:
             ov = {"paths.train": str(tmp / "seed.spacy"), "paths.dev": str(tmp / "dev.spacy"), "paths.test": "",
                   "paths.pool": str(ROOT / f"assets/demo/{task}/train.jsonl"), "evokd.rounds": rounds,
                   "training.max_steps": 50, "evokd.teacher.model.base_url": server.base_url,

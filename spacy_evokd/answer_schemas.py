@@ -16,9 +16,8 @@ required, ``additionalProperties: false`` everywhere, enums for labels and ids, 
               call still decides, and a disagreement is counted (validation.label_disagreements).
   labelling   {"answers": [{"id", "label"} | {"id", "entities"}] x n}, ids 1..n
 """
-from typing import Any, Dict, List, Sequence, Union
+from typing import Any, Dict, List, Sequence
 
-from .tasks import get_task
 from .ty import Task
 
 # the key of the labelling answer's list; parsing.parse_labels reads it (among others)
@@ -38,9 +37,8 @@ def label_enum(labels: Sequence[str]) -> Dict[str, Any]:
     return {"type": "string", "enum": list(labels)}
 
 
-def generation_schema(task: Union[str, Task], labels: Sequence[str], n_hard: int, n_easy: int) -> Dict[str, Any]:
+def generation_schema(task: Task, labels: Sequence[str], n_hard: int, n_easy: int) -> Dict[str, Any]:
     """{"name", "schema"} of the generation answer (texts with the annotation the teacher intends)."""
-    task = get_task(task)
     item = json_object({"text": {"type": "string"}, **task.answer_schema(labels)})
     groups = {"hard": _array(item, n_hard)}
     if n_easy:
@@ -48,9 +46,8 @@ def generation_schema(task: Union[str, Task], labels: Sequence[str], n_hard: int
     return {"name": f"evokd_generation_{task.name}", "schema": json_object(groups)}
 
 
-def labelling_schema(task: Union[str, Task], labels: Sequence[str], n_texts: int) -> Dict[str, Any]:
+def labelling_schema(task: Task, labels: Sequence[str], n_texts: int) -> Dict[str, Any]:
     """{"name", "schema"} of the labelling answer: one object per text, ids 1..n_texts."""
     ids: List[int] = list(range(1, n_texts + 1))
-    task = get_task(task)
     item = json_object({"id": {"type": "integer", "enum": ids}, **task.answer_schema(labels)})
     return {"name": f"evokd_labels_{task.name}", "schema": json_object({ANSWERS_KEY: _array(item, n_texts)})}

@@ -187,8 +187,9 @@ def convert(
     import spacy
 
     from .data import jsonl_to_docs
+    from .tasks import get_task
 
-    docs = jsonl_to_docs(input_path, task, spacy.blank(lang), _labels(labels))
+    docs = jsonl_to_docs(input_path, get_task(task), spacy.blank(lang), _labels(labels))
     _write(docs, output_path)
     typer.echo(f"✔ {len(docs)} docs -> {output_path}")
 

@@ -13,12 +13,8 @@ from confection import Config
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .data import DataError
-from .tasks import TASK_NAMES, get_task
-from .ty import EvokdError, Teacher
-
-
-class ConfigError(EvokdError, ValueError):
-    """A config that can't run: a bad [evokd] setting, a missing file or section."""
+from .tasks import get_task, is_task_name, task_names
+from .ty import ConfigError, EvokdError, Task, Teacher  # ConfigError: still importable from here
 
 
 class EvokdSettings(BaseModel):
@@ -28,7 +24,7 @@ class EvokdSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    task: Literal[TASK_NAMES]
+    task: str  # a registered task's name (tasks.task_names: "textcat", "ner", ...); get it as task_object
     labels: List[str] = Field(min_length=1)
     task_description: str = ""  # what the texts are; shown to LLM teachers
     label_definitions: Dict[str, str] = Field(default_factory=dict)  # one line per label
@@ -80,6 +76,15 @@ class EvokdSettings(BaseModel):
     # latest (the next round starts from it)
     keep_models: Literal["all", "best"] = "all"
 
+    @field_validator("task")
+    @classmethod
+    def _task_is_registered(cls, task: str) -> str:
+        # a validator, not a Literal of the names: another package's task is registered at run time
+        if not is_task_name(task):
+            names = [repr(n) for n in task_names()]
+            raise ValueError(f"{task!r}: expected one of {', '.join(names[:-1])} or {names[-1]}")
+        return task
+
     @field_validator("labels")
     @classmethod
     def _labels_are_distinct_names(cls, labels: List[str]) -> List[str]:
@@ -106,8 +111,13 @@ class EvokdSettings(BaseModel):
         return self
 
     @property
+    def task_object(self) -> Task:
+        """The Task ``task`` names: the loop, `estimate` and `select` take it from here."""
+        return get_task(self.task)
+
+    @property
     def metric(self) -> str:
-        return get_task(self.task).metric_name
+        return self.task_object.metric_name
 
 
 # pydantic's error types -> what a user reads after "[evokd] <setting>: <value> ..."

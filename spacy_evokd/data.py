@@ -17,19 +17,12 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 import spacy
 from spacy.tokens import Doc, DocBin
 
-from .tasks import TASK_NAMES, get_task
 from .ty import EvokdError, Sample, Task
 from .untrusted import parse_json
-
-TaskLike = Union[str, Task]  # a task's name (CLI, tests) or the Task itself
 
 
 class DataError(EvokdError, ValueError):
     """Bad input data; the message names the file, line and label at fault."""
-
-
-def check_task(task: TaskLike) -> None:
-    get_task(task)  # DataError naming the known tasks
 
 
 def read_jsonl(path: Union[str, Path]) -> Iterator[Tuple[int, dict]]:
@@ -89,9 +82,8 @@ def check_pool_has_texts(path: Union[str, Path], n_texts: Optional[int] = None) 
                         "one JSON object with \"text\" per line")  # fmt: skip
 
 
-def load_samples(path: Union[str, Path], task: TaskLike, labels: Optional[Sequence[str]] = None) -> List[Sample]:
+def load_samples(path: Union[str, Path], task: Task, labels: Optional[Sequence[str]] = None) -> List[Sample]:
     """Labelled samples from a JSONL file or a DocBin (``.spacy``)."""
-    task = get_task(task)
     path = Path(path)
     if path.suffix == ".spacy":
         samples = [task.doc_to_sample(d) for d in read_docbin(path)]
@@ -102,12 +94,11 @@ def load_samples(path: Union[str, Path], task: TaskLike, labels: Optional[Sequen
     return samples
 
 
-def doc_to_gold_sample(doc: Doc, task: TaskLike) -> Sample:
-    return get_task(task).doc_to_sample(doc)
+def doc_to_gold_sample(doc: Doc, task: Task) -> Sample:
+    return task.doc_to_sample(doc)
 
 
-def infer_labels(samples: Sequence[Sample], task: TaskLike) -> List[str]:
-    task = get_task(task)
+def infer_labels(samples: Sequence[Sample], task: Task) -> List[str]:
     return sorted({l for s in samples for l in task.sample_labels(s) if l})
 
 
@@ -127,11 +118,10 @@ def sample_to_doc(nlp, sample: Sample, labels: Sequence[str], where: str = "") -
     return doc
 
 
-def jsonl_to_docs(path: Union[str, Path], task: TaskLike, nlp, labels: Optional[Sequence[str]] = None) -> List[Doc]:
+def jsonl_to_docs(path: Union[str, Path], task: Task, nlp, labels: Optional[Sequence[str]] = None) -> List[Doc]:
     """Convert a JSONL file (the task decides how a record becomes a Doc: NER keeps the
     file's own tokenisation, as `spacy convert` does). Without ``labels`` the label set is the
     one seen in the file."""
-    task = get_task(task)
     records = list(read_jsonl(path))
     if not records:
         raise DataError(f"{path}: no records (the file is empty or has only blank lines)")
@@ -164,7 +154,7 @@ def read_docbin(path: Union[str, Path], vocab=None) -> List[Doc]:
     except Exception as e:  # a truncated or foreign file: say which one
         if _looks_like_jsonl(path):
             raise DataError(f"{path}: JSONL, not a DocBin: convert it first with `python -m spacy_evokd convert "
-                            f"{path} {path.with_suffix('.spacy')} --task {'|'.join(TASK_NAMES)}`") from None  # fmt: skip
+                            f"{path} {path.with_suffix('.spacy')} --task TASK`") from None  # fmt: skip
         why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise DataError(f"{path}: not a readable DocBin ({why})") from None
 
@@ -179,12 +169,11 @@ def _looks_like_jsonl(path: Path) -> bool:
         return False
 
 
-def kshot(samples: Sequence[Sample], task: TaskLike, labels: Sequence[str], k: int, seed: int) -> List[int]:
+def kshot(samples: Sequence[Sample], task: Task, labels: Sequence[str], k: int, seed: int) -> List[int]:
     """Indices of a k-shot seed: k samples per label (NER: k sentences containing each entity
     type). Raises DataError naming any label with fewer than k samples."""
     if k < 1:
         raise DataError(f"k-shot seed needs k >= 1, got {k}")
-    task = get_task(task)
     rng = random.Random(seed)
     by_label: Dict[str, List[int]] = defaultdict(list)
     for i, s in enumerate(samples):

@@ -21,7 +21,6 @@ from typing import Any, Dict, Optional
 from .config import load_config, resolve_evokd
 from .data import doc_to_gold_sample, read_docbin
 from .situations import situations
-from .tasks import get_task
 from .ty import Judged, PromptedTeacher, Usage
 
 ANALYSIS_ANSWER_TOKENS = 200  # "at most 120 words" (~160 tokens) and some margin
@@ -39,7 +38,7 @@ def estimate(config_path: Path, overrides: Optional[Dict[str, Any]] = None, teac
     if t.simulated or not isinstance(t, PromptedTeacher):
         return {"teacher": t.name, "simulated": True, "rounds": rounds, "per_round": Usage().to_dict(),
                 "total": Usage().to_dict(), "by_round": [], "longest_prompt_tokens": 0}  # fmt: skip
-    task = get_task(s.task)
+    task = s.task_object
     seed = [doc_to_gold_sample(d, task) for d in read_docbin(config.interpolate()["paths"]["train"])]
     model = getattr(t, "model", None)
     price_in, price_out = getattr(model, "price_in", 0.0), getattr(model, "price_out", 0.0)

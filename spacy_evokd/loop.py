@@ -32,7 +32,6 @@ from .records import RoundRecord, describe_checks, rejected_samples
 from .run_files import hold_run_dir
 from .run_state import RunState
 from .selection import llkd_weights
-from .tasks import get_task
 from .ty import Analysis, BudgetExceeded, Judged, Proposal, RoundContext, Sample, Teacher, Usage, WeaknessReport
 from .untrusted import bound_history, cap_analysis, judge_analysis
 from .validation import Validator, label_disagreements, normalise
@@ -109,7 +108,7 @@ class EvoKDLoop:
         self.config = config
         self.settings, self.teacher = resolve_evokd(config)
         s = self.settings
-        self.task = get_task(s.task)
+        self.task = s.task_object
         self.dir = Path(output_dir)
         preflight.check_output_dir(self.dir)  # before anything is read, trained or asked
         self.state = RunState(self.dir)

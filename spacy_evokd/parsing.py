@@ -30,10 +30,9 @@ Rejections here are counted by reason in the returned Counter.
 import json
 import re
 from collections import Counter
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from .answer_schemas import ANSWERS_KEY
-from .tasks import get_task
 from .ty import CharSpan, Sample, Task
 
 MAX_ANSWER_CHARS = 200_000
@@ -116,7 +115,7 @@ def _list_items(text: str) -> Dict[str, List[str]]:
     return groups
 
 
-def parse_generation(text: str, task: Union[str, Task], labels: Sequence[str], with_labels: bool = False,
+def parse_generation(text: str, task: Task, labels: Sequence[str], with_labels: bool = False,
                      n_hard: Optional[int] = None, n_easy: Optional[int] = None,
                      prompt: str = "") -> Tuple[List[Sample], Counter]:  # fmt: skip
     """The answer to the generation prompt: {"hard": [...], "easy": [...]}. Items are strings,
@@ -124,7 +123,6 @@ def parse_generation(text: str, task: Union[str, Task], labels: Sequence[str], w
     asked for are dropped and counted (too_many); items repeating a line of ``prompt`` are
     dropped (prompt_echo)."""
     rejected: Counter = Counter()
-    task = get_task(task)
     if text and len(text) > MAX_ANSWER_CHARS:
         rejected["huge_answer"] += 1
         return [], rejected
@@ -218,13 +216,12 @@ def _find(text: str, surface: str, nth: int) -> Optional[Tuple[int, int]]:
     return None
 
 
-def parse_labels(text: str, texts: Sequence[str], task: Union[str, Task], labels: Sequence[str]) -> Tuple[List[Sample], Counter]:
+def parse_labels(text: str, texts: Sequence[str], task: Task, labels: Sequence[str]) -> Tuple[List[Sample], Counter]:
     """The answer to the labelling prompt for ``texts`` (numbered from 1): a JSON list of
     {"id", "label"} / {"id", "entities"} / {"id", "labels"}, or such an object on its own; without
     ids, a list as long as ``texts`` is read in order; without JSON, lines "1. label" where the task's answer can be a bare string. Texts
     left unlabelled count as unlabelled."""
     rejected: Counter = Counter()
-    task = get_task(task)
     if text and len(text) > MAX_ANSWER_CHARS:
         return [], Counter(huge_answer=1, unlabelled=len(texts))
     data = extract_json(text)

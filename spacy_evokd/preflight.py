@@ -8,13 +8,12 @@ and the teacher (its API key, and one cheap GET to its server).
 import logging
 import os
 from pathlib import Path
-from typing import Any, Sequence, Union
+from typing import Any, Sequence
 
 from spacy.tokens import Doc
 
 from .config import ConfigError
 from .data import DataError
-from .tasks import get_task
 from .ty import Task
 
 logger = logging.getLogger("spacy_evokd.preflight")
@@ -41,11 +40,10 @@ def check_output_dir(path: Path) -> None:
         raise OutputDirError(f"output directory {path} can't be written: {where} is read-only for this user")
 
 
-def check_label_coverage(docs: Sequence[Doc], task: Union[str, Task], labels: Sequence[str], where: str) -> None:
+def check_label_coverage(docs: Sequence[Doc], task: Task, labels: Sequence[str], where: str) -> None:
     """Every configured label has an example in the seed round's training data. spaCy fixes a
     component's labels from its first training data and warm-started rounds keep them, so a
     label missing there would never be learned, however many samples the teacher writes."""
-    task = get_task(task)
     found = {label for d in docs for label in task.doc_labels(d)}
     missing = [l for l in labels if l not in found]
     if missing:

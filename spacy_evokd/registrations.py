@@ -75,7 +75,8 @@ def make_llm_teacher(
 
     model: a spacy-llm model callable; ``spacy_evokd.OpenAICompatible.v1`` adds real chat
         turns, token usage and logprobs, other models get the chat as one transcript prompt.
-    task (str), labels (list): the student's task (a name in spacy_evokd.tasks: "textcat", "ner", "textcat_multilabel")
+    task (str), labels (list): the student's task (a name in spacy_evokd.tasks: "textcat", "ner", "textcat_multilabel",
+        or a registered task's name)
         and label set.
     label_definitions (dict): one line per label, shown in the prompts.
     task_description (str): what the texts are ("customer support messages", ...).
@@ -95,11 +96,12 @@ def make_llm_teacher(
         likely labels; null: the model's own setting). Generation keeps the model's temperature.
     label_batch (int): texts per labelling request (small models label long lists worse).
     """
+    from .tasks import get_task
     from .teachers.llm import LLMTeacher
 
     return LLMTeacher(
         model=model,
-        task=task,
+        task=get_task(task),
         labels=list(labels),
         label_definitions=dict(label_definitions),
         task_description=task_description,
@@ -140,9 +142,10 @@ def make_simulated_teacher(
     embedder (str): nearness for "near_wrong": "student" (its own vectors) or "minilm".
     pool (str): the old name of ``labelled_pool`` (deprecated: a warning says so).
     """
-    from .config import ConfigError
     from .data import DataError
+    from .tasks import get_task
     from .teachers.simulated import SimulatedTeacher
+    from .ty import ConfigError
 
     if pool is not None:
         if labelled_pool is not None:
@@ -153,9 +156,10 @@ def make_simulated_teacher(
     if not labelled_pool:
         raise ConfigError("[evokd.teacher] labelled_pool is not set: the labelled examples (JSONL or .spacy) the "
                           "simulated teacher draws from")  # fmt: skip
+    task_obj = get_task(task)  # outside the try: an unknown task is no fault of labelled_pool
     try:
         return SimulatedTeacher(
-            pool=labelled_pool, task=task, labels=list(labels), label_noise=label_noise, seed=seed, lang=lang,
+            pool=labelled_pool, task=task_obj, labels=list(labels), label_noise=label_noise, seed=seed, lang=lang,
             hard_from=hard_from, embedder=embedder,
         )
     except DataError as e:

@@ -22,12 +22,11 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from itertools import islice
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from spacy.tokens import Doc
 
-from .tasks import get_task
-from .ty import LLKDTeacher, Sample, Task
+from .ty import LLKDTeacher, Task
 
 logger = logging.getLogger("spacy_evokd.selection")
 
@@ -118,10 +117,6 @@ def llkd_weights(kept: List[int], conf: Sequence[float], unc: Sequence[float]) -
     return [(i, min(10.0, max(0.1, r / mean))) for i, r in zip(kept, raw)]
 
 
-def sample_class(sample: Sample, task: Union[str, Task]) -> str:
-    return get_task(task).sample_class(sample)
-
-
 def stream_texts(path: Path, batch_size: int) -> Iterator[List[str]]:
     """Batches of texts from a JSONL pool ({"text"} or {"tokens"}), read lazily: memory does
     not grow with the pool."""
@@ -172,7 +167,7 @@ def run_selection(config_path: Path, pool: Path, student_path: Path, output_dir:
     # every input is checked before OUTPUT_DIR is created: a failed start leaves nothing behind
     config = load_config(config_path, overrides or {}, teacher=teacher)
     settings, teacher_obj = resolve_evokd(config)
-    task = get_task(settings.task)
+    task = settings.task_object
     if not isinstance(teacher_obj, LLKDTeacher):
         raise ValueError(f"teacher {teacher_obj.name} can't pseudo-label")
     selector = Selector(mode=mode, momentum=momentum, ratio=ratio)

@@ -11,13 +11,12 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 import spacy
 from spacy.language import Language
 from spacy.tokens import Doc
 
-from .tasks import all_tasks, get_task
 from .ty import EvokdError, Judged, Task
 
 logger = logging.getLogger("spacy_evokd.student")
@@ -282,7 +281,10 @@ def load(path: Path) -> Language:
 
 
 def task_of(nlp: Language) -> Task:
-    """The task whose component ``nlp`` has (DataError naming the pipeline when none)."""
+    """The task whose component ``nlp`` has (DataError naming the pipeline when none): the one
+    place the student looks in the task registry, since a trained pipeline doesn't name its task."""
+    from .tasks import all_tasks
+
     for task in all_tasks():
         if task.student_pipe(nlp):
             return task
@@ -291,19 +293,18 @@ def task_of(nlp: Language) -> Task:
     raise DataError(f"a pipeline with no {' / '.join(t.name for t in all_tasks())} component (pipeline: {nlp.pipe_names})")
 
 
-def predict(nlp: Language, gold_docs: Sequence[Doc], task: Union[str, Task]) -> List[Judged]:
+def predict(nlp: Language, gold_docs: Sequence[Doc], task: Task) -> List[Judged]:
     """Run the student on the texts of ``gold_docs``; pair gold and predicted annotations."""
-    task = get_task(task)
     preds = nlp.pipe(d.text for d in gold_docs)
     return [Judged(task.doc_to_sample(g), task.predicted_sample(p, nlp)) for g, p in zip(gold_docs, preds)]
 
 
-def score(judged: Sequence[Judged], task: Union[str, Task], labels: Sequence[str], lang: str = "en") -> Dict:
+def score(judged: Sequence[Judged], task: Task, labels: Sequence[str], lang: str = "en") -> Dict:
     """The task's scores (textcat: macro-F1 and accuracy; ner: entity-level micro-F1, seqeval
     strict IOB2), with ``per_label`` {label: {p, r, f, support}} and ``score`` (the main metric)."""
-    return get_task(task).score(judged, labels, lang)
+    return task.score(judged, labels, lang)
 
 
-def evaluate(nlp: Language, gold_docs: Sequence[Doc], task: Union[str, Task], labels: Sequence[str]) -> Tuple[Dict, List[Judged]]:
+def evaluate(nlp: Language, gold_docs: Sequence[Doc], task: Task, labels: Sequence[str]) -> Tuple[Dict, List[Judged]]:
     judged = predict(nlp, gold_docs, task)
     return score(judged, task, labels, nlp.lang), judged

@@ -27,6 +27,11 @@ class EvokdError(Exception):
     at fault. The CLI prints these without a traceback; anything else is a bug."""
 
 
+class ConfigError(EvokdError, ValueError):
+    """A config that can't run: a bad [evokd] setting, a missing file or section. Here, not in
+    config.py, because the registered functions that config.py resolves raise it too."""
+
+
 class BudgetExceeded(EvokdError, RuntimeError):
     """Raised by a Budget before a request that the run can't afford; the message says which
     budget. ``per_round``: a round's budget (the round ends, the run goes on)."""

@@ -6,10 +6,7 @@ marginal:  over candidate (span, label) marginals p, the largest 1 - |2p - 1| (1
            0 at p in {0, 1}) (ner, from a beam over the student's own ``ner`` component).
 """
 import math
-from typing import Dict, List, Sequence, Union
-
-from .tasks import get_task
-from .ty import Task
+from typing import Dict, Sequence
 
 
 def entropy(probs: Sequence[float]) -> float:
@@ -23,6 +20,3 @@ def entropy(probs: Sequence[float]) -> float:
 def marginal_uncertainty(marginals: Dict) -> float:
     return max((1.0 - abs(2.0 * p - 1.0) for p in marginals.values()), default=0.0)
 
-
-def student_uncertainty(nlp, texts: Sequence[str], task: Union[str, Task]) -> List[float]:
-    return get_task(task).uncertainty(nlp, texts)

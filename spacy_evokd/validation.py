@@ -50,11 +50,10 @@ import re
 import unicodedata
 from collections import Counter
 from dataclasses import replace
-from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
+from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 from spacy.tokens import Doc
 
-from .tasks import get_task
 from .ty import Sample, Task
 
 REASONS = (
@@ -233,13 +232,12 @@ def _near(a: Tuple[str, ...], b: Tuple[str, ...]) -> bool:
     return len(sa & sb) >= NEAR_DUPLICATE_JACCARD * len(sa | sb)
 
 
-def label_disagreements(proposed: Sequence[Sample], labelled: Sequence[Sample], task: Union[str, Task],
+def label_disagreements(proposed: Sequence[Sample], labelled: Sequence[Sample], task: Task,
                         labels: Sequence[str]) -> Counter:  # fmt: skip
     """Compare the annotation the generation call intended (``proposed``, by text) with the
     labelling call's: Counter(compared=.., disagreed=..). Only pairs where both annotations are
     in the label set count (textcat: the label; ner: the entity list, as (mention, label) pairs);
     an unusable one is counted by the validator instead."""
-    task = get_task(task)
     intended = {p.text: task.comparable(p, labels) for p in proposed}
     out = Counter(compared=0, disagreed=0)
     for sample in labelled:
@@ -273,10 +271,10 @@ def _strip(sample: Sample) -> Sample:
 
 
 class Validator:
-    def __init__(self, nlp, task: Union[str, Task], labels: Sequence[str], max_chars: int = 1000,
+    def __init__(self, nlp, task: Task, labels: Sequence[str], max_chars: int = 1000,
                  blocked_texts: Iterable[str] = (), definitions: Optional[Dict[str, str]] = None):  # fmt: skip
         self.nlp = nlp
-        self.task = get_task(task)
+        self.task = task
         self.labels = list(labels)
         self.max_chars = max_chars
         self.blocked = {normalise(t) for t in blocked_texts}

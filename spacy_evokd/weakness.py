@@ -5,30 +5,27 @@ wrong *examples* come from the last generated batch, as in EvoKD (round 1: the s
 no dev text is ever shown to the teacher.
 """
 from dataclasses import replace
-from typing import Dict, List, Sequence, Tuple, Union
+from typing import Dict, List, Sequence, Tuple
 
-from .tasks import get_task
 from .ty import Analysis, Judged, Task, WeaknessReport
 
 
-def is_correct(j: Judged, task: Union[str, Task]) -> bool:
-    task = get_task(task)
+def is_correct(j: Judged, task: Task) -> bool:
     return task.answer_key(j.gold) == task.answer_key(j.pred)
 
 
-def confusions(judged: Sequence[Judged], task: Union[str, Task]) -> Dict[Tuple[str, str], int]:
+def confusions(judged: Sequence[Judged], task: Task) -> Dict[Tuple[str, str], int]:
     """(gold, predicted) counts (the task's: for NER "O" marks a missed or a spurious entity)."""
-    return get_task(task).confusions(judged)
+    return task.confusions(judged)
 
 
 def build_report(
-    task: Union[str, Task],
+    task: Task,
     labels: Sequence[str],
     dev_scores: Dict,
     judged: Sequence[Judged],
     evaluated_on: str,
 ) -> WeaknessReport:
-    task = get_task(task)
     overall = {k: v for k, v in dev_scores.items() if isinstance(v, (int, float))}
     return WeaknessReport(
         task=task.name,
@@ -67,12 +64,11 @@ def label_focus(report: WeaknessReport) -> Dict[str, float]:
     return focus
 
 
-def student_brief(report: WeaknessReport, task: Union[str, Task], examples: int = 4) -> Analysis:
+def student_brief(report: WeaknessReport, task: Task, examples: int = 4) -> Analysis:
     """The weakness brief written from the student's own numbers, without an analysis call
     (``[evokd] analysis = "student"``): its per-label dev scores, its most confused label pairs
     and its wrong examples, those of the most frequent confusion first. The generation prompt gets it where the paper's
     loop puts the teacher's analysis; ``focus`` is what the simulated teacher aims at."""
-    task = get_task(task)
     focus = label_focus(report)
     pairs = sorted(report.confusions.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
     lines = ["Weakness report of the student (its own dev scores and mistakes; no analysis was asked for):"]

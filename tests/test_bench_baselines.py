@@ -127,11 +127,12 @@ def test_teacher_labels_of_pool_texts_are_scored_against_the_pool_gold(tmp_path)
     from spacy.tokens import Span
 
     from spacy_evokd.data import jsonl_to_docs, write_docbin
+    from spacy_evokd.tasks import get_task
 
     nlp = spacy.blank("en")
     for task in ("textcat", "ner"):
         prep = bench_data.prepare_demo(ROOT / "assets/demo", task, tmp_path / task)
-        gold = jsonl_to_docs(prep.pool, task, nlp, prep.labels)
+        gold = jsonl_to_docs(prep.pool, get_task(task), nlp, prep.labels)
         if task == "ner":
             gold = [d for d in gold if d.ents][:2]
         right, wrong = gold[0], gold[1]

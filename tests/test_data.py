@@ -5,6 +5,7 @@ import pytest
 import spacy
 
 from spacy_evokd.data import DataError, jsonl_to_docs, kshot, load_samples, read_docbin, write_docbin
+from spacy_evokd.tasks import get_task
 
 
 def write(path, lines):
@@ -14,16 +15,16 @@ def write(path, lines):
 
 def test_textcat_jsonl_to_onehot_docs(tmp_path):
     p = write(tmp_path / "d.jsonl", [{"text": "refund please", "label": "billing"}, "", {"text": "no wifi", "label": "technical"}])
-    docs = jsonl_to_docs(p, "textcat", spacy.blank("en"))
+    docs = jsonl_to_docs(p, get_task("textcat"), spacy.blank("en"))
     assert [d.cats for d in docs] == [{"billing": 1.0, "technical": 0.0}, {"billing": 0.0, "technical": 1.0}]
 
 
 def test_ner_tokens_tags_to_char_spans(tmp_path):
     rec = {"tokens": ["Tim", "Cook", "visited", "Apple", "'s", "Paris", "store"], "tags": ["B-PER", "I-PER", "O", "B-ORG", "O", "B-LOC", "O"]}
     p = write(tmp_path / "n.jsonl", [rec])
-    (s,) = load_samples(p, "ner")
+    (s,) = load_samples(p, get_task("ner"))
     assert [(s.text[a:b], l) for a, b, l in s.entities] == [("Tim Cook", "PER"), ("Apple", "ORG"), ("Paris", "LOC")]
-    (doc,) = jsonl_to_docs(p, "ner", spacy.blank("en"))
+    (doc,) = jsonl_to_docs(p, get_task("ner"), spacy.blank("en"))
     assert [(e.text, e.label_) for e in doc.ents] == [("Tim Cook", "PER"), ("Apple", "ORG"), ("Paris", "LOC")]
     assert [t.text for t in doc] == rec["tokens"]  # the file's tokenisation is kept
 
@@ -41,7 +42,7 @@ def test_ner_tokens_tags_to_char_spans(tmp_path):
 def test_bad_textcat_lines_name_file_and_line(tmp_path, line, message):
     p = write(tmp_path / "d.jsonl", [{"text": "ok", "label": "billing"}, line])
     with pytest.raises(DataError, match=message.replace("(", r"\(")):
-        load_samples(p, "textcat", labels=["billing"])
+        load_samples(p, get_task("textcat"), labels=["billing"])
 
 
 @pytest.mark.parametrize(
@@ -56,12 +57,12 @@ def test_bad_textcat_lines_name_file_and_line(tmp_path, line, message):
 def test_bad_ner_records(tmp_path, rec, message):
     p = write(tmp_path / "n.jsonl", [rec])
     with pytest.raises(DataError, match=f"n.jsonl:1: .*{message}"):
-        load_samples(p, "ner", labels=["PER"])
+        load_samples(p, get_task("ner"), labels=["PER"])
 
 
 def test_missing_file_and_broken_docbin(tmp_path):
     with pytest.raises(DataError, match="nope.jsonl: file not found"):
-        load_samples(tmp_path / "nope.jsonl", "textcat")
+        load_samples(tmp_path / "nope.jsonl", get_task("textcat"))
     bad = tmp_path / "bad.spacy"
     bad.write_bytes(b"not a docbin")
     with pytest.raises(DataError, match="bad.spacy: not a readable DocBin"):
@@ -81,13 +82,13 @@ def test_docbin_roundtrip_keeps_user_data(tmp_path):
 
 def test_kshot_per_label_and_seeded(tmp_path):
     lines = [{"text": f"text {i}", "label": "ab"[i % 2]} for i in range(20)]
-    samples = load_samples(write(tmp_path / "d.jsonl", lines), "textcat")
-    a = kshot(samples, "textcat", ["a", "b"], 3, seed=1)
+    samples = load_samples(write(tmp_path / "d.jsonl", lines), get_task("textcat"))
+    a = kshot(samples, get_task("textcat"), ["a", "b"], 3, seed=1)
     assert len(a) == 6 and sorted(samples[i].label for i in a) == ["a"] * 3 + ["b"] * 3
-    assert a == kshot(samples, "textcat", ["a", "b"], 3, seed=1)
-    assert a != kshot(samples, "textcat", ["a", "b"], 3, seed=2)
+    assert a == kshot(samples, get_task("textcat"), ["a", "b"], 3, seed=1)
+    assert a != kshot(samples, get_task("textcat"), ["a", "b"], 3, seed=2)
     with pytest.raises(DataError, match="label 'c' has 0 samples, fewer than k=1"):
-        kshot(samples, "textcat", ["a", "b", "c"], 1, seed=0)
+        kshot(samples, get_task("textcat"), ["a", "b", "c"], 1, seed=0)
 
 
 def test_kshot_ner_covers_every_entity_type(tmp_path):
@@ -97,8 +98,8 @@ def test_kshot_ner_covers_every_entity_type(tmp_path):
         {"tokens": ["Bob", "left"], "tags": ["B-PER", "O"]},
         {"tokens": ["nothing", "here"], "tags": ["O", "O"]},
     ]
-    samples = load_samples(write(tmp_path / "n.jsonl", lines), "ner")
-    chosen = kshot(samples, "ner", ["LOC", "ORG", "PER"], 1, seed=0)
+    samples = load_samples(write(tmp_path / "n.jsonl", lines), get_task("ner"))
+    chosen = kshot(samples, get_task("ner"), ["LOC", "ORG", "PER"], 1, seed=0)
     covered = {e[2] for i in chosen for e in samples[i].entities}
     assert covered == {"LOC", "ORG", "PER"} and 3 not in chosen
 
@@ -107,13 +108,13 @@ def test_non_utf8_byte_names_file_and_line(tmp_path):
     p = tmp_path / "d.jsonl"
     p.write_bytes(b'{"text": "fine", "label": "a"}\n{"text": "caf\xe9", "label": "a"}\n')
     with pytest.raises(DataError, match=r"d.jsonl:2: not UTF-8 \(byte 0xe9 at column 14\)"):
-        load_samples(p, "textcat")
+        load_samples(p, get_task("textcat"))
 
 
 def test_utf8_bom_is_accepted(tmp_path):
     p = tmp_path / "d.jsonl"
     p.write_bytes(b'\xef\xbb\xbf{"text": "fine", "label": "a"}\n{"text": "more", "label": "b"}\n')
-    docs = jsonl_to_docs(p, "textcat", spacy.blank("en"))
+    docs = jsonl_to_docs(p, get_task("textcat"), spacy.blank("en"))
     assert [d.text for d in docs] == ["fine", "more"]
 
 
@@ -122,22 +123,22 @@ def test_text_over_spacys_length_limit_names_line_and_limit(tmp_path):
     nlp.max_length = 1000
     p = write(tmp_path / "d.jsonl", [{"text": "ok", "label": "a"}, {"text": "x" * 1001, "label": "a"}])
     with pytest.raises(DataError, match="d.jsonl:2: text of 1,001 characters is longer than the limit of 1,000"):
-        jsonl_to_docs(p, "textcat", nlp)
+        jsonl_to_docs(p, get_task("textcat"), nlp)
     ner = write(tmp_path / "n.jsonl", [{"tokens": ["y" * 600, "z" * 600], "tags": ["O", "O"]}])
     with pytest.raises(DataError, match="n.jsonl:1: text of 1,201 characters"):
-        jsonl_to_docs(ner, "ner", nlp)
+        jsonl_to_docs(ner, get_task("ner"), nlp)
 
 
 def test_unknown_task_and_empty_file(tmp_path):
     p = write(tmp_path / "d.jsonl", [{"text": "ok", "label": "a"}])
     with pytest.raises(DataError, match="unknown task 'textcats': expected one of textcat, ner, textcat_multilabel"):
-        jsonl_to_docs(p, "textcats", spacy.blank("en"))
+        get_task("textcats")
     empty = tmp_path / "e.jsonl"
     empty.write_text("\n  \n")
     with pytest.raises(DataError, match="e.jsonl: no records"):
-        jsonl_to_docs(empty, "textcat", spacy.blank("en"))
+        jsonl_to_docs(empty, get_task("textcat"), spacy.blank("en"))
     with pytest.raises(DataError, match="e.jsonl: no examples"):
-        load_samples(empty, "textcat")
+        load_samples(empty, get_task("textcat"))
 
 
 def test_jsonl_read_as_docbin_suggests_convert(tmp_path):
@@ -158,7 +159,7 @@ def test_deeply_nested_json_line_is_one_line_in_every_jsonl_reader(tmp_path):
     from spacy_evokd.selection import stream_texts
 
     bad = write(tmp_path / "deep.jsonl", [{"text": "fine text", "label": "a"}, DEEP])
-    for read in (lambda: load_samples(bad, "textcat"), lambda: read_pool_texts(str(bad)),
+    for read in (lambda: load_samples(bad, get_task("textcat")), lambda: read_pool_texts(str(bad)),
                  lambda: list(stream_texts(bad, 8))):  # fmt: skip
         with pytest.raises(DataError, match=r"deep.jsonl:2: invalid JSON \(nested too deeply\)") as e:
             read()

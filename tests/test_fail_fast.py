@@ -15,6 +15,7 @@ from spacy_evokd.data import DataError, jsonl_to_docs, kshot, load_samples, writ
 from spacy_evokd.loop import EvoKDLoop, evolve
 from spacy_evokd.models.openai_compatible import OpenAICompatible, TeacherRequestError
 
+from spacy_evokd.tasks import get_task
 from spacy_evokd.testing.responder import PoolResponder
 from spacy_evokd.testing.server import FakeOpenAIServer
 
@@ -30,10 +31,10 @@ def corpus(tmp_path_factory):
     out = tmp_path_factory.mktemp("corpus")
     nlp = spacy.blank("en")
     for split in ("dev", "test"):
-        write_docbin(jsonl_to_docs(ROOT / f"assets/demo/textcat/{split}.jsonl", "textcat", nlp), out / f"{split}.spacy")
+        write_docbin(jsonl_to_docs(ROOT / f"assets/demo/textcat/{split}.jsonl", get_task("textcat"), nlp), out / f"{split}.spacy")
     pool = ROOT / "assets/demo/textcat/train.jsonl"
-    docs = jsonl_to_docs(pool, "textcat", nlp)
-    chosen = kshot(load_samples(pool, "textcat"), "textcat", LABELS, 1, seed=0)
+    docs = jsonl_to_docs(pool, get_task("textcat"), nlp)
+    chosen = kshot(load_samples(pool, get_task("textcat")), get_task("textcat"), LABELS, 1, seed=0)
     write_docbin([docs[i] for i in chosen], out / "seed.spacy")
     write_docbin([docs[i] for i in chosen if docs[i].cats["shipping"] == 0.0], out / "seed_no_shipping.spacy")
     return out
@@ -195,7 +196,7 @@ def test_unreachable_teacher_fails_before_the_seed_round(corpus, tmp_path):
 
 
 def test_teacher_check_is_one_get_and_can_be_skipped(corpus, tmp_path):
-    responder = PoolResponder(ROOT / "assets/demo/textcat/train.jsonl", "textcat", LABELS)
+    responder = PoolResponder(ROOT / "assets/demo/textcat/train.jsonl", get_task("textcat"), LABELS)
     with FakeOpenAIServer(responder) as server:
         config = load_config(CFG, ov(corpus, **{"evokd.teacher.model.base_url": server.base_url}), teacher=LOCAL)
         EvoKDLoop(config, tmp_path / "run", echo=lambda _: None)
@@ -210,7 +211,7 @@ def test_teacher_check_is_one_get_and_can_be_skipped(corpus, tmp_path):
 
 
 def test_check_reachable_on_the_model():
-    responder = PoolResponder(ROOT / "assets/demo/textcat/train.jsonl", "textcat", LABELS)
+    responder = PoolResponder(ROOT / "assets/demo/textcat/train.jsonl", get_task("textcat"), LABELS)
     with FakeOpenAIServer(responder) as server:
         OpenAICompatible(name="m", base_url=server.base_url, api_key_env=None).check_reachable()
         assert server.gets == ["/v1/models"]
@@ -244,7 +245,7 @@ def test_seed_without_a_configured_label_is_refused(corpus, tmp_path):
 def test_extra_train_can_supply_the_missing_label(corpus, tmp_path):
     """Round 0 trains on seed + extra_train: a label found in the extra data is covered."""
     nlp = spacy.blank("en")
-    docs = jsonl_to_docs(ROOT / "assets/demo/textcat/train.jsonl", "textcat", nlp)
+    docs = jsonl_to_docs(ROOT / "assets/demo/textcat/train.jsonl", get_task("textcat"), nlp)
     write_docbin([d for d in docs if d.cats["shipping"] == 1.0][:2], tmp_path / "extra.spacy")
     config = load_config(CFG, ov(corpus, **{"paths.train": str(corpus / "seed_no_shipping.spacy"),
                                             "evokd.extra_train": str(tmp_path / "extra.spacy")}))  # fmt: skip

@@ -11,6 +11,7 @@ import pytest
 import spacy
 
 from spacy_evokd.parsing import parse_generation, parse_labels
+from spacy_evokd.tasks import get_task
 from spacy_evokd.validation import Validator, normalise
 
 TC = ["account", "billing", "product_question", "shipping", "technical"]
@@ -86,14 +87,14 @@ GENERATION = [
 
 
 def validate(task, samples, seen=None):
-    v = Validator(spacy.blank("en"), task, TC if task == "textcat" else NER, max_chars=500, blocked_texts=[DEV])
+    v = Validator(spacy.blank("en"), get_task(task), TC if task == "textcat" else NER, max_chars=500, blocked_texts=[DEV])
     return v.validate(samples, {normalise(SEEN)} if seen is None else seen)
 
 
 @pytest.mark.parametrize("case,task,answer,accepted,reasons", GENERATION, ids=[c[0] for c in GENERATION])
 def test_generation_catalogue(case, task, answer, accepted, reasons):
     labels = TC if task == "textcat" else NER
-    samples, rejected = parse_generation(answer, task, labels, with_labels=True, n_hard=2, n_easy=2, prompt=PROMPT)
+    samples, rejected = parse_generation(answer, get_task(task), labels, with_labels=True, n_hard=2, n_easy=2, prompt=PROMPT)
     docs, invalid = validate(task, samples)
     rejected.update(invalid)
     got = [(d.text, max(d.cats, key=d.cats.get) if task == "textcat" else [(e.start_char, e.end_char, e.label_) for e in d.ents])
@@ -118,7 +119,7 @@ LABELLING = [
 @pytest.mark.parametrize("case,answer,labels,reasons", LABELLING, ids=[c[0] for c in LABELLING])
 def test_labelling_catalogue(case, answer, labels, reasons):
     texts = ["Where is my parcel now?", "Why was I charged twice?"]
-    samples, rejected = parse_labels(answer, texts, "textcat", TC)
+    samples, rejected = parse_labels(answer, texts, get_task("textcat"), TC)
     docs, invalid = validate("textcat", samples, seen=set())
     rejected.update(invalid)
     assert [max(d.cats, key=d.cats.get) for d in docs] == labels

@@ -14,6 +14,7 @@ import pytest
 from spacy_evokd.cache import UsageLedger
 from spacy_evokd.data import read_docbin
 
+from spacy_evokd.tasks import get_task
 from spacy_evokd.testing.responder import PoolResponder
 from spacy_evokd.testing.server import FakeOpenAIServer
 from .test_loop import ROOT, corpus, overrides  # noqa: F401  (the corpus fixture)
@@ -43,7 +44,7 @@ def comparable(run: Path):
 
 def test_twenty_random_kills_change_nothing(corpus, tmp_path):
     rng = random.Random(7)
-    with FakeOpenAIServer(PoolResponder(ROOT / "assets/demo/textcat/train.jsonl", "textcat", LABELS)) as server:
+    with FakeOpenAIServer(PoolResponder(ROOT / "assets/demo/textcat/train.jsonl", get_task("textcat"), LABELS)) as server:
         ov = overrides(corpus, "textcat", **{
             "evokd.rounds": 4, "evokd.teacher.model.base_url": server.base_url,
             "evokd.teacher.model.name": "test-llm", "evokd.teacher.model.api_key_env": "null",

@@ -17,6 +17,7 @@ from confection import Config
 from spacy_evokd.config import ConfigError
 from spacy_evokd.data import DataError, read_docbin
 from spacy_evokd.loop import evolve
+from spacy_evokd.tasks import get_task
 
 ROOT = Path(__file__).parent.parent
 BUDGET = 3000  # tokens a round in the auto test: about what 8 samples cost with the local server's answers
@@ -242,7 +243,7 @@ def test_two_rounds_with_llm_teacher_on_local_server(corpus, tmp_path, task, mon
     caplog.set_level("DEBUG")
     cfg = ROOT / f"configs/{task}_fast.cfg"
     labels = load_config(cfg, {})["evokd"]["labels"]
-    responder = PoolResponder(ROOT / f"assets/demo/{task}/train.jsonl", task, labels)
+    responder = PoolResponder(ROOT / f"assets/demo/{task}/train.jsonl", get_task(task), labels)
     lines = []
     with FakeOpenAIServer(responder) as server:
         ov = overrides(corpus, task, **{
@@ -297,7 +298,7 @@ def test_teacher_outage_stops_with_a_clear_message_and_resumes(corpus, tmp_path)
 
     cfg = ROOT / "configs/textcat_bow.cfg"
     labels = load_config(cfg, {})["evokd"]["labels"]
-    with FakeOpenAIServer(PoolResponder(ROOT / "assets/demo/textcat/train.jsonl", "textcat", labels)) as server:
+    with FakeOpenAIServer(PoolResponder(ROOT / "assets/demo/textcat/train.jsonl", get_task("textcat"), labels)) as server:
         ov = overrides(corpus, "textcat", **{
             "evokd.teacher.model.base_url": server.base_url, "evokd.teacher.model.name": "test-llm",
             "evokd.teacher.model.api_key_env": None, "evokd.teacher.model.backoff": 0.01,
@@ -339,7 +340,7 @@ def test_budget_stops_before_the_request_that_would_exceed_it(corpus, tmp_path, 
     cfg = ROOT / "configs/textcat_bow.cfg"
     labels = load_config(cfg, {})["evokd"]["labels"]
     limit = 4000 if budget == "evokd.max_tokens" else 0.004  # ~ 4000 tokens at $1 per million
-    with FakeOpenAIServer(PoolResponder(ROOT / "assets/demo/textcat/train.jsonl", "textcat", labels)) as server:
+    with FakeOpenAIServer(PoolResponder(ROOT / "assets/demo/textcat/train.jsonl", get_task("textcat"), labels)) as server:
         ov = overrides(corpus, "textcat", **{
             "evokd.teacher.model.base_url": server.base_url, "evokd.teacher.model.name": "test-llm",
             "evokd.teacher.model.api_key_env": None, "evokd.teacher.model.price_input_per_mtok": 1.0,
@@ -474,7 +475,7 @@ def test_auto_source_with_the_student_brief_plans_within_the_round_budget(corpus
 
     cfg = ROOT / "configs/textcat_bow.cfg"
     labels = load_config(cfg, {})["evokd"]["labels"]
-    responder = PoolResponder(ROOT / "assets/demo/textcat/train.jsonl", "textcat", labels)
+    responder = PoolResponder(ROOT / "assets/demo/textcat/train.jsonl", get_task("textcat"), labels)
     with FakeOpenAIServer(responder) as server:
         ov = overrides(corpus, "textcat", **{
             "evokd.teacher.model.base_url": server.base_url, "evokd.teacher.model.name": "test-llm",
@@ -509,7 +510,7 @@ def test_run_budget_hit_with_nothing_valid_commits_the_round_and_a_resume_does_n
 
     cfg = ROOT / "configs/textcat_bow.cfg"
     labels = load_config(cfg, {})["evokd"]["labels"]
-    with FakeOpenAIServer(PoolResponder(ROOT / "assets/demo/textcat/train.jsonl", "textcat", labels)) as server:
+    with FakeOpenAIServer(PoolResponder(ROOT / "assets/demo/textcat/train.jsonl", get_task("textcat"), labels)) as server:
         ov = overrides(corpus, "textcat", **{
             "evokd.teacher.model.base_url": server.base_url, "evokd.teacher.model.name": "test-llm",
             "evokd.teacher.model.api_key_env": None, "evokd.max_tokens": 1, "evokd.rounds": 2,

@@ -54,7 +54,7 @@ def test_jsonl_round_trip(tmp_path):
     rows = [{"text": "Charged twice and the parcel is late.", "labels": ["billing", "shipping"]},
             {"text": "I can't log in.", "labels": ["account"]}]  # fmt: skip
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    docs = jsonl_to_docs(path, "textcat_multilabel", spacy.blank("en"), LABELS)
+    docs = jsonl_to_docs(path, get_task("textcat_multilabel"), spacy.blank("en"), LABELS)
     # every label of the set is on every gold Doc, as 1.0 or 0.0
     assert docs[0].cats == {"account": 0.0, "billing": 1.0, "product_question": 0.0, "shipping": 1.0, "technical": 0.0}
     write_docbin(docs, tmp_path / "d.spacy")
@@ -78,7 +78,7 @@ def test_bad_record_names_file_and_line(tmp_path, record, message):
     good = json.dumps({"text": "I can't log in.", "labels": ["account"]})
     path.write_text(good + "\n\n" + json.dumps(record) + "\n")
     with pytest.raises(DataError, match=f"^{path}:3: .*{message}".replace("(", r"\(").replace(")", r"\)")):
-        jsonl_to_docs(path, "textcat_multilabel", spacy.blank("en"), LABELS)
+        jsonl_to_docs(path, get_task("textcat_multilabel"), spacy.blank("en"), LABELS)
 
 
 # -- scoring
@@ -148,7 +148,7 @@ def test_bare_and_single_object_answers():
     samples, rejected = parse_labels('{"id": 2, "labels": ["account"]}', texts, task, LABELS)
     assert [(s.text, s.labels) for s in samples] == [(texts[1], ["account"])] and rejected == Counter(unlabelled=1)
     # textcat keeps reading a top-level "labels" list as one label per text
-    samples, _ = parse_labels('{"labels": ["billing", "account"]}', texts, "textcat", LABELS)
+    samples, _ = parse_labels('{"labels": ["billing", "account"]}', texts, get_task("textcat"), LABELS)
     assert [s.label for s in samples] == ["billing", "account"]
 
 

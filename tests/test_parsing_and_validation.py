@@ -6,6 +6,7 @@ import pytest
 import spacy
 
 from spacy_evokd.parsing import align_entities, extract_json, normalise_label, parse_generation, parse_labels
+from spacy_evokd.tasks import get_task
 from spacy_evokd.ty import Sample
 from spacy_evokd.validation import Validator, normalise
 
@@ -20,34 +21,34 @@ NER = ["LOC", "ORG", "PER", "PRODUCT"]
     "Hard samples:\n1. \"a b\"\n\nEasy samples:\n- c d\nThese should help the student.",
 ])
 def test_generation_forms_are_read(answer):
-    samples, rejected = parse_generation(answer, "textcat", TC, n_hard=2, n_easy=2)
+    samples, rejected = parse_generation(answer, get_task("textcat"), TC, n_hard=2, n_easy=2)
     assert [(s.text, s.intent) for s in samples] == [("a b", "hard"), ("c d", "easy")]
     assert not rejected
 
 
 @pytest.mark.parametrize("answer", ["", "I cannot help with that.", '{"hard": [', "```json\n{broken\n```"])
 def test_malformed_generation_is_counted(answer):
-    samples, rejected = parse_generation(answer, "textcat", TC, n_hard=2, n_easy=2)
+    samples, rejected = parse_generation(answer, get_task("textcat"), TC, n_hard=2, n_easy=2)
     assert samples == [] and rejected == Counter(malformed_answer=1)
 
 
 def test_generation_extra_items_and_non_strings():
     answer = json.dumps({"hard": ["one two", 5, {"txt": "x"}, "three four"], "easy": ["e1 e2", "e3 e4", "e5 e6"]})
-    samples, rejected = parse_generation(answer, "textcat", TC, n_hard=4, n_easy=2)
+    samples, rejected = parse_generation(answer, get_task("textcat"), TC, n_hard=4, n_easy=2)
     assert [s.text for s in samples] == ["one two", "three four", "e1 e2", "e3 e4"]
     assert rejected == Counter(malformed_item=2, too_many=1)
 
 
 def test_generation_with_labels_textcat_and_ner():
     tc = json.dumps({"hard": [{"text": "Where is my parcel?", "label": "Shipping"}], "easy": ["no label here"]})
-    samples, rejected = parse_generation(tc, "textcat", TC, with_labels=True)
+    samples, rejected = parse_generation(tc, get_task("textcat"), TC, with_labels=True)
     assert [(s.text, s.label) for s in samples] == [("Where is my parcel?", "shipping")]
     assert rejected == Counter(missing_label=1)
     ner = json.dumps({"hard": [
         {"text": "Anna flew to Paris.", "entities": [{"text": "Anna", "label": "per"}, {"text": "Paris", "label": "LOC"}]},
         {"text": "Bob likes tea.", "entities": [{"text": "Robert", "label": "PER"}]},
     ]})  # fmt: skip
-    samples, rejected = parse_generation(ner, "ner", NER, with_labels=True)
+    samples, rejected = parse_generation(ner, get_task("ner"), NER, with_labels=True)
     assert [(s.text, s.entities) for s in samples] == [("Anna flew to Paris.", [(0, 4, "PER"), (13, 18, "LOC")])]
     assert rejected == Counter(unalignable_entity=1)
 
@@ -75,17 +76,17 @@ def test_entity_alignment_rules():
 def test_labels_with_ids_positional_and_lines():
     texts = ["refund please", "parcel late", "app crashes"]
     by_id = '[{"id": 2, "label": "shipping"}, {"id": 1, "label": "Billing"}, {"id": 3, "label": "refunds"}]'
-    samples, rejected = parse_labels(by_id, texts, "textcat", TC)
+    samples, rejected = parse_labels(by_id, texts, get_task("textcat"), TC)
     assert [(s.text, s.label) for s in samples] == [("refund please", "billing"), ("parcel late", "shipping"),
                                                     ("app crashes", "refunds")]  # fmt: skip
     assert not rejected  # "refunds" is the validator's to reject
-    samples, _ = parse_labels('["billing", "shipping", "technical"]', texts, "textcat", TC)
+    samples, _ = parse_labels('["billing", "shipping", "technical"]', texts, get_task("textcat"), TC)
     assert [s.label for s in samples] == ["billing", "shipping", "technical"]
-    samples, rejected = parse_labels('["billing", "shipping"]', texts, "textcat", TC)  # count mismatch
+    samples, rejected = parse_labels('["billing", "shipping"]', texts, get_task("textcat"), TC)  # count mismatch
     assert samples == [] and rejected == Counter(malformed_answer=1, unlabelled=3)
-    samples, rejected = parse_labels("1. billing\n2) shipping\nI am unsure about 3.", texts, "textcat", TC)
+    samples, rejected = parse_labels("1. billing\n2) shipping\nI am unsure about 3.", texts, get_task("textcat"), TC)
     assert [s.label for s in samples] == ["billing", "shipping"] and rejected == Counter(unlabelled=1)
-    samples, rejected = parse_labels("no idea", texts, "textcat", TC)
+    samples, rejected = parse_labels("no idea", texts, get_task("textcat"), TC)
     assert samples == [] and rejected == Counter(malformed_answer=1, unlabelled=3)
 
 
@@ -93,7 +94,7 @@ def test_ner_labels():
     texts = ["Anna works at Acme Corp.", "Nothing to see."]
     answer = ('```json\n[{"id": 1, "entities": [{"text": "Anna", "label": "PER"}, {"text": "Acme Corp", '
               '"label": "ORG"}]}, {"id": 2, "entities": []}]\n```')  # fmt: skip
-    samples, rejected = parse_labels(answer, texts, "ner", NER)
+    samples, rejected = parse_labels(answer, texts, get_task("ner"), NER)
     assert [s.entities for s in samples] == [[(0, 4, "PER"), (14, 23, "ORG")], []] and not rejected
 
 
@@ -111,7 +112,7 @@ def nlp():
 
 
 def test_textcat_validation_reasons(nlp):
-    v = Validator(nlp, "textcat", TC, max_chars=60, blocked_texts=["My parcel is LATE  again"])
+    v = Validator(nlp, get_task("textcat"), TC, max_chars=60, blocked_texts=["My parcel is LATE  again"])
     seen = {normalise("already in the seed set")}
     samples = [
         Sample("  I was charged twice  ", label="billing", intent="hard"),  # repaired: stripped
@@ -138,7 +139,7 @@ def test_textcat_validation_reasons(nlp):
 
 
 def test_ner_validation_reasons(nlp):
-    v = Validator(nlp, "ner", NER)
+    v = Validator(nlp, get_task("ner"), NER)
     text = "Anna visited Berlin with Acme."
     docs, rejected = v.validate([
         Sample(text, entities=[(0, 4, "PER"), (13, 19, "LOC")]),
@@ -156,7 +157,7 @@ def test_ner_validation_reasons(nlp):
 
 
 def test_stripping_shifts_entity_offsets(nlp):
-    docs, rejected = Validator(nlp, "ner", NER).validate([Sample("  Anna sings.", entities=[(2, 6, "PER")])], set())
+    docs, rejected = Validator(nlp, get_task("ner"), NER).validate([Sample("  Anna sings.", entities=[(2, 6, "PER")])], set())
     assert not rejected and [(e.text, e.start_char) for e in docs[0].ents] == [("Anna", 0)]
 
 
@@ -188,12 +189,12 @@ def test_normalise_folds_look_alike_letters_marks_and_invisible_fillers():
 
 def test_look_alike_copies_of_dev_texts_are_leaks_and_of_earlier_texts_duplicates():
     nlp = spacy.blank("en")
-    v = Validator(nlp, "textcat", TC, blocked_texts=[DEV_TEXT])
+    v = Validator(nlp, get_task("textcat"), TC, blocked_texts=[DEV_TEXT])
     docs, rejected = v.validate([Sample(t, label="billing") for t in LOOK_ALIKES], set())
     # U+200B is an invisible character (rejected before the leak check), the others are leaks
     assert docs == [] and rejected == Counter(leak_dev_test=5, invisible_characters=1)
     seen = set()
-    docs, rejected = Validator(nlp, "textcat", TC).validate([Sample(t, label="billing") for t in [DEV_TEXT] + LOOK_ALIKES[:4]], seen)
+    docs, rejected = Validator(nlp, get_task("textcat"), TC).validate([Sample(t, label="billing") for t in [DEV_TEXT] + LOOK_ALIKES[:4]], seen)
     assert [d.text for d in docs] == [DEV_TEXT] and rejected == Counter(duplicate=4)
 
 

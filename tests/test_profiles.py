@@ -11,6 +11,7 @@ import spacy
 from spacy_evokd import student
 from spacy_evokd.config import load_config
 from spacy_evokd.data import jsonl_to_docs, write_docbin
+from spacy_evokd.tasks import get_task
 
 ROOT = Path(__file__).parent.parent
 TASKS = ("textcat", "textcat_multilabel", "ner")
@@ -34,7 +35,7 @@ def test_a_profile_is_the_config_named_by_its_model(task, profile):
 
 def _seed(task: str, path: Path, n: int) -> Path:
     nlp = spacy.blank("en")
-    docs = jsonl_to_docs(ROOT / f"assets/demo/{task}/train.jsonl", task, nlp)[:n]
+    docs = jsonl_to_docs(ROOT / f"assets/demo/{task}/train.jsonl", get_task(task), nlp)[:n]
     write_docbin(docs, path)
     return path
 

@@ -68,6 +68,7 @@ def test_one_round_with_the_real_teacher(llm_server, corpus, tmp_path, task):
     from spacy_evokd.config import load_config
     from spacy_evokd.data import read_docbin
     from spacy_evokd.loop import evolve
+    from spacy_evokd.tasks import get_task
     from spacy_evokd.ty import Sample
     from spacy_evokd.validation import Validator
 
@@ -91,7 +92,7 @@ def test_one_round_with_the_real_teacher(llm_server, corpus, tmp_path, task):
     nlp = spacy.blank("en")
     docs = read_docbin(tmp_path / "run/rounds/round_001.spacy", nlp.vocab)
     assert len(docs) == record["accepted"]
-    validator = Validator(nlp, task, labels, max_chars=1000)
+    validator = Validator(nlp, get_task(task), labels, max_chars=1000)
     seen = set()
     for d in docs:
         if task == "textcat":

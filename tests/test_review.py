@@ -20,6 +20,7 @@ from spacy_evokd.data import DataError, doc_to_gold_sample, infer_labels, jsonl_
 from spacy_evokd.loop import evolve
 from spacy_evokd.review import export_run, import_review, removed_texts
 from spacy_evokd.run_files import RunDirError, hold_run_dir
+from spacy_evokd.tasks import get_task
 
 ROOT = Path(__file__).parent.parent
 ID = re.compile(r"r001-\d{4}-[0-9a-f]{12}")
@@ -36,13 +37,13 @@ def _overrides(corpus: Path, task: str, rounds: int = 1):
 
 def _corpus(task: str, out: Path) -> Path:
     """Demo splits as DocBins + a 1-shot seed."""
-    nlp = spacy.blank("en")
+    nlp, task_obj = spacy.blank("en"), get_task(task)
     for split in ("train", "dev", "test"):
-        docs = jsonl_to_docs(ROOT / f"assets/demo/{task}/{split}.jsonl", task, nlp)
+        docs = jsonl_to_docs(ROOT / f"assets/demo/{task}/{split}.jsonl", task_obj, nlp)
         write_docbin(docs, out / f"{split}.spacy")
         if split == "train":
-            samples = [doc_to_gold_sample(d, task) for d in docs]
-            chosen = kshot(samples, task, infer_labels(samples, task), 1, 0)
+            samples = [doc_to_gold_sample(d, task_obj) for d in docs]
+            chosen = kshot(samples, task_obj, infer_labels(samples, task_obj), 1, 0)
             write_docbin([docs[i] for i in chosen], out / "seed.spacy")
     return out
 

@@ -16,6 +16,7 @@ from spacy_evokd.cache import UsageLedger
 from spacy_evokd.loop import RunState, evolve
 from spacy_evokd.run_files import RunDirError, hold_run_dir
 
+from spacy_evokd.tasks import get_task
 from spacy_evokd.testing.responder import PoolResponder
 from spacy_evokd.testing.server import FakeOpenAIServer
 from .test_loop import ROOT, check_run, corpus, overrides  # noqa: F401  (the corpus fixture)
@@ -65,7 +66,7 @@ def test_second_evolve_on_the_same_directory_is_refused_and_the_first_is_untouch
     """Two real `evolve` processes on one OUTPUT_DIR (LLM teacher on the local test server, so
     the usage ledger has rows to lose). Then `select` on a directory another process holds."""
     run = tmp_path / "run"
-    responder = PoolResponder(ROOT / "assets/demo/textcat/train.jsonl", "textcat", LABELS)
+    responder = PoolResponder(ROOT / "assets/demo/textcat/train.jsonl", get_task("textcat"), LABELS)
     with FakeOpenAIServer(responder) as server:
         ov = overrides(corpus, "textcat", **{
             "evokd.teacher.model.base_url": server.base_url, "evokd.teacher.model.name": "test-llm",

@@ -2,6 +2,7 @@
 import pytest
 
 from spacy_evokd.student import score
+from spacy_evokd.tasks import get_task
 from spacy_evokd.ty import Judged, Sample
 from spacy_evokd.weakness import build_report, window
 
@@ -12,7 +13,7 @@ def tc(gold, pred, text="t"):
 
 def test_textcat_macro_f_and_accuracy():
     judged = [tc("a", "a"), tc("a", "b"), tc("b", "b"), tc("b", "b")]
-    s = score(judged, "textcat", ["a", "b"])
+    s = score(judged, get_task("textcat"), ["a", "b"])
     # a: p=1 r=.5 f=.667 ; b: p=.667 r=1 f=.8
     assert s["per_label"]["a"]["f"] == pytest.approx(2 / 3)
     assert s["per_label"]["b"]["f"] == pytest.approx(0.8)
@@ -24,7 +25,7 @@ def test_ner_strict_entity_f1():
     text = "Tim Cook runs Apple in Cupertino"
     gold = [(0, 8, "PER"), (14, 19, "ORG"), (23, 32, "LOC")]
     pred = [(4, 8, "PER"), (14, 19, "ORG"), (23, 32, "ORG")]  # partial span, wrong label
-    s = score([Judged(Sample(text, entities=gold), Sample(text, entities=pred))], "ner", ["LOC", "ORG", "PER"])
+    s = score([Judged(Sample(text, entities=gold), Sample(text, entities=pred))], get_task("ner"), ["LOC", "ORG", "PER"])
     assert s["ents_p"] == pytest.approx(1 / 3) and s["ents_r"] == pytest.approx(1 / 3)
     assert s["per_label"]["PER"]["f"] == 0.0 and s["per_label"]["ORG"]["r"] == 1.0
     assert s["per_label"]["ORG"]["p"] == 0.5
@@ -33,7 +34,7 @@ def test_ner_strict_entity_f1():
 def test_report_splits_correct_and_wrong_and_counts_confusions():
     judged = [tc("a", "a", "1"), tc("a", "b", "2"), tc("a", "b", "3"), tc("b", "b", "4")]
     dev = {"score": 0.5, "macro_f": 0.5, "per_label": {"a": {"f": 0.2}, "b": {"f": 0.8}}}
-    r = build_report("textcat", ["a", "b"], dev, judged, "the seed data")
+    r = build_report(get_task("textcat"), ["a", "b"], dev, judged, "the seed data")
     assert [j.gold.text for j in r.wrong] == ["2", "3"] and len(r.correct) == 2
     assert r.confusions == {("a", "b"): 2}
     assert r.overall["macro_f"] == 0.5 and r.per_label["a"]["f"] == 0.2
@@ -44,5 +45,5 @@ def test_report_splits_correct_and_wrong_and_counts_confusions():
 def test_ner_confusions_mark_missed_and_spurious():
     text = "Ann met Bob"
     judged = [Judged(Sample(text, entities=[(0, 3, "PER"), (8, 11, "PER")]), Sample(text, entities=[(0, 3, "ORG"), (4, 7, "LOC")]))]
-    r = build_report("ner", ["LOC", "ORG", "PER"], {"per_label": {}}, judged, "x")
+    r = build_report(get_task("ner"), ["LOC", "ORG", "PER"], {"per_label": {}}, judged, "x")
     assert r.confusions == {("PER", "ORG"): 1, ("PER", "O"): 1, ("O", "LOC"): 1}

@@ -9,7 +9,8 @@ import pytest
 import spacy
 
 from spacy_evokd.data import read_docbin
-from spacy_evokd.selection import AdaptiveThreshold, Selector, run_selection, sample_class, stream_texts
+from spacy_evokd.selection import AdaptiveThreshold, Selector, run_selection, stream_texts
+from spacy_evokd.tasks import get_task
 from spacy_evokd.ty import Sample
 from spacy_evokd.uncertainty import entropy, marginal_uncertainty
 
@@ -66,8 +67,9 @@ def test_signals():
     assert marginal_uncertainty({(0, 1, "PER"): 0.5, (2, 3, "LOC"): 0.99}) == pytest.approx(1.0)
     assert marginal_uncertainty({(0, 1, "PER"): 0.99}) == pytest.approx(0.02)
     assert marginal_uncertainty({}) == 0.0
-    assert sample_class(Sample("a b", entities=[(0, 1, "PER"), (2, 3, "LOC"), (4, 5, "LOC")]), "ner") == "LOC"
-    assert sample_class(Sample("a b", entities=[]), "ner") == "O"
+    ner = get_task("ner")
+    assert ner.sample_class(Sample("a b", entities=[(0, 1, "PER"), (2, 3, "LOC"), (4, 5, "LOC")])) == "LOC"
+    assert ner.sample_class(Sample("a b", entities=[])) == "O"
 
 
 def test_stream_texts_is_lazy_and_names_bad_lines(tmp_path):
@@ -132,12 +134,12 @@ def test_llm_teacher_pseudo_labels_with_logprobs_or_agreement(logprobs, tmp_path
     from spacy_evokd.testing.server import FakeOpenAIServer
 
     labels = ["account", "billing", "product_question", "shipping", "technical"]
-    responder = PoolResponder(ROOT / "assets/demo/textcat/train.jsonl", "textcat", labels, mischief=False)
+    responder = PoolResponder(ROOT / "assets/demo/textcat/train.jsonl", get_task("textcat"), labels, mischief=False)
     texts = [s.text for s in responder.pool[:4]]
     with FakeOpenAIServer(responder, logprobs=logprobs) as server:
         model = OpenAICompatible(name="t", base_url=server.base_url, api_key_env=None)
         model.cache = ResponseCache(tmp_path / "c.sqlite")
-        teacher = LLMTeacher(model, "textcat", labels)
+        teacher = LLMTeacher(model, get_task("textcat"), labels)
         out = teacher.pseudo_label(texts, k=3)
         bodies = [r["body"] for r in server.requests]
     assert [s.label for s in out.samples] == [s.label for s in responder.pool[:4]]
@@ -163,10 +165,10 @@ def tiny_student(tmp_path_factory):
     out = tmp_path_factory.mktemp("tiny")
     nlp = spacy.blank("en")
     train = ROOT / "assets/demo/textcat/train.jsonl"
-    docs = jsonl_to_docs(train, "textcat", nlp)
+    docs = jsonl_to_docs(train, get_task("textcat"), nlp)
     labels = sorted({l for d in docs for l, v in d.cats.items() if v})
-    write_docbin([docs[i] for i in kshot(load_samples(train, "textcat"), "textcat", labels, 1, seed=0)], out / "seed.spacy")
-    write_docbin(jsonl_to_docs(ROOT / "assets/demo/textcat/dev.jsonl", "textcat", nlp), out / "dev.spacy")
+    write_docbin([docs[i] for i in kshot(load_samples(train, get_task("textcat")), get_task("textcat"), labels, 1, seed=0)], out / "seed.spacy")
+    write_docbin(jsonl_to_docs(ROOT / "assets/demo/textcat/dev.jsonl", get_task("textcat"), nlp), out / "dev.spacy")
     cfg = load_config(ROOT / "configs/textcat_bow.cfg", {"training.max_steps": 5, "training.eval_frequency": 5})
     return student.train(cfg, out / "seed.spacy", out / "dev.spacy", out / "student"), out / "dev.spacy"
 

@@ -4,6 +4,7 @@ import logging
 
 import pytest
 
+from spacy_evokd.tasks import get_task
 from spacy_evokd.ty import RoundContext, Teacher, WeaknessReport
 from spacy_evokd.teachers.simulated import SimulatedTeacher
 
@@ -21,7 +22,7 @@ def report(f):
 
 
 def test_hard_samples_come_from_weak_labels(pool):
-    t = SimulatedTeacher(str(pool), "textcat", ["a", "b", "c"], seed=0)
+    t = SimulatedTeacher(str(pool), get_task("textcat"), ["a", "b", "c"], seed=0)
     assert isinstance(t, Teacher) and t.simulated and "simulated" in t.name
     analysis = t.analyse(report({"a": 0.1, "b": 0.9, "c": 0.95}), [])
     assert "simulated" in analysis.text and "No LLM" in analysis.text
@@ -34,10 +35,10 @@ def test_hard_samples_come_from_weak_labels(pool):
 
 
 def test_label_uses_pool_gold_and_noise(pool):
-    t = SimulatedTeacher(str(pool), "textcat", ["a", "b", "c"], seed=0)
+    t = SimulatedTeacher(str(pool), get_task("textcat"), ["a", "b", "c"], seed=0)
     out = t.label(["a text number 1", "never seen"])
     assert [s.label for s in out.samples] == ["a"] and out.rejected == {"unknown_text": 1}
-    noisy = SimulatedTeacher(str(pool), "textcat", ["a", "b", "c"], label_noise=1.0, seed=0)
+    noisy = SimulatedTeacher(str(pool), get_task("textcat"), ["a", "b", "c"], label_noise=1.0, seed=0)
     assert all(s.label != "b" for s in noisy.label([f"b text number {i}" for i in range(10)]).samples)
 
 
@@ -46,13 +47,13 @@ def test_rounds_are_reproducible_after_restart(pool):
         t.begin_round(RoundContext(round=2, seen_texts=["a text number 0"]))
         return [s.text for s in t.propose(t.analyse(report({"a": 0.5, "b": 0.5, "c": 0.5}), []), 3, 3).samples]
 
-    first = draw(SimulatedTeacher(str(pool), "textcat", ["a", "b", "c"], seed=7))
-    assert first == draw(SimulatedTeacher(str(pool), "textcat", ["a", "b", "c"], seed=7))
+    first = draw(SimulatedTeacher(str(pool), get_task("textcat"), ["a", "b", "c"], seed=7))
+    assert first == draw(SimulatedTeacher(str(pool), get_task("textcat"), ["a", "b", "c"], seed=7))
     assert "a text number 0" not in first
 
 
 def test_log_lines_say_simulated(pool, caplog):
-    t = SimulatedTeacher(str(pool), "textcat", ["a", "b", "c"])
+    t = SimulatedTeacher(str(pool), get_task("textcat"), ["a", "b", "c"])
     with caplog.at_level(logging.INFO, logger="spacy_evokd.teacher"):
         t.label(t.propose(t.analyse(report({}), []), 1, 1).samples and ["a text number 3"])
     assert caplog.records and all("[simulated teacher]" in r.getMessage() for r in caplog.records)
@@ -81,7 +82,7 @@ def test_near_wrong_hard_samples_are_the_pool_texts_nearest_to_the_wrong_ones(tm
     nlp.to_disk(tmp_path / "student")
     rep = WeaknessReport("textcat", ["a", "b", "c"], {l: {"f": 0.5} for l in "abc"}, {},
                          [], [Judged(Sample(wrong, label="a"), Sample(wrong, label="b"))])  # fmt: skip
-    t = SimulatedTeacher(str(pool), "textcat", ["a", "b", "c"], seed=0, hard_from="near_wrong")
+    t = SimulatedTeacher(str(pool), get_task("textcat"), ["a", "b", "c"], seed=0, hard_from="near_wrong")
     assert "nearest to the student's wrong samples" in t.name and t.simulated
     t.begin_round(RoundContext(round=1, seen_texts=[wrong], student=tmp_path / "student"))
     hard = [s for s in t.propose(t.analyse(rep, []), n_hard=1, n_easy=2).samples if s.intent == "hard"]
@@ -89,4 +90,4 @@ def test_near_wrong_hard_samples_are_the_pool_texts_nearest_to_the_wrong_ones(tm
     t.begin_round(RoundContext(round=1, seen_texts=[wrong]))  # no student: drawn by label, still a hard sample
     assert len([s for s in t.propose(t.analyse(rep, []), n_hard=3, n_easy=0).samples if s.intent == "hard"]) == 3
     with pytest.raises(ValueError, match="hard_from must be one of weak_labels, near_wrong"):
-        SimulatedTeacher(str(pool), "textcat", ["a", "b", "c"], hard_from="nearest")
+        SimulatedTeacher(str(pool), get_task("textcat"), ["a", "b", "c"], hard_from="nearest")

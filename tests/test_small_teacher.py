@@ -11,6 +11,7 @@ import pytest
 import spacy
 
 from spacy_evokd.parsing import normalise_label, parse_generation, parse_labels
+from spacy_evokd.tasks import get_task
 from spacy_evokd.ty import Judged, RoundContext, Sample
 from spacy_evokd.teachers.llm import SHOWN_TEXT_CHARS, SHOWN_TEXTS, SHOWN_TEXTS_CHARS, LLMTeacher, recent_texts
 from spacy_evokd.untrusted import HISTORY_MAX_CHARS, bound_history
@@ -27,7 +28,7 @@ DEFS = {"shipping": "delivery status, delays, tracking, addresses, parcels damag
 
 
 def validate(task, labels, texts_or_samples, seen=(), definitions=None):
-    v = Validator(spacy.blank("en"), task, labels, max_chars=500, definitions=definitions)
+    v = Validator(spacy.blank("en"), get_task(task), labels, max_chars=500, definitions=definitions)
     samples = [s if isinstance(s, Sample) else Sample(s, label=labels[0]) for s in texts_or_samples]
     docs, rejected = v.validate(samples, {normalise(t) for t in seen})
     return [d.text for d in docs], rejected
@@ -101,7 +102,7 @@ def test_label_leak(case, labels, text, leak):
                                   "<entity as written>", "[sentence]"])  # fmt: skip
 def test_placeholders_are_not_sent_on_to_labelling(text):
     answer = json.dumps({"hard": [{"text": text, "label": "billing"}, {"text": "Where is my order from May?", "label": "shipping"}]})
-    samples, rejected = parse_generation(answer, "textcat", TC, with_labels=False, n_hard=2, n_easy=0)
+    samples, rejected = parse_generation(answer, get_task("textcat"), TC, with_labels=False, n_hard=2, n_easy=0)
     assert [s.text for s in samples] == ["Where is my order from May?"] and rejected == Counter(placeholder=1)
     assert validate("textcat", TC, [text])[1] == Counter(placeholder=1)  # and the validator's own check
 
@@ -125,13 +126,13 @@ def test_labels_copied_with_their_definition(written, label):
 
 def test_labelling_answer_with_definitions_as_labels_is_accepted():
     answer = '{"answers": [{"id": 1, "label": "account: login, password"}, {"id": 2, "label": "billing - charges"}]}'
-    samples, rejected = parse_labels(answer, ["I can't log in", "I was charged twice"], "textcat", TC)
+    samples, rejected = parse_labels(answer, ["I can't log in", "I was charged twice"], get_task("textcat"), TC)
     assert [s.label for s in samples] == ["account", "billing"] and not rejected
 
 
 def test_ner_answer_with_each_object_in_its_own_list():
     answer = '[[{"id": 1, "entities": [{"text": "Anna", "label": "PER"}]}], [{"id": 2, "entities": []}]]'
-    samples, rejected = parse_labels(answer, ["Anna sings.", "It rains."], "ner", NER)
+    samples, rejected = parse_labels(answer, ["Anna sings.", "It rains."], get_task("ner"), NER)
     assert [s.entities for s in samples] == [[(0, 4, "PER")], []] and not rejected
 
 
@@ -148,13 +149,13 @@ def test_recent_texts_are_bounded_newest_first():
 
 
 def test_generation_prompt_shows_the_texts_already_written():
-    with FakeOpenAIServer(PoolResponder(ROOT / "assets/demo/textcat/train.jsonl", "textcat", TC, mischief=False)) as server:
+    with FakeOpenAIServer(PoolResponder(ROOT / "assets/demo/textcat/train.jsonl", get_task("textcat"), TC, mischief=False)) as server:
         from spacy_evokd.models.openai_compatible import OpenAICompatible
         from spacy_evokd.weakness import build_report
 
-        teacher = LLMTeacher(OpenAICompatible(name="m", base_url=server.base_url, api_key_env=None), "textcat", TC)
+        teacher = LLMTeacher(OpenAICompatible(name="m", base_url=server.base_url, api_key_env=None), get_task("textcat"), TC)
         teacher.begin_round(RoundContext(round=2, seen_texts=["An older text about a parcel.", "A seed text about billing."]))
-        report = build_report("textcat", TC, {"per_label": {}, "score": 0.0}, [], "the seed data")
+        report = build_report(get_task("textcat"), TC, {"per_label": {}, "score": 0.0}, [], "the seed data")
         first = teacher.propose(teacher.analyse(report, []), 2, 2)
         teacher.propose(teacher.analyse(report, []), 2, 2)
         prompts = [r["body"]["messages"][-1]["content"] for r in server.requests if r["body"]["messages"][-1]["content"].startswith("Now write")]
@@ -168,7 +169,7 @@ def test_generation_prompt_shows_the_texts_already_written():
 
 
 def test_label_prompt_shows_every_id_and_analysis_asks_for_120_words():
-    teacher = LLMTeacher(lambda p: p, "textcat", TC, DEFS)
+    teacher = LLMTeacher(lambda p: p, get_task("textcat"), TC, DEFS)
     prompt = teacher.render("label", texts=["a b", "c d", "e f", "g h"])
     assert "exactly 4 objects with ids 1 to 4" in prompt
     assert all(f'{{"id": {i}, "label": "<label>"}}' in prompt for i in range(1, 5))
@@ -207,8 +208,8 @@ def test_every_prompt_fits_a_4k_context_at_its_caps(task):
 
     labels = TC if task == "textcat" else NER
     evokd = load_config(ROOT / f"configs/{task}_fast.cfg", {})["evokd"]
-    longest = sorted(load_samples(ROOT / f"assets/demo/{task}/train.jsonl", task, labels), key=lambda s: -len(s.text))
-    teacher = LLMTeacher(lambda p: p, task, labels, dict(evokd["label_definitions"]), task_description=evokd["task_description"])
+    longest = sorted(load_samples(ROOT / f"assets/demo/{task}/train.jsonl", get_task(task), labels), key=lambda s: -len(s.text))
+    teacher = LLMTeacher(lambda p: p, get_task(task), labels, dict(evokd["label_definitions"]), task_description=evokd["task_description"])
     history = bound_history([f"Round {i}: " + ANALYSIS * 2 for i in range(1, 20)])
     assert HISTORY_MAX_CHARS - 1000 < sum(map(len, history)) <= HISTORY_MAX_CHARS
     shown = recent_texts([s.text for s in longest[::-1]])
@@ -229,10 +230,10 @@ def test_label_disagreements_are_counted_only_between_usable_labels():
                 Sample("g h", label="account")]  # fmt: skip
     labelled = [Sample("a b", label="billing"), Sample("c d", label="technical"), Sample("e f", label="billing"),
                 Sample("g h", label="other")]  # fmt: skip
-    assert label_disagreements(proposed, labelled, "textcat", TC) == Counter(compared=2, disagreed=1)
+    assert label_disagreements(proposed, labelled, get_task("textcat"), TC) == Counter(compared=2, disagreed=1)
     ner_p = [Sample("Anna sings.", entities=[(0, 4, "PER")]), Sample("Rome is big.", entities=[(0, 4, "LOC")])]
     ner_l = [Sample("Anna sings.", entities=[(0, 4, "PER")]), Sample("Rome is big.", entities=[(0, 4, "ORG")])]
-    assert label_disagreements(ner_p, ner_l, "ner", NER) == Counter(compared=2, disagreed=1)
+    assert label_disagreements(ner_p, ner_l, get_task("ner"), NER) == Counter(compared=2, disagreed=1)
 
 
 class Disagreeing(PoolResponder):
@@ -281,9 +282,9 @@ def _textcat_corpus(tmp_path):
     out = tmp_path / "corpus"
     nlp = spacy.blank("en")
     for split in ("train", "dev", "test"):
-        write_docbin(jsonl_to_docs(ROOT / f"assets/demo/textcat/{split}.jsonl", "textcat", nlp), out / f"{split}.spacy")
+        write_docbin(jsonl_to_docs(ROOT / f"assets/demo/textcat/{split}.jsonl", get_task("textcat"), nlp), out / f"{split}.spacy")
     train = read_docbin(out / "train.spacy", nlp.vocab)
-    chosen = kshot([doc_to_gold_sample(d, "textcat") for d in train], "textcat", TC, 1, 0)
+    chosen = kshot([doc_to_gold_sample(d, get_task("textcat")) for d in train], get_task("textcat"), TC, 1, 0)
     write_docbin([train[i] for i in chosen], out / "seed.spacy")
     return out
 
@@ -296,7 +297,7 @@ def test_estimate_grows_with_the_history_and_the_shown_texts_up_to_their_caps(tm
     from spacy_evokd.estimate import estimate
 
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-used")  # the model is built, never called
-    write_docbin(jsonl_to_docs(ROOT / "assets/demo/textcat/train.jsonl", "textcat", spacy.blank("en"))[:5], tmp_path / "seed.spacy")
+    write_docbin(jsonl_to_docs(ROOT / "assets/demo/textcat/train.jsonl", get_task("textcat"), spacy.blank("en"))[:5], tmp_path / "seed.spacy")
 
     def prompt_tokens(teacher, **extra):
         est = estimate(ROOT / "configs/textcat_bow.cfg", {"paths.train": str(tmp_path / "seed.spacy"), "evokd.rounds": 8,
@@ -335,12 +336,12 @@ def test_written_texts_shown_is_a_bounded_teacher_setting():
     model = plain_model(prompts, '{"hard": [{"text": "Where is my order from May?", "label": "shipping"}]}')
 
     for shown in (30, 0):
-        teacher = LLMTeacher(model, "textcat", TC, written_texts_shown=shown)
+        teacher = LLMTeacher(model, get_task("textcat"), TC, written_texts_shown=shown)
         teacher.begin_round(RoundContext(round=2, seen_texts=["An older text about a parcel."]))
         assert len(teacher.propose(Analysis(text="It confuses labels.", conversation=[]), 1, 0).samples) == 1
     assert '- "An older text about a parcel."' in prompts[0] and "already written" not in prompts[1]
     with pytest.raises(ValueError, match="written_texts_shown must be between 0 and 30, got 31"):
-        LLMTeacher(lambda p: p, "textcat", TC, written_texts_shown=31)
+        LLMTeacher(lambda p: p, get_task("textcat"), TC, written_texts_shown=31)
 
 
 class Copying(PoolResponder):
@@ -361,9 +362,9 @@ def test_copies_are_counted_as_duplicates_before_labelling_is_paid_for():
     from spacy_evokd.weakness import build_report
 
     with FakeOpenAIServer(Copying(ROOT / "assets/demo/textcat/train.jsonl", "textcat", TC, mischief=False)) as server:
-        teacher = LLMTeacher(OpenAICompatible(name="m", base_url=server.base_url, api_key_env=None), "textcat", TC)
+        teacher = LLMTeacher(OpenAICompatible(name="m", base_url=server.base_url, api_key_env=None), get_task("textcat"), TC)
         teacher.begin_round(RoundContext(round=1, seen_texts=["Where is my parcel?"]))
-        report = build_report("textcat", TC, {"per_label": {}, "score": 0.0}, [], "the seed data")
+        report = build_report(get_task("textcat"), TC, {"per_label": {}, "score": 0.0}, [], "the seed data")
         proposal = teacher.propose(teacher.analyse(report, []), 2, 2)
         labelled = teacher.label([s.text for s in proposal.samples])
         label_prompt = server.requests[-1]["body"]["messages"][-1]["content"]
@@ -383,7 +384,7 @@ def test_situation_hints_differ_per_request_and_repeat_on_a_redone_round():
         return [h.split(". ", 1)[1] for h in line.rstrip(".").split("; ")]
 
     analysis = Analysis(text="It confuses labels.", conversation=[])
-    teacher = LLMTeacher(model, "textcat", TC, written_texts_shown=0)
+    teacher = LLMTeacher(model, get_task("textcat"), TC, written_texts_shown=0)
     for round_id in (1, 1, 2):  # round 1 twice: a redone round
         teacher.begin_round(RoundContext(round=round_id))
         teacher.propose(analysis, 2, 2)
@@ -393,7 +394,7 @@ def test_situation_hints_differ_per_request_and_repeat_on_a_redone_round():
     assert drawn[0] != drawn[1]  # two requests of a round: other situations
     assert drawn[:2] == drawn[2:4]  # the redone round sends the same prompts (the cache answers them)
     assert drawn[4:6] != drawn[:2]  # the next round: others again
-    LLMTeacher(model, "textcat", TC, situation_hints=False).propose(analysis, 2, 2)
+    LLMTeacher(model, get_task("textcat"), TC, situation_hints=False).propose(analysis, 2, 2)
     assert "situation" not in prompts[-1]
 
 
@@ -403,7 +404,7 @@ def test_texts_are_quoted_verbatim_in_prompts_not_html_escaped():
     model = plain_model(prompts, '{"answers": [{"id": 1, "entities": []}]}')
 
     text = "It's Ben & Jerry's <b>café</b> in Zürich"
-    LLMTeacher(model, "ner", NER).label([text])
+    LLMTeacher(model, get_task("ner"), NER).label([text])
     assert f"1. {json.dumps(text, ensure_ascii=False)}" in prompts[-1] and "\\u00" not in prompts[-1]
 
 
@@ -416,11 +417,11 @@ def test_generation_chat_shows_the_students_texts_only_when_asked(examples_in_ge
                      Sample("My parcel never arrived at the pickup point.", label="billing")),
               Judged(Sample("Why was my card charged twice?", label="billing"),
                      Sample("Why was my card charged twice?", label="billing"))]  # fmt: skip
-    with FakeOpenAIServer(PoolResponder(ROOT / "assets/demo/textcat/train.jsonl", "textcat", TC, mischief=False)) as server:
+    with FakeOpenAIServer(PoolResponder(ROOT / "assets/demo/textcat/train.jsonl", get_task("textcat"), TC, mischief=False)) as server:
         model = OpenAICompatible(name="m", base_url=server.base_url, api_key_env=None)
-        teacher = LLMTeacher(model, "textcat", TC, examples_in_generation=examples_in_generation)
+        teacher = LLMTeacher(model, get_task("textcat"), TC, examples_in_generation=examples_in_generation)
         teacher.begin_round(RoundContext(round=1))
-        report = build_report("textcat", TC, {"per_label": {}, "score": 0.0}, judged, "the round 1 batch")
+        report = build_report(get_task("textcat"), TC, {"per_label": {}, "score": 0.0}, judged, "the round 1 batch")
         analysis = teacher.analyse(report, [])
         teacher.propose(analysis, 2, 2)
         analysis_chat, generation_chat = ([m["content"] for m in r["body"]["messages"]] for r in server.requests)
@@ -442,15 +443,15 @@ def test_labelling_goes_in_small_requests_at_its_own_temperature_and_keeps_what_
 
     pool = [json.loads(line) for line in (ROOT / "assets/demo/textcat/train.jsonl").read_text().splitlines()[:10]]
     texts = [r["text"] for r in pool]
-    with FakeOpenAIServer(PoolResponder(ROOT / "assets/demo/textcat/train.jsonl", "textcat", TC, mischief=False)) as server:
+    with FakeOpenAIServer(PoolResponder(ROOT / "assets/demo/textcat/train.jsonl", get_task("textcat"), TC, mischief=False)) as server:
         model = OpenAICompatible(name="m", base_url=server.base_url, api_key_env=None, config={"temperature": 0.7})
-        labelled = LLMTeacher(model, "textcat", TC, label_batch=4).label(texts)
+        labelled = LLMTeacher(model, get_task("textcat"), TC, label_batch=4).label(texts)
         sizes = [sum(t in r["body"]["messages"][-1]["content"] for t in texts) for r in server.requests]
         assert sizes == [4, 4, 2] and {r["body"]["temperature"] for r in server.requests} == {0.0}
         assert [s.text for s in labelled.samples] == texts  # input order, across requests
         assert [s.label for s in labelled.samples] == [r["label"] for r in pool]
         server.requests.clear()
-        LLMTeacher(model, "textcat", TC, label_temperature=None, label_batch=8).label(texts)
+        LLMTeacher(model, get_task("textcat"), TC, label_temperature=None, label_batch=8).label(texts)
         assert [r["body"]["temperature"] for r in server.requests] == [0.7, 0.7]  # the model's own
 
         class TwoRequests:  # a budget that affords two requests
@@ -462,10 +463,10 @@ def test_labelling_goes_in_small_requests_at_its_own_temperature_and_keeps_what_
                 if self.n > 2:
                     raise BudgetExceeded("max_tokens_per_round", per_round=True)
 
-        teacher = LLMTeacher(model, "textcat", TC, label_batch=3)
+        teacher = LLMTeacher(model, get_task("textcat"), TC, label_batch=3)
         teacher.begin_round(RoundContext(round=1, budget=TwoRequests()))
         assert [s.text for s in teacher.label(texts).samples] == texts[:6]  # what was paid for is kept
         with pytest.raises(BudgetExceeded):  # and the next request stops the round
             teacher.label(texts[6:])
     with pytest.raises(ValueError, match="label_batch"):
-        LLMTeacher(model, "textcat", TC, label_batch=0)
+        LLMTeacher(model, get_task("textcat"), TC, label_batch=0)

@@ -31,11 +31,11 @@ def report():
         judged("parcel stuck in customs for a week", "shipping", "billing"),
         judged("tracking says delivered but nothing came", "shipping", "billing"),
     ]
-    return build_report("textcat", LABELS, dev, batch, "the round 1 batch")
+    return build_report(get_task("textcat"), LABELS, dev, batch, "the round 1 batch")
 
 
 def test_student_brief_names_weakest_labels_top_confusion_and_its_wrong_examples_first(tmp_path):
-    brief = student_brief(report(), "textcat", examples=2)
+    brief = student_brief(report(), get_task("textcat"), examples=2)
     lines = brief.text.splitlines()
     assert brief.conversation == []  # no call was made: the generation opens its own chat
     assert "shipping F1 0.20" in lines[1] and lines[1].index("shipping") < lines[1].index("technical") < lines[1].index("billing")
@@ -46,7 +46,7 @@ def test_student_brief_names_weakest_labels_top_confusion_and_its_wrong_examples
     # the same ranking the simulated teacher's analysis aims at
     pool = tmp_path / "pool.jsonl"
     pool.write_text(json.dumps({"text": "x", "label": "billing"}) + "\n")
-    sim = SimulatedTeacher(str(pool), "textcat", LABELS).analyse(report(), [])
+    sim = SimulatedTeacher(str(pool), get_task("textcat"), LABELS).analyse(report(), [])
     assert brief.focus == pytest.approx(sim.focus)
     assert max(brief.focus, key=brief.focus.get) == "shipping"
 

@@ -11,6 +11,7 @@ import pytest
 from spacy_evokd.answer_schemas import generation_schema, labelling_schema
 from spacy_evokd.models.openai_compatible import OpenAICompatible, TeacherRequestError
 from spacy_evokd.parsing import parse_generation, parse_labels
+from spacy_evokd.tasks import get_task
 from spacy_evokd.teachers.llm import LLMTeacher, request_seed
 from spacy_evokd.ty import RoundContext
 from spacy_evokd.weakness import build_report
@@ -28,7 +29,7 @@ def teacher_on(server, task, **model_args):
     labels = TC if task == "textcat" else NER
     model = OpenAICompatible(name="test-llm", base_url=server.base_url, api_key_env=None, backoff=0.01,
                              config={"max_tokens": 500}, **model_args)  # fmt: skip
-    return LLMTeacher(model, task, labels)
+    return LLMTeacher(model, get_task(task), labels)
 
 
 def one_chain(teacher):
@@ -52,7 +53,7 @@ def by_step(server):
 @pytest.mark.parametrize("task", ["textcat", "ner"])
 def test_generation_and_labelling_send_their_json_schema(task):
     labels = TC if task == "textcat" else NER
-    with FakeOpenAIServer(PoolResponder(POOL[task], task, labels, mischief=False)) as server:
+    with FakeOpenAIServer(PoolResponder(POOL[task], get_task(task), labels, mischief=False)) as server:
         proposal, labelled = one_chain(teacher_on(server, task))
         steps = by_step(server)
     assert len(proposal.samples) == 3 and len(labelled.samples) == 3
@@ -60,7 +61,7 @@ def test_generation_and_labelling_send_their_json_schema(task):
     gen = steps["generate"][0]["response_format"]
     assert gen["type"] == "json_schema" and gen["json_schema"]["strict"] is True
     assert gen["json_schema"] == {"name": f"evokd_generation_{task}", "strict": True,
-                                  "schema": generation_schema(task, labels, 2, 1)["schema"]}  # fmt: skip
+                                  "schema": generation_schema(get_task(task), labels, 2, 1)["schema"]}  # fmt: skip
     schema = gen["json_schema"]["schema"]
     assert (schema["properties"]["hard"]["minItems"], schema["properties"]["hard"]["maxItems"]) == (2, 2)
     assert schema["properties"]["easy"]["maxItems"] == 1 and schema["required"] == ["hard", "easy"]
@@ -88,22 +89,22 @@ def test_every_object_of_a_schema_is_strict():
             for v in node:
                 yield from objects(v)
 
-    schemas = [generation_schema(t, l, 2, n) for t, l in (("textcat", TC), ("ner", NER)) for n in (0, 2)]
-    schemas += [labelling_schema(t, l, 4) for t, l in (("textcat", TC), ("ner", NER))]
+    schemas = [generation_schema(t, l, 2, n) for t, l in ((get_task("textcat"), TC), (get_task("ner"), NER)) for n in (0, 2)]
+    schemas += [labelling_schema(t, l, 4) for t, l in ((get_task("textcat"), TC), (get_task("ner"), NER))]
     for s in schemas:
         assert s["schema"]["type"] == "object"  # an object at the root
         for o in objects(s["schema"]):
             assert o["additionalProperties"] is False and o["required"] == list(o["properties"])
-    assert "easy" not in generation_schema("textcat", TC, 2, 0)["schema"]["properties"]
+    assert "easy" not in generation_schema(get_task("textcat"), TC, 2, 0)["schema"]["properties"]
 
 
 def test_schema_shaped_answers_parse():
     """Answers of the schemas' shape are read by the lenient parser (it stays the reader)."""
     gen = '{"hard": [{"text": "Where is my order from May?", "label": "shipping"}], "easy": []}'
-    samples, rejected = parse_generation(gen, "textcat", TC, with_labels=False, n_hard=1, n_easy=1)
+    samples, rejected = parse_generation(gen, get_task("textcat"), TC, with_labels=False, n_hard=1, n_easy=1)
     assert [(s.text, s.label) for s in samples] == [("Where is my order from May?", "shipping")] and not rejected
     lab = '{"answers": [{"id": 2, "entities": []}, {"id": 1, "entities": [{"text": "Anna", "label": "PER"}]}]}'
-    samples, rejected = parse_labels(lab, ["Anna sings.", "It rains."], "ner", NER)
+    samples, rejected = parse_labels(lab, ["Anna sings.", "It rains."], get_task("ner"), NER)
     assert [s.entities for s in samples] == [[(0, 4, "PER")], []] and not rejected
 
 
@@ -114,28 +115,28 @@ def test_list_schemas_are_capped_and_a_capped_entity_list_is_rejected():
     the request's other answers are kept."""
     from spacy_evokd.tasks.ner import MAX_ENTITIES_PER_TEXT
 
-    ents = labelling_schema("ner", NER, 2)["schema"]["properties"]["answers"]["items"]["properties"]["entities"]
+    ents = labelling_schema(get_task("ner"), NER, 2)["schema"]["properties"]["answers"]["items"]["properties"]["entities"]
     assert ents["maxItems"] == MAX_ENTITIES_PER_TEXT
-    gen_ents = generation_schema("ner", NER, 1, 0)["schema"]["properties"]["hard"]["items"]["properties"]["entities"]
+    gen_ents = generation_schema(get_task("ner"), NER, 1, 0)["schema"]["properties"]["hard"]["items"]["properties"]["entities"]
     assert gen_ents["maxItems"] == MAX_ENTITIES_PER_TEXT
-    multi = labelling_schema("textcat_multilabel", TC, 1)["schema"]["properties"]["answers"]["items"]["properties"]["labels"]
+    multi = labelling_schema(get_task("textcat_multilabel"), TC, 1)["schema"]["properties"]["answers"]["items"]["properties"]["labels"]
     assert multi["maxItems"] == len(TC)
     texts = ["Bossi spoke. ( Fini ) Why ?", "Anna sings in Rome."]
     runaway = [{"text": "Fini", "label": "PER"}] * MAX_ENTITIES_PER_TEXT
     answer = {"answers": [{"id": 1, "entities": runaway},
                           {"id": 2, "entities": [{"text": "Anna", "label": "PER"}, {"text": "Rome", "label": "LOC"}]}]}
-    samples, rejected = parse_labels(json.dumps(answer), texts, "ner", NER)
+    samples, rejected = parse_labels(json.dumps(answer), texts, get_task("ner"), NER)
     assert rejected == {"too_many_entities": 1}
     assert [(s.text, s.entities) for s in samples] == [("Anna sings in Rome.", [(0, 4, "PER"), (14, 18, "LOC")])]
     # one entity under the cap, the list is the validator's to judge (here: overlapping repeats)
     answer["answers"][0]["entities"] = runaway[:-1]
-    samples, rejected = parse_labels(json.dumps(answer), texts, "ner", NER)
+    samples, rejected = parse_labels(json.dumps(answer), texts, get_task("ner"), NER)
     assert not rejected and len(samples[0].entities) == MAX_ENTITIES_PER_TEXT - 1
 
 
 @pytest.mark.parametrize("form,expected", [("json_object", {"type": "json_object"}), ("off", None)])
 def test_weaker_forms(form, expected):
-    with FakeOpenAIServer(PoolResponder(POOL["textcat"], "textcat", TC, mischief=False)) as server:
+    with FakeOpenAIServer(PoolResponder(POOL["textcat"], get_task("textcat"), TC, mischief=False)) as server:
         one_chain(teacher_on(server, "textcat", structured_output=form))
         steps = by_step(server)
     for step in ("generate", "label"):
@@ -144,7 +145,7 @@ def test_weaker_forms(form, expected):
 
 def test_a_refused_form_falls_back_once_and_is_kept_for_the_run(caplog):
     caplog.set_level(logging.WARNING, logger="spacy_evokd.model")
-    with FakeOpenAIServer(PoolResponder(POOL["textcat"], "textcat", TC, mischief=False)) as server:
+    with FakeOpenAIServer(PoolResponder(POOL["textcat"], get_task("textcat"), TC, mischief=False)) as server:
         server.refuse_formats = {"json_schema"}
         teacher = teacher_on(server, "textcat")
         one_chain(teacher)
@@ -160,7 +161,7 @@ def test_a_refused_form_falls_back_once_and_is_kept_for_the_run(caplog):
 
 
 def test_a_server_refusing_every_form_gets_plain_prompts():
-    with FakeOpenAIServer(PoolResponder(POOL["textcat"], "textcat", TC, mischief=False)) as server:
+    with FakeOpenAIServer(PoolResponder(POOL["textcat"], get_task("textcat"), TC, mischief=False)) as server:
         server.refuse_formats = {"json_schema", "json_object"}
         teacher = teacher_on(server, "textcat")
         proposal, labelled = one_chain(teacher)
@@ -173,13 +174,13 @@ def test_other_400s_and_the_configs_own_response_format_are_not_lowered():
         model = OpenAICompatible(name="m", base_url=server.base_url, api_key_env=None)
         server.fail(("status", 400))  # "injected 400": says nothing about the format
         with pytest.raises(TeacherRequestError, match="HTTP 400"):
-            model.chat([{"role": "user", "content": "x"}], answer_schema=labelling_schema("textcat", TC, 1))
+            model.chat([{"role": "user", "content": "x"}], answer_schema=labelling_schema(get_task("textcat"), TC, 1))
         assert model.structured_output == "json_schema" and len(server.requests) == 1
         own = OpenAICompatible(name="m", base_url=server.base_url, api_key_env=None,
                                config={"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {}}}})
         server.refuse_formats = {"json_schema"}
         with pytest.raises(TeacherRequestError, match="response_format"):
-            own.chat([{"role": "user", "content": "x"}], answer_schema=labelling_schema("textcat", TC, 1))
+            own.chat([{"role": "user", "content": "x"}], answer_schema=labelling_schema(get_task("textcat"), TC, 1))
         assert own.structured_output == "json_schema" and len(server.requests) == 2
 
 
@@ -207,7 +208,7 @@ def test_unknown_body_fields_are_sent_as_they_are():
 
 
 def test_requests_carry_seeds_that_a_redone_round_repeats():
-    with FakeOpenAIServer(PoolResponder(POOL["textcat"], "textcat", TC, mischief=False)) as server:
+    with FakeOpenAIServer(PoolResponder(POOL["textcat"], get_task("textcat"), TC, mischief=False)) as server:
         teacher = teacher_on(server, "textcat")
         for _ in range(2):  # the same round twice, as after a crash
             teacher.begin_round(RoundContext(round=3, seen_texts=["Where is my parcel?"], run_seed=7))
@@ -224,13 +225,13 @@ def test_requests_carry_seeds_that_a_redone_round_repeats():
 
 
 def test_llkd_pseudo_labelling_sends_the_one_text_schema():
-    with FakeOpenAIServer(PoolResponder(POOL["textcat"], "textcat", TC, mischief=False)) as server:
+    with FakeOpenAIServer(PoolResponder(POOL["textcat"], get_task("textcat"), TC, mischief=False)) as server:
         teacher = teacher_on(server, "textcat")
         labelled = teacher.pseudo_label(["Where is my parcel?", "I was charged twice."])
         formats = [r["body"].get("response_format") for r in server.requests]
     assert len(labelled.samples) == 2
     assert formats and all(f["json_schema"] == {"name": "evokd_labels_textcat", "strict": True,
-                                                 "schema": labelling_schema("textcat", TC, 1)["schema"]} for f in formats)  # fmt: skip
+                                                 "schema": labelling_schema(get_task("textcat"), TC, 1)["schema"]} for f in formats)  # fmt: skip
 
 
 def test_a_plain_spacy_llm_model_gets_no_response_format():
@@ -241,6 +242,6 @@ def test_a_plain_spacy_llm_model_gets_no_response_format():
         prompts.extend(p for shards in batch for p in shards)
         return [['{"answers": [{"id": 1, "label": "billing"}]}' for _ in shards] for shards in batch]
 
-    teacher = LLMTeacher(model, "textcat", TC)
+    teacher = LLMTeacher(model, get_task("textcat"), TC)
     labelled = teacher.label(["I was charged twice."])
     assert [s.label for s in labelled.samples] == ["billing"] and len(prompts) == 1

@@ -14,6 +14,7 @@ from spacy_evokd.config import load_config
 from spacy_evokd.data import jsonl_to_docs, kshot, doc_to_gold_sample, read_docbin, write_docbin
 from spacy_evokd.loop import evolve
 from spacy_evokd.models.openai_compatible import OpenAICompatible, TeacherRequestError
+from spacy_evokd.tasks import get_task
 from spacy_evokd.ty import Sample
 from spacy_evokd.teachers.llm import LLMTeacher
 from spacy_evokd.untrusted import (
@@ -38,9 +39,9 @@ def corpus(tmp_path_factory):
     out = tmp_path_factory.mktemp("corpus")
     nlp = spacy.blank("en")
     for split in ("train", "dev", "test"):
-        write_docbin(jsonl_to_docs(ROOT / f"assets/demo/textcat/{split}.jsonl", "textcat", nlp), out / f"{split}.spacy")
+        write_docbin(jsonl_to_docs(ROOT / f"assets/demo/textcat/{split}.jsonl", get_task("textcat"), nlp), out / f"{split}.spacy")
     train = read_docbin(out / "train.spacy", nlp.vocab)
-    chosen = kshot([doc_to_gold_sample(d, "textcat") for d in train], "textcat", LABELS, 1, 0)
+    chosen = kshot([doc_to_gold_sample(d, get_task("textcat")) for d in train], get_task("textcat"), LABELS, 1, 0)
     write_docbin([train[i] for i in chosen], out / "seed.spacy")
     return out
 
@@ -112,10 +113,10 @@ def test_plain_spacy_llm_model_answers_are_made_storable():
     def model(prompts):
         return [["The student confuses billing \ud800 with shipping." for _ in shards] for shards in prompts]
 
-    teacher = LLMTeacher(model, "textcat", LABELS)
+    teacher = LLMTeacher(model, get_task("textcat"), LABELS)
     from spacy_evokd.weakness import build_report
 
-    report = build_report("textcat", LABELS, {"per_label": {}, "score": 0.0}, [], "the seed data")
+    report = build_report(get_task("textcat"), LABELS, {"per_label": {}, "score": 0.0}, [], "the seed data")
     analysis = teacher.analyse(report, [])
     assert analysis.text == "The student confuses billing \ufffd with shipping."
     assert teacher.drain_usage().estimated
@@ -315,7 +316,7 @@ INVISIBLE = {
 
 
 def validator():
-    return Validator(spacy.blank("en"), "textcat", LABELS, max_chars=500, blocked_texts=[DEV])
+    return Validator(spacy.blank("en"), get_task("textcat"), LABELS, max_chars=500, blocked_texts=[DEV])
 
 
 def test_dev_text_with_a_zero_width_space_is_not_new():

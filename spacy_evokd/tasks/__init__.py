@@ -1,40 +1,91 @@
-"""The task registry: ``[evokd] task = "textcat"`` names one of these; ``get_task`` gives its
+"""The task registry: ``[evokd] task = "textcat"`` names a registered task; ``get_task`` gives its
 Task object (ty.Task), which owns everything task-specific.
 
-A new task is a module here with a class implementing ty.Task and one line in ``_MODULES``;
-the loop, student, validator, teachers, selection and report need no change. Modules are imported
-on first use: the config schema needs only the names, and ``import spacy_evokd.tasks`` stays cheap.
+Tasks are registered the way spacy-llm registers its tasks: in a catalogue registry,
+``spacy.util.registry.evokd_tasks``, under versioned names ("spacy_evokd.textcat.v1") whose
+function takes no arguments and returns the Task. Another package adds a task with
+``@registry.evokd_tasks("my_pkg.spancat.v1")`` or, without being imported first, with an entry
+point in the group ``thinc_evokd_tasks`` (spaCy creates its registries in thinc's namespace, as
+spacy-llm's ``thinc_llm_tasks``); its config says ``task = "my_pkg.spancat.v1"``. The short names
+of this package's tasks ("textcat", "ner", "textcat_multilabel", what configs and ``--task``
+have always said) stand for the current version of each.
+
+Only the edges look a task up by name (the CLI, the config, ``init``, the teachers built from a
+config, a run directory read back): every module below them takes a Task object, so a task module
+can import them without an import circle (tests/test_structure.py checks it). Each factory imports
+its module on first lookup: spaCy imports our entry points on every pipeline it creates, and the
+config schema needs only the names.
 """
-import importlib
-from typing import Dict, List, Tuple, Union
+from typing import Callable, Dict, List, Tuple
+
+from spacy.util import registry
 
 from ..ty import Task
 
-# task name -> (module under spacy_evokd.tasks, class); versioned like the registered functions
-_MODULES: Dict[str, Tuple[str, str]] = {
-    "textcat": ("textcat", "TextcatTask"),
-    "ner": ("ner", "NERTask"),
-    "textcat_multilabel": ("textcat_multilabel", "TextcatMultilabelTask"),
+if not hasattr(registry, "evokd_tasks"):  # one process-wide registry: a second import must not recreate it
+    registry.create("evokd_tasks", entry_points=True)
+
+# the config's short name -> the registered name of the current version
+SHORT_NAMES: Dict[str, str] = {
+    "textcat": "spacy_evokd.textcat.v1",
+    "ner": "spacy_evokd.ner.v1",
+    "textcat_multilabel": "spacy_evokd.textcat_multilabel.v1",
 }
-TASK_NAMES: Tuple[str, ...] = tuple(_MODULES)
+
+
+@registry.evokd_tasks("spacy_evokd.textcat.v1")
+def make_textcat_task() -> Task:
+    from .textcat import TextcatTask
+
+    return TextcatTask()
+
+
+@registry.evokd_tasks("spacy_evokd.ner.v1")
+def make_ner_task() -> Task:
+    from .ner import NERTask
+
+    return NERTask()
+
+
+@registry.evokd_tasks("spacy_evokd.textcat_multilabel.v1")
+def make_textcat_multilabel_task() -> Task:
+    from .textcat_multilabel import TextcatMultilabelTask
+
+    return TextcatMultilabelTask()
+
+
+def task_names() -> Tuple[str, ...]:
+    """The names a config may give: the short names, then every other package's registered tasks
+    (this package's versioned names are accepted too; each is listed by its short name)."""
+    aliased = set(SHORT_NAMES.values())
+    others = sorted(name for name in registry.evokd_tasks.get_all() if name not in aliased)
+    return tuple(SHORT_NAMES) + tuple(others)
+
+
+TASK_NAMES: Tuple[str, ...] = tuple(SHORT_NAMES)  # this package's tasks; task_names() adds the registered others
 
 _loaded: Dict[str, Task] = {}
 
 
-def get_task(task: Union[str, Task]) -> Task:
-    """The Task named ``task`` (a Task passes through, so callers may hold either); DataError
-    for a name that is no task."""
-    if not isinstance(task, str):
-        return task
-    if task not in _loaded:
-        if task not in _MODULES:
+def is_task_name(name: str) -> bool:
+    """Whether ``name`` is a short name or a registered task (loads no task module)."""
+    return name in SHORT_NAMES or name in registry.evokd_tasks
+
+
+def get_task(name: str) -> Task:
+    """The Task named ``name`` (a short name or a registered one), one object per task (a short
+    name and its versioned name give the same); DataError for a name that is no task."""
+    registered = SHORT_NAMES.get(name, name)
+    if registered not in _loaded:
+        if not is_task_name(name):
             from ..data import DataError
 
-            raise DataError(f"unknown task {task!r}: expected one of {', '.join(TASK_NAMES)}")
-        module, cls = _MODULES[task]
-        _loaded[task] = getattr(importlib.import_module(f"{__name__}.{module}"), cls)()
-    return _loaded[task]
+            raise DataError(f"unknown task {name!r}: expected one of {', '.join(task_names())}")
+        factory: Callable[[], Task] = registry.evokd_tasks.get(registered)
+        _loaded[registered] = factory()
+    return _loaded[registered]
 
 
 def all_tasks() -> List[Task]:
-    return [get_task(name) for name in TASK_NAMES]
+    """One Task of each registered task (a short name's task once, under its short name)."""
+    return [get_task(name) for name in task_names()]

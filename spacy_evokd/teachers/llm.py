@@ -46,8 +46,7 @@ from ..answer_schemas import generation_schema, labelling_schema
 from ..parsing import parse_generation, parse_labels
 from ..records import teacher_checks
 from ..situations import situations
-from ..tasks import get_task
-from ..ty import Analysis, BudgetExceeded, Labelled, Message, Proposal, RoundContext, Sample, Usage, WeaknessReport
+from ..ty import Analysis, BudgetExceeded, Labelled, Message, Proposal, RoundContext, Sample, Task, Usage, WeaknessReport
 from ..untrusted import ANALYSIS_MAX_TOKENS, storable
 from .votes import majority
 
@@ -92,7 +91,7 @@ def request_seed(run_seed: int, round_id: int, step: str, index: int) -> int:
 class LLMTeacher:
     simulated = False
 
-    def __init__(self, model: Any, task: str, labels: List[str], label_definitions: Optional[Dict[str, str]] = None,
+    def __init__(self, model: Any, task: Task, labels: List[str], label_definitions: Optional[Dict[str, str]] = None,
                  task_description: str = "", prompt_version: str = "v1", template_dir: Optional[str] = None,
                  max_examples_shown: int = 8, lang: str = "en", written_texts_shown: int = SHOWN_TEXTS,
                  situation_hints: bool = True, examples_in_generation: bool = True,
@@ -100,7 +99,7 @@ class LLMTeacher:
         import jinja2
 
         self.model = model
-        self.task = get_task(task)
+        self.task = task
         self.labels = list(labels)
         self.definitions = dict(label_definitions or {})
         unknown = sorted(set(self.definitions) - set(self.labels))

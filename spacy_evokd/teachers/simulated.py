@@ -16,8 +16,7 @@ from typing import Any, Dict, Iterable, List, Sequence
 from ..data import load_samples
 from ..pool_source import PoolSource
 from ..records import teacher_checks
-from ..tasks import get_task
-from ..ty import Analysis, Labelled, Proposal, RoundContext, Sample, Usage, WeaknessReport
+from ..ty import Analysis, Labelled, Proposal, RoundContext, Sample, Task, Usage, WeaknessReport
 from ..validation import normalise
 from ..weakness import label_focus
 from .votes import majority
@@ -31,13 +30,13 @@ HARD_FROM = ("weak_labels", "near_wrong")
 class SimulatedTeacher:
     simulated = True
 
-    def __init__(self, pool: str, task: str, labels: List[str], label_noise: float = 0.0, seed: int = 0, lang: str = "en",
+    def __init__(self, pool: str, task: Task, labels: List[str], label_noise: float = 0.0, seed: int = 0, lang: str = "en",
                  hard_from: str = "weak_labels", embedder: str = "student"):  # fmt: skip
         if not 0.0 <= label_noise <= 1.0:
             raise ValueError(f"label_noise must be in [0, 1], got {label_noise}")
         if hard_from not in HARD_FROM:
             raise ValueError(f"hard_from must be one of {', '.join(HARD_FROM)}, got {hard_from!r}")
-        self.task = get_task(task)
+        self.task = task
         self.labels = list(labels)
         self.label_noise = label_noise
         self.seed = seed

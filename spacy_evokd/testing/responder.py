@@ -9,16 +9,15 @@ import hashlib
 import json
 import random
 import re
-from typing import Dict, List, Union
+from typing import Dict, List
 
 from ..data import load_samples
-from ..tasks import get_task
 from ..ty import Sample, Task
 
 
 class PoolResponder:
-    def __init__(self, pool_path, task: Union[str, Task], labels: List[str], mischief: bool = True):
-        self.task = get_task(task)
+    def __init__(self, pool_path, task: Task, labels: List[str], mischief: bool = True):
+        self.task = task
         self.labels = labels
         self.pool = load_samples(pool_path, task, labels)
         self.by_text: Dict[str, Sample] = {s.text: s for s in self.pool}

@@ -14,6 +14,7 @@ from ..data import DataError
 from ..parsing import align_entities
 from ..ty import CharSpan, Judged, Sample
 from ..uncertainty import marginal_uncertainty
+from .base import TaskBase
 
 # entities one answer may list (answer_schema's maxItems): above the most crowded sentence of
 # conll04 (24) and conll2003 (20). An answer that reaches it is rejected (too_many_entities): a
@@ -38,13 +39,14 @@ def iob_tags(text: str, entities: Iterable[CharSpan], tokenizer) -> List[str]:
     return [f"{t.ent_iob_}-{t.ent_type_}" if t.ent_iob_ != "O" else "O" for t in doc]
 
 
-class NERTask:
+class NERTask(TaskBase):
     name = "ner"
     kind = "named-entity recognition"
     metric_name = "entity F1"
     main_score_keys = ("ents_f", "ents_p", "ents_r")
     answer_tokens = 30  # a short entity list
     label_unit = "entity"
+    factories = ("ner", "beam_ner")
 
     # -- data
 
@@ -86,9 +88,6 @@ class NERTask:
 
     def doc_to_sample(self, doc) -> Sample:
         return Sample(doc.text, entities=[(e.start_char, e.end_char, e.label_) for e in doc.ents])
-
-    def predicted_sample(self, doc, nlp=None) -> Sample:
-        return self.doc_to_sample(doc)  # the student's entities carry no score
 
     def doc_labels(self, doc) -> List[str]:
         return [e.label_ for e in doc.ents]
@@ -198,9 +197,6 @@ class NERTask:
         beams = ner.beam_parse(docs, beam_width=beam_width)
         return [marginal_uncertainty(m) for m in ner.scored_ents(beams)]
 
-    def student_pipe(self, nlp) -> Optional[str]:
-        return next((p for p in nlp.pipe_names if nlp.get_pipe_meta(p).factory in ("ner", "beam_ner")), None)
-
     # -- teacher answers
 
     def answer_schema(self, labels: Sequence[str]) -> Dict[str, Any]:
@@ -228,9 +224,6 @@ class NERTask:
 
     def answer_of(self, sample: Sample) -> Dict[str, Any]:
         return {"entities": [{"text": sample.text[a:b], "label": l} for a, b, l in sample.entities or []]}
-
-    def answer_from_string(self, answer: str) -> Optional[Dict[str, Any]]:
-        return None  # an entity list is never a bare string
 
     def confidence_from_logprobs(self, logprobs: Sequence[float]) -> float:
         return math.exp(sum(logprobs) / len(logprobs))  # per-token geometric mean: answers are long

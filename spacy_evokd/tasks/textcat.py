@@ -6,13 +6,14 @@ normalised predictive entropy of ``doc.cats``.
 """
 import math
 from collections import Counter
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 from ..answer_schemas import label_enum
 from ..data import DataError, sample_to_doc
 from ..parsing import normalise_label
 from ..ty import Judged, Sample
 from ..uncertainty import entropy
+from .base import ChoiceTask
 
 
 def _prf(tp: int, fp: int, fn: int) -> Tuple[float, float, float]:
@@ -26,20 +27,20 @@ def _top_label(doc) -> Optional[str]:
     return max(doc.cats, key=doc.cats.get) if doc.cats else None
 
 
-class TextcatTask:
+class TextcatTask(ChoiceTask):
     name = "textcat"
     kind = "text classification"
     metric_name = "macro-F1"
     main_score_keys = ("macro_f", "accuracy")
     answer_tokens = 8  # one label
-    label_unit = "example"
+    factories = ("textcat",)
+    field = "label"
+    missing = "the reviewed label is missing"
 
     # -- data
 
     def record_to_sample(self, obj: Dict[str, Any], where: str, labels: Optional[Sequence[str]]) -> Sample:
-        text, label = obj.get("text"), obj.get("label")
-        if not isinstance(text, str) or not text.strip():
-            raise DataError(f"{where}: missing or empty \"text\"")
+        text, label = self.text_of(obj, where), obj.get("label")
         if not isinstance(label, str) or not label:
             raise DataError(f"{where}: missing \"label\"")
         if labels is not None and label not in labels:
@@ -55,9 +56,6 @@ class TextcatTask:
     def predicted_sample(self, doc, nlp=None) -> Sample:
         label = _top_label(doc)
         return Sample(doc.text, label=label, confidence=doc.cats[label] if label else None)
-
-    def doc_labels(self, doc) -> List[str]:
-        return [k for k, v in doc.cats.items() if v]
 
     def sample_labels(self, sample: Sample) -> List[str]:
         return [sample.label]
@@ -106,10 +104,6 @@ class TextcatTask:
     def uncertainty(self, nlp, texts: Sequence[str]) -> List[float]:
         return [entropy(list(doc.cats.values())) for doc in nlp.pipe(texts)]
 
-    def student_pipe(self, nlp) -> Optional[str]:
-        """By factory, not name: a ``textcat_multilabel`` component may be named "textcat"."""
-        return next((p for p in nlp.pipe_names if nlp.get_pipe_meta(p).factory == "textcat"), None)
-
     # -- teacher answers
 
     def answer_schema(self, labels: Sequence[str]) -> Dict[str, Any]:
@@ -127,43 +121,33 @@ class TextcatTask:
     def confidence_from_logprobs(self, logprobs: Sequence[float]) -> float:
         return math.exp(sum(logprobs))  # the probability of the whole (short) answer
 
-    # -- review files
+    # -- review files (ChoiceTask: one label, in "label")
 
-    def review_task(self, doc, labels: Sequence[str]) -> Dict[str, Any]:
-        """Prodigy's "choice" view: every label an option, the sample's one accepted.
-        meta.exported_label tells import which of "label" / "accept" a reviewer changed."""
-        label = _top_label(doc) or ""
-        return {"label": label, "options": [{"id": l, "text": l} for l in labels], "accept": [label],
-                "meta": {"exported_label": label}}  # fmt: skip
+    def chosen(self, sample: Sample) -> List[str]:
+        return [sample.label] if sample.label is not None else []
 
-    def review_annotation(self, sample: Sample) -> Any:
-        return sample.label
+    def field_value(self, names: List[str]) -> Any:
+        return names[0] if names else None
 
-    def describe(self, sample: Sample) -> str:
-        return sample.label or "(none)"
-
-    def reviewed_sample(self, obj: Dict[str, Any], doc, labels: Sequence[str], where: str) -> Sample:
-        """The reviewed label. Prodigy's choice view changes "accept" and leaves "label" as exported; a
-        text editor user changes "label": whichever differs from meta.exported_label is the edit (not
-        "differs from the sample's label now": a second import of the same file would undo the first)."""
-        accept, label = obj.get("accept"), obj.get("label")
-        meta = obj.get("meta") if isinstance(obj.get("meta"), dict) else {}
-        exported = meta.get("exported_label")
-        if accept is not None and not (isinstance(accept, list) and all(isinstance(a, str) for a in accept)):
-            raise DataError(f"{where}: \"accept\" must be a list of labels")
-        if label is not None and not isinstance(label, str):
+    def read_field(self, value: Any, where: str) -> Optional[List[str]]:
+        if value is not None and not isinstance(value, str):
             raise DataError(f"{where}: \"label\" must be a string")
-        for name in (accept or []) + ([label] if label is not None else []):
-            if name not in labels:
-                raise DataError(f"{where}: label {name!r} is not in the run's labels {list(labels)}")
+        return None if value is None else [value]
+
+    def exported_names(self, doc) -> List[str]:
+        return [_top_label(doc) or ""]
+
+    def read_exported(self, value: Any) -> Optional[Set[str]]:
+        return {value} if isinstance(value, str) else None
+
+    def check_accept(self, accept: Optional[List[str]], where: str) -> None:
         if accept is not None and len(accept) != 1:
             raise DataError(f"{where}: \"accept\" holds {len(accept)} labels; this textcat is single-label: choose one, "
                             "or answer \"reject\" to remove the sample")  # fmt: skip
-        chosen = accept[0] if accept else None
-        if chosen is None and label is None:
-            raise DataError(f"{where}: no \"accept\" or \"label\": the reviewed label is missing")
-        if chosen is None or label is None or chosen == label or label == exported:
-            return Sample(doc.text, label=chosen if chosen is not None else label)
-        if chosen == exported:
-            return Sample(doc.text, label=label)
-        raise DataError(f"{where}: \"label\" {label!r} and \"accept\" {accept} disagree; set one of them")
+
+    def disagreement(self, edited: List[str], accept: List[str]) -> str:
+        return f"\"label\" {edited[0]!r} and \"accept\" {accept} disagree"
+
+    def reviewed(self, text: str, names: Set[str], where: str) -> Sample:
+        (label,) = names  # check_accept and read_field let one name through
+        return Sample(text, label=label)

@@ -21,12 +21,13 @@ and a mean over 5+ labels would dilute it with the confident ones.
 import math
 import re
 from collections import Counter
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 from ..answer_schemas import label_enum
 from ..data import DataError
 from ..parsing import normalise_label
 from ..ty import Judged, Sample
+from .base import ChoiceTask, is_names, pipe_by_factory
 
 FACTORY = "textcat_multilabel"
 DEFAULT_THRESHOLD = 0.5  # spaCy's textcat_multilabel default
@@ -44,10 +45,7 @@ def _label_set(names: Iterable[str]) -> List[str]:
 
 def _pipe(nlp) -> Optional[str]:
     """The name of ``nlp``'s textcat_multilabel component, by factory (any name the config gave it)."""
-    for name in nlp.pipe_names:
-        if nlp.get_pipe_meta(name).factory == FACTORY:
-            return name
-    return None
+    return pipe_by_factory(nlp, (FACTORY,))
 
 
 def _threshold(nlp) -> float:
@@ -64,20 +62,20 @@ def _closeness(score: float, threshold: float) -> float:
     return 1.0 - abs(score - threshold) / span if span > 0 else 0.0
 
 
-class TextcatMultilabelTask:
+class TextcatMultilabelTask(ChoiceTask):
     name = "textcat_multilabel"
     kind = "multi-label text classification"
     metric_name = "macro-F1 (multi-label)"
     main_score_keys = ("macro_f", "micro_f", "accuracy")
     answer_tokens = 16  # a short list of label names
-    label_unit = "example"
+    factories = (FACTORY,)
+    field = "labels"
+    missing = "the reviewed labels are missing"
 
     # -- data
 
     def record_to_sample(self, obj: Dict[str, Any], where: str, labels: Optional[Sequence[str]]) -> Sample:
-        text, names = obj.get("text"), obj.get("labels")
-        if not isinstance(text, str) or not text.strip():
-            raise DataError(f"{where}: missing or empty \"text\"")
+        text, names = self.text_of(obj, where), obj.get("labels")
         if names is None:
             hint = " (this record has a single \"label\": a textcat file? use --task textcat)" if "label" in obj else ""
             raise DataError(f"{where}: missing \"labels\" (a list of one or more label names){hint}")
@@ -110,9 +108,6 @@ class TextcatMultilabelTask:
         labels = _label_set(l for l, v in doc.cats.items() if v >= threshold)
         unsure = max((_closeness(v, threshold) for v in doc.cats.values()), default=0.0)
         return Sample(doc.text, labels=labels, confidence=1.0 - unsure if doc.cats else None)
-
-    def doc_labels(self, doc) -> List[str]:
-        return [k for k, v in doc.cats.items() if v]
 
     def sample_labels(self, sample: Sample) -> List[str]:
         return _label_set(sample.labels or [])
@@ -202,9 +197,6 @@ class TextcatMultilabelTask:
         threshold = _threshold(nlp)
         return [max((_closeness(v, threshold) for v in doc.cats.values()), default=0.0) for doc in nlp.pipe(texts)]
 
-    def student_pipe(self, nlp) -> Optional[str]:
-        return _pipe(nlp)
-
     # -- teacher answers
 
     def answer_schema(self, labels: Sequence[str]) -> Dict[str, Any]:
@@ -240,50 +232,31 @@ class TextcatMultilabelTask:
     def confidence_from_logprobs(self, logprobs: Sequence[float]) -> float:
         return math.exp(sum(logprobs) / len(logprobs)) if logprobs else 0.0  # per-token geometric mean: lists vary in length
 
-    # -- review files
+    # -- review files (ChoiceTask: one or more labels, in "labels"; Prodigy's choice view with
+    # "choice_style": "multiple", and an Argilla MultiLabelQuestion "labels")
 
-    def review_task(self, doc, labels: Sequence[str]) -> Dict[str, Any]:
-        """Prodigy's "choice" view with ``"choice_style": "multiple"``: every label an option, the
-        sample's labels accepted. "labels" is the same set for a text editor user (and for an
-        Argilla MultiLabelQuestion "labels"); meta.exported_labels tells import which one changed."""
-        have = self.doc_to_sample(doc).labels
-        return {"labels": have, "options": [{"id": l, "text": l} for l in labels], "accept": list(have),
-                "meta": {"exported_labels": list(have)}}  # fmt: skip
-
-    def review_annotation(self, sample: Sample) -> Any:
+    def chosen(self, sample: Sample) -> List[str]:
         return _label_set(sample.labels or [])
 
-    def describe(self, sample: Sample) -> str:
-        return ", ".join(_label_set(sample.labels or [])) or "(none)"
+    def field_value(self, names: List[str]) -> Any:
+        return list(names)
 
-    def reviewed_sample(self, obj: Dict[str, Any], doc, labels: Sequence[str], where: str) -> Sample:
-        """The reviewed label set: "accept" (Prodigy's multiple choice) or "labels" (a text editor),
-        as sets (order and repeats don't matter); when both are given and differ, the one that
-        differs from meta.exported_labels is the edit (as textcat's "accept" / "label")."""
-        meta = obj.get("meta") if isinstance(obj.get("meta"), dict) else {}
-        given = {}
-        for key in ("accept", "labels"):
-            names = obj.get(key)
-            if names is None:
-                continue
-            if not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
-                raise DataError(f"{where}: \"{key}\" must be a list of labels")
-            for name in names:
-                if name not in labels:
-                    raise DataError(f"{where}: label {name!r} is not in the run's labels {list(labels)}")
-            given[key] = set(names)
-        if not given:
-            raise DataError(f"{where}: no \"accept\" or \"labels\": the reviewed labels are missing")
-        exported = meta.get("exported_labels")
-        exported = set(exported) if isinstance(exported, list) and all(isinstance(n, str) for n in exported) else None
-        accept, names = given.get("accept"), given.get("labels")
-        if accept is None or names is None or accept == names or names == exported:
-            chosen = accept if accept is not None else names
-        elif accept == exported:
-            chosen = names
-        else:
-            raise DataError(f"{where}: \"labels\" {sorted(names)} and \"accept\" {sorted(accept)} disagree; set one of them")
-        if not chosen:
+    def read_field(self, value: Any, where: str) -> Optional[List[str]]:
+        if value is not None and not is_names(value):
+            raise DataError(f"{where}: \"labels\" must be a list of labels")
+        return value
+
+    def exported_names(self, doc) -> List[str]:
+        return self.doc_to_sample(doc).labels
+
+    def read_exported(self, value: Any) -> Optional[Set[str]]:
+        return set(value) if is_names(value) else None
+
+    def disagreement(self, edited: List[str], accept: List[str]) -> str:
+        return f"\"labels\" {sorted(set(edited))} and \"accept\" {sorted(set(accept))} disagree"
+
+    def reviewed(self, text: str, names: Set[str], where: str) -> Sample:
+        if not names:
             raise DataError(f"{where}: no label chosen: every text needs at least one label "
                             "(answer \"reject\" to remove the sample)")  # fmt: skip
-        return Sample(doc.text, labels=_label_set(chosen))
+        return Sample(text, labels=_label_set(names))

@@ -1,0 +1,129 @@
+"""Shared defaults of the Task protocol (ty.Task) for the task modules.
+
+``TaskBase``: what a task does the same way as most others (its student component found by
+factory, the student's annotation read like the gold one, answers that are JSON objects only).
+``ChoiceTask``: text classification, where a text's annotation is a choice of labels from a fixed
+set kept in ``doc.cats`` and reviewed in Prodigy's "choice" view: textcat (one label) and
+textcat_multilabel (one or more) share their data checks, review files and descriptions here and
+differ only in the hooks (how many labels a sample holds, in which field).
+"""
+from abc import ABC, abstractmethod
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
+
+from ..data import DataError
+from ..ty import Sample
+
+
+def pipe_by_factory(nlp, factories: Sequence[str]) -> Optional[str]:
+    """The name of ``nlp``'s first component made by one of ``factories``: by factory, not name,
+    as a config may name a component anything (a textcat_multilabel one may be named "textcat")."""
+    return next((p for p in nlp.pipe_names if nlp.get_pipe_meta(p).factory in factories), None)
+
+
+def is_names(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(n, str) for n in value)
+
+
+class TaskBase:
+    label_unit = "example"
+    factories: Tuple[str, ...] = ()  # the spaCy factories of a component that does the task
+
+    def student_pipe(self, nlp) -> Optional[str]:
+        return pipe_by_factory(nlp, self.factories)
+
+    def predicted_sample(self, doc, nlp=None) -> Sample:
+        return self.doc_to_sample(doc)  # a task whose student gives no score reads it like gold
+
+    def answer_from_string(self, answer: str) -> Optional[Dict[str, Any]]:
+        return None  # the task's answers are JSON objects, never a bare string
+
+
+class ChoiceTask(TaskBase, ABC):
+    field: str  # the JSONL and review field of the annotation: "label" (one name) or "labels" (a list)
+    missing: str  # the end of the message for a reviewed line without the annotation
+
+    # -- the hooks of a choice task
+
+    @abstractmethod
+    def chosen(self, sample: Sample) -> List[str]:
+        """The sample's labels (none: [])."""
+
+    @abstractmethod
+    def field_value(self, names: List[str]) -> Any:
+        """``names`` as ``field`` holds them (one name or a list; no label: None)."""
+
+    @abstractmethod
+    def read_field(self, value: Any, where: str) -> Optional[List[str]]:
+        """The names a reviewed line's ``field`` gives (None: not given); DataError when malformed."""
+
+    @abstractmethod
+    def exported_names(self, doc) -> List[str]:
+        """The names an exported line shows as chosen for a gold Doc."""
+
+    @abstractmethod
+    def read_exported(self, value: Any) -> Optional[Set[str]]:
+        """meta.exported_<field> as a set of names (None: not readable)."""
+
+    def check_accept(self, accept: Optional[List[str]], where: str) -> None:
+        """A reviewed "accept" the task refuses (textcat: not exactly one label)."""
+
+    @abstractmethod
+    def disagreement(self, edited: List[str], accept: List[str]) -> str:
+        """The message for a line whose ``field`` and "accept" are both edited, differently."""
+
+    @abstractmethod
+    def reviewed(self, text: str, names: Set[str], where: str) -> Sample:
+        """The reviewed sample of ``text`` with the chosen ``names``; DataError when the task refuses them."""
+
+    # -- the shared part
+
+    def text_of(self, obj: Dict[str, Any], where: str) -> str:
+        text = obj.get("text")
+        if not isinstance(text, str) or not text.strip():
+            raise DataError(f"{where}: missing or empty \"text\"")
+        return text
+
+    def doc_labels(self, doc) -> List[str]:
+        return [k for k, v in doc.cats.items() if v]
+
+    def review_task(self, doc, labels: Sequence[str]) -> Dict[str, Any]:
+        """Prodigy's "choice" view: every label an option, the sample's labels accepted; ``field``
+        holds the same for a text editor user, and meta.exported_<field> tells import which of the
+        two a reviewer changed."""
+        names = self.exported_names(doc)
+        value = self.field_value(names)
+        return {self.field: value, "options": [{"id": l, "text": l} for l in labels], "accept": list(names),
+                "meta": {f"exported_{self.field}": value}}  # fmt: skip
+
+    def review_annotation(self, sample: Sample) -> Any:
+        return self.field_value(self.chosen(sample))
+
+    def describe(self, sample: Sample) -> str:
+        return ", ".join(self.chosen(sample)) or "(none)"
+
+    def reviewed_sample(self, obj: Dict[str, Any], doc, labels: Sequence[str], where: str) -> Sample:
+        """The reviewed labels: "accept" (Prodigy's choice view) or ``field`` (a text editor), as
+        sets; when both are given and differ, the one that differs from meta.exported_<field> is
+        the edit (not "differs from the sample's labels now": a second import of the same file
+        would undo the first)."""
+        meta = obj.get("meta") if isinstance(obj.get("meta"), dict) else {}
+        accept = obj.get("accept")
+        if accept is not None and not is_names(accept):
+            raise DataError(f"{where}: \"accept\" must be a list of labels")
+        edited = self.read_field(obj.get(self.field), where)
+        for name in (accept or []) + (edited or []):
+            if name not in labels:
+                raise DataError(f"{where}: label {name!r} is not in the run's labels {list(labels)}")
+        self.check_accept(accept, where)
+        if accept is None and edited is None:
+            raise DataError(f"{where}: no \"accept\" or \"{self.field}\": {self.missing}")
+        exported = self.read_exported(meta.get(f"exported_{self.field}"))
+        accepted = set(accept) if accept is not None else None
+        given = set(edited) if edited is not None else None
+        if accepted is None or given is None or accepted == given or given == exported:
+            chosen = accepted if accepted is not None else given
+        elif accepted == exported:
+            chosen = given
+        else:
+            raise DataError(f"{where}: {self.disagreement(edited, accept)}; set one of them")
+        return self.reviewed(doc.text, chosen, where)

@@ -75,9 +75,8 @@ def make_llm_teacher(
 
     model: a spacy-llm model callable; ``spacy_evokd.OpenAICompatible.v1`` adds real chat
         turns, token usage and logprobs, other models get the chat as one transcript prompt.
-    task (str), labels (list): the student's task (a name in spacy_evokd.tasks: "textcat", "ner", "textcat_multilabel",
-        or a registered task's name)
-        and label set.
+    task (str), labels (list): the student's task (a name in spacy_evokd.tasks: "textcat", "ner", "textcat_multilabel"
+        or another registered task) and label set.
     label_definitions (dict): one line per label, shown in the prompts.
     task_description (str): what the texts are ("customer support messages", ...).
     prompt_version (str): which ``prompts/<step>.<task>.<version>.jinja`` templates to use.

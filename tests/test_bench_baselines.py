@@ -10,6 +10,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from baselines import EntropyPoolTeacher, RandomPoolTeacher, StratifiedPoolTeacher  # noqa: E402
 
+from spacy_evokd.tasks import get_task  # noqa: E402
 from spacy_evokd.ty import Analysis, RoundContext  # noqa: E402
 
 POOL = ROOT / "assets/demo/textcat/train.jsonl"
@@ -23,7 +24,7 @@ def _texts(proposal):
 def test_random_baseline_draws_unseen_texts_reproducibly():
     draws = []
     for _ in range(2):
-        t = RandomPoolTeacher(str(POOL), "textcat", LABELS, seed=3)
+        t = RandomPoolTeacher(str(POOL), get_task("textcat"), LABELS, seed=3)
         seen = [s.text for s in t.pool[:20]]
         t.begin_round(RoundContext(round=1, seen_texts=seen))
         first, second = _texts(t.propose(Analysis("x"), 2, 3)), _texts(t.propose(Analysis("x"), 2, 3))
@@ -35,7 +36,7 @@ def test_random_baseline_draws_unseen_texts_reproducibly():
 
 
 def test_entropy_baseline_takes_the_most_uncertain_unseen_texts():
-    t = EntropyPoolTeacher(str(POOL), "textcat", LABELS, seed=0)
+    t = EntropyPoolTeacher(str(POOL), get_task("textcat"), LABELS, seed=0)
     texts = [s.text for s in t.pool]
     t.begin_round(RoundContext(round=1, seen_texts=texts[:1]))
     # a hand-built uncertainty table instead of a student: the 6 highest are texts 0..5
@@ -53,7 +54,7 @@ def test_stratified_baseline_balances_labels_and_never_repeats(tmp_path):
     pool = tmp_path / "pool.jsonl"
     kept = by_label["billing"] + [r for label in LABELS if label != "billing" for r in by_label[label][:4]]
     pool.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf8")
-    t = StratifiedPoolTeacher(str(pool), "textcat", LABELS, seed=1)
+    t = StratifiedPoolTeacher(str(pool), get_task("textcat"), LABELS, seed=1)
     gold = {s.text: s.label for s in t.pool}
     t.begin_round(RoundContext(round=1))
     picked = _texts(t.propose(Analysis("x"), 3, 3)) + _texts(t.propose(Analysis("x"), 2, 2)) + \
@@ -66,7 +67,7 @@ def test_stratified_baseline_balances_labels_and_never_repeats(tmp_path):
 
 def test_stratified_baseline_on_ner_counts_entity_labels():
     pool = ROOT / "assets/demo/ner/train.jsonl"
-    t = StratifiedPoolTeacher(str(pool), "ner", ["LOC", "ORG", "PER", "PRODUCT"], seed=0)
+    t = StratifiedPoolTeacher(str(pool), get_task("ner"), ["LOC", "ORG", "PER", "PRODUCT"], seed=0)
     t.begin_round(RoundContext(round=1))
     gold = {s.text: s.entities for s in t.pool}
     picked = _texts(t.propose(Analysis("x"), 5, 5))

@@ -259,7 +259,7 @@ def test_label_disagreement_is_recorded_and_shown_not_rejected(tmp_path):
 
     corpus = _textcat_corpus(tmp_path)
     lines = []
-    with FakeOpenAIServer(Disagreeing(ROOT / "assets/demo/textcat/train.jsonl", "textcat", TC, mischief=False)) as server:
+    with FakeOpenAIServer(Disagreeing(ROOT / "assets/demo/textcat/train.jsonl", get_task("textcat"), TC, mischief=False)) as server:
         evolve(CFG, tmp_path / "run", run_overrides(corpus, server), teacher=TEACHER, echo=lines.append)
     rec = json.loads((tmp_path / "run/rounds/round_001.json").read_text())
     checks = rec["teacher_checks"]
@@ -361,7 +361,7 @@ def test_copies_are_counted_as_duplicates_before_labelling_is_paid_for():
     from spacy_evokd.models.openai_compatible import OpenAICompatible
     from spacy_evokd.weakness import build_report
 
-    with FakeOpenAIServer(Copying(ROOT / "assets/demo/textcat/train.jsonl", "textcat", TC, mischief=False)) as server:
+    with FakeOpenAIServer(Copying(ROOT / "assets/demo/textcat/train.jsonl", get_task("textcat"), TC, mischief=False)) as server:
         teacher = LLMTeacher(OpenAICompatible(name="m", base_url=server.base_url, api_key_env=None), get_task("textcat"), TC)
         teacher.begin_round(RoundContext(round=1, seen_texts=["Where is my parcel?"]))
         report = build_report(get_task("textcat"), TC, {"per_label": {}, "score": 0.0}, [], "the seed data")

@@ -137,7 +137,7 @@ class SurrogateResponder(PoolResponder):
 
 
 def test_lone_surrogates_in_every_answer_are_stored_counted_and_resumable(corpus, tmp_path):
-    responder = SurrogateResponder(POOL, "textcat", LABELS, mischief=False)
+    responder = SurrogateResponder(POOL, get_task("textcat"), LABELS, mischief=False)
     run = tmp_path / "run"
     with FakeOpenAIServer(responder) as server:
         ov = run_overrides(corpus, server)
@@ -214,7 +214,7 @@ class ScriptedAnalyses(PoolResponder):
     """Analyses from a script, in request order; generation and labels from the pool."""
 
     def __init__(self, analyses):
-        super().__init__(POOL, "textcat", LABELS, mischief=False)
+        super().__init__(POOL, get_task("textcat"), LABELS, mischief=False)
         self.analyses = list(analyses)
 
     def __call__(self, body):

@@ -65,7 +65,6 @@ import sys
 from pathlib import Path
 from spacy_evokd import student
 from spacy_evokd.config import load_config
-from spacy_evokd.tasks import get_task
 cfg = load_config(Path(sys.argv[1]), {"training.max_steps": 0, "training.max_epochs": 0, "training.patience": 0,
                                              "training.eval_frequency": 1000000})
 student.train(cfg, Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4]))
@@ -86,6 +85,7 @@ def test_killing_the_loop_process_ends_its_spacy_train(tmp_path):
     import spacy
 
     from spacy_evokd.data import jsonl_to_docs, write_docbin
+    from spacy_evokd.tasks import get_task
 
     nlp = spacy.blank("en")
     write_docbin(jsonl_to_docs(ROOT / "assets/demo/textcat/dev.jsonl", get_task("textcat"), nlp), tmp_path / "dev.spacy")

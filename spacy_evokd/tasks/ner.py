@@ -6,12 +6,13 @@ convert` does). Metric: entity-level micro-F1 (seqeval, strict IOB2, over the st
 tokenisation). Uncertainty: entity marginals from a beam over the student's ``ner`` component.
 """
 import math
+import re
 from collections import Counter
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from ..answer_schemas import json_object, label_enum
 from ..data import DataError
-from ..parsing import align_entities
+from ..parsing import normalise_label
 from ..ty import CharSpan, Judged, Sample
 from ..uncertainty import marginal_uncertainty
 
@@ -31,6 +32,46 @@ def _check_iob(tags: Sequence[str], where: str) -> None:
         prev = tag
 
 
+def align_entities(text: str, entities: Any, labels: Sequence[str]) -> Optional[List[CharSpan]]:
+    """Entity objects ({"text", "label"[, "start", "end"]}) or [text, label] pairs -> character
+    spans; None when any entity can't be found in the text (or the list is malformed)."""
+    if not isinstance(entities, list):
+        return None
+    used: Counter = Counter()
+    spans: List[CharSpan] = []
+    for ent in entities:
+        if isinstance(ent, dict):
+            surface, label = ent.get("text"), ent.get("label")
+            start, end = ent.get("start"), ent.get("end")
+        elif isinstance(ent, (list, tuple)) and len(ent) == 2:
+            (surface, label), start, end = ent, None, None
+        else:
+            return None
+        if not isinstance(surface, str) or not surface.strip() or not isinstance(label, str):
+            return None
+        surface = surface.strip()
+        label = normalise_label(label, labels)
+        if isinstance(start, int) and isinstance(end, int) and text[start:end] == surface:
+            spans.append((start, end, label))
+            continue
+        found = _find(text, surface, used[surface.casefold()])
+        if found is None:
+            return None
+        used[surface.casefold()] += 1
+        spans.append((found[0], found[1], label))
+    return spans
+
+
+def _find(text: str, surface: str, nth: int) -> Optional[Tuple[int, int]]:
+    pattern = re.escape(surface)
+    for regex, flags in ((rf"(?<!\w){pattern}(?!\w)", 0), (pattern, 0), (rf"(?<!\w){pattern}(?!\w)", re.I)):
+        matches = list(re.finditer(regex, text, flags))
+        if matches:
+            m = matches[min(nth, len(matches) - 1)]
+            return m.start(), m.end()
+    return None
+
+
 def iob_tags(text: str, entities: Iterable[CharSpan], tokenizer) -> List[str]:
     doc = tokenizer(text)
     spans = [doc.char_span(s, e, label=l, alignment_mode="expand") for s, e, l in entities]
@@ -45,6 +86,18 @@ class NERTask:
     main_score_keys = ("ents_f", "ents_p", "ents_r")
     answer_tokens = 30  # a short entity list
     label_unit = "entity"
+    annotation_key = "entities"  # Sample.annotation: [(start_char, end_char, label), ...], possibly empty
+
+    # -- the annotation
+
+    def annotation_to_json(self, annotation: List[CharSpan]) -> List[list]:
+        return [list(e) for e in annotation]
+
+    def annotation_from_json(self, value: List[list]) -> List[CharSpan]:
+        return [tuple(e) for e in value]  # JSON has no tuples
+
+    def shift(self, annotation: List[CharSpan], offset: int) -> List[CharSpan]:
+        return [(s + offset, e + offset, l) for s, e, l in annotation]
 
     # -- data
 
@@ -73,7 +126,7 @@ class NERTask:
                 i = j
             else:
                 i += 1
-        return Sample(" ".join(tokens), entities=entities)
+        return Sample(" ".join(tokens), annotation=entities)
 
     def record_to_doc(self, nlp, obj: Dict[str, Any], sample: Sample, labels: Sequence[str], where: str):
         from spacy.tokens import Doc
@@ -85,7 +138,7 @@ class NERTask:
         return doc
 
     def doc_to_sample(self, doc) -> Sample:
-        return Sample(doc.text, entities=[(e.start_char, e.end_char, e.label_) for e in doc.ents])
+        return Sample(doc.text, annotation=[(e.start_char, e.end_char, e.label_) for e in doc.ents])
 
     def predicted_sample(self, doc, nlp=None) -> Sample:
         return self.doc_to_sample(doc)  # the student's entities carry no score
@@ -94,18 +147,18 @@ class NERTask:
         return [e.label_ for e in doc.ents]
 
     def sample_labels(self, sample: Sample) -> List[str]:
-        return sorted({e[2] for e in sample.entities or []})
+        return sorted({e[2] for e in sample.annotation or []})
 
     def sample_class(self, sample: Sample) -> str:
         """The most frequent entity label ("O": none)."""
-        counts = Counter(l for _, _, l in sample.entities or [])
+        counts = Counter(l for _, _, l in sample.annotation or [])
         return sorted(counts, key=lambda l: (-counts[l], l))[0] if counts else "O"
 
     def annotate(self, doc, sample: Sample, labels: Sequence[str]) -> Optional[str]:
-        if sample.entities is None:
+        if sample.annotation is None:
             return "missing_label"
         spans = []
-        for start, end, label in sample.entities:
+        for start, end, label in sample.annotation:
             if label not in labels:
                 return "unknown_label"
             if not (0 <= start < end <= len(doc.text)):
@@ -123,30 +176,30 @@ class NERTask:
 
     def mislabel(self, sample: Sample, labels: Sequence[str], rng) -> Sample:
         """One entity gets another label (a text without entities stays as it is)."""
-        ents = list(sample.entities or [])
+        ents = list(sample.annotation or [])
         if ents and len(labels) > 1:
             i = rng.randrange(len(ents))
             s, e, l = ents[i]
             ents[i] = (s, e, rng.choice([x for x in labels if x != l]))
-        return Sample(sample.text, entities=ents)
+        return Sample(sample.text, annotation=ents)
 
     # -- judging the student
 
     def answer_key(self, sample: Sample):
-        return tuple(sorted(tuple(e) for e in sample.entities or []))
+        return tuple(sorted(tuple(e) for e in sample.annotation or []))
 
     def comparable(self, sample: Sample, labels: Sequence[str]):
         """(mention, label) pairs: the two calls may place the same mention differently."""
-        if sample.entities is None or any(l not in labels for _, _, l in sample.entities):
+        if sample.annotation is None or any(l not in labels for _, _, l in sample.annotation):
             return None
-        return tuple(sorted((sample.text[s:e].casefold(), l) for s, e, l in sample.entities))
+        return tuple(sorted((sample.text[s:e].casefold(), l) for s, e, l in sample.annotation))
 
     def confusions(self, judged: Sequence[Judged]) -> Dict[Tuple[str, str], int]:
         """"O" marks a missed or a spurious entity."""
         counts: Counter = Counter()
         for j in judged:
-            gold = {(s, e): l for s, e, l in j.gold.entities or []}
-            pred = {(s, e): l for s, e, l in j.pred.entities or []}
+            gold = {(s, e): l for s, e, l in j.gold.annotation or []}
+            pred = {(s, e): l for s, e, l in j.pred.annotation or []}
             for span, label in gold.items():
                 if pred.get(span) != label:
                     counts[(label, pred.get(span, "O"))] += 1
@@ -161,8 +214,8 @@ class NERTask:
         from seqeval.scheme import IOB2
 
         tokenizer = spacy.blank(lang).tokenizer  # the student's own tokenisation decides the IOB tags
-        y_true = [iob_tags(j.gold.text, j.gold.entities or [], tokenizer) for j in judged]
-        y_pred = [iob_tags(j.pred.text, j.pred.entities or [], tokenizer) for j in judged]
+        y_true = [iob_tags(j.gold.text, j.gold.annotation or [], tokenizer) for j in judged]
+        y_pred = [iob_tags(j.pred.text, j.pred.annotation or [], tokenizer) for j in judged]
         kw = dict(mode="strict", scheme=IOB2, zero_division=0)
         report = classification_report(y_true, y_pred, output_dict=True, **kw) if judged else {}
         per_label = {}
@@ -216,7 +269,7 @@ class NERTask:
         does a list as long as the schema's cap (MAX_ENTITIES_PER_TEXT)."""
         ents = item.get("entities")
         if ents is None:
-            return Sample(text, entities=None)
+            return Sample(text, annotation=None)
         if isinstance(ents, list) and len(ents) >= MAX_ENTITIES_PER_TEXT:
             rejected["too_many_entities"] += 1
             return None
@@ -224,10 +277,10 @@ class NERTask:
         if spans is None:
             rejected["unalignable_entity"] += 1
             return None
-        return Sample(text, entities=spans)
+        return Sample(text, annotation=spans)
 
     def answer_of(self, sample: Sample) -> Dict[str, Any]:
-        return {"entities": [{"text": sample.text[a:b], "label": l} for a, b, l in sample.entities or []]}
+        return {"entities": [{"text": sample.text[a:b], "label": l} for a, b, l in sample.annotation or []]}
 
     def answer_from_string(self, answer: str) -> Optional[Dict[str, Any]]:
         return None  # an entity list is never a bare string
@@ -248,10 +301,10 @@ class NERTask:
         }
 
     def review_annotation(self, sample: Sample) -> Any:
-        return [{"start": s, "end": e, "label": l} for s, e, l in sample.entities or []]
+        return [{"start": s, "end": e, "label": l} for s, e, l in sample.annotation or []]
 
     def describe(self, sample: Sample) -> str:
-        return ", ".join(f"{sample.text[s:e]} ({l})" for s, e, l in sample.entities or []) or "(none)"
+        return ", ".join(f"{sample.text[s:e]} ({l})" for s, e, l in sample.annotation or []) or "(none)"
 
     def reviewed_sample(self, obj: Dict[str, Any], doc, labels: Sequence[str], where: str) -> Sample:
         """The reviewed "spans" (character offsets; token indices, which a text editor user would
@@ -278,4 +331,4 @@ class NERTask:
                     raise DataError(f"{where}: span {k} {text[start:end]!r} ({label}) overlaps span {other}")
             taken.append((token_span.start, token_span.end, k))
             out.append((start, end, label))
-        return Sample(text, entities=sorted(out))
+        return Sample(text, annotation=sorted(out))

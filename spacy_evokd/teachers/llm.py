@@ -203,7 +203,7 @@ class LLMTeacher:
         confusions = sorted(report.confusions.items(), key=lambda kv: -kv[1])[:5]
         return self.render(
             "analysis", per_label=report.per_label, overall=report.overall, confusions=confusions,
-            wrong=[j.to_dict() for j in report.wrong[:k]], correct=[j.to_dict() for j in report.correct[:k]],
+            wrong=[j.to_dict(self.task) for j in report.wrong[:k]], correct=[j.to_dict(self.task) for j in report.correct[:k]],
             evaluated_on=report.evaluated_on, history=list(history),
         )  # fmt: skip
 

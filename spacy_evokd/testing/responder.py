@@ -9,6 +9,7 @@ import hashlib
 import json
 import random
 import re
+from collections import Counter
 from typing import Dict, List, Union
 
 from ..data import load_samples
@@ -38,7 +39,9 @@ class PoolResponder:
             self.calls["generate"] += 1
             # the prompt asks for each text's (intended or final) annotation as {"text", ...} objects
             ask = ask.group(0)
-            return self._generate(ask, rng, with_labels="label" in ask or "entities" in ask)
+            # the prompt names the task's answer keys ("label", "entities") when it wants them with the texts
+            with_labels = any(f'"{key}"' in ask for key in self.task.answer_schema(self.labels))
+            return self._generate(ask, rng, with_labels=with_labels)
         if "Answer with JSON only: one object per" in last:
             self.calls["label"] += 1
             return self._label(last)
@@ -61,12 +64,16 @@ class PoolResponder:
     def _item(self, s: Sample) -> Dict:
         return {"text": s.text, **self.task.answer_of(s)}
 
+    def _default(self, text: str) -> Sample:
+        answer = self.task.answer_from_string(self.labels[0]) or {}
+        return self.task.parse_answer(text, answer, self.labels, Counter()) or Sample(text)
+
     def _label(self, prompt: str) -> str:
         texts = [json.loads(m.group(1)) for m in re.finditer(r"^\d+\. (\".*\")$", prompt, re.M)]
         out = []
         for i, text in enumerate(texts, start=1):
-            # a text not in the pool: the first label, or no entities
-            gold = self.by_text.get(text) or Sample(text, label=self.labels[0], entities=[])
+            # a text not in the pool: the task's reading of a bare first label (ner: no entities)
+            gold = self.by_text.get(text) or self._default(text)
             answer = self.task.answer_of(gold)
             if self.mischief and "label" in answer:
                 if i == 1:

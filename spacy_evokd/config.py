@@ -13,7 +13,7 @@ from confection import Config
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .data import DataError
-from .tasks import TASK_NAMES, get_task
+from .tasks import get_task, task_names
 from .ty import EvokdError, Teacher
 
 
@@ -28,7 +28,7 @@ class EvokdSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    task: Literal[TASK_NAMES]
+    task: str  # a name in the task registry (tasks.task_names(): the built-in and the registered ones)
     labels: List[str] = Field(min_length=1)
     task_description: str = ""  # what the texts are; shown to LLM teachers
     label_definitions: Dict[str, str] = Field(default_factory=dict)  # one line per label
@@ -79,6 +79,14 @@ class EvokdSettings(BaseModel):
     # keeps every round's (the report scores each on test); "best" keeps the best one and the
     # latest (the next round starts from it)
     keep_models: Literal["all", "best"] = "all"
+
+    @field_validator("task")
+    @classmethod
+    def _known_task(cls, task: str) -> str:
+        names = [repr(n) for n in task_names()]
+        if task not in task_names():
+            raise ValueError(f"{task!r}: expected one of {', '.join(names[:-1])} or {names[-1]}")
+        return task
 
     @field_validator("labels")
     @classmethod

@@ -12,10 +12,15 @@ from spacy.cli.init_config import init_config
 
 from spacy_evokd.data import jsonl_to_docs, kshot, load_samples, read_docbin, write_docbin
 from spacy_evokd.loop import evolve
+from spacy_evokd.models.openai_compatible import OpenAICompatible
 from spacy_evokd.records import RoundRecord
 from spacy_evokd.tasks import get_task, register_task
-from spacy_evokd.ty import Sample
+from spacy_evokd.teachers.llm import LLMTeacher
+from spacy_evokd.testing.responder import PoolResponder
+from spacy_evokd.testing.server import FakeOpenAIServer
+from spacy_evokd.ty import Judged, Sample
 from spacy_evokd.validation import Validator
+from spacy_evokd.weakness import build_report
 
 from .toy_spancat_task import SPANS_KEY, ToySpancatTask
 
@@ -105,3 +110,24 @@ def test_two_rounds_of_a_task_registered_from_outside(corpus, tmp_path):
     nlp = spacy.load(tmp_path / "run/model-best")
     assert TASK.student_pipe(nlp) == "spancat" and result["best_dev"] == max(r.dev["score"] for r in recs)
     assert any("round 2/2: accepted" in l for l in lines)
+
+
+def test_an_llm_teacher_asks_with_the_task_s_own_templates(corpus):
+    """The toy task's prompts (tests/toy_spancat_prompts/) through the real transport and parser,
+    answered by the test server's responder from the toy pool: what it labels is the pool's spans."""
+    pool = load_samples(corpus / "pool.jsonl", TASK, LABELS)
+    wrong = Judged(pool[0], Sample(pool[0].text, annotation=[]))
+    with FakeOpenAIServer(PoolResponder(corpus / "pool.jsonl", TASK, LABELS, mischief=False)) as server:
+        model = OpenAICompatible(name="test-llm", base_url=server.base_url, api_key_env=None, backoff=0.01,
+                                 config={"max_tokens": 500})  # fmt: skip
+        teacher = LLMTeacher(model, TASK, LABELS)
+        report = build_report(TASK, LABELS, {"per_label": {}, "score": 0.0}, [wrong], "the seed data")
+        proposal = teacher.propose(teacher.analyse(report, []), 2, 1)
+        labelled = teacher.label([p.text for p in proposal.samples])
+        prompts = [r["body"]["messages"][-1]["content"] for r in server.requests]
+    gold = {s.text: s.annotation for s in pool}
+    assert len(proposal.samples) == 3 and [s.annotation for s in labelled.samples] == [gold[p.text] for p in proposal.samples]
+    # the analysis shows the wrong sample's spans as the task's template renders them
+    first = pool[0].annotation[0]
+    assert "span categoriser" in prompts[0] and f"{pool[0].text[first[0]:first[1]]} ({first[2]})" in prompts[0]
+    assert '"spans": [{"text": "<span as written>"' in prompts[-1]

@@ -118,7 +118,9 @@ class LLMTeacher:
         self.label_temperature = label_temperature
         self.label_batch = label_batch
         self.name = f"{getattr(model, 'name', type(model).__name__)}"
-        dirs = ([str(template_dir)] if template_dir else []) + [str(PROMPTS_DIR)]
+        # a task from outside the package brings its templates (its optional ``template_dir``)
+        task_dir = getattr(self.task, "template_dir", None)
+        dirs = [str(d) for d in (template_dir, task_dir) if d] + [str(PROMPTS_DIR)]
         self.env = jinja2.Environment(loader=jinja2.FileSystemLoader(dirs), undefined=jinja2.StrictUndefined,
                                       autoescape=False, keep_trailing_newline=False)  # fmt: skip
         # texts are quoted as JSON strings, but not HTML-safe ones: Jinja's own tojson writes ' & < >

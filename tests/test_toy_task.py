@@ -112,12 +112,15 @@ def test_two_rounds_of_a_task_registered_from_outside(corpus, tmp_path):
     assert any("round 2/2: accepted" in l for l in lines)
 
 
-def test_an_llm_teacher_asks_with_the_task_s_own_templates(corpus):
+@pytest.mark.parametrize("mischief", [False, True])
+def test_an_llm_teacher_asks_with_the_task_s_own_templates(corpus, mischief):
     """The toy task's prompts (tests/toy_spancat_prompts/) through the real transport and parser,
-    answered by the test server's responder from the toy pool: what it labels is the pool's spans."""
+    answered by the test server's responder from the toy pool: what it labels is the pool's spans.
+    With mischief the responder adds a mention that is not in text 3 (by the answer's shape: it
+    knows no task), and the toy task's parser rejects that text."""
     pool = load_samples(corpus / "pool.jsonl", TASK, LABELS)
     wrong = Judged(pool[0], Sample(pool[0].text, annotation=[]))
-    with FakeOpenAIServer(PoolResponder(corpus / "pool.jsonl", TASK, LABELS, mischief=False)) as server:
+    with FakeOpenAIServer(PoolResponder(corpus / "pool.jsonl", TASK, LABELS, mischief=mischief)) as server:
         model = OpenAICompatible(name="test-llm", base_url=server.base_url, api_key_env=None, backoff=0.01,
                                  config={"max_tokens": 500})  # fmt: skip
         teacher = LLMTeacher(model, TASK, LABELS)
@@ -126,7 +129,9 @@ def test_an_llm_teacher_asks_with_the_task_s_own_templates(corpus):
         labelled = teacher.label([p.text for p in proposal.samples])
         prompts = [r["body"]["messages"][-1]["content"] for r in server.requests]
     gold = {s.text: s.annotation for s in pool}
-    assert len(proposal.samples) == 3 and [s.annotation for s in labelled.samples] == [gold[p.text] for p in proposal.samples]
+    kept = proposal.samples[:2] if mischief else proposal.samples
+    assert len(proposal.samples) == 3 and [s.annotation for s in labelled.samples] == [gold[p.text] for p in kept]
+    assert labelled.rejected == (Counter(unalignable_span=1) if mischief else Counter())
     # the analysis shows the wrong sample's spans as the task's template renders them
     first = pool[0].annotation[0]
     assert "span categoriser" in prompts[0] and f"{pool[0].text[first[0]:first[1]]} ({first[2]})" in prompts[0]

@@ -16,7 +16,7 @@ Lenient on form, strict on content. Stated repair rules:
     sample as a proposal (the labelling call decides) and an unusable one is dropped silently;
   - a generated text that is a placeholder of the format example ("...", "text", "<text>") is
     rejected (placeholder) before it is sent on to labelling;
-  - NER entities given as strings are aligned to the text: the k-th mention of the same string
+  - NER entities given as strings are aligned to the text (tasks/ner.py align_entities): the k-th mention of the same string
     is the k-th occurrence, whole-word occurrences first, then case-insensitive ones; given
     offsets are used when they point at the same string. An entity that can't be found rejects
     the whole sample (unalignable_entity): a partial annotation would teach the student that the

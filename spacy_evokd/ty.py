@@ -233,7 +233,8 @@ class Task(Protocol):
     """Everything task-specific (one module per task under ``tasks/``; ``tasks.get_task(name)``).
     The loop, student, validator, parser, teachers, selection and report call these and never
     look at the task's name. A task whose docs carry a *set* of labels (multi-label textcat)
-    fits: samples, keys, classes and scores are the task's own."""
+    fits: samples, keys, classes and scores are the task's own. Optional: ``template_dir``, a
+    folder of the task's own prompt templates (LLMTeacher looks there before the package's)."""
 
     name: str  # the [evokd] task value; also the middle part of prompt template names
     kind: str  # what the task is, in words ("text classification"): the system prompt names it

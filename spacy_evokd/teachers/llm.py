@@ -221,7 +221,7 @@ class LLMTeacher:
 
     def propose(self, analysis: Analysis, n_hard: int, n_easy: int, with_labels: bool = False) -> Proposal:
         """New inputs, each with the annotation the teacher intends: the final one with
-        ``with_labels``, else a proposal (``Sample.label`` / ``entities``) the labelling call
+        ``with_labels``, else a proposal (``Sample.annotation``) the labelling call
         checks."""
         hints = situations(n_hard + n_easy, request_seed(self._ctx.run_seed, self._ctx.round, "situations", self._sent["generate"]))
         prompt = self.render("generate", n_hard=n_hard, n_easy=n_easy, with_labels=with_labels,

@@ -5,6 +5,7 @@ its tokens joined with single spaces, and its Doc keeps the file's tokenisation 
 convert` does). Metric: entity-level micro-F1 (seqeval, strict IOB2, over the student's own
 tokenisation). Uncertainty: entity marginals from a beam over the student's ``ner`` component.
 """
+import functools
 import math
 import re
 from collections import Counter
@@ -70,6 +71,21 @@ def _find(text: str, surface: str, nth: int) -> Optional[Tuple[int, int]]:
             m = matches[min(nth, len(matches) - 1)]
             return m.start(), m.end()
     return None
+
+
+@functools.lru_cache(maxsize=None)
+def _tokenizer(lang: str):
+    """spaCy's tokenizer of ``lang`` (a blank pipeline costs a quarter of a second to build, and the
+    report's bootstrap scores hundreds of resamples)."""
+    import spacy
+
+    return spacy.blank(lang).tokenizer
+
+
+@functools.lru_cache(maxsize=65536)
+def _sample_tags(text: str, entities: Tuple[CharSpan, ...], lang: str) -> Tuple[str, ...]:
+    """A sample's IOB tags, computed once per sample however often it is scored (bootstrap resamples)."""
+    return tuple(iob_tags(text, entities, _tokenizer(lang)))
 
 
 def iob_tags(text: str, entities: Iterable[CharSpan], tokenizer) -> List[str]:
@@ -209,15 +225,14 @@ class NERTask:
         return dict(counts)
 
     def score(self, judged: Sequence[Judged], labels: Sequence[str], lang: str = "en") -> Dict[str, Any]:
-        import spacy
-        from seqeval.metrics import classification_report, f1_score, precision_score, recall_score
+        from seqeval.metrics import classification_report
         from seqeval.scheme import IOB2
 
-        tokenizer = spacy.blank(lang).tokenizer  # the student's own tokenisation decides the IOB tags
-        y_true = [iob_tags(j.gold.text, j.gold.annotation or [], tokenizer) for j in judged]
-        y_pred = [iob_tags(j.pred.text, j.pred.annotation or [], tokenizer) for j in judged]
-        kw = dict(mode="strict", scheme=IOB2, zero_division=0)
-        report = classification_report(y_true, y_pred, output_dict=True, **kw) if judged else {}
+        # the student's own tokenisation decides the IOB tags
+        y_true = [list(_sample_tags(j.gold.text, tuple(map(tuple, j.gold.annotation or [])), lang)) for j in judged]
+        y_pred = [list(_sample_tags(j.pred.text, tuple(map(tuple, j.pred.annotation or [])), lang)) for j in judged]
+        report = classification_report(y_true, y_pred, output_dict=True, mode="strict", scheme=IOB2,
+                                        zero_division=0) if judged else {}  # fmt: skip
         per_label = {}
         for label in labels:
             row = report.get(label, {})
@@ -227,12 +242,13 @@ class NERTask:
                 "f": float(row.get("f1-score", 0.0)),
                 "support": int(row.get("support", 0)),
             }
-        f = float(f1_score(y_true, y_pred, **kw)) if judged else 0.0
+        micro = report.get("micro avg", {})  # seqeval's f1_score/precision_score/recall_score (average="micro")
+        f = float(micro.get("f1-score", 0.0))
         return {
             "score": f,
             "ents_f": f,
-            "ents_p": float(precision_score(y_true, y_pred, **kw)) if judged else 0.0,
-            "ents_r": float(recall_score(y_true, y_pred, **kw)) if judged else 0.0,
+            "ents_p": float(micro.get("precision", 0.0)),
+            "ents_r": float(micro.get("recall", 0.0)),
             "per_label": per_label,
             "n": len(judged),
         }

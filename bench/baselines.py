@@ -37,11 +37,10 @@ class RandomPoolTeacher(SimulatedTeacher):
         return Proposal(samples=[self._copy(s, "random", with_labels) for s in picked])
 
 
-def _labels_of(sample: Sample) -> List[str]:
-    """A pool sample's labels: its class, or its entity labels ("O": a text without entities)."""
-    if sample.label is not None:
-        return [sample.label]
-    return sorted({e[2] for e in sample.entities or []}) or ["O"]
+def _labels_of(task, sample: Sample) -> List[str]:
+    """A pool sample's labels: the task's (its class, its label set or its entity labels; "O": a
+    text without entities)."""
+    return task.sample_labels(sample) or ["O"]
 
 
 class StratifiedPoolTeacher(RandomPoolTeacher):
@@ -60,7 +59,7 @@ class StratifiedPoolTeacher(RandomPoolTeacher):
         by_label = {}
         for s in self.pool:
             if s.text not in self._used:
-                for label in _labels_of(s):
+                for label in _labels_of(self.task, s):
                     by_label.setdefault(label, []).append(s)
         picked, taken = [], set()
         while len(picked) < n:
@@ -71,7 +70,7 @@ class StratifiedPoolTeacher(RandomPoolTeacher):
             choice = self._rng.choice([s for s in by_label[label] if s.text not in taken])
             picked.append(choice)
             taken.add(choice.text)
-            self._count.update(_labels_of(choice))
+            self._count.update(_labels_of(self.task, choice))
         return picked
 
 

@@ -47,7 +47,7 @@ def measure(task: str, n: int, base_url: str) -> None:
         samples = teacher.label([d.text for d in gold]).samples
         exact = 0
         for s in samples:  # the same items _gold_items makes of a gold doc: character spans or the label
-            got = {tuple(e) for e in s.entities or []} if task == "ner" else {s.label}
+            got = {tuple(e) for e in s.annotation or []} if task == "ner" else {s.annotation}
             exact += got == want.get(s.text)
         print(f"{batch:>14}{temperature:>12}{len(samples):>9}{exact:>7}{time.time() - t0:>8.0f}", flush=True)
 

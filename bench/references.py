@@ -41,14 +41,14 @@ def _features(name: str, train: Sequence[str], other: Sequence[Sequence[str]]):
 
 def _targets(task_name: str, samples: Sequence[Sample], labels: Sequence[str]):
     if task_name == "textcat_multilabel":
-        return numpy.array([[l in (s.labels or []) for l in labels] for s in samples], dtype=int)
-    return numpy.array([s.label for s in samples])
+        return numpy.array([[l in (s.annotation or []) for l in labels] for s in samples], dtype=int)
+    return numpy.array([s.annotation for s in samples])
 
 
 def _predict(task_name: str, model, x, labels: Sequence[str]) -> List[Sample]:
     if task_name == "textcat_multilabel":
-        return [Sample("", labels=[l for l, on in zip(labels, row) if on]) for row in model.predict(x)]
-    return [Sample("", label=str(y)) for y in model.predict(x)]
+        return [Sample("", annotation=[l for l, on in zip(labels, row) if on]) for row in model.predict(x)]
+    return [Sample("", annotation=str(y)) for y in model.predict(x)]
 
 
 def _fit(task_name: str, x, y, c: float):

@@ -46,6 +46,7 @@ def main() -> None:
     p.add_argument("--students-seeds", default="0,1,2", help="k-shot seeds of the student-config benchmark")
     p.add_argument("--students-candidates", default="", help="candidate configs to train (default: all, see bench/student_configs.py)")
     p.add_argument("--students-minutes", type=float, default=0, help="start no student training after this long (0 = no limit)")
+    p.add_argument("--students-full-only", action="store_true", help="the whole pool only (no few-shot settings)")
     p.add_argument("--students-heavy-all", action="store_true", help="stock-accuracy students on the whole pool too (they always run on every few-shot seed)")
     p.add_argument("--targeting-sets", default="", help="data sets of the targeting benchmark (default: "
                    "emotion,sst2,conll2003,conll04; --quick: emotion,conll04)")
@@ -129,7 +130,7 @@ def main() -> None:
     if "students" in only:
         import student_configs
 
-        student_configs.main(a.data_dir, out, quick=q, seeds=[int(x) for x in a.students_seeds.split(",") if x],
+        student_configs.main(a.data_dir, out, quick=q, shots=() if a.students_full_only else (1, 5), seeds=[int(x) for x in a.students_seeds.split(",") if x],
                              minutes=a.students_minutes, sets=[x for x in a.students_sets.split(",") if x] or None,
                              candidates=[x for x in a.students_candidates.split(",") if x] or None,
                              heavy_all=a.students_heavy_all, command="bin/bench " + " ".join(sys.argv[1:]))  # fmt: skip

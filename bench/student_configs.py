@@ -162,11 +162,27 @@ def _frozen_minilm(cfg):
     return cfg
 
 
+def _longer(epochs: int, learn_rate: float = 0.0) -> Callable:
+    """The accurate student trained for more passes (and at another peak learning rate): does the
+    whole-pool gap to frozen MiniLM + LR close with training alone?"""
+    def build(cfg):
+        cfg = _profile("accurate")(cfg)
+        cfg["evokd"]["train_epochs"] = epochs
+        cfg["training"]["max_steps"] = max(cfg["training"]["max_steps"], epochs * 70)
+        if learn_rate:
+            cfg["training"]["optimizer"]["learn_rate"]["initial_rate"] = learn_rate
+        return cfg
+
+    return build
+
+
 CANDIDATES: Dict[str, Dict[str, tuple]] = {
     "textcat": {
         "fast": ("configs/textcat_fast.cfg = textcat_bow.cfg: TextCatBOW.v3 ngram 1, Adam 0.01, 20 epochs of 32 texts (100-2000 steps)", _ours),
         "accurate": ("configs/textcat_accurate.cfg = textcat_minilm.cfg: all-MiniLM-L6-v2 fine-tuned, mean-pooled head, 4 epochs of 16 texts (200-1000 steps)", _profile("accurate")),
         "fast-old-regime": ("the fast student's model under the former training: 300 steps, Adam 0.001, 100-1000 words a batch", _old_regime),
+        "accurate-e10": ("accurate, 10 epochs instead of 4 (cap 700 steps)", _longer(10)),
+        "accurate-e10-lr1e-4": ("accurate, 10 epochs at a peak learning rate of 1e-4 instead of 5e-5", _longer(10, 1e-4)),
         "accurate-frozen": ("all-MiniLM-L6-v2 frozen (sourced, annotating) under a mean-pooled softmax head, Adam 0.01, 20 epochs", _frozen_minilm),
         **REFERENCES,
         "stock-efficiency": ("spacy init config -o efficiency: BOW ngram 1 alone", _stock("textcat", "efficiency")),

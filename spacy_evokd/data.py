@@ -102,22 +102,6 @@ def infer_labels(samples: Sequence[Sample], task: Task) -> List[str]:
     return sorted({l for s in samples for l in task.sample_labels(s) if l})
 
 
-def sample_to_doc(nlp, sample: Sample, labels: Sequence[str], where: str = "") -> Doc:
-    """Gold Doc for a sample. NER spans must align to the tokenizer's tokens."""
-    doc = nlp.make_doc(sample.text)
-    if sample.label is not None:
-        doc.cats = {l: float(l == sample.label) for l in labels}
-    if sample.entities is not None:
-        spans = []
-        for start, end, label in sample.entities:
-            span = doc.char_span(start, end, label=label, alignment_mode="strict")
-            if span is None:
-                raise DataError(f"{where}: entity {sample.text[start:end]!r} ({label}) does not align to tokens")
-            spans.append(span)
-        doc.set_ents(spans, default="outside")
-    return doc
-
-
 def jsonl_to_docs(path: Union[str, Path], task: Task, nlp, labels: Optional[Sequence[str]] = None) -> List[Doc]:
     """Convert a JSONL file (the task decides how a record becomes a Doc: NER keeps the
     file's own tokenisation, as `spacy convert` does). Without ``labels`` the label set is the

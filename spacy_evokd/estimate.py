@@ -68,9 +68,9 @@ class _RoundCalls:
         self.system = t.render("system")
         self.analysis_values = dict(
             per_label={l: {"p": 0.5, "r": 0.5, "f": 0.5, "support": 10} for l in s.labels},
-            overall={"macro_f": 0.5, "accuracy": 0.5, "ents_f": 0.5, "ents_p": 0.5, "ents_r": 0.5},
-            confusions=[], evaluated_on="the last batch", wrong=[j.to_dict() for j in shown],
-            correct=[j.to_dict() for j in shown] if s.show_correct else [],
+            overall={k: 0.5 for k in task.main_score_keys},
+            confusions=[], evaluated_on="the last batch", wrong=[j.to_dict(task) for j in shown],
+            correct=[j.to_dict(task) for j in shown] if s.show_correct else [],
         )  # fmt: skip
         self.n = s.n_hard + s.n_easy
         avg = sum(len(x.text) for x in seed) / max(1, len(seed))

@@ -247,8 +247,8 @@ class EvoKDLoop:
     def _feedback(self, judged: List[Judged]) -> Dict[str, List[Dict]]:
         correct = [weakness.is_correct(j, self.task) for j in judged]
         return {
-            "correct": [j.to_dict() for j, ok in zip(judged, correct) if ok],
-            "wrong": [j.to_dict() for j, ok in zip(judged, correct) if not ok],
+            "correct": [j.to_dict(self.task) for j, ok in zip(judged, correct) if ok],
+            "wrong": [j.to_dict(self.task) for j, ok in zip(judged, correct) if not ok],
         }
 
     def _seen_texts(self, upto: int) -> List[str]:
@@ -282,7 +282,7 @@ class EvoKDLoop:
         round (a run budget reached), or None."""
         t0 = time.time()
         prev = self.state.load_record(n - 1)
-        report = weakness.build_report(self.task, self.settings.labels, prev.dev, prev.judged(),
+        report = weakness.build_report(self.task, self.settings.labels, prev.dev, prev.judged(self.task),
                                        "the seed data" if n == 1 else f"the round {n - 1} batch")  # fmt: skip
         seen = SeenTexts.of(self._seen_texts(n))
         teaching = self._teach(n, report, seen)
@@ -540,7 +540,7 @@ class EvoKDLoop:
             feedback=self._feedback(trained.batch_judged) if docs else prev.feedback, train_size=trained.train_size,
             seconds={"teacher": round(teaching.seconds, 2), **trained.seconds, "total": round(time.time() - t0, 2)},
             stopped_by=teaching.stopped_by, teacher_checks=teaching.checks, repaired=dict(teaching.repaired),
-            rejected_samples=rejected_samples(teaching.rejects),
+            rejected_samples=rejected_samples(teaching.rejects, self.task),
             budget_hit=teaching.budget_hit, task=self.task.name, sources=self._sources(n, prev, teaching, docs, trained),
             usage_by_step={step: u.to_dict() for step, u in self._usage_by_step(n).items()},
             analysis_repeats=teaching.analysis_repeats,

@@ -16,7 +16,7 @@ Lenient on form, strict on content. Stated repair rules:
     sample as a proposal (the labelling call decides) and an unusable one is dropped silently;
   - a generated text that is a placeholder of the format example ("...", "text", "<text>") is
     rejected (placeholder) before it is sent on to labelling;
-  - NER entities given as strings are aligned to the text: the k-th mention of the same string
+  - NER entities given as strings are aligned to the text (tasks/ner.py align_entities): the k-th mention of the same string
     is the k-th occurrence, whole-word occurrences first, then case-insensitive ones; given
     offsets are used when they point at the same string. An entity that can't be found rejects
     the whole sample (unalignable_entity): a partial annotation would teach the student that the
@@ -33,7 +33,7 @@ from collections import Counter
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from .answer_schemas import ANSWERS_KEY
-from .ty import CharSpan, Sample, Task
+from .ty import Sample, Task
 
 MAX_ANSWER_CHARS = 200_000
 
@@ -174,46 +174,6 @@ def _item_to_sample(item: Any, task: Task, labels: Sequence[str], with_labels: b
         proposal = task.parse_answer(text, item, labels, Counter()) if intended else None
         return proposal or Sample(text)
     return task.parse_answer(text, item, labels, rejected)
-
-
-def align_entities(text: str, entities: Any, labels: Sequence[str]) -> Optional[List[CharSpan]]:
-    """Entity objects ({"text", "label"[, "start", "end"]}) or [text, label] pairs -> character
-    spans; None when any entity can't be found in the text (or the list is malformed)."""
-    if not isinstance(entities, list):
-        return None
-    used: Counter = Counter()
-    spans: List[CharSpan] = []
-    for ent in entities:
-        if isinstance(ent, dict):
-            surface, label = ent.get("text"), ent.get("label")
-            start, end = ent.get("start"), ent.get("end")
-        elif isinstance(ent, (list, tuple)) and len(ent) == 2:
-            (surface, label), start, end = ent, None, None
-        else:
-            return None
-        if not isinstance(surface, str) or not surface.strip() or not isinstance(label, str):
-            return None
-        surface = surface.strip()
-        label = normalise_label(label, labels)
-        if isinstance(start, int) and isinstance(end, int) and text[start:end] == surface:
-            spans.append((start, end, label))
-            continue
-        found = _find(text, surface, used[surface.casefold()])
-        if found is None:
-            return None
-        used[surface.casefold()] += 1
-        spans.append((found[0], found[1], label))
-    return spans
-
-
-def _find(text: str, surface: str, nth: int) -> Optional[Tuple[int, int]]:
-    pattern = re.escape(surface)
-    for regex, flags in ((rf"(?<!\w){pattern}(?!\w)", 0), (pattern, 0), (rf"(?<!\w){pattern}(?!\w)", re.I)):
-        matches = list(re.finditer(regex, text, flags))
-        if matches:
-            m = matches[min(nth, len(matches) - 1)]
-            return m.start(), m.end()
-    return None
 
 
 def parse_labels(text: str, texts: Sequence[str], task: Task, labels: Sequence[str]) -> Tuple[List[Sample], Counter]:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 from .run_files import RunDirError, read_json, read_round_record, write_json
-from .ty import Judged, Sample
+from .ty import Judged, Sample, Task
 from .untrusted import storable
 
 SCHEMA_VERSION = 2
@@ -91,9 +91,9 @@ class RoundRecord:
     def save(self, path: Union[str, Path]) -> None:
         write_json(path, asdict(self))  # atomic: a kill leaves no half record
 
-    def judged(self) -> List[Judged]:
-        """The feedback as Judged samples, correct ones first."""
-        return [Judged.from_dict(item) for item in self.feedback["correct"] + self.feedback["wrong"]]
+    def judged(self, task: Task) -> List[Judged]:
+        """The feedback as Judged samples (of ``task``, the record's), correct ones first."""
+        return [Judged.from_dict(item, task) for item in self.feedback["correct"] + self.feedback["wrong"]]
 
 
 def teacher_checks(agreement: Counter, stats: Counter) -> Dict[str, Any]:
@@ -123,13 +123,13 @@ def describe_checks(checks: Dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def rejected_samples(rejects: List[Tuple[Sample, str]]) -> List[Dict[str, Any]]:
+def rejected_samples(rejects: List[Tuple[Sample, str]], task: Task) -> List[Dict[str, Any]]:
     """What a round record keeps of the samples validation rejected: the first REJECTED_KEPT,
     texts cut to REJECTED_TEXT_CHARS and made storable (they are teacher output: untrusted)."""
     kept = []
     for sample, reason in rejects[:REJECTED_KEPT]:
         text = storable(sample.text)
-        annotation = {k: getattr(sample, k) for k in ("label", "labels", "entities") if getattr(sample, k) is not None}
+        annotation = {} if sample.annotation is None else {task.annotation_key: task.annotation_to_json(sample.annotation)}
         kept.append({"text": text if len(text) <= REJECTED_TEXT_CHARS else text[: REJECTED_TEXT_CHARS - 1] + "…",
                      "reason": reason, "intent": sample.intent, "annotation": _storable(annotation)})  # fmt: skip
     return kept

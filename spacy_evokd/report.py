@@ -300,7 +300,7 @@ def _examples(run_dir: Path, recs: List[RoundRecord], task, review: "Review") ->
         path = run_dir / "rounds" / f"round_{r.round:03d}.spacy"
         kept = {d.text: d.user_data.get("evokd", {}) for d in read_docbin(path)} if path.exists() else {}
         by_intent: Dict[Optional[str], list] = {}
-        for j in r.judged():
+        for j in r.judged(task):
             if j.gold.text in review.removed:
                 continue
             right = task.answer_key(j.gold) == task.answer_key(j.pred)

@@ -212,7 +212,7 @@ def _student_predictions(rec: Dict[str, Any], task: Task) -> Dict[str, Any]:
     out = {}
     for item in rec["feedback"].get("correct", []) + rec["feedback"].get("wrong", []):
         try:
-            pred = Judged.from_dict(item).pred
+            pred = Judged.from_dict(item, task).pred
             out[pred.text] = task.describe(pred)
         except (KeyError, TypeError, ValueError, AttributeError):  # an older or hand-edited record: no prediction shown
             continue

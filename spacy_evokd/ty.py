@@ -14,7 +14,7 @@ Teacher calls (the EvoKD round):
 4. ``label(texts)``               -> Labelled   (labels for those inputs, a fresh chat)
 """
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Hashable, List, Optional, Protocol, Sequence, Tuple, runtime_checkable
 
@@ -46,19 +46,33 @@ class BudgetExceeded(EvokdError, RuntimeError):
 
 @dataclass
 class Sample:
-    """One labelled (or to-be-labelled) text; which annotation field is set is the task's business
-    (textcat: ``label``; ner: ``entities``, character spans, possibly empty; textcat_multilabel:
-    ``labels``, the distinct names of a label set).
+    """One labelled (or to-be-labelled) text. ``annotation`` is the task's own value, None when the
+    text has none yet (textcat: the label; textcat_multilabel: the sorted list of its labels; ner:
+    character spans, possibly empty): only its Task reads or writes it.
     ``intent`` is what the teacher meant it to be ("hard" / "easy"), not a training signal.
     """
 
     text: str
-    label: Optional[str] = None
-    entities: Optional[List[CharSpan]] = None
-    labels: Optional[List[str]] = None  # a set of labels, kept sorted (stores and compares as a list)
+    annotation: Any = None
     intent: Optional[str] = None
     confidence: Optional[float] = None
     confidence_method: Optional[str] = None
+
+    def to_dict(self, task: "Task") -> Dict[str, Any]:
+        """The JSON form (round records, prompts): the annotation under the task's
+        ``annotation_key``, as records have always stored it."""
+        out: Dict[str, Any] = {"text": self.text}
+        out[task.annotation_key] = None if self.annotation is None else task.annotation_to_json(self.annotation)
+        out.update(intent=self.intent, confidence=self.confidence, confidence_method=self.confidence_method)
+        return out
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any], task: "Task") -> "Sample":
+        """The inverse of ``to_dict``; records that stored every task's key (label, labels,
+        entities, the others None) read the same way."""
+        value = d.get(task.annotation_key)
+        return cls(d["text"], None if value is None else task.annotation_from_json(value), d.get("intent"),
+                   d.get("confidence"), d.get("confidence_method"))  # fmt: skip
 
 
 @dataclass
@@ -68,18 +82,13 @@ class Judged:
     gold: Sample
     pred: Sample
 
-    def to_dict(self) -> Dict[str, Any]:
+    def to_dict(self, task: "Task") -> Dict[str, Any]:
         """The JSON form: round records' feedback, and what the analysis prompt renders."""
-        return {"gold": asdict(self.gold), "pred": asdict(self.pred)}
+        return {"gold": self.gold.to_dict(task), "pred": self.pred.to_dict(task)}
 
     @classmethod
-    def from_dict(cls, item: Dict[str, Any]) -> "Judged":
-        def sample(d: Dict[str, Any]) -> Sample:
-            if d.get("entities") is not None:  # JSON has no tuples
-                d = dict(d, entities=[tuple(e) for e in d["entities"]])
-            return Sample(**d)
-
-        return cls(sample(item["gold"]), sample(item["pred"]))
+    def from_dict(cls, item: Dict[str, Any], task: "Task") -> "Judged":
+        return cls(Sample.from_dict(item["gold"], task), Sample.from_dict(item["pred"], task))
 
 
 @dataclass
@@ -229,7 +238,8 @@ class Task(Protocol):
     """Everything task-specific (one module per task under ``tasks/``; ``tasks.get_task(name)``).
     The loop, student, validator, parser, teachers, selection and report call these and never
     look at the task's name. A task whose docs carry a *set* of labels (multi-label textcat)
-    fits: samples, keys, classes and scores are the task's own."""
+    fits: samples, keys, classes and scores are the task's own. Optional: ``template_dir``, a
+    folder of the task's own prompt templates (LLMTeacher looks there before the package's)."""
 
     name: str  # the [evokd] task value; also the middle part of prompt template names
     kind: str  # what the task is, in words ("text classification"): the system prompt names it
@@ -237,6 +247,21 @@ class Task(Protocol):
     main_score_keys: Tuple[str, ...]  # the headline keys of ``score`` (`evaluate` prints them)
     answer_tokens: int  # about how many tokens one text's answer takes (`estimate`)
     label_unit: str  # what carries one label, in messages: "example", "entity"
+    annotation_key: str  # the name of ``Sample.annotation`` in JSON: round records, prompts ("label")
+
+    # -- the annotation (``Sample.annotation``: its type and meaning are the task's)
+    def annotation_to_json(self, annotation: Any) -> Any:
+        """A (not None) annotation as JSON (round records, the analysis prompt)."""
+        ...
+
+    def annotation_from_json(self, value: Any) -> Any:
+        """The inverse of ``annotation_to_json`` (JSON has no tuples)."""
+        ...
+
+    def shift(self, annotation: Any, offset: int) -> Any:
+        """The annotation of the text with ``offset`` characters added at its start (negative:
+        removed); the validator strips leading spaces and shifts what points into the text."""
+        ...
 
     # -- data: JSONL records and gold Docs
     def record_to_sample(self, obj: Dict[str, Any], where: str, labels: Optional[Sequence[str]]) -> Sample:

@@ -259,15 +259,14 @@ def has_bad_characters(text: str) -> bool:
     return False
 
 
-def _strip(sample: Sample) -> Sample:
+def _strip(sample: Sample, task: Task) -> Sample:
+    """The sample with its text stripped; the task shifts what of its annotation points into the text."""
     text = sample.text or ""
     lead = len(text) - len(text.lstrip())
-    stripped = text.strip()
-    entities = sample.entities
-    if entities is not None and lead:
-        entities = [(s - lead, e - lead, l) for s, e, l in entities]
-    # replace(): every other field (a task's own annotation field among them) is kept as it is
-    return replace(sample, text=stripped, entities=entities)
+    annotation = sample.annotation
+    if annotation is not None and lead:
+        annotation = task.shift(annotation, -lead)
+    return replace(sample, text=text.strip(), annotation=annotation)
 
 
 class Validator:
@@ -296,7 +295,7 @@ class Validator:
 
     def check(self, sample: Sample, seen: Set[str]) -> Tuple[Optional[Doc], Optional[str]]:
         """(doc, None) when valid, else (None, reason). Adds the text to ``seen`` when valid."""
-        sample = _strip(sample)
+        sample = _strip(sample, self.task)
         text = sample.text
         if not text:
             return None, "empty"

@@ -43,7 +43,7 @@ def test_entropy_baseline_takes_the_most_uncertain_unseen_texts():
     t._uncertainty = {text: 1.0 - i / len(texts) for i, text in enumerate(texts)}
     picked = _texts(t.propose(Analysis("x"), 2, 2)) + _texts(t.propose(Analysis("x"), 1, 1))
     assert picked == texts[1:7]  # text 0 was seen; labels come from the pool's gold
-    assert all(s.label for s in t.label(picked).samples)
+    assert all(s.annotation for s in t.label(picked).samples)
     assert "entropy-sampling baseline" in t.name
 
 
@@ -55,7 +55,7 @@ def test_stratified_baseline_balances_labels_and_never_repeats(tmp_path):
     kept = by_label["billing"] + [r for label in LABELS if label != "billing" for r in by_label[label][:4]]
     pool.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf8")
     t = StratifiedPoolTeacher(str(pool), get_task("textcat"), LABELS, seed=1)
-    gold = {s.text: s.label for s in t.pool}
+    gold = {s.text: s.annotation for s in t.pool}
     t.begin_round(RoundContext(round=1))
     picked = _texts(t.propose(Analysis("x"), 3, 3)) + _texts(t.propose(Analysis("x"), 2, 2)) + \
         _texts(t.propose(Analysis("x"), 3, 2))  # fmt: skip
@@ -69,7 +69,7 @@ def test_stratified_baseline_on_ner_counts_entity_labels():
     pool = ROOT / "assets/demo/ner/train.jsonl"
     t = StratifiedPoolTeacher(str(pool), get_task("ner"), ["LOC", "ORG", "PER", "PRODUCT"], seed=0)
     t.begin_round(RoundContext(round=1))
-    gold = {s.text: s.entities for s in t.pool}
+    gold = {s.text: s.annotation for s in t.pool}
     picked = _texts(t.propose(Analysis("x"), 5, 5))
     labels = Counter(e[2] for text in picked for e in gold[text])
     # 10 turns over LOC, O (no entity), ORG, PER, PRODUCT: each drawn at least once

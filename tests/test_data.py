@@ -23,7 +23,7 @@ def test_ner_tokens_tags_to_char_spans(tmp_path):
     rec = {"tokens": ["Tim", "Cook", "visited", "Apple", "'s", "Paris", "store"], "tags": ["B-PER", "I-PER", "O", "B-ORG", "O", "B-LOC", "O"]}
     p = write(tmp_path / "n.jsonl", [rec])
     (s,) = load_samples(p, get_task("ner"))
-    assert [(s.text[a:b], l) for a, b, l in s.entities] == [("Tim Cook", "PER"), ("Apple", "ORG"), ("Paris", "LOC")]
+    assert [(s.text[a:b], l) for a, b, l in s.annotation] == [("Tim Cook", "PER"), ("Apple", "ORG"), ("Paris", "LOC")]
     (doc,) = jsonl_to_docs(p, get_task("ner"), spacy.blank("en"))
     assert [(e.text, e.label_) for e in doc.ents] == [("Tim Cook", "PER"), ("Apple", "ORG"), ("Paris", "LOC")]
     assert [t.text for t in doc] == rec["tokens"]  # the file's tokenisation is kept
@@ -84,7 +84,7 @@ def test_kshot_per_label_and_seeded(tmp_path):
     lines = [{"text": f"text {i}", "label": "ab"[i % 2]} for i in range(20)]
     samples = load_samples(write(tmp_path / "d.jsonl", lines), get_task("textcat"))
     a = kshot(samples, get_task("textcat"), ["a", "b"], 3, seed=1)
-    assert len(a) == 6 and sorted(samples[i].label for i in a) == ["a"] * 3 + ["b"] * 3
+    assert len(a) == 6 and sorted(samples[i].annotation for i in a) == ["a"] * 3 + ["b"] * 3
     assert a == kshot(samples, get_task("textcat"), ["a", "b"], 3, seed=1)
     assert a != kshot(samples, get_task("textcat"), ["a", "b"], 3, seed=2)
     with pytest.raises(DataError, match="label 'c' has 0 samples, fewer than k=1"):
@@ -100,7 +100,7 @@ def test_kshot_ner_covers_every_entity_type(tmp_path):
     ]
     samples = load_samples(write(tmp_path / "n.jsonl", lines), get_task("ner"))
     chosen = kshot(samples, get_task("ner"), ["LOC", "ORG", "PER"], 1, seed=0)
-    covered = {e[2] for i in chosen for e in samples[i].entities}
+    covered = {e[2] for i in chosen for e in samples[i].annotation}
     assert covered == {"LOC", "ORG", "PER"} and 3 not in chosen
 
 

@@ -59,7 +59,7 @@ def test_jsonl_round_trip(tmp_path):
     assert docs[0].cats == {"account": 0.0, "billing": 1.0, "product_question": 0.0, "shipping": 1.0, "technical": 0.0}
     write_docbin(docs, tmp_path / "d.spacy")
     back = [task.doc_to_sample(d) for d in read_docbin(tmp_path / "d.spacy")]
-    assert [(s.text, s.labels) for s in back] == [(r["text"], r["labels"]) for r in rows]
+    assert [(s.text, s.annotation) for s in back] == [(r["text"], r["labels"]) for r in rows]
     assert infer_labels(back, task) == ["account", "billing", "shipping"]
     # a k-shot seed counts a text for each of its labels
     assert kshot(back, task, ["account", "billing", "shipping"], k=1, seed=0) == [0, 1]
@@ -85,7 +85,7 @@ def test_bad_record_names_file_and_line(tmp_path, record, message):
 
 
 def _j(gold, pred):
-    return Judged(Sample("t", labels=gold), Sample("t", labels=pred))
+    return Judged(Sample("t", annotation=gold), Sample("t", annotation=pred))
 
 
 def test_scores_match_hand_computed_macro_and_micro_f():
@@ -111,8 +111,8 @@ def test_prediction_uses_the_components_threshold():
     assert task.student_pipe(nlp) == "topics" and student.task_of(nlp) is task
     doc = nlp.make_doc("charged twice, parcel late")
     doc.cats = {"billing": 0.9, "shipping": 0.35, "account": 0.1}
-    assert task.predicted_sample(doc, nlp).labels == ["billing", "shipping"]  # 0.35 >= 0.3
-    assert task.predicted_sample(doc).labels == ["billing"]  # no pipeline: spaCy's default 0.5
+    assert task.predicted_sample(doc, nlp).annotation == ["billing", "shipping"]  # 0.35 >= 0.3
+    assert task.predicted_sample(doc).annotation == ["billing"]  # no pipeline: spaCy's default 0.5
     # confidence: the least sure decision, 0.35 being 0.05 above 0.3 of a 0.7 span
     assert task.predicted_sample(doc, nlp).confidence == pytest.approx(0.05 / 0.7)
 
@@ -130,7 +130,7 @@ def test_labelling_answers_are_parsed_and_validated():
         {"id": 4, "labels": ["technical", 7]},  # not a name: malformed_item
     ]}) + "\n```")  # fmt: skip
     samples, rejected = parse_labels(answer, texts, task, LABELS)
-    assert [s.labels for s in samples] == [["billing", "shipping"], ["account", "security"], []]
+    assert [s.annotation for s in samples] == [["billing", "shipping"], ["account", "security"], []]
     assert rejected == Counter(malformed_item=1)
     docs, invalid = Validator(spacy.blank("en"), task, LABELS).validate(samples, set())
     assert invalid == Counter(unknown_label=1, missing_label=1)
@@ -141,28 +141,28 @@ def test_labelling_answers_are_parsed_and_validated():
 def test_bare_and_single_object_answers():
     texts = ["I was charged twice and my parcel is late.", "My password reset link has expired."]
     samples, rejected = parse_labels("1. Billing, shipping\n2. account", texts, task, LABELS)
-    assert [s.labels for s in samples] == [["billing", "shipping"], ["account"]] and not rejected
+    assert [s.annotation for s in samples] == [["billing", "shipping"], ["account"]] and not rejected
     # one answer object on its own: its "labels" are that text's, not one label per text
     samples, _ = parse_labels('{"id": 1, "labels": ["billing", "shipping"]}', texts[:1], task, LABELS)
-    assert [s.labels for s in samples] == [["billing", "shipping"]]
+    assert [s.annotation for s in samples] == [["billing", "shipping"]]
     samples, rejected = parse_labels('{"id": 2, "labels": ["account"]}', texts, task, LABELS)
-    assert [(s.text, s.labels) for s in samples] == [(texts[1], ["account"])] and rejected == Counter(unlabelled=1)
+    assert [(s.text, s.annotation) for s in samples] == [(texts[1], ["account"])] and rejected == Counter(unlabelled=1)
     # textcat keeps reading a top-level "labels" list as one label per text
     samples, _ = parse_labels('{"labels": ["billing", "account"]}', texts, get_task("textcat"), LABELS)
-    assert [s.label for s in samples] == ["billing", "account"]
+    assert [s.annotation for s in samples] == ["billing", "account"]
 
 
 def test_generation_answer_and_schema():
     answer = json.dumps({"hard": [{"text": "Charged twice, parcel late.", "labels": ["billing", "shipping"]}],
                          "easy": [{"text": "Reset my password please.", "labels": ["account"]}]})  # fmt: skip
     samples, rejected = parse_generation(answer, task, LABELS, with_labels=True, n_hard=1, n_easy=1)
-    assert [(s.labels, s.intent) for s in samples] == [(["billing", "shipping"], "hard"), (["account"], "easy")]
+    assert [(s.annotation, s.intent) for s in samples] == [(["billing", "shipping"], "hard"), (["account"], "easy")]
     from spacy_evokd.answer_schemas import labelling_schema
 
     item = labelling_schema(task, LABELS, 2)["schema"]["properties"]["answers"]["items"]
     assert item["required"] == ["id", "labels"] and item["properties"]["labels"]["items"]["enum"] == LABELS
     # the inverse of parsing, as the test server's responder answers
-    assert task.parse_answer("x", task.answer_of(samples[0]), LABELS, Counter()).labels == ["billing", "shipping"]
+    assert task.parse_answer("x", task.answer_of(samples[0]), LABELS, Counter()).annotation == ["billing", "shipping"]
 
 
 def test_mislabel_flips_one_label_and_keeps_one():
@@ -171,8 +171,8 @@ def test_mislabel_flips_one_label_and_keeps_one():
     rng = random.Random(0)
     for labels in (["billing"], ["billing", "shipping"]):
         for _ in range(20):
-            noisy = task.mislabel(Sample("t", labels=labels), LABELS, rng)
-            assert noisy.labels and len(set(noisy.labels) ^ set(labels)) == 1
+            noisy = task.mislabel(Sample("t", annotation=labels), LABELS, rng)
+            assert noisy.annotation and len(set(noisy.annotation) ^ set(labels)) == 1
 
 
 # -- the loop
@@ -259,7 +259,7 @@ def test_a_round_with_llm_teacher_on_local_server(sim_run, tmp_path):
     _check_docs(docs)
     assert {d.text for d in docs} <= set(responder.by_text)  # the pool's texts, with the pool's label sets
     for d in docs:
-        assert sorted(task.doc_to_sample(d).labels) == sorted(responder.by_text[d.text].labels)
+        assert sorted(task.doc_to_sample(d).annotation) == sorted(responder.by_text[d.text].annotation)
     system = bodies[0]["messages"][0]["content"]
     assert "multi-label text classification task" in system and "named-entity" not in system
     # the labelling request carried its answer schema: a list of label names per text

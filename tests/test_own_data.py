@@ -156,12 +156,13 @@ def hostile_run(run: Path) -> Path:
     """A textcat run directory written by hand (no training): a seed round and one round whose
     analyses, sample texts and student predictions are hostile teacher text."""
     from spacy_evokd.records import RoundRecord
+    from spacy_evokd.tasks import get_task
     from spacy_evokd.ty import Judged, Sample
 
     labels = ["cooking", "sports"]
     (run / "rounds").mkdir(parents=True)
     per_label = {l: {"p": 0.5, "r": 0.5, "f": 0.5, "support": 2} for l in labels}
-    judged = [Judged(Sample(h, label="cooking"), Sample(h, label=HOSTILE[(i + 1) % len(HOSTILE)])).to_dict()
+    judged = [Judged(Sample(h, annotation="cooking"), Sample(h, annotation=HOSTILE[(i + 1) % len(HOSTILE)])).to_dict(get_task("textcat"))
               for i, h in enumerate(HOSTILE)]  # fmt: skip
     for n in (0, 1):
         RoundRecord(round=n, teacher="test-llm", simulated=False, analyses=HOSTILE if n else [], generated=8 * n,

@@ -5,8 +5,9 @@ from collections import Counter
 import pytest
 import spacy
 
-from spacy_evokd.parsing import align_entities, extract_json, normalise_label, parse_generation, parse_labels
+from spacy_evokd.parsing import extract_json, normalise_label, parse_generation, parse_labels
 from spacy_evokd.tasks import get_task
+from spacy_evokd.tasks.ner import align_entities
 from spacy_evokd.ty import Sample
 from spacy_evokd.validation import Validator, normalise
 
@@ -42,14 +43,14 @@ def test_generation_extra_items_and_non_strings():
 def test_generation_with_labels_textcat_and_ner():
     tc = json.dumps({"hard": [{"text": "Where is my parcel?", "label": "Shipping"}], "easy": ["no label here"]})
     samples, rejected = parse_generation(tc, get_task("textcat"), TC, with_labels=True)
-    assert [(s.text, s.label) for s in samples] == [("Where is my parcel?", "shipping")]
+    assert [(s.text, s.annotation) for s in samples] == [("Where is my parcel?", "shipping")]
     assert rejected == Counter(missing_label=1)
     ner = json.dumps({"hard": [
         {"text": "Anna flew to Paris.", "entities": [{"text": "Anna", "label": "per"}, {"text": "Paris", "label": "LOC"}]},
         {"text": "Bob likes tea.", "entities": [{"text": "Robert", "label": "PER"}]},
     ]})  # fmt: skip
     samples, rejected = parse_generation(ner, get_task("ner"), NER, with_labels=True)
-    assert [(s.text, s.entities) for s in samples] == [("Anna flew to Paris.", [(0, 4, "PER"), (13, 18, "LOC")])]
+    assert [(s.text, s.annotation) for s in samples] == [("Anna flew to Paris.", [(0, 4, "PER"), (13, 18, "LOC")])]
     assert rejected == Counter(unalignable_entity=1)
 
 
@@ -77,15 +78,15 @@ def test_labels_with_ids_positional_and_lines():
     texts = ["refund please", "parcel late", "app crashes"]
     by_id = '[{"id": 2, "label": "shipping"}, {"id": 1, "label": "Billing"}, {"id": 3, "label": "refunds"}]'
     samples, rejected = parse_labels(by_id, texts, get_task("textcat"), TC)
-    assert [(s.text, s.label) for s in samples] == [("refund please", "billing"), ("parcel late", "shipping"),
+    assert [(s.text, s.annotation) for s in samples] == [("refund please", "billing"), ("parcel late", "shipping"),
                                                     ("app crashes", "refunds")]  # fmt: skip
     assert not rejected  # "refunds" is the validator's to reject
     samples, _ = parse_labels('["billing", "shipping", "technical"]', texts, get_task("textcat"), TC)
-    assert [s.label for s in samples] == ["billing", "shipping", "technical"]
+    assert [s.annotation for s in samples] == ["billing", "shipping", "technical"]
     samples, rejected = parse_labels('["billing", "shipping"]', texts, get_task("textcat"), TC)  # count mismatch
     assert samples == [] and rejected == Counter(malformed_answer=1, unlabelled=3)
     samples, rejected = parse_labels("1. billing\n2) shipping\nI am unsure about 3.", texts, get_task("textcat"), TC)
-    assert [s.label for s in samples] == ["billing", "shipping"] and rejected == Counter(unlabelled=1)
+    assert [s.annotation for s in samples] == ["billing", "shipping"] and rejected == Counter(unlabelled=1)
     samples, rejected = parse_labels("no idea", texts, get_task("textcat"), TC)
     assert samples == [] and rejected == Counter(malformed_answer=1, unlabelled=3)
 
@@ -95,7 +96,7 @@ def test_ner_labels():
     answer = ('```json\n[{"id": 1, "entities": [{"text": "Anna", "label": "PER"}, {"text": "Acme Corp", '
               '"label": "ORG"}]}, {"id": 2, "entities": []}]\n```')  # fmt: skip
     samples, rejected = parse_labels(answer, texts, get_task("ner"), NER)
-    assert [s.entities for s in samples] == [[(0, 4, "PER"), (14, 23, "ORG")], []] and not rejected
+    assert [s.annotation for s in samples] == [[(0, 4, "PER"), (14, 23, "ORG")], []] and not rejected
 
 
 def test_extract_json_prefers_fenced_block():
@@ -115,19 +116,19 @@ def test_textcat_validation_reasons(nlp):
     v = Validator(nlp, get_task("textcat"), TC, max_chars=60, blocked_texts=["My parcel is LATE  again"])
     seen = {normalise("already in the seed set")}
     samples = [
-        Sample("  I was charged twice  ", label="billing", intent="hard"),  # repaired: stripped
-        Sample("", label="billing"),
-        Sample("   ", label="billing"),
-        Sample("bad \x00 byte here", label="billing"),
-        Sample("broken \ufffd decoding", label="billing"),
-        Sample("hi", label="billing"),
-        Sample("x " * 40, label="billing"),
-        Sample("my parcel is late again", label="shipping"),
-        Sample("Already in the SEED set", label="billing"),
-        Sample("I was charged twice", label="billing"),
-        Sample("no label at all", label=None),
-        Sample("a refund label", label="refund"),
-        Sample("tab\tand newline\nare fine", label="technical"),
+        Sample("  I was charged twice  ", annotation="billing", intent="hard"),  # repaired: stripped
+        Sample("", annotation="billing"),
+        Sample("   ", annotation="billing"),
+        Sample("bad \x00 byte here", annotation="billing"),
+        Sample("broken \ufffd decoding", annotation="billing"),
+        Sample("hi", annotation="billing"),
+        Sample("x " * 40, annotation="billing"),
+        Sample("my parcel is late again", annotation="shipping"),
+        Sample("Already in the SEED set", annotation="billing"),
+        Sample("I was charged twice", annotation="billing"),
+        Sample("no label at all", annotation=None),
+        Sample("a refund label", annotation="refund"),
+        Sample("tab\tand newline\nare fine", annotation="technical"),
     ]
     docs, rejected = v.validate(samples, seen)
     assert [d.text for d in docs] == ["I was charged twice", "tab\tand newline\nare fine"]
@@ -142,13 +143,13 @@ def test_ner_validation_reasons(nlp):
     v = Validator(nlp, get_task("ner"), NER)
     text = "Anna visited Berlin with Acme."
     docs, rejected = v.validate([
-        Sample(text, entities=[(0, 4, "PER"), (13, 19, "LOC")]),
-        Sample("Bob visited Berlinale today.", entities=[(12, 18, "LOC")]),  # inside a token
-        Sample("Carl visited Rome today.", entities=[(0, 4, "PER"), (0, 12, "PER")]),
-        Sample("Dora visited Oslo today.", entities=[(0, 4, "PERSON")]),
-        Sample("Eve visited Kyiv today.", entities=[(0, 99, "PER")]),
-        Sample("Fay stayed home today.", entities=None),
-        Sample("Gus stayed home all day.", entities=[]),  # valid: no entities
+        Sample(text, annotation=[(0, 4, "PER"), (13, 19, "LOC")]),
+        Sample("Bob visited Berlinale today.", annotation=[(12, 18, "LOC")]),  # inside a token
+        Sample("Carl visited Rome today.", annotation=[(0, 4, "PER"), (0, 12, "PER")]),
+        Sample("Dora visited Oslo today.", annotation=[(0, 4, "PERSON")]),
+        Sample("Eve visited Kyiv today.", annotation=[(0, 99, "PER")]),
+        Sample("Fay stayed home today.", annotation=None),
+        Sample("Gus stayed home all day.", annotation=[]),  # valid: no entities
     ], set())  # fmt: skip
     assert [d.text for d in docs] == [text, "Gus stayed home all day."]
     assert [(e.text, e.label_) for e in docs[0].ents] == [("Anna", "PER"), ("Berlin", "LOC")]
@@ -157,7 +158,7 @@ def test_ner_validation_reasons(nlp):
 
 
 def test_stripping_shifts_entity_offsets(nlp):
-    docs, rejected = Validator(nlp, get_task("ner"), NER).validate([Sample("  Anna sings.", entities=[(2, 6, "PER")])], set())
+    docs, rejected = Validator(nlp, get_task("ner"), NER).validate([Sample("  Anna sings.", annotation=[(2, 6, "PER")])], set())
     assert not rejected and [(e.text, e.start_char) for e in docs[0].ents] == [("Anna", 0)]
 
 
@@ -190,11 +191,11 @@ def test_normalise_folds_look_alike_letters_marks_and_invisible_fillers():
 def test_look_alike_copies_of_dev_texts_are_leaks_and_of_earlier_texts_duplicates():
     nlp = spacy.blank("en")
     v = Validator(nlp, get_task("textcat"), TC, blocked_texts=[DEV_TEXT])
-    docs, rejected = v.validate([Sample(t, label="billing") for t in LOOK_ALIKES], set())
+    docs, rejected = v.validate([Sample(t, annotation="billing") for t in LOOK_ALIKES], set())
     # U+200B is an invisible character (rejected before the leak check), the others are leaks
     assert docs == [] and rejected == Counter(leak_dev_test=5, invisible_characters=1)
     seen = set()
-    docs, rejected = Validator(nlp, get_task("textcat"), TC).validate([Sample(t, label="billing") for t in [DEV_TEXT] + LOOK_ALIKES[:4]], seen)
+    docs, rejected = Validator(nlp, get_task("textcat"), TC).validate([Sample(t, annotation="billing") for t in [DEV_TEXT] + LOOK_ALIKES[:4]], seen)
     assert [d.text for d in docs] == [DEV_TEXT] and rejected == Counter(duplicate=4)
 
 

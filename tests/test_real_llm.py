@@ -97,10 +97,10 @@ def test_one_round_with_the_real_teacher(llm_server, corpus, tmp_path, task):
     for d in docs:
         if task == "textcat":
             assert set(d.cats) == set(labels) and sorted(d.cats.values())[-2:] == [0.0, 1.0], d.cats
-            sample = Sample(d.text, label=max(d.cats, key=d.cats.get))
+            sample = Sample(d.text, annotation=max(d.cats, key=d.cats.get))
         else:
             assert all(e.label_ in labels and e.text.strip() for e in d.ents), [(e.text, e.label_) for e in d.ents]
-            sample = Sample(d.text, entities=[(e.start_char, e.end_char, e.label_) for e in d.ents])
+            sample = Sample(d.text, annotation=[(e.start_char, e.end_char, e.label_) for e in d.ents])
         again, reason = validator.check(sample, seen)
         assert reason is None and again.text == d.text, (d.text, reason)
         assert d.user_data["evokd"]["round"] == 1 and d.user_data["evokd"]["teacher"] == llm_server["alias"]

@@ -9,13 +9,16 @@ import pytest
 from spacy_evokd.records import SCHEMA_VERSION, RoundRecord, SelectionBatch
 from spacy_evokd.report import write_report
 from spacy_evokd.run_files import RunDirError
+from spacy_evokd.tasks import get_task
 from spacy_evokd.ty import Judged, Sample
 
 
 def v1_record(n: int, dev: dict) -> dict:
     """A round record as spacy-evokd 0.1 wrote it."""
-    gold = Sample("Anna flew to Rome", entities=[(0, 4, "PER"), (13, 17, "LOC")])
-    pred = Sample("Anna flew to Rome", entities=[(0, 4, "PER")])
+    # a Sample as 0.1 stored it: every task's annotation field, the unused ones None
+    sample = dict(text="Anna flew to Rome", label=None, labels=None, intent=None, confidence=None, confidence_method=None)
+    gold = dict(sample, entities=[[0, 4, "PER"], [13, 17, "LOC"]])
+    pred = dict(sample, entities=[[0, 4, "PER"]])
     return {
         "round": n, "teacher": "test-llm", "simulated": False, "analyses": ["It misses places."] if n else [],
         "generated": 4 * n, "accepted": 3 * n, "rejected": {"duplicate": n} if n else {},
@@ -23,7 +26,7 @@ def v1_record(n: int, dev: dict) -> dict:
         "usage": {"requests": 3 * n, "prompt_tokens": 100 * n, "completion_tokens": 20 * n,
                   "total_tokens": 120 * n, "cost": 0.0, "cached": 0, "estimated": False},
         "dev": dict(dev, score=dev.get("ents_f", dev.get("macro_f")), per_label={"PER": {"p": 1, "r": 1, "f": 1, "support": 1}}),
-        "feedback": {"correct": [], "wrong": [Judged(gold, pred).to_dict()]},
+        "feedback": {"correct": [], "wrong": [{"gold": gold, "pred": pred}]},
         "train_size": 5 + 3 * n, "seconds": {"total": 1.0}, "stopped_by": None,
     }  # fmt: skip
 
@@ -35,7 +38,19 @@ def test_a_version_1_round_record_loads_with_its_task(tmp_path):
         rec = RoundRecord.load(path, 1)
         assert (rec.schema_version, rec.task, rec.accepted, rec.dev["score"]) == (1, task, 3, dev.get("ents_f", dev.get("macro_f")))
     # JSON has no tuples: the feedback comes back as the spans it was written from
-    assert rec.judged()[0].gold.entities == [(0, 4, "PER"), (13, 17, "LOC")]
+    judged = rec.judged(get_task("ner"))[0]  # the feedback of both records is ner samples
+    assert (judged.gold.annotation, judged.pred.annotation) == ([(0, 4, "PER"), (13, 17, "LOC")], [(0, 4, "PER")])
+    # written back, the annotation keeps the key (and the form) the record had: prompts and old readers see "entities"
+    assert judged.to_dict(get_task("ner"))["gold"]["entities"] == [[0, 4, "PER"], [13, 17, "LOC"]]
+    assert Judged.from_dict(json.loads(json.dumps(judged.to_dict(get_task("ner")))), get_task("ner")) == judged
+
+
+def test_a_textcat_record_of_0_1_reads_its_label():
+    """0.1 stored every task's field: the task reads its own, whatever the others hold."""
+    item = {"gold": {"text": "Where is it?", "label": "shipping", "entities": None, "labels": None},
+            "pred": {"text": "Where is it?", "label": "billing", "entities": None, "labels": None, "confidence": 0.6}}  # fmt: skip
+    judged = Judged.from_dict(item, get_task("textcat"))
+    assert (judged.gold.annotation, judged.pred.annotation, judged.pred.confidence) == ("shipping", "billing", 0.6)
 
 
 def test_a_round_record_reads_back_what_was_written(tmp_path):

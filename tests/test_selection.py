@@ -68,8 +68,8 @@ def test_signals():
     assert marginal_uncertainty({(0, 1, "PER"): 0.99}) == pytest.approx(0.02)
     assert marginal_uncertainty({}) == 0.0
     ner = get_task("ner")
-    assert ner.sample_class(Sample("a b", entities=[(0, 1, "PER"), (2, 3, "LOC"), (4, 5, "LOC")])) == "LOC"
-    assert ner.sample_class(Sample("a b", entities=[])) == "O"
+    assert ner.sample_class(Sample("a b", annotation=[(0, 1, "PER"), (2, 3, "LOC"), (4, 5, "LOC")])) == "LOC"
+    assert ner.sample_class(Sample("a b", annotation=[])) == "O"
 
 
 def test_stream_texts_is_lazy_and_names_bad_lines(tmp_path):
@@ -142,10 +142,10 @@ def test_llm_teacher_pseudo_labels_with_logprobs_or_agreement(logprobs, tmp_path
         teacher = LLMTeacher(model, get_task("textcat"), labels)
         out = teacher.pseudo_label(texts, k=3)
         bodies = [r["body"] for r in server.requests]
-    assert [s.label for s in out.samples] == [s.label for s in responder.pool[:4]]
+    assert [s.annotation for s in out.samples] == [s.annotation for s in responder.pool[:4]]
     if logprobs:
         # the answer's tokens each had logprob -0.05: confidence = exp(sum)
-        n_tokens = [len(json.dumps([{"id": 1, "label": s.label}]).split()) for s in responder.pool[:4]]
+        n_tokens = [len(json.dumps([{"id": 1, "label": s.annotation}]).split()) for s in responder.pool[:4]]
         assert [s.confidence for s in out.samples] == pytest.approx([math.exp(-0.05 * n) for n in n_tokens])
         assert {s.confidence_method for s in out.samples} == {"logprobs"} and len(bodies) == 4
     else:

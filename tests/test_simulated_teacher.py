@@ -30,16 +30,16 @@ def test_hard_samples_come_from_weak_labels(pool):
     hard = [s.text.split()[0] for s in prop.samples if s.intent == "hard"]
     easy = [s.text.split()[0] for s in prop.samples if s.intent == "easy"]
     assert hard.count("a") > 15 and easy.count("a") < 10
-    assert all(s.label is None for s in prop.samples)  # labels only come from label()
+    assert all(s.annotation is None for s in prop.samples)  # labels only come from label()
     assert len({s.text for s in prop.samples}) == 60  # no repeats
 
 
 def test_label_uses_pool_gold_and_noise(pool):
     t = SimulatedTeacher(str(pool), get_task("textcat"), ["a", "b", "c"], seed=0)
     out = t.label(["a text number 1", "never seen"])
-    assert [s.label for s in out.samples] == ["a"] and out.rejected == {"unknown_text": 1}
+    assert [s.annotation for s in out.samples] == ["a"] and out.rejected == {"unknown_text": 1}
     noisy = SimulatedTeacher(str(pool), get_task("textcat"), ["a", "b", "c"], label_noise=1.0, seed=0)
-    assert all(s.label != "b" for s in noisy.label([f"b text number {i}" for i in range(10)]).samples)
+    assert all(s.annotation != "b" for s in noisy.label([f"b text number {i}" for i in range(10)]).samples)
 
 
 def test_rounds_are_reproducible_after_restart(pool):
@@ -81,7 +81,7 @@ def test_near_wrong_hard_samples_are_the_pool_texts_nearest_to_the_wrong_ones(tm
     nlp.initialize()
     nlp.to_disk(tmp_path / "student")
     rep = WeaknessReport("textcat", ["a", "b", "c"], {l: {"f": 0.5} for l in "abc"}, {},
-                         [], [Judged(Sample(wrong, label="a"), Sample(wrong, label="b"))])  # fmt: skip
+                         [], [Judged(Sample(wrong, annotation="a"), Sample(wrong, annotation="b"))])  # fmt: skip
     t = SimulatedTeacher(str(pool), get_task("textcat"), ["a", "b", "c"], seed=0, hard_from="near_wrong")
     assert "nearest to the student's wrong samples" in t.name and t.simulated
     t.begin_round(RoundContext(round=1, seen_texts=[wrong], student=tmp_path / "student"))

@@ -29,7 +29,7 @@ DEFS = {"shipping": "delivery status, delays, tracking, addresses, parcels damag
 
 def validate(task, labels, texts_or_samples, seen=(), definitions=None):
     v = Validator(spacy.blank("en"), get_task(task), labels, max_chars=500, definitions=definitions)
-    samples = [s if isinstance(s, Sample) else Sample(s, label=labels[0]) for s in texts_or_samples]
+    samples = [s if isinstance(s, Sample) else Sample(s, annotation=labels[0]) for s in texts_or_samples]
     docs, rejected = v.validate(samples, {normalise(t) for t in seen})
     return [d.text for d in docs], rejected
 
@@ -89,7 +89,7 @@ LEAKS = [
 @pytest.mark.parametrize("case,labels,text,leak", LEAKS, ids=[c[0] for c in LEAKS])
 def test_label_leak(case, labels, text, leak):
     task = "ner" if labels is NER else "textcat"
-    sample = Sample(text, entities=[]) if task == "ner" else Sample(text, label=labels[0])
+    sample = Sample(text, annotation=[]) if task == "ner" else Sample(text, annotation=labels[0])
     accepted, rejected = validate(task, labels, [sample], definitions=DEFS)
     assert rejected == (Counter(label_leak=1) if leak else Counter())
     assert accepted == ([] if leak else [text])
@@ -127,13 +127,13 @@ def test_labels_copied_with_their_definition(written, label):
 def test_labelling_answer_with_definitions_as_labels_is_accepted():
     answer = '{"answers": [{"id": 1, "label": "account: login, password"}, {"id": 2, "label": "billing - charges"}]}'
     samples, rejected = parse_labels(answer, ["I can't log in", "I was charged twice"], get_task("textcat"), TC)
-    assert [s.label for s in samples] == ["account", "billing"] and not rejected
+    assert [s.annotation for s in samples] == ["account", "billing"] and not rejected
 
 
 def test_ner_answer_with_each_object_in_its_own_list():
     answer = '[[{"id": 1, "entities": [{"text": "Anna", "label": "PER"}]}], [{"id": 2, "entities": []}]]'
     samples, rejected = parse_labels(answer, ["Anna sings.", "It rains."], get_task("ner"), NER)
-    assert [s.entities for s in samples] == [[(0, 4, "PER")], []] and not rejected
+    assert [s.annotation for s in samples] == [[(0, 4, "PER")], []] and not rejected
 
 
 # -- the prompts -------------------------------------------------------------------------------------
@@ -165,7 +165,7 @@ def test_generation_prompt_shows_the_texts_already_written():
     assert all(f"- {json.dumps(s.text, ensure_ascii=False)}" in prompts[1] for s in first.samples)
     assert "never put a label" in prompts[0] and 'exactly 2 "hard" and 2 "easy" objects' in prompts[0]
     # the intended label is asked for and kept as a proposal
-    assert all(s.label in TC for s in first.samples)
+    assert all(s.annotation in TC for s in first.samples)
 
 
 def test_label_prompt_shows_every_id_and_analysis_asks_for_120_words():
@@ -183,7 +183,7 @@ def test_label_prompt_shows_every_id_and_analysis_asks_for_120_words():
 
 def _analysis_values(teacher, history, examples=()):
 
-    judged = [Judged(x, x).to_dict() for x in examples]
+    judged = [Judged(x, x).to_dict(teacher.task) for x in examples]
     return dict(per_label={l: {"p": 0.5, "r": 0.5, "f": 0.5, "support": 10} for l in teacher.labels},
                 overall={"macro_f": 0.5, "accuracy": 0.5, "ents_f": 0.5}, confusions=[(("a", "b"), 3)] * 5,
                 evaluated_on="the round 3 batch", wrong=judged, correct=judged, history=history)  # fmt: skip
@@ -226,13 +226,13 @@ def test_every_prompt_fits_a_4k_context_at_its_caps(task):
 
 
 def test_label_disagreements_are_counted_only_between_usable_labels():
-    proposed = [Sample("a b", label="billing"), Sample("c d", label="shipping"), Sample("e f", label="<label>"),
-                Sample("g h", label="account")]  # fmt: skip
-    labelled = [Sample("a b", label="billing"), Sample("c d", label="technical"), Sample("e f", label="billing"),
-                Sample("g h", label="other")]  # fmt: skip
+    proposed = [Sample("a b", annotation="billing"), Sample("c d", annotation="shipping"), Sample("e f", annotation="<label>"),
+                Sample("g h", annotation="account")]  # fmt: skip
+    labelled = [Sample("a b", annotation="billing"), Sample("c d", annotation="technical"), Sample("e f", annotation="billing"),
+                Sample("g h", annotation="other")]  # fmt: skip
     assert label_disagreements(proposed, labelled, get_task("textcat"), TC) == Counter(compared=2, disagreed=1)
-    ner_p = [Sample("Anna sings.", entities=[(0, 4, "PER")]), Sample("Rome is big.", entities=[(0, 4, "LOC")])]
-    ner_l = [Sample("Anna sings.", entities=[(0, 4, "PER")]), Sample("Rome is big.", entities=[(0, 4, "ORG")])]
+    ner_p = [Sample("Anna sings.", annotation=[(0, 4, "PER")]), Sample("Rome is big.", annotation=[(0, 4, "LOC")])]
+    ner_l = [Sample("Anna sings.", annotation=[(0, 4, "PER")]), Sample("Rome is big.", annotation=[(0, 4, "ORG")])]
     assert label_disagreements(ner_p, ner_l, get_task("ner"), NER) == Counter(compared=2, disagreed=1)
 
 
@@ -413,10 +413,10 @@ def test_generation_chat_shows_the_students_texts_only_when_asked(examples_in_ge
     from spacy_evokd.models.openai_compatible import OpenAICompatible
     from spacy_evokd.weakness import build_report
 
-    judged = [Judged(Sample("My parcel never arrived at the pickup point.", label="shipping"),
-                     Sample("My parcel never arrived at the pickup point.", label="billing")),
-              Judged(Sample("Why was my card charged twice?", label="billing"),
-                     Sample("Why was my card charged twice?", label="billing"))]  # fmt: skip
+    judged = [Judged(Sample("My parcel never arrived at the pickup point.", annotation="shipping"),
+                     Sample("My parcel never arrived at the pickup point.", annotation="billing")),
+              Judged(Sample("Why was my card charged twice?", annotation="billing"),
+                     Sample("Why was my card charged twice?", annotation="billing"))]  # fmt: skip
     with FakeOpenAIServer(PoolResponder(ROOT / "assets/demo/textcat/train.jsonl", get_task("textcat"), TC, mischief=False)) as server:
         model = OpenAICompatible(name="m", base_url=server.base_url, api_key_env=None)
         teacher = LLMTeacher(model, get_task("textcat"), TC, examples_in_generation=examples_in_generation)
@@ -449,7 +449,7 @@ def test_labelling_goes_in_small_requests_at_its_own_temperature_and_keeps_what_
         sizes = [sum(t in r["body"]["messages"][-1]["content"] for t in texts) for r in server.requests]
         assert sizes == [4, 4, 2] and {r["body"]["temperature"] for r in server.requests} == {0.0}
         assert [s.text for s in labelled.samples] == texts  # input order, across requests
-        assert [s.label for s in labelled.samples] == [r["label"] for r in pool]
+        assert [s.annotation for s in labelled.samples] == [r["label"] for r in pool]
         server.requests.clear()
         LLMTeacher(model, get_task("textcat"), TC, label_temperature=None, label_batch=8).label(texts)
         assert [r["body"]["temperature"] for r in server.requests] == [0.7, 0.7]  # the model's own

@@ -20,7 +20,7 @@ LABELS = ["billing", "shipping", "technical"]
 
 
 def judged(text, gold, pred):
-    return Judged(Sample(text, label=gold), Sample(text, label=pred))
+    return Judged(Sample(text, annotation=gold), Sample(text, annotation=pred))
 
 
 def report():

@@ -102,10 +102,10 @@ def test_schema_shaped_answers_parse():
     """Answers of the schemas' shape are read by the lenient parser (it stays the reader)."""
     gen = '{"hard": [{"text": "Where is my order from May?", "label": "shipping"}], "easy": []}'
     samples, rejected = parse_generation(gen, get_task("textcat"), TC, with_labels=False, n_hard=1, n_easy=1)
-    assert [(s.text, s.label) for s in samples] == [("Where is my order from May?", "shipping")] and not rejected
+    assert [(s.text, s.annotation) for s in samples] == [("Where is my order from May?", "shipping")] and not rejected
     lab = '{"answers": [{"id": 2, "entities": []}, {"id": 1, "entities": [{"text": "Anna", "label": "PER"}]}]}'
     samples, rejected = parse_labels(lab, ["Anna sings.", "It rains."], get_task("ner"), NER)
-    assert [s.entities for s in samples] == [[(0, 4, "PER")], []] and not rejected
+    assert [s.annotation for s in samples] == [[(0, 4, "PER")], []] and not rejected
 
 
 def test_list_schemas_are_capped_and_a_capped_entity_list_is_rejected():
@@ -127,11 +127,11 @@ def test_list_schemas_are_capped_and_a_capped_entity_list_is_rejected():
                           {"id": 2, "entities": [{"text": "Anna", "label": "PER"}, {"text": "Rome", "label": "LOC"}]}]}
     samples, rejected = parse_labels(json.dumps(answer), texts, get_task("ner"), NER)
     assert rejected == {"too_many_entities": 1}
-    assert [(s.text, s.entities) for s in samples] == [("Anna sings in Rome.", [(0, 4, "PER"), (14, 18, "LOC")])]
+    assert [(s.text, s.annotation) for s in samples] == [("Anna sings in Rome.", [(0, 4, "PER"), (14, 18, "LOC")])]
     # one entity under the cap, the list is the validator's to judge (here: overlapping repeats)
     answer["answers"][0]["entities"] = runaway[:-1]
     samples, rejected = parse_labels(json.dumps(answer), texts, get_task("ner"), NER)
-    assert not rejected and len(samples[0].entities) == MAX_ENTITIES_PER_TEXT - 1
+    assert not rejected and len(samples[0].annotation) == MAX_ENTITIES_PER_TEXT - 1
 
 
 @pytest.mark.parametrize("form,expected", [("json_object", {"type": "json_object"}), ("off", None)])
@@ -244,4 +244,4 @@ def test_a_plain_spacy_llm_model_gets_no_response_format():
 
     teacher = LLMTeacher(model, get_task("textcat"), TC)
     labelled = teacher.label(["I was charged twice."])
-    assert [s.label for s in labelled.samples] == ["billing"] and len(prompts) == 1
+    assert [s.annotation for s in labelled.samples] == ["billing"] and len(prompts) == 1

@@ -37,13 +37,14 @@ def forget():
 
 
 def test_short_and_versioned_names_are_one_task():
-    assert TASK_NAMES == ("textcat", "ner", "textcat_multilabel") == task_names()
+    # first the short names (then whatever else this process registered: tests/test_toy_task.py's task)
+    assert TASK_NAMES == ("textcat", "ner", "textcat_multilabel") == task_names()[:3]
     for short in TASK_NAMES:
         task = get_task(short)
         assert isinstance(task, Task) and task.name == short
         assert get_task(f"spacy_evokd.{short}.v1") is task
         assert registry.evokd_tasks.get(f"spacy_evokd.{short}.v1")().name == short
-    with pytest.raises(DataError, match="unknown task 'pos': expected one of textcat, ner, textcat_multilabel$"):
+    with pytest.raises(DataError, match="unknown task 'pos': expected one of textcat, ner, textcat_multilabel"):
         get_task("pos")
 
 
@@ -59,9 +60,9 @@ def test_another_packages_task_by_decorator(forget):
     forget.append("acme.toy.v1")
     registry.evokd_tasks("acme.toy.v1")(make_toy_task)
     assert get_task("acme.toy.v1").name == "acme_toy" and get_task("acme.toy.v1") is get_task("acme.toy.v1")
-    assert task_names() == TASK_NAMES + ("acme.toy.v1",)
+    assert "acme.toy.v1" in task_names()[3:]
     assert validate_settings({"task": "acme.toy.v1", "labels": ["a"]}).task_object.name == "acme_toy"
-    with pytest.raises(ConfigError, match="expected one of 'textcat', 'ner', 'textcat_multilabel' or 'acme.toy.v1'"):
+    with pytest.raises(ConfigError, match="expected one of 'textcat', 'ner', 'textcat_multilabel'.* 'acme.toy.v1'"):
         validate_settings({"task": "acme.toy", "labels": ["a"]})
 
 

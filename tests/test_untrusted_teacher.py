@@ -323,14 +323,14 @@ def test_dev_text_with_a_zero_width_space_is_not_new():
     hidden = DEV[:9] + "\u200b" + DEV[9:]
     assert normalise(hidden) == normalise(DEV)  # the leakage check sees through it
     assert normalise("Refund\u2028please now") == normalise("refund please now")
-    docs, rejected = validator().validate([Sample(hidden, label="shipping")], set())
+    docs, rejected = validator().validate([Sample(hidden, annotation="shipping")], set())
     assert docs == [] and rejected == Counter(invisible_characters=1)
 
 
 @pytest.mark.parametrize("name", list(INVISIBLE))
 def test_invisible_characters_are_rejected_by_their_reason(name):
     text = f"Where is my{INVISIBLE[name]} order from last week?"
-    docs, rejected = validator().validate([Sample(text, label="shipping")], set())
+    docs, rejected = validator().validate([Sample(text, annotation="shipping")], set())
     assert docs == [] and rejected == Counter(invisible_characters=1)
     assert "invisible_characters" in REASONS
 
@@ -338,7 +338,7 @@ def test_invisible_characters_are_rejected_by_their_reason(name):
 def test_joiners_that_scripts_and_emoji_need_are_kept():
     texts = ["\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645 \u0628\u0633\u062a\u0647 \u0631\u0627",  # Persian ZWNJ
              "My family \U0001f468\u200d\U0001f469\u200d\U0001f467 loves the new sofa"]  # an emoji ZWJ sequence
-    docs, rejected = validator().validate([Sample(t, label="product_question") for t in texts], set())
+    docs, rejected = validator().validate([Sample(t, annotation="product_question") for t in texts], set())
     assert [d.text for d in docs] == texts and not rejected
 
 

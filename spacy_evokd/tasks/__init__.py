@@ -67,6 +67,15 @@ TASK_NAMES: Tuple[str, ...] = tuple(SHORT_NAMES)  # this package's tasks; task_n
 _loaded: Dict[str, Task] = {}
 
 
+def register_task(name: str, task: Task) -> None:
+    """Register the Task object ``task`` under ``name`` (a task a test or a notebook builds, with
+    no factory of its own), like any other registered task: the config, ``task_names`` and
+    ``get_task`` see it. A name already registered (a short name: its current version) is replaced."""
+    registered = SHORT_NAMES.get(name, name)
+    registry.evokd_tasks.register(registered, func=lambda: task)
+    _loaded[registered] = task
+
+
 def is_task_name(name: str) -> bool:
     """Whether ``name`` is a short name or a registered task (loads no task module)."""
     return name in SHORT_NAMES or name in registry.evokd_tasks

@@ -77,6 +77,9 @@ class ChoiceTask(TaskBase, ABC):
 
     # -- the shared part
 
+    def shift(self, annotation: Any, offset: int) -> Any:
+        return annotation  # labels point at no characters
+
     def text_of(self, obj: Dict[str, Any], where: str) -> str:
         text = obj.get("text")
         if not isinstance(text, str) or not text.strip():

@@ -5,13 +5,15 @@ its tokens joined with single spaces, and its Doc keeps the file's tokenisation 
 convert` does). Metric: entity-level micro-F1 (seqeval, strict IOB2, over the student's own
 tokenisation). Uncertainty: entity marginals from a beam over the student's ``ner`` component.
 """
+import functools
 import math
+import re
 from collections import Counter
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from ..answer_schemas import json_object, label_enum
 from ..data import DataError
-from ..parsing import align_entities
+from ..parsing import normalise_label
 from ..ty import CharSpan, Judged, Sample
 from ..uncertainty import marginal_uncertainty
 from .base import TaskBase
@@ -32,6 +34,61 @@ def _check_iob(tags: Sequence[str], where: str) -> None:
         prev = tag
 
 
+def align_entities(text: str, entities: Any, labels: Sequence[str]) -> Optional[List[CharSpan]]:
+    """Entity objects ({"text", "label"[, "start", "end"]}) or [text, label] pairs -> character
+    spans; None when any entity can't be found in the text (or the list is malformed)."""
+    if not isinstance(entities, list):
+        return None
+    used: Counter = Counter()
+    spans: List[CharSpan] = []
+    for ent in entities:
+        if isinstance(ent, dict):
+            surface, label = ent.get("text"), ent.get("label")
+            start, end = ent.get("start"), ent.get("end")
+        elif isinstance(ent, (list, tuple)) and len(ent) == 2:
+            (surface, label), start, end = ent, None, None
+        else:
+            return None
+        if not isinstance(surface, str) or not surface.strip() or not isinstance(label, str):
+            return None
+        surface = surface.strip()
+        label = normalise_label(label, labels)
+        if isinstance(start, int) and isinstance(end, int) and text[start:end] == surface:
+            spans.append((start, end, label))
+            continue
+        found = _find(text, surface, used[surface.casefold()])
+        if found is None:
+            return None
+        used[surface.casefold()] += 1
+        spans.append((found[0], found[1], label))
+    return spans
+
+
+def _find(text: str, surface: str, nth: int) -> Optional[Tuple[int, int]]:
+    pattern = re.escape(surface)
+    for regex, flags in ((rf"(?<!\w){pattern}(?!\w)", 0), (pattern, 0), (rf"(?<!\w){pattern}(?!\w)", re.I)):
+        matches = list(re.finditer(regex, text, flags))
+        if matches:
+            m = matches[min(nth, len(matches) - 1)]
+            return m.start(), m.end()
+    return None
+
+
+@functools.lru_cache(maxsize=None)
+def _tokenizer(lang: str):
+    """spaCy's tokenizer of ``lang`` (a blank pipeline costs a quarter of a second to build, and the
+    report's bootstrap scores hundreds of resamples)."""
+    import spacy
+
+    return spacy.blank(lang).tokenizer
+
+
+@functools.lru_cache(maxsize=65536)
+def _sample_tags(text: str, entities: Tuple[CharSpan, ...], lang: str) -> Tuple[str, ...]:
+    """A sample's IOB tags, computed once per sample however often it is scored (bootstrap resamples)."""
+    return tuple(iob_tags(text, entities, _tokenizer(lang)))
+
+
 def iob_tags(text: str, entities: Iterable[CharSpan], tokenizer) -> List[str]:
     doc = tokenizer(text)
     spans = [doc.char_span(s, e, label=l, alignment_mode="expand") for s, e, l in entities]
@@ -47,6 +104,18 @@ class NERTask(TaskBase):
     answer_tokens = 30  # a short entity list
     label_unit = "entity"
     factories = ("ner", "beam_ner")
+    annotation_key = "entities"  # Sample.annotation: [(start_char, end_char, label), ...], possibly empty
+
+    # -- the annotation
+
+    def annotation_to_json(self, annotation: List[CharSpan]) -> List[list]:
+        return [list(e) for e in annotation]
+
+    def annotation_from_json(self, value: List[list]) -> List[CharSpan]:
+        return [tuple(e) for e in value]  # JSON has no tuples
+
+    def shift(self, annotation: List[CharSpan], offset: int) -> List[CharSpan]:
+        return [(s + offset, e + offset, l) for s, e, l in annotation]
 
     # -- data
 
@@ -75,7 +144,7 @@ class NERTask(TaskBase):
                 i = j
             else:
                 i += 1
-        return Sample(" ".join(tokens), entities=entities)
+        return Sample(" ".join(tokens), annotation=entities)
 
     def record_to_doc(self, nlp, obj: Dict[str, Any], sample: Sample, labels: Sequence[str], where: str):
         from spacy.tokens import Doc
@@ -87,24 +156,24 @@ class NERTask(TaskBase):
         return doc
 
     def doc_to_sample(self, doc) -> Sample:
-        return Sample(doc.text, entities=[(e.start_char, e.end_char, e.label_) for e in doc.ents])
+        return Sample(doc.text, annotation=[(e.start_char, e.end_char, e.label_) for e in doc.ents])
 
     def doc_labels(self, doc) -> List[str]:
         return [e.label_ for e in doc.ents]
 
     def sample_labels(self, sample: Sample) -> List[str]:
-        return sorted({e[2] for e in sample.entities or []})
+        return sorted({e[2] for e in sample.annotation or []})
 
     def sample_class(self, sample: Sample) -> str:
         """The most frequent entity label ("O": none)."""
-        counts = Counter(l for _, _, l in sample.entities or [])
+        counts = Counter(l for _, _, l in sample.annotation or [])
         return sorted(counts, key=lambda l: (-counts[l], l))[0] if counts else "O"
 
     def annotate(self, doc, sample: Sample, labels: Sequence[str]) -> Optional[str]:
-        if sample.entities is None:
+        if sample.annotation is None:
             return "missing_label"
         spans = []
-        for start, end, label in sample.entities:
+        for start, end, label in sample.annotation:
             if label not in labels:
                 return "unknown_label"
             if not (0 <= start < end <= len(doc.text)):
@@ -122,30 +191,30 @@ class NERTask(TaskBase):
 
     def mislabel(self, sample: Sample, labels: Sequence[str], rng) -> Sample:
         """One entity gets another label (a text without entities stays as it is)."""
-        ents = list(sample.entities or [])
+        ents = list(sample.annotation or [])
         if ents and len(labels) > 1:
             i = rng.randrange(len(ents))
             s, e, l = ents[i]
             ents[i] = (s, e, rng.choice([x for x in labels if x != l]))
-        return Sample(sample.text, entities=ents)
+        return Sample(sample.text, annotation=ents)
 
     # -- judging the student
 
     def answer_key(self, sample: Sample):
-        return tuple(sorted(tuple(e) for e in sample.entities or []))
+        return tuple(sorted(tuple(e) for e in sample.annotation or []))
 
     def comparable(self, sample: Sample, labels: Sequence[str]):
         """(mention, label) pairs: the two calls may place the same mention differently."""
-        if sample.entities is None or any(l not in labels for _, _, l in sample.entities):
+        if sample.annotation is None or any(l not in labels for _, _, l in sample.annotation):
             return None
-        return tuple(sorted((sample.text[s:e].casefold(), l) for s, e, l in sample.entities))
+        return tuple(sorted((sample.text[s:e].casefold(), l) for s, e, l in sample.annotation))
 
     def confusions(self, judged: Sequence[Judged]) -> Dict[Tuple[str, str], int]:
         """"O" marks a missed or a spurious entity."""
         counts: Counter = Counter()
         for j in judged:
-            gold = {(s, e): l for s, e, l in j.gold.entities or []}
-            pred = {(s, e): l for s, e, l in j.pred.entities or []}
+            gold = {(s, e): l for s, e, l in j.gold.annotation or []}
+            pred = {(s, e): l for s, e, l in j.pred.annotation or []}
             for span, label in gold.items():
                 if pred.get(span) != label:
                     counts[(label, pred.get(span, "O"))] += 1
@@ -155,15 +224,14 @@ class NERTask(TaskBase):
         return dict(counts)
 
     def score(self, judged: Sequence[Judged], labels: Sequence[str], lang: str = "en") -> Dict[str, Any]:
-        import spacy
-        from seqeval.metrics import classification_report, f1_score, precision_score, recall_score
+        from seqeval.metrics import classification_report
         from seqeval.scheme import IOB2
 
-        tokenizer = spacy.blank(lang).tokenizer  # the student's own tokenisation decides the IOB tags
-        y_true = [iob_tags(j.gold.text, j.gold.entities or [], tokenizer) for j in judged]
-        y_pred = [iob_tags(j.pred.text, j.pred.entities or [], tokenizer) for j in judged]
-        kw = dict(mode="strict", scheme=IOB2, zero_division=0)
-        report = classification_report(y_true, y_pred, output_dict=True, **kw) if judged else {}
+        # the student's own tokenisation decides the IOB tags
+        y_true = [list(_sample_tags(j.gold.text, tuple(map(tuple, j.gold.annotation or [])), lang)) for j in judged]
+        y_pred = [list(_sample_tags(j.pred.text, tuple(map(tuple, j.pred.annotation or [])), lang)) for j in judged]
+        report = classification_report(y_true, y_pred, output_dict=True, mode="strict", scheme=IOB2,
+                                        zero_division=0) if judged else {}  # fmt: skip
         per_label = {}
         for label in labels:
             row = report.get(label, {})
@@ -173,12 +241,13 @@ class NERTask(TaskBase):
                 "f": float(row.get("f1-score", 0.0)),
                 "support": int(row.get("support", 0)),
             }
-        f = float(f1_score(y_true, y_pred, **kw)) if judged else 0.0
+        micro = report.get("micro avg", {})  # seqeval's f1_score/precision_score/recall_score (average="micro")
+        f = float(micro.get("f1-score", 0.0))
         return {
             "score": f,
             "ents_f": f,
-            "ents_p": float(precision_score(y_true, y_pred, **kw)) if judged else 0.0,
-            "ents_r": float(recall_score(y_true, y_pred, **kw)) if judged else 0.0,
+            "ents_p": float(micro.get("precision", 0.0)),
+            "ents_r": float(micro.get("recall", 0.0)),
             "per_label": per_label,
             "n": len(judged),
         }
@@ -212,7 +281,7 @@ class NERTask(TaskBase):
         does a list as long as the schema's cap (MAX_ENTITIES_PER_TEXT)."""
         ents = item.get("entities")
         if ents is None:
-            return Sample(text, entities=None)
+            return Sample(text, annotation=None)
         if isinstance(ents, list) and len(ents) >= MAX_ENTITIES_PER_TEXT:
             rejected["too_many_entities"] += 1
             return None
@@ -220,10 +289,10 @@ class NERTask(TaskBase):
         if spans is None:
             rejected["unalignable_entity"] += 1
             return None
-        return Sample(text, entities=spans)
+        return Sample(text, annotation=spans)
 
     def answer_of(self, sample: Sample) -> Dict[str, Any]:
-        return {"entities": [{"text": sample.text[a:b], "label": l} for a, b, l in sample.entities or []]}
+        return {"entities": [{"text": sample.text[a:b], "label": l} for a, b, l in sample.annotation or []]}
 
     def confidence_from_logprobs(self, logprobs: Sequence[float]) -> float:
         return math.exp(sum(logprobs) / len(logprobs))  # per-token geometric mean: answers are long
@@ -241,10 +310,10 @@ class NERTask(TaskBase):
         }
 
     def review_annotation(self, sample: Sample) -> Any:
-        return [{"start": s, "end": e, "label": l} for s, e, l in sample.entities or []]
+        return [{"start": s, "end": e, "label": l} for s, e, l in sample.annotation or []]
 
     def describe(self, sample: Sample) -> str:
-        return ", ".join(f"{sample.text[s:e]} ({l})" for s, e, l in sample.entities or []) or "(none)"
+        return ", ".join(f"{sample.text[s:e]} ({l})" for s, e, l in sample.annotation or []) or "(none)"
 
     def reviewed_sample(self, obj: Dict[str, Any], doc, labels: Sequence[str], where: str) -> Sample:
         """The reviewed "spans" (character offsets; token indices, which a text editor user would
@@ -271,4 +340,4 @@ class NERTask(TaskBase):
                     raise DataError(f"{where}: span {k} {text[start:end]!r} ({label}) overlaps span {other}")
             taken.append((token_span.start, token_span.end, k))
             out.append((start, end, label))
-        return Sample(text, entities=sorted(out))
+        return Sample(text, annotation=sorted(out))

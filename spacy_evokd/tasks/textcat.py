@@ -9,7 +9,7 @@ from collections import Counter
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 from ..answer_schemas import label_enum
-from ..data import DataError, sample_to_doc
+from ..data import DataError
 from ..parsing import normalise_label
 from ..ty import Judged, Sample
 from ..uncertainty import entropy
@@ -36,6 +36,15 @@ class TextcatTask(ChoiceTask):
     factories = ("textcat",)
     field = "label"
     missing = "the reviewed label is missing"
+    annotation_key = "label"  # Sample.annotation: the one label (a str)
+
+    # -- the annotation
+
+    def annotation_to_json(self, annotation: str) -> str:
+        return annotation
+
+    def annotation_from_json(self, value: str) -> str:
+        return value
 
     # -- data
 
@@ -45,60 +54,62 @@ class TextcatTask(ChoiceTask):
             raise DataError(f"{where}: missing \"label\"")
         if labels is not None and label not in labels:
             raise DataError(f"{where}: label {label!r} is not in the label set {list(labels)}")
-        return Sample(text, label=label)
+        return Sample(text, annotation=label)
 
     def record_to_doc(self, nlp, obj: Dict[str, Any], sample: Sample, labels: Sequence[str], where: str):
-        return sample_to_doc(nlp, sample, labels, where)
+        doc = nlp.make_doc(sample.text)
+        doc.cats = {l: float(l == sample.annotation) for l in labels}
+        return doc
 
     def doc_to_sample(self, doc) -> Sample:
-        return Sample(doc.text, label=_top_label(doc))
+        return Sample(doc.text, annotation=_top_label(doc))
 
     def predicted_sample(self, doc, nlp=None) -> Sample:
         label = _top_label(doc)
-        return Sample(doc.text, label=label, confidence=doc.cats[label] if label else None)
+        return Sample(doc.text, annotation=label, confidence=doc.cats[label] if label else None)
 
     def sample_labels(self, sample: Sample) -> List[str]:
-        return [sample.label]
+        return [sample.annotation]
 
     def sample_class(self, sample: Sample) -> str:
-        return sample.label or "?"
+        return sample.annotation or "?"
 
     def annotate(self, doc, sample: Sample, labels: Sequence[str]) -> Optional[str]:
-        if not sample.label:
+        if not sample.annotation:
             return "missing_label"
-        if sample.label not in labels:
+        if sample.annotation not in labels:
             return "unknown_label"
-        doc.cats = {l: float(l == sample.label) for l in labels}
+        doc.cats = {l: float(l == sample.annotation) for l in labels}
         return None
 
     def mislabel(self, sample: Sample, labels: Sequence[str], rng) -> Sample:
-        label = sample.label
+        label = sample.annotation
         if len(labels) > 1:
-            label = rng.choice([l for l in labels if l != sample.label])
-        return Sample(sample.text, label=label)
+            label = rng.choice([l for l in labels if l != sample.annotation])
+        return Sample(sample.text, annotation=label)
 
     # -- judging the student
 
     def answer_key(self, sample: Sample):
-        return sample.label
+        return sample.annotation
 
     def comparable(self, sample: Sample, labels: Sequence[str]):
-        return sample.label if sample.label in labels else None
+        return sample.annotation if sample.annotation in labels else None
 
     def confusions(self, judged: Sequence[Judged]) -> Dict[Tuple[str, str], int]:
-        return dict(Counter((j.gold.label, j.pred.label) for j in judged if j.gold.label != j.pred.label))
+        return dict(Counter((j.gold.annotation, j.pred.annotation) for j in judged if j.gold.annotation != j.pred.annotation))
 
     def score(self, judged: Sequence[Judged], labels: Sequence[str], lang: str = "en") -> Dict[str, Any]:
         per_label = {}
         for label in labels:
-            tp = sum(j.gold.label == label and j.pred.label == label for j in judged)
-            fp = sum(j.gold.label != label and j.pred.label == label for j in judged)
-            fn = sum(j.gold.label == label and j.pred.label != label for j in judged)
+            tp = sum(j.gold.annotation == label and j.pred.annotation == label for j in judged)
+            fp = sum(j.gold.annotation != label and j.pred.annotation == label for j in judged)
+            fn = sum(j.gold.annotation == label and j.pred.annotation != label for j in judged)
             p, r, f = _prf(tp, fp, fn)
             per_label[label] = {"p": p, "r": r, "f": f, "support": tp + fn}
         # spaCy's Scorer.score_cats averages exclusive classes over all labels: so do we
         macro_f = sum(v["f"] for v in per_label.values()) / max(1, len(per_label))
-        accuracy = sum(j.gold.label == j.pred.label for j in judged) / max(1, len(judged))
+        accuracy = sum(j.gold.annotation == j.pred.annotation for j in judged) / max(1, len(judged))
         return {"score": macro_f, "macro_f": macro_f, "accuracy": accuracy, "per_label": per_label, "n": len(judged)}
 
     def uncertainty(self, nlp, texts: Sequence[str]) -> List[float]:
@@ -110,10 +121,10 @@ class TextcatTask(ChoiceTask):
         return {"label": label_enum(labels)}
 
     def parse_answer(self, text: str, item: Dict[str, Any], labels: Sequence[str], rejected: Counter) -> Optional[Sample]:
-        return Sample(text, label=normalise_label(item.get("label"), labels))  # None/unknown: the validator counts it
+        return Sample(text, annotation=normalise_label(item.get("label"), labels))  # None/unknown: the validator counts it
 
     def answer_of(self, sample: Sample) -> Dict[str, Any]:
-        return {"label": sample.label}
+        return {"label": sample.annotation}
 
     def answer_from_string(self, answer: str) -> Optional[Dict[str, Any]]:
         return {"label": answer}
@@ -124,7 +135,7 @@ class TextcatTask(ChoiceTask):
     # -- review files (ChoiceTask: one label, in "label")
 
     def chosen(self, sample: Sample) -> List[str]:
-        return [sample.label] if sample.label is not None else []
+        return [sample.annotation] if sample.annotation is not None else []
 
     def field_value(self, names: List[str]) -> Any:
         return names[0] if names else None
@@ -150,4 +161,4 @@ class TextcatTask(ChoiceTask):
 
     def reviewed(self, text: str, names: Set[str], where: str) -> Sample:
         (label,) = names  # check_accept and read_field let one name through
-        return Sample(text, label=label)
+        return Sample(text, annotation=label)

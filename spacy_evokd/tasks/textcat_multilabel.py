@@ -3,7 +3,7 @@
 JSONL: {"text": str, "labels": [str, ...]} (one or more distinct names). Gold Docs carry
 ``doc.cats`` with every label of the set as 1.0 or 0.0. The student (spaCy's ``textcat_multilabel``
 component: an independent sigmoid per label) predicts the labels whose score is >= the
-component's ``threshold`` (0.5 when it has none). A Sample keeps its set in ``Sample.labels``, sorted.
+component's ``threshold`` (0.5 when it has none). A Sample keeps its set in ``Sample.annotation``, a sorted list.
 
 Metric: macro-F1 over all labels at that threshold, by spaCy's own Scorer.score_cats with
 ``multi_label=True`` (its ``cats_macro_f``, which the config's training.score_weights picks
@@ -71,6 +71,15 @@ class TextcatMultilabelTask(ChoiceTask):
     factories = (FACTORY,)
     field = "labels"
     missing = "the reviewed labels are missing"
+    annotation_key = "labels"  # Sample.annotation: the sorted list of its distinct labels
+
+    # -- the annotation
+
+    def annotation_to_json(self, annotation: List[str]) -> List[str]:
+        return list(annotation)
+
+    def annotation_from_json(self, value: List[str]) -> List[str]:
+        return list(value)
 
     # -- data
 
@@ -91,15 +100,15 @@ class TextcatMultilabelTask(ChoiceTask):
         if len(set(names)) != len(names):
             twice = next(n for n in names if names.count(n) > 1)
             raise DataError(f"{where}: label {twice!r} is listed twice")
-        return Sample(text, labels=_label_set(names))
+        return Sample(text, annotation=_label_set(names))
 
     def record_to_doc(self, nlp, obj: Dict[str, Any], sample: Sample, labels: Sequence[str], where: str):
         doc = nlp.make_doc(sample.text)
-        doc.cats = {l: float(l in sample.labels) for l in labels}
+        doc.cats = {l: float(l in sample.annotation) for l in labels}
         return doc
 
     def doc_to_sample(self, doc) -> Sample:
-        return Sample(doc.text, labels=_label_set(l for l, v in doc.cats.items() if v >= 0.5))
+        return Sample(doc.text, annotation=_label_set(l for l, v in doc.cats.items() if v >= 0.5))
 
     def predicted_sample(self, doc, nlp=None) -> Sample:
         """The labels scored >= the pipeline's threshold; confidence: the least sure label
@@ -107,10 +116,10 @@ class TextcatMultilabelTask(ChoiceTask):
         threshold = _threshold(nlp)
         labels = _label_set(l for l, v in doc.cats.items() if v >= threshold)
         unsure = max((_closeness(v, threshold) for v in doc.cats.values()), default=0.0)
-        return Sample(doc.text, labels=labels, confidence=1.0 - unsure if doc.cats else None)
+        return Sample(doc.text, annotation=labels, confidence=1.0 - unsure if doc.cats else None)
 
     def sample_labels(self, sample: Sample) -> List[str]:
-        return _label_set(sample.labels or [])
+        return _label_set(sample.annotation or [])
 
     def sample_class(self, sample: Sample) -> str:
         """The first of its (sorted) labels. One class per sample keeps LLKD's class-wise
@@ -118,40 +127,40 @@ class TextcatMultilabelTask(ChoiceTask):
         handful of samples); the sorted order makes it the same whatever order the teacher
         named the labels in (a sampled answer carries no per-label confidence to rank them by).
         "none" for a sample without labels."""
-        return _label_set(sample.labels)[0] if sample.labels else NONE
+        return _label_set(sample.annotation)[0] if sample.annotation else NONE
 
     def annotate(self, doc, sample: Sample, labels: Sequence[str]) -> Optional[str]:
-        if not sample.labels:  # None or []: every text has at least one label
+        if not sample.annotation:  # None or []: every text has at least one label
             return "missing_label"
-        if any(l not in labels for l in sample.labels):
+        if any(l not in labels for l in sample.annotation):
             return "unknown_label"
-        doc.cats = {l: float(l in sample.labels) for l in labels}
+        doc.cats = {l: float(l in sample.annotation) for l in labels}
         return None
 
     def mislabel(self, sample: Sample, labels: Sequence[str], rng) -> Sample:
         """One label flipped: a label the text lacks is added, or one it has is left out (never
         the last one: a text keeps at least one label)."""
-        have = _label_set(sample.labels or [])
+        have = _label_set(sample.annotation or [])
         flips = [l for l in labels if l not in have] + (have if len(have) > 1 else [])
         if not flips:
-            return Sample(sample.text, labels=have)
+            return Sample(sample.text, annotation=have)
         flip = rng.choice(flips)
-        return Sample(sample.text, labels=_label_set(set(have) ^ {flip}))
+        return Sample(sample.text, annotation=_label_set(set(have) ^ {flip}))
 
     # -- judging the student
 
     def answer_key(self, sample: Sample):
-        return tuple(sorted(set(sample.labels or [])))
+        return tuple(sorted(set(sample.annotation or [])))
 
     def comparable(self, sample: Sample, labels: Sequence[str]):
-        if not sample.labels or any(l not in labels for l in sample.labels):
+        if not sample.annotation or any(l not in labels for l in sample.annotation):
             return None
-        return tuple(sorted(set(sample.labels)))
+        return tuple(sorted(set(sample.annotation)))
 
     def confusions(self, judged: Sequence[Judged]) -> Dict[Tuple[str, str], int]:
         counts: Counter = Counter()
         for j in judged:
-            gold, pred = set(j.gold.labels or []), set(j.pred.labels or [])
+            gold, pred = set(j.gold.annotation or []), set(j.pred.annotation or [])
             counts.update((label, NONE) for label in gold - pred)
             counts.update((NONE, label) for label in pred - gold)
         return dict(counts)
@@ -168,11 +177,11 @@ class TextcatMultilabelTask(ChoiceTask):
         examples = []
         for j in judged:
             pred, gold = Doc(vocab, words=["_"]), Doc(vocab, words=["_"])  # only the cats are scored
-            pred.cats = {l: float(l in (j.pred.labels or [])) for l in labels}
-            gold.cats = {l: float(l in (j.gold.labels or [])) for l in labels}
+            pred.cats = {l: float(l in (j.pred.annotation or [])) for l in labels}
+            gold.cats = {l: float(l in (j.gold.annotation or [])) for l in labels}
             examples.append(Example(pred, gold))
         s = Scorer.score_cats(examples, "cats", labels=labels, multi_label=True, threshold=0.5)
-        support = Counter(l for j in judged for l in set(j.gold.labels or []))
+        support = Counter(l for j in judged for l in set(j.gold.annotation or []))
         per_label = {l: {"p": float(row["p"]), "r": float(row["r"]), "f": float(row["f"]), "support": support[l]}
                      for l, row in s["cats_f_per_type"].items()}  # fmt: skip
         per_label = {l: per_label[l] for l in labels}  # label-set order (spaCy's is a set's)
@@ -211,18 +220,16 @@ class TextcatMultilabelTask(ChoiceTask):
         holding a non-string is malformed_item."""
         names = item.get("labels", item.get("label"))
         if names is None:
-            return Sample(text, labels=None)  # the validator counts missing_label
+            return Sample(text, annotation=None)  # the validator counts missing_label
         if isinstance(names, str):
             names = [n for n in _SPLIT.split(names.strip()) if n]
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
             rejected["malformed_item"] += 1
             return None
-        return Sample(text, labels=_label_set(normalise_label(n, labels) for n in names))
+        return Sample(text, annotation=_label_set(normalise_label(n, labels) for n in names))
 
     def answer_of(self, sample: Sample) -> Dict[str, Any]:
-        """A single-label sample (``Sample.label``) is a multi-label one with one label."""
-        names = sample.labels if sample.labels is not None else ([sample.label] if sample.label else [])
-        return {"labels": list(names)}
+        return {"labels": list(sample.annotation or [])}
 
     def answer_from_string(self, answer: str) -> Optional[Dict[str, Any]]:
         """"1. billing, shipping": the names after the number."""
@@ -236,7 +243,7 @@ class TextcatMultilabelTask(ChoiceTask):
     # "choice_style": "multiple", and an Argilla MultiLabelQuestion "labels")
 
     def chosen(self, sample: Sample) -> List[str]:
-        return _label_set(sample.labels or [])
+        return _label_set(sample.annotation or [])
 
     def field_value(self, names: List[str]) -> Any:
         return list(names)
@@ -247,7 +254,7 @@ class TextcatMultilabelTask(ChoiceTask):
         return value
 
     def exported_names(self, doc) -> List[str]:
-        return self.doc_to_sample(doc).labels
+        return self.doc_to_sample(doc).annotation
 
     def read_exported(self, value: Any) -> Optional[Set[str]]:
         return set(value) if is_names(value) else None
@@ -259,4 +266,4 @@ class TextcatMultilabelTask(ChoiceTask):
         if not names:
             raise DataError(f"{where}: no label chosen: every text needs at least one label "
                             "(answer \"reject\" to remove the sample)")  # fmt: skip
-        return Sample(text, labels=_label_set(names))
+        return Sample(text, annotation=_label_set(names))

@@ -117,7 +117,9 @@ class LLMTeacher:
         self.label_temperature = label_temperature
         self.label_batch = label_batch
         self.name = f"{getattr(model, 'name', type(model).__name__)}"
-        dirs = ([str(template_dir)] if template_dir else []) + [str(PROMPTS_DIR)]
+        # a task from outside the package brings its templates (its optional ``template_dir``)
+        task_dir = getattr(self.task, "template_dir", None)
+        dirs = [str(d) for d in (template_dir, task_dir) if d] + [str(PROMPTS_DIR)]
         self.env = jinja2.Environment(loader=jinja2.FileSystemLoader(dirs), undefined=jinja2.StrictUndefined,
                                       autoescape=False, keep_trailing_newline=False)  # fmt: skip
         # texts are quoted as JSON strings, but not HTML-safe ones: Jinja's own tojson writes ' & < >
@@ -202,7 +204,7 @@ class LLMTeacher:
         confusions = sorted(report.confusions.items(), key=lambda kv: -kv[1])[:5]
         return self.render(
             "analysis", per_label=report.per_label, overall=report.overall, confusions=confusions,
-            wrong=[j.to_dict() for j in report.wrong[:k]], correct=[j.to_dict() for j in report.correct[:k]],
+            wrong=[j.to_dict(self.task) for j in report.wrong[:k]], correct=[j.to_dict(self.task) for j in report.correct[:k]],
             evaluated_on=report.evaluated_on, history=list(history),
         )  # fmt: skip
 
@@ -218,7 +220,7 @@ class LLMTeacher:
 
     def propose(self, analysis: Analysis, n_hard: int, n_easy: int, with_labels: bool = False) -> Proposal:
         """New inputs, each with the annotation the teacher intends: the final one with
-        ``with_labels``, else a proposal (``Sample.label`` / ``entities``) the labelling call
+        ``with_labels``, else a proposal (``Sample.annotation``) the labelling call
         checks."""
         hints = situations(n_hard + n_easy, request_seed(self._ctx.run_seed, self._ctx.round, "situations", self._sent["generate"]))
         prompt = self.render("generate", n_hard=n_hard, n_easy=n_easy, with_labels=with_labels,

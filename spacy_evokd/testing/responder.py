@@ -3,12 +3,14 @@ pool, so loop tests exercise the real prompts, transport, parsing and validation
 
 Answers are a pure function of the request (seeded by a hash of the messages), as a cached LLM
 at temperature 0 would be. With ``mischief`` it also answers like a sloppy LLM: chatter around
-Markdown-fenced JSON, a label in the wrong case, an unknown label, an entity not in the text.
+Markdown-fenced JSON, a label in the wrong case, an unknown label, an entity not in the text
+(by the shape of the task's answer object: the responder names no task).
 """
 import hashlib
 import json
 import random
 import re
+from collections import Counter
 from typing import Dict, List
 
 from ..data import load_samples
@@ -37,7 +39,9 @@ class PoolResponder:
             self.calls["generate"] += 1
             # the prompt asks for each text's (intended or final) annotation as {"text", ...} objects
             ask = ask.group(0)
-            return self._generate(ask, rng, with_labels="label" in ask or "entities" in ask)
+            # the prompt names the task's answer keys ("label", "entities") when it wants them with the texts
+            with_labels = any(f'"{key}"' in ask for key in self.task.answer_schema(self.labels))
+            return self._generate(ask, rng, with_labels=with_labels)
         if "Answer with JSON only: one object per" in last:
             self.calls["label"] += 1
             return self._label(last)
@@ -60,24 +64,37 @@ class PoolResponder:
     def _item(self, s: Sample) -> Dict:
         return {"text": s.text, **self.task.answer_of(s)}
 
+    def _default(self, text: str) -> Sample:
+        answer = self.task.answer_from_string(self.labels[0]) or {}
+        return self.task.parse_answer(text, answer, self.labels, Counter()) or Sample(text)
+
     def _label(self, prompt: str) -> str:
         texts = [json.loads(m.group(1)) for m in re.finditer(r"^\d+\. (\".*\")$", prompt, re.M)]
         out = []
         for i, text in enumerate(texts, start=1):
-            # a text not in the pool: the first label, or no entities
-            gold = self.by_text.get(text) or Sample(text, label=self.labels[0], entities=[])
+            # a text not in the pool: the task's reading of a bare first label (ner: no entities)
+            gold = self.by_text.get(text) or self._default(text)
             answer = self.task.answer_of(gold)
-            if self.mischief and "label" in answer:
-                if i == 1:
-                    answer["label"] = answer["label"].upper().replace("_", " ")  # repaired by label normalisation
-                if i == 3:
-                    answer["label"] = "other"  # not in the label set: rejected
-            if self.mischief and "labels" in answer:  # a label set (textcat_multilabel)
-                if i == 1 and answer["labels"]:
-                    answer["labels"] = [answer["labels"][0].upper()] + answer["labels"]  # repaired: case, repeat
-                if i == 3:
-                    answer["labels"] = answer["labels"] + ["other"]  # not in the label set: rejected
-            if self.mischief and "entities" in answer and i == 3:
-                answer["entities"].append({"text": "Zanzibar Quantum Holdings", "label": "ORG"})  # not in the text
+            if self.mischief:
+                answer = self._mischief(answer, i)
             out.append({"id": i, **answer})
         return json.dumps(out, ensure_ascii=False)
+
+    def _mischief(self, answer: Dict, i: int) -> Dict:
+        """A sloppy LLM's answer for text ``i``, by the shape of each answer value (no task is
+        named): text 1's label (or the first of a list of labels, repeated) in upper case: repaired
+        by label normalisation; text 3 an unknown label "other", or a mention that is not in its
+        text (a list of {"text", "label"} objects): rejected."""
+        schema = self.task.answer_schema(self.labels)
+        for key, value in answer.items():
+            if isinstance(value, str):
+                answer[key] = value.upper().replace("_", " ") if i == 1 else "other" if i == 3 else value
+            elif isinstance(value, list) and schema.get(key, {}).get("items", {}).get("type") == "object":
+                if i == 3:
+                    answer[key] = value + [{"text": "Zanzibar Quantum Holdings", "label": self.labels[0]}]
+            elif isinstance(value, list):
+                if i == 1 and value:
+                    answer[key] = [value[0].upper()] + value
+                if i == 3:
+                    answer[key] = value + ["other"]
+        return answer

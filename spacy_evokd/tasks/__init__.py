@@ -77,7 +77,7 @@ def register_task(name: str, task: Task) -> None:
 
 
 def is_task_name(name: str) -> bool:
-    """Whether ``name`` is a short name or a registered task (loads no task module)."""
+    """Whether ``name`` is a short name or a registered task (imports none of our task modules)."""
     return name in SHORT_NAMES or name in registry.evokd_tasks
 
 

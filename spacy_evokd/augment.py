@@ -26,7 +26,8 @@ from spacy.tokens import Doc, DocBin
 from spacy.training import Example
 
 from .doc_meta import DocMeta
-from .run_dir import committed_docbins, round_number as _round_of
+from .run_dir import committed_docbins
+from .run_dir import round_number as _round_of
 
 
 def round_number(path: Path) -> int:

@@ -13,7 +13,7 @@ Importing this module registers both in spaCy's `misc` registry (bench processes
 """
 import random
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Sequence
 
 from spacy.util import registry
 

@@ -142,14 +142,15 @@ def teacher_vs_gold(run_dir: Path, prep: bench_data.Prepared, rounds: Sequence[i
     teacher's); None when there are none."""
     import spacy
 
-    from spacy_evokd.data import jsonl_to_docs, read_docbin
+    from spacy_evokd.data import jsonl_to_docs
+    from spacy_evokd.run_dir import RunDir
     from spacy_evokd.validation import normalise
 
     nlp = spacy.blank("en")
     gold = {normalise(d.text): _gold_items(d, prep.task) for d in jsonl_to_docs(prep.pool, get_task(prep.task), nlp, prep.labels)}
     same = n = tp = n_pred = n_gold = 0
     for r in rounds:
-        for doc in read_docbin(run_dir / f"rounds/round_{r:03d}.spacy", nlp.vocab):
+        for doc in RunDir(run_dir).docs(r, nlp.vocab):
             want = gold.get(normalise(doc.text))
             if want is None:
                 continue
@@ -173,7 +174,7 @@ def run_arm(arm: str, prep: bench_data.Prepared, seed: int, a, base_url: str, ca
     from spacy_evokd.cache import UsageLedger
     from spacy_evokd.data import read_docbin
     from spacy_evokd.loop import EvoKDLoop
-    from spacy_evokd.records import RoundRecord
+    from spacy_evokd.run_dir import RunDir
     from runs import run_key, write_seed
 
     tmp = Path(tempfile.mkdtemp(prefix="evokd-real-"))
@@ -186,13 +187,14 @@ def run_arm(arm: str, prep: bench_data.Prepared, seed: int, a, base_url: str, ca
         t0 = time.time()
         EvoKDLoop(config, tmp / "run", echo=lambda m: print(f"    {arm} s{seed}: {m}", flush=True)).run()
         wall = time.time() - t0
-        recs = RoundRecord.load_all(tmp / "run")
+        run = RunDir(tmp / "run")
+        recs = run.load_records()
         steps = {}
-        for row in UsageLedger(tmp / "run/cache.sqlite").rows():
+        for row in UsageLedger(run.cache_path).rows():
             steps.setdefault(row["round"], {}).setdefault(row["step"], 0)
             steps[row["round"]][row["step"]] += row["requests"]
         gold = read_docbin(prep.test, spacy.blank("en").vocab)
-        test = [student.evaluate(student.load(tmp / f"run/models/round_{r.round:03d}/model-best"), gold, get_task(prep.task),
+        test = [student.evaluate(student.load(run.student_path(r.round)), gold, get_task(prep.task),
                                  prep.labels)[0]["score"] for r in recs]  # fmt: skip
         result = {"arm": arm, "dataset": prep.name, "seed": seed, "wall": wall, "test": test,
                   "dev": [r.dev["score"] for r in recs],

@@ -164,7 +164,7 @@ def run_loop(prep: Prepared, strategy: str, k: int, seed: int, scale: Scale, cac
     from spacy_evokd import student
     from spacy_evokd.data import read_docbin
     from spacy_evokd.loop import EvoKDLoop
-    from spacy_evokd.records import RoundRecord
+    from spacy_evokd.run_dir import RunDir
     from spacy_evokd.tasks import get_task
 
     tmp = Path(tempfile.mkdtemp(prefix="evokd-bench-"))
@@ -177,13 +177,14 @@ def run_loop(prep: Prepared, strategy: str, k: int, seed: int, scale: Scale, cac
         t0 = time.time()
         EvoKDLoop(config, tmp / "run", echo=lambda _: None).run()
         wall = time.time() - t0
-        recs = RoundRecord.load_all(tmp / "run")
+        run = RunDir(tmp / "run")
+        recs = run.load_records()
         test = []
         if test_every_round:
             nlp0 = spacy.blank("en")
             gold = read_docbin(prep.test, nlp0.vocab)
             for r in recs:
-                nlp = student.load(tmp / f"run/models/round_{r.round:03d}/model-best")
+                nlp = student.load(run.student_path(r.round))
                 test.append(student.evaluate(nlp, gold, get_task(prep.task), prep.labels)[0]["score"])
         result = RunResult(name, prep.name, strategy, k, seed, warm_start, [r.dev["score"] for r in recs], test,
                            [r.accepted for r in recs], [r.seconds for r in recs], wall,

@@ -26,7 +26,7 @@ def main(task: str, rounds: int, out: Path) -> dict:
     from spacy_evokd.cache import UsageLedger
     from spacy_evokd.config import load_config
     from spacy_evokd.loop import evolve
-    from spacy_evokd.records import RoundRecord
+    from spacy_evokd.run_dir import RunDir
     from spacy_evokd.tasks import get_task
 
     cfg = runs.student_config_path(task, "fast")  # tokens are measured, not the student: the fast one
@@ -45,9 +45,10 @@ def main(task: str, rounds: int, out: Path) -> dict:
                   "training.max_steps": 50, "evokd.teacher.model.base_url": server.base_url,
                   "evokd.teacher.model.name": "bench-llm", "evokd.teacher.model.api_key_env": None}  # fmt: skip
             evolve(cfg, tmp / "run", ov, teacher=ROOT / "configs/teachers/local_server.cfg", echo=lambda _: None)
-        recs = RoundRecord.load_all(tmp / "run")[1:]
+        run = RunDir(tmp / "run")
+        recs = run.load_records()[1:]
         steps = defaultdict(lambda: defaultdict(int))
-        for row in UsageLedger(tmp / "run/cache.sqlite").rows():
+        for row in UsageLedger(run.cache_path).rows():
             steps[row["round"]][row["step"]] += row["prompt_tokens"] + row["completion_tokens"]
     rows = []
     print(f"Token efficiency ({task}, {rounds} rounds, local test server; tokens = server counts of the real prompts)")

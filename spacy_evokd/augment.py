@@ -25,13 +25,15 @@ from spacy.language import Language
 from spacy.tokens import Doc, DocBin
 from spacy.training import Example
 
+from .doc_meta import DocMeta
+from .run_dir import committed_docbins
+from .run_dir import round_number as _round_of
+
 
 def round_number(path: Path) -> int:
     """round_003.spacy -> 3; any other *.spacy file counts as round 1 (e.g. an LLKD selection)."""
-    stem = path.stem
-    if stem.startswith("round_") and stem[6:].isdigit():
-        return int(stem[6:])
-    return 1
+    n = _round_of(path.name, any_suffix=True)
+    return 1 if n is None else n
 
 
 def copies(weight: float, rng: random.Random) -> int:
@@ -42,7 +44,7 @@ def copies(weight: float, rng: random.Random) -> int:
 
 def doc_weight(doc: Doc) -> float:
     """A sample's training weight (LLKD's confidence x need; 1.0 when none was written)."""
-    return float((doc.user_data.get("evokd") or {}).get("weight", 1.0))
+    return DocMeta.of(doc).training_weight
 
 
 class EvolvingAugmenter:
@@ -61,11 +63,13 @@ class EvolvingAugmenter:
         self._first_text: Optional[str] = None
 
     def files(self) -> List[Path]:
-        """Committed DocBins only: a round's .spacy without its .json record is not committed."""
+        """Committed rounds' DocBins only (run_dir.committed_docbins: round 0 has none, a .spacy
+        without its .json record is not committed); any other *.spacy (an LLKD selection) counts as round 1."""
+        rounds = set(committed_docbins(self.dir).values())
         out = []
         for path in sorted(self.dir.glob("*.spacy")):
             n = round_number(path)
-            if path.stem.startswith("round_") and (n == 0 or not path.with_suffix(".json").exists()):
+            if _round_of(path.name, any_suffix=True) is not None and path not in rounds:
                 continue
             if self.max_round is not None and n > self.max_round:
                 continue

@@ -281,13 +281,14 @@ def import_review(
 ):
     """Apply a reviewed export: corrected samples replace the teacher's, rejected ones are removed for good."""
     from .review import import_review as run
+    from .run_dir import RunDir
 
-    entry = run(run_dir, reviewed)
+    entry, files = run(run_dir, reviewed), RunDir(run_dir)
     t = entry["totals"]
     typer.echo(f"✔ review imported: {t['corrected']} corrected, {t['removed']} removed, {t['kept']} kept"
                + (f", {t['already_removed']} removed earlier" if t["already_removed"] else "")
-               + f"; log: {run_dir / 'review' / 'log.jsonl'}")
-    typer.echo(f"ℹ {run_dir / 'model-best'}, the round models and any metrics/ or packages/ made from them are still "
+               + f"; log: {files.review_log_path}")
+    typer.echo(f"ℹ {files.model_best}, the round models and any metrics/ or packages/ made from them are still "
                "the students trained before this review; resuming `evolve` trains only new rounds (on the reviewed "
                f"data). To train a student on the reviewed data now: python -m spacy_evokd retrain {run_dir}")
 
@@ -297,6 +298,7 @@ def retrain(run_dir: Path = typer.Argument(..., help="an `evolve` output directo
     """Train a student from scratch on the seed and every round as reviewed, into
     RUN_DIR/retrained/model-best (model-best stays the loop's); prints its dev (and test) score."""
     from .review import retrain as run
+    from .run_dir import RunDir
     from .tasks import get_task
 
     info = run(run_dir, echo=typer.echo)
@@ -304,14 +306,17 @@ def retrain(run_dir: Path = typer.Argument(..., help="an `evolve` output directo
     for name in ("dev", "test"):
         if name in info:
             typer.echo(f"✔ {name}: " + ", ".join(f"{k} {info[name][k]:.3f}" for k in keys) + f" (n={info[name]['n']})")
-    typer.echo(f"✔ {run_dir / 'retrained' / 'model-best'}; package it with: python -m spacy_evokd package {run_dir} "
-               f"packages --name NAME --model {run_dir / 'retrained' / 'model-best'}")
+    retrained = RunDir(run_dir).retrained_model
+    typer.echo(f"✔ {retrained}; package it with: python -m spacy_evokd package {run_dir} "
+               f"packages --name NAME --model {retrained}")
 
 
 def _run_task(run_dir: Path) -> str:
     from confection import Config
 
-    return Config().from_disk(run_dir / "config.cfg", interpolate=False)["evokd"]["task"]
+    from .run_dir import RunDir
+
+    return Config().from_disk(RunDir(run_dir).config_path, interpolate=False)["evokd"]["task"]
 
 
 @_command("package")

@@ -27,6 +27,7 @@ from .budget import RunBudget
 from .cache import ResponseCache, UsageLedger
 from .config import load_config, resolve_evokd
 from .data import DataError, read_docbin, write_docbin
+from .doc_meta import DocMeta, update_meta
 from .pool_source import PoolSource
 from .records import RoundRecord, describe_checks, rejected_samples
 from .run_files import hold_run_dir
@@ -139,8 +140,8 @@ class EvoKDLoop:
                 self.progress(f"pool {s.unlabelled_pool}: {self.pool_source.too_long} texts over max_chars {s.max_chars} skipped")
         preflight.check_teacher(self.teacher, reach=s.check_teacher)  # last: the only check that goes out
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.cache = ResponseCache(self.dir / "cache.sqlite")
-        self.ledger = UsageLedger(self.dir / "cache.sqlite")
+        self.cache = ResponseCache(self.state.cache_path)
+        self.ledger = UsageLedger(self.state.cache_path)
         self.teacher.use_cache(self.cache)
         self.costs = sources.StepCosts()  # recent tokens per request / labelled text: the round plans with them
 
@@ -185,7 +186,7 @@ class EvoKDLoop:
         if done:
             self.progress(f"resuming after round {done[-1]} ({len(done) - 1} of {s.rounds} rounds committed)")
         else:
-            self.config.to_disk(self.dir / "config.cfg")
+            self.config.to_disk(self.state.config_path)
         if 0 not in done:
             self._seed_round()
         stopped_by = None
@@ -200,7 +201,7 @@ class EvoKDLoop:
         totals = self.ledger.totals()
         reason = stopped_by or f"{len(self.state.committed()) - 1} rounds done"
         self.progress(f"finished: {reason}; best dev {s.metric} {best:.3f} (round {best_n}); "
-                      f"teacher tokens {totals.total_tokens:,}, cost ${totals.cost:.4f}; model: {self.dir / 'model-best'}")
+                      f"teacher tokens {totals.total_tokens:,}, cost ${totals.cost:.4f}; model: {self.state.model_best}")
         return {"best_round": best_n, "best_dev": best, "stopped_by": reason, "usage": totals.to_dict()}
 
     def _should_stop(self, n: int) -> Optional[str]:
@@ -219,7 +220,7 @@ class EvoKDLoop:
         s = self.settings
         t0 = time.time()
         self.progress(f"round 0: training the student on {len(self.seed_docs)} seed docs")
-        work = self.state.work_dir / "round_000"
+        work = self.state.work_round_dir(0)
         seed_path = work / "train.spacy"
         write_docbin(self.seed_docs + self.extra_docs, seed_path)
         model = student.train(self.config, seed_path, self._dev_path(), work / "model", gpu_id=s.gpu_id,
@@ -254,12 +255,10 @@ class EvoKDLoop:
     def _seen_texts(self, upto: int) -> List[str]:
         """Texts never to be generated again: the seed, earlier rounds' samples, and samples a
         person removed in review (`import-review`: they are gone from the round DocBins)."""
-        from .review import removed_texts
-
         texts = [d.text for d in self.seed_docs]
         for n in range(1, upto):
-            texts += [d.text for d in read_docbin(self.state.docbin_path(n), self.nlp.vocab)]
-        return texts + sorted(removed_texts(self.state.dir))
+            texts += [d.text for d in self.state.docs(n, self.nlp.vocab)]
+        return texts + sorted(self.state.removed_texts())
 
     def _history(self, upto: int) -> List[str]:
         """Earlier rounds' analyses for the history review, oldest first; the prompt shows the
@@ -484,7 +483,7 @@ class EvoKDLoop:
         docs, invalid = self.validator.validate(teaching.candidates, set(seen.known), teaching.rejects)
         teaching.rejected.update(invalid)
         for d in docs:
-            d.user_data.setdefault("evokd", {}).update({"round": n, "teacher": self.teacher.name, "source": _source(d)})
+            update_meta(d, round=n, teacher=self.teacher.name, source=_source(d))
         self._weigh_active([d for d in docs if _source(d) == "active"], teaching.needs)
         return docs
 
@@ -492,10 +491,10 @@ class EvoKDLoop:
     def _weigh_active(docs: List[Doc], needs: Dict[str, float]) -> None:
         """LLKD's weight for active picks: the teacher's confidence x the student's need (its
         uncertainty when it picked the text), mean 1 over the round's picks, in [0.1, 10]."""
-        conf = [d.user_data["evokd"].get("confidence") or 1.0 for d in docs]
+        conf = [DocMeta.of(d).confidence or 1.0 for d in docs]
         need = [needs.get(normalise(d.text), 1.0) for d in docs]
         for i, w in llkd_weights(list(range(len(docs))), conf, need):
-            docs[i].user_data["evokd"].update({"weight": round(w, 4), "student_uncertainty": round(need[i], 4)})
+            update_meta(docs[i], weight=round(w, 4), student_uncertainty=round(need[i], 4))
 
     def _train_and_score(self, n: int, docs: List[Doc]) -> Trained:
         s = self.settings
@@ -504,7 +503,7 @@ class EvoKDLoop:
         prev_nlp = student.load(self.state.student_path(n - 1))
         batch_scores, batch_judged = student.evaluate(prev_nlp, docs, self.task, s.labels) if docs else (None, [])
         t_eval = time.time() - t_eval
-        work = self.state.work_dir / f"round_{n:03d}"
+        work = self.state.work_round_dir(n)
         train_docs = self.seed_docs + self.extra_docs + docs + self._replay(n)
         write_docbin(self._weighted(train_docs, n), work / "train.spacy")
         warm = self.state.student_path(n - 1) if s.warm_start else None
@@ -521,7 +520,7 @@ class EvoKDLoop:
 
     def _unchanged_student(self, n: int, prev: RoundRecord) -> Trained:
         """Round n-1's student as round n's, untrained and unscored again."""
-        model = self.state.work_dir / f"round_{n:03d}" / "model" / "model-best"
+        model = self.state.work_round_dir(n) / "model" / "model-best"
         shutil.rmtree(model.parent, ignore_errors=True)
         shutil.copytree(self.state.student_path(n - 1), model)
         return Trained(model=model, batch_scores=None, batch_judged=[], dev=prev.dev, train_size=prev.train_size,
@@ -612,7 +611,7 @@ class EvoKDLoop:
         s = self.settings
         docs = []
         for m in range(1, n):
-            docs += read_docbin(self.state.docbin_path(m), self.nlp.vocab)
+            docs += self.state.docs(m, self.nlp.vocab)
         if s.history_replay >= 1.0 or not docs:
             return docs
         rng = random.Random(f"{s.seed}:{n}")
@@ -622,7 +621,7 @@ class EvoKDLoop:
 def _source(doc: Doc) -> str:
     """The source an accepted sample is booked to: "active" for active picks, else "generate"
     (the analysis-driven sources: generated texts and source = "pool" | "both" picks)."""
-    return "active" if (doc.user_data.get("evokd") or {}).get("intent") == "active" else "generate"
+    return "active" if DocMeta.of(doc).intent == "active" else "generate"
 
 
 def evolve(config_path: Path, output_dir: Path, overrides: Optional[Dict[str, Any]] = None,

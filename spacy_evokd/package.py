@@ -50,7 +50,7 @@ def _scores(model: Path, gold: Path) -> Dict[str, Any]:
 
 
 def _stamp(meta_path: Path, model: Path, run_dir: Path, test: Optional[Path]) -> Dict[str, Any]:
-    from .records import RoundRecord
+    from .run_dir import RunDir
     from .student import load, task_of
 
     meta = read_json(meta_path)
@@ -62,7 +62,7 @@ def _stamp(meta_path: Path, model: Path, run_dir: Path, test: Optional[Path]) ->
         evokd.update(retrained_on_reviewed_data=True, train_size=info.get("train_size"))
         dev = info.get("dev", {})
     else:
-        best = RoundRecord.load_all(run_dir)[int(evokd.get("best_round", 0))]
+        best = RunDir(run_dir).load_record(int(evokd.get("best_round", 0)))
         dev = best.dev
     evokd["dev"] = {**{k: round(dev[k], 4) for k in task.main_score_keys if k in dev}, "n": dev.get("n")}
     if test is not None:
@@ -84,8 +84,10 @@ def run_test_path(run_dir: Path) -> Optional[Path]:
     """The run config's paths.test, when it names a file that exists."""
     from confection import Config
 
+    from .run_dir import RunDir
+
     try:
-        test = Config().from_disk(run_dir / "config.cfg")["paths"].get("test")
+        test = Config().from_disk(RunDir(run_dir).config_path)["paths"].get("test")
     except (OSError, KeyError, ValueError):
         return None
     return Path(test) if test and Path(test).exists() else None
@@ -96,8 +98,10 @@ def package_student(run_dir: Path, output_dir: Path, name: str, version: str = "
     """Stage, stamp and package RUN_DIR's model-best (or ``model``); returns {"dir", "wheel", "evokd"}."""
     from spacy.cli.package import package
 
+    from .run_dir import RunDir
+
     run_dir = Path(run_dir)
-    model = Path(model) if model else run_dir / "model-best"
+    model = Path(model) if model else RunDir(run_dir).model_best
     if not (model / "meta.json").exists():
         raise DataError(f"{model}: no trained student (no meta.json): run `evolve` first")
     if build not in ("wheel", "none"):

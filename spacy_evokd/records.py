@@ -79,15 +79,6 @@ class RoundRecord:
                 (task for key, task in _V1_TASK_BY_SCORE_KEY.items() if key in rec["dev"]), "textcat"))  # fmt: skip
         return cls(**_known(cls, rec))
 
-    @classmethod
-    def load_all(cls, run_dir: Union[str, Path]) -> List["RoundRecord"]:
-        """The committed round records of an `evolve` run directory, in order (FileNotFoundError
-        when there is none)."""
-        paths = sorted((Path(run_dir) / "rounds").glob("round_*.json"))
-        if not paths:
-            raise FileNotFoundError(f"{run_dir}: no committed rounds (rounds/round_NNN.json)")
-        return [cls.load(p) for p in paths]
-
     def save(self, path: Union[str, Path]) -> None:
         write_json(path, asdict(self))  # atomic: a kill leaves no half record
 

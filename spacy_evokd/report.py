@@ -24,7 +24,9 @@ matplotlib.use("Agg")  # no display on servers and CI
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from .doc_meta import DocMeta  # noqa: E402
 from .records import RoundRecord  # noqa: E402
+from .run_dir import RunDir  # noqa: E402
 from .tasks import get_task  # noqa: E402
 
 BOOTSTRAP_SAMPLES = 400  # paired resamples of dev/test for the interval of the change vs the seed round
@@ -167,30 +169,25 @@ def _plots(recs: List[RoundRecord], out: Path, metric: str, task, gold: Dict[str
     return plots, notes
 
 
-def _run_config(run_dir: Path) -> Optional[Dict]:
+def _run_config(run: RunDir) -> Optional[Dict]:
     from thinc.api import Config
 
     try:
-        config = Config().from_disk(run_dir / "config.cfg")
+        config = Config().from_disk(run.config_path)
         return {"dev": config["paths"].get("dev"), "test": config["paths"].get("test"),
                 "labels": list(config["evokd"]["labels"])}  # fmt: skip
     except (OSError, KeyError, ValueError):  # a config of another shape: no test column, no intervals
         return None
 
 
-def _model(run_dir: Path, n: int) -> Optional[Path]:
-    model = run_dir / "models" / f"round_{n:03d}" / "model-best"
-    return model if (model / "meta.json").exists() else None
-
-
-def _gold_sets(run_dir: Path, recs: List[RoundRecord], task, best: int) -> Dict[str, GoldSet]:
+def _gold_sets(run: RunDir, recs: List[RoundRecord], task, best: int) -> Dict[str, GoldSet]:
     """Dev: scores from the records; test (when the config names one): every kept round model
     scored. Both: the seed-only and the best student's predictions, for the bootstrap."""
     from .data import read_docbin
     from .student import evaluate, load
 
     gold = {"dev": GoldSet("dev", recs[0].dev.get("n", 0), {r.round: r.dev["score"] for r in recs})}
-    config = _run_config(run_dir)
+    config = _run_config(run)
     if config is None:
         return gold
     for name in ("dev", "test"):
@@ -202,7 +199,7 @@ def _gold_sets(run_dir: Path, recs: List[RoundRecord], task, best: int) -> Dict[
         g.n = len(docs)
         rounds = [r.round for r in recs] if name == "test" else sorted({0, best})
         for n in rounds:
-            model = _model(run_dir, n)
+            model = run.round_model(n)
             if model is None:
                 continue
             scores, judged = evaluate(load(model), docs, task, config["labels"])
@@ -288,23 +285,20 @@ def _draw(rows: list, rng: random.Random, k: int) -> list:
     return rng.sample(right, n_right) + rng.sample(wrong, k - n_right)
 
 
-def _examples(run_dir: Path, recs: List[RoundRecord], task, review: "Review") -> List[str]:
+def _examples(run: RunDir, recs: List[RoundRecord], task, review: "Review") -> List[str]:
     """Per round, the share of the round's accepted samples that the student of the round before
     got right (the batch feedback the next round sees), and per intent a few samples drawn in that
     intent's real right/wrong proportion. Samples a review removed are left out; corrected ones
     say so."""
-    from .data import read_docbin
-
     lines = []
     for r in recs[1:]:
-        path = run_dir / "rounds" / f"round_{r.round:03d}.spacy"
-        kept = {d.text: d.user_data.get("evokd", {}) for d in read_docbin(path)} if path.exists() else {}
+        kept = {d.text: DocMeta.of(d) for d in run.docs(r.round)}
         by_intent: Dict[Optional[str], list] = {}
         for j in r.judged(task):
             if j.gold.text in review.removed:
                 continue
             right = task.answer_key(j.gold) == task.answer_key(j.pred)
-            by_intent.setdefault(kept.get(j.gold.text, {}).get("intent"), []).append((right, j))
+            by_intent.setdefault(kept[j.gold.text].intent if j.gold.text in kept else None, []).append((right, j))
         everything = [x for rows in by_intent.values() for x in rows]
         if not everything:
             continue
@@ -318,7 +312,7 @@ def _examples(run_dir: Path, recs: List[RoundRecord], task, review: "Review") ->
         for intent, rows in sorted(by_intent.items(), key=lambda kv: str(kv[0])):
             for right, j in _draw(rows, rng, SAMPLE_ROWS):
                 verdict = "yes" if right else f"no: {_code(_show(task, j.pred), 60)}"
-                note = " (corrected in review)" if kept.get(j.gold.text, {}).get("review") == "corrected" else ""
+                note = " (corrected in review)" if j.gold.text in kept and kept[j.gold.text].review == "corrected" else ""
                 lines.append(f"| {intent or '–'} | {_code(j.gold.text)} | {_code(_show(task, j.gold), 60)}{note} | {verdict} |")
         lines.append("")
     return lines
@@ -342,24 +336,16 @@ class Review:
     accepted_now: Dict[int, int] = field(default_factory=dict)  # round -> samples in its DocBin
 
     @classmethod
-    def read(cls, run_dir: Path, recs: List[RoundRecord]) -> "Review":
-        from spacy.tokens import DocBin
-
-        from .review import removed_texts
-
-        log = run_dir / "review" / "log.jsonl"
-        if not log.exists():
+    def read(cls, run: RunDir, recs: List[RoundRecord]) -> "Review":
+        entries = run.review_log()
+        if not entries:
             return cls(accepted_now={r.round: r.accepted for r in recs})
-        entries = [json.loads(l) for l in log.read_text(encoding="utf8").splitlines() if l.strip()]
-        now = {}
-        for r in recs:
-            path = run_dir / "rounds" / f"round_{r.round:03d}.spacy"
-            now[r.round] = len(DocBin().from_disk(path)) if path.exists() else 0
+        now = {r.round: len(run.docs(r.round)) for r in recs}
         return cls(len(entries), sum(e.get("totals", {}).get("corrected", 0) for e in entries),
-                   removed_texts(run_dir), now)  # fmt: skip
+                   run.removed_texts(), now)  # fmt: skip
 
-    def lines(self, run_dir: Path, recs: List[RoundRecord], metric: str) -> List[str]:
-        retrained = run_dir / "retrained" / "retrained.json"
+    def lines(self, run: RunDir, recs: List[RoundRecord], metric: str) -> List[str]:
+        retrained = run.retrained_info_path
         if not self.imports and not retrained.exists():
             return []
         lines = ["## Review", ""]
@@ -370,13 +356,13 @@ class Review:
                       "The counts in this report are those after review.",
                       "- The scores above are of students trained **before** the review (model-best, the per-round "
                       "models, and any metrics or packages made from them). Resuming `evolve` trains only new rounds; "
-                      f"to train a student on the reviewed data: `python -m spacy_evokd retrain {run_dir}`."]  # fmt: skip
+                      f"to train a student on the reviewed data: `python -m spacy_evokd retrain {run.dir}`."]  # fmt: skip
         if retrained.exists():
             info = json.loads(retrained.read_text(encoding="utf8"))
             said = "; ".join(f"{name} {metric} {info[name]['score']:.3f} ({info[name]['n']} docs)"
                              for name in ("dev", "test") if name in info)  # fmt: skip
             lines.append(f"- A student retrained on the reviewed data ({info['train_size']} docs, "
-                         f"`{run_dir / 'retrained' / 'model-best'}`): {said}.")  # fmt: skip
+                         f"`{run.retrained_model}`): {said}.")  # fmt: skip
         return lines + [""]
 
 
@@ -397,21 +383,22 @@ def _source_lines(recs) -> List[str]:
 def write_report(run_dir: Path) -> Path:
     """OUTPUT_DIR/report/report.md and report.html (the same content) with the plots beside them."""
     run_dir = Path(run_dir)
-    recs = RoundRecord.load_all(run_dir)  # a damaged one: a RunDirError naming the file
-    out = run_dir / "report"
+    run = RunDir(run_dir)
+    recs = run.load_records()  # a damaged one: a RunDirError naming the file
+    out = run.report_dir
     out.mkdir(exist_ok=True)
     for old in out.glob("*.png"):  # a plot left out this time must not linger from an earlier report
         old.unlink()
     task = get_task(recs[0].task)  # the task of a record written before records named it: records.py
     metric = task.metric_name
     best = max(recs, key=lambda r: r.dev["score"])
-    review = Review.read(run_dir, recs)
+    review = Review.read(run, recs)
     # what the seed-only student is compared with: the best round, or the last one when no round beat it
     target = best.round if best.round != 0 else recs[-1].round
-    gold = _gold_sets(run_dir, recs, task, target)
+    gold = _gold_sets(run, recs, task, target)
     test = gold["test"].scores if "test" in gold else {}
     plots, notes = _plots(recs, out, metric, task, gold, best.round, review.accepted_now)
-    config = _run_config(run_dir)
+    config = _run_config(run)
     change, warnings = _change_lines(gold, target, task, config["labels"] if config else None)
     if best.round == 0 and len(recs) > 1:
         warnings.insert(0, "**No round beat the seed-only student on dev**: model-best is the seed-only student.")
@@ -463,8 +450,8 @@ def write_report(run_dir: Path) -> Path:
     for name, title in (("score", "scores per round"), ("spend", "dev per spend"), ("per_label", "per-label F1"),
                         ("per_label_samples", "accepted per label"), ("rejections", "rejections"), ("tokens", "tokens and cost")):  # fmt: skip
         lines += [f"![{title}]({plots[name]})" if name in plots else f"*{notes[name]}*", ""]
-    lines += review.lines(run_dir, recs, metric)
-    examples = _examples(run_dir, recs, task, review)
+    lines += review.lines(run, recs, metric)
+    examples = _examples(run, recs, task, review)
     if examples:
         lines += ["## Generated samples (drawn per round and intent in the real right/wrong proportion)", ""] + examples
     reasons = {}

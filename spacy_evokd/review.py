@@ -65,19 +65,19 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Set, Tuple, Union
 
 from .data import DataError, read_docbin, read_jsonl, write_docbin
-from .run_files import RunDirError, hold_run_dir, read_round_record, write_text
+from .doc_meta import DocMeta
+from .records import RoundRecord
+from .run_dir import RunDir
+from .run_files import RunDirError, hold_run_dir, write_text
 from .tasks import get_task
 from .ty import Judged, Sample, Task
-from .untrusted import parse_json
 from .validation import normalise
 
-REVIEW_DIR = "review"
 ANSWERS = ("accept", "reject", "ignore")
 # per round in review/log.jsonl: kept = left unchanged (reviewed or not); already_removed = lines
 # naming a sample an earlier import removed (it stays removed)
 _COUNTS = ("corrected", "removed", "kept", "already_removed")
 _ID = re.compile(r"r(\d+)-(\d+)-([0-9a-f]{12})")
-_RECORD = re.compile(r"round_(\d+)\.json")
 
 PathLike = Union[str, Path]
 
@@ -101,50 +101,34 @@ def _prodigy_hash(*parts: str) -> int:
     return int.from_bytes(digest[:4], "big", signed=True)
 
 
-@dataclass
-class _Run:
-    dir: Path
-    task: Task
-    labels: List[str]
-    lang: str
-    rounds: List[int]  # committed rounds >= 1 that have a DocBin
+class _Run(RunDir):
+    """The run directory with what export and import need from its config."""
 
-    def docbin(self, n: int) -> Path:
-        return self.dir / "rounds" / f"round_{n:03d}.spacy"
-
-    def record(self, n: int) -> Dict[str, Any]:
-        return read_round_record(self.dir / "rounds" / f"round_{n:03d}.json", n)
-
-    @property
-    def review_dir(self) -> Path:
-        return self.dir / REVIEW_DIR
+    def __init__(self, path: Path, task: Task, labels: List[str], lang: str):
+        super().__init__(path)
+        self.task, self.labels, self.lang = task, labels, lang
+        self.rounds = self.generated_rounds()  # committed rounds >= 1 that have a DocBin
 
 
 def _open_run(run_dir: PathLike) -> _Run:
     """Task, labels and committed rounds of RUN_DIR, from its files only (config.cfg, rounds/)."""
     from confection import Config
 
-    run_dir = Path(run_dir)
-    if not (run_dir / "rounds").is_dir() or not (run_dir / "config.cfg").is_file():
-        raise RunDirError(f"{run_dir}: not an `evolve` run directory (no rounds/ or config.cfg)")
+    files = RunDir(run_dir)
+    if not files.rounds_dir.is_dir() or not files.config_path.is_file():
+        raise RunDirError(f"{files.dir}: not an `evolve` run directory (no rounds/ or config.cfg)")
     try:
-        cfg = Config().from_disk(run_dir / "config.cfg")
+        cfg = Config().from_disk(files.config_path)
         evokd = cfg["evokd"]
         task, labels, lang = evokd["task"], list(evokd["labels"]), cfg["nlp"]["lang"]
     except Exception as e:  # a damaged or foreign config: one line naming it
         why = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise RunDirError(f"{run_dir / 'config.cfg'}: can't read [evokd] task/labels or [nlp] lang ({why})") from None
+        raise RunDirError(f"{files.config_path}: can't read [evokd] task/labels or [nlp] lang ({why})") from None
     try:
         task = get_task(task)
     except DataError as e:  # a task name this version doesn't know
-        raise RunDirError(f"{run_dir / 'config.cfg'}: {e}") from None
-    rounds = []
-    for p in (run_dir / "rounds").glob("round_*.json"):
-        m = _RECORD.fullmatch(p.name)
-        # a record without its DocBin: a round that generated nothing and wrote no file
-        if m and int(m.group(1)) >= 1 and p.with_suffix(".spacy").exists():
-            rounds.append(int(m.group(1)))
-    return _Run(run_dir, task, labels, lang, sorted(rounds))
+        raise RunDirError(f"{files.config_path}: {e}") from None
+    return _Run(files.dir, task, labels, lang)
 
 
 def _vocab(run: _Run):
@@ -156,7 +140,12 @@ def _vocab(run: _Run):
 def _indexed(docs) -> List[Tuple[int, Any]]:
     """(index in the DocBin as the loop wrote it, doc): a DocBin rewritten by a review keeps each
     doc's first index in user_data, so ids stay the same across imports."""
-    return [(d.user_data.get("evokd", {}).get("sample_index", i), d) for i, d in enumerate(docs)]
+    return [(_index(d, i), d) for i, d in enumerate(docs)]
+
+
+def _index(doc, i: int) -> int:
+    index = DocMeta.of(doc).sample_index
+    return i if index is None else index
 
 
 def _sample(doc, run: _Run) -> Sample:
@@ -177,16 +166,16 @@ def export_run(run_dir: PathLike, out: PathLike, rejected: bool = False) -> Dict
         raise RunDirError(f"{run.dir}: no round with generated samples is committed yet (round 0 trains on the seed only)")
     vocab, lines = _vocab(run), []
     for n in run.rounds:
-        rec = run.record(n)
+        rec = run.load_record(n)
         preds = _student_predictions(rec, run.task)
-        for index, doc in _indexed(read_docbin(run.docbin(n), vocab)):
+        for index, doc in _indexed(run.docs(n, vocab)):
             lines.append(json.dumps(_task(doc, n, index, run, rec, preds), ensure_ascii=False))
     n_accepted, unkept = len(lines), 0
     if rejected:
         for n in run.rounds:
-            rec = run.record(n)
-            kept = rec.get("rejected_samples") or []
-            unkept += sum(rec["rejected"].values()) - len(kept)
+            rec = run.load_record(n)
+            kept = rec.rejected_samples
+            unkept += sum(rec.rejected.values()) - len(kept)
             lines += [json.dumps(_rejected_task(item, n, index, rec), ensure_ascii=False) for index, item in enumerate(kept)]
     out = Path(out)
     try:
@@ -197,20 +186,20 @@ def export_run(run_dir: PathLike, out: PathLike, rejected: bool = False) -> Dict
     return {"samples": n_accepted, "rounds": len(run.rounds), "rejected": len(lines) - n_accepted, "rejected_unkept": unkept}
 
 
-def _rejected_task(item: Dict[str, Any], n: int, index: int, rec: Dict[str, Any]) -> Dict[str, Any]:
+def _rejected_task(item: Dict[str, Any], n: int, index: int, rec: RoundRecord) -> Dict[str, Any]:
     """A rejected sample as an export line: answer "reject", the reason in meta (read-only)."""
     text = str(item.get("text", ""))
     meta = {"evokd_id": f"r{n:03d}-rej-{index:04d}-{text_hash(text)}", "round": n, "intent": item.get("intent"),
-            "teacher": rec.get("teacher"), "simulated": rec.get("simulated"), "rejection_reason": item.get("reason"),
+            "teacher": rec.teacher, "simulated": rec.simulated, "rejection_reason": item.get("reason"),
             "teacher_annotation": item.get("annotation")}  # fmt: skip
     return {"text": text, "answer": "reject", "meta": meta, "_input_hash": _prodigy_hash(text),
             "_task_hash": _prodigy_hash(text, "rejected", str(item.get("reason")))}  # fmt: skip
 
 
-def _student_predictions(rec: Dict[str, Any], task: Task) -> Dict[str, Any]:
+def _student_predictions(rec: RoundRecord, task: Task) -> Dict[str, Any]:
     """text -> student N-1's prediction, from round N's feedback (its judged batch)."""
     out = {}
-    for item in rec["feedback"].get("correct", []) + rec["feedback"].get("wrong", []):
+    for item in rec.feedback["correct"] + rec.feedback["wrong"]:
         try:
             pred = Judged.from_dict(item, task).pred
             out[pred.text] = task.describe(pred)
@@ -219,18 +208,18 @@ def _student_predictions(rec: Dict[str, Any], task: Task) -> Dict[str, Any]:
     return out
 
 
-def _task(doc, n: int, index: int, run: _Run, rec: Dict[str, Any], preds: Dict[str, Any]) -> Dict[str, Any]:
-    ev = doc.user_data.get("evokd", {})
+def _task(doc, n: int, index: int, run: _Run, rec: RoundRecord, preds: Dict[str, Any]) -> Dict[str, Any]:
+    ev = DocMeta.of(doc)
     sid = sample_id(n, index, doc.text)
-    meta = {"evokd_id": sid, "round": n, "intent": ev.get("intent"), "teacher": ev.get("teacher", rec["teacher"]),
-            "simulated": rec["simulated"]}  # fmt: skip
-    if ev.get("confidence") is not None:
-        meta["confidence"] = ev["confidence"]
+    meta = {"evokd_id": sid, "round": n, "intent": ev.intent, "teacher": ev.teacher or rec.teacher,
+            "simulated": rec.simulated}  # fmt: skip
+    if ev.confidence is not None:
+        meta["confidence"] = ev.confidence
     if doc.text in preds:
         meta["student_prediction"] = preds[doc.text]
-    if ev.get("review"):  # corrected by an earlier review: show what the teacher said
-        meta["reviewed"] = ev["review"]
-        meta["teacher_annotation"] = ev.get("teacher_annotation")  # stored as review_annotation shows it
+    if ev.review:  # corrected by an earlier review: show what the teacher said
+        meta["reviewed"] = ev.review
+        meta["teacher_annotation"] = ev.teacher_annotation  # stored as review_annotation shows it
     fields = run.task.review_task(doc, run.labels)
     meta.update(fields.pop("meta", {}))  # what reviewed_sample needs back (e.g. the exported label)
     task: Dict[str, Any] = {"text": doc.text, **fields}
@@ -271,7 +260,7 @@ def import_review(run_dir: PathLike, reviewed: PathLike) -> Dict[str, Any]:
             raise RunDirError(f"{run.dir}: a running loop holds the run directory ({holder.group(1) if holder else 'pid unknown'}); "
                               "import the review after it finishes") from None  # fmt: skip
         vocab = _vocab(run)
-        docs = {n: _indexed(read_docbin(run.docbin(n), vocab)) for n in run.rounds}
+        docs = {n: _indexed(run.docs(n, vocab)) for n in run.rounds}
         removed_before = _removed_ids(run)
         decisions = _read_decisions(reviewed, run, docs, removed_before)
         return _apply(run, reviewed, docs, decisions, removed_before)
@@ -298,7 +287,7 @@ def _read_decisions(path: Path, run: _Run, docs: Dict[int, list], removed_before
             if sid in removed_before:  # removed by an earlier import: it stays removed
                 out.append(_Decision(where, sid, int(m.group(1)), "removed_before", None))
                 continue
-            raise DataError(f"{where}: unknown sample {sid}: not in {run.dir / 'rounds'} (exported from another run?)")
+            raise DataError(f"{where}: unknown sample {sid}: not in {run.rounds_dir} (exported from another run?)")
         n, doc = by_id[sid]
         if obj.get("text") != doc.text:
             raise DataError(f"{where}: \"text\" differs from sample {sid}'s text; text edits are not imported "
@@ -342,7 +331,8 @@ def _apply(run: _Run, reviewed: Path, docs: Dict[int, list], decisions: List[_De
         for index, doc in items:
             sid = sample_id(n, index, doc.text)
             d = by_id.get(sid)
-            ev = dict(doc.user_data.get("evokd", {}), sample_index=index)
+            ev = DocMeta.of(doc)
+            ev.sample_index = index
             if d is not None and d.action == "reject":
                 counts[n]["removed"] += 1
                 changed = True
@@ -354,33 +344,33 @@ def _apply(run: _Run, reviewed: Path, docs: Dict[int, list], decisions: List[_De
             before = _sample(doc, run)
             if d is not None and d.action == "accept" and run.task.answer_key(d.sample) != run.task.answer_key(before):
                 # JSON-friendly (user_data is msgpack'd); a second correction keeps the teacher's
-                ev.setdefault("teacher_annotation", run.task.review_annotation(before))
-                ev["review"] = "corrected"
+                if ev.teacher_annotation is None:
+                    ev.teacher_annotation = run.task.review_annotation(before)
+                ev.review = "corrected"
                 run.task.annotate(doc, d.sample, run.labels)  # tried on a copy in _reviewed: it applies
                 counts[n]["corrected"] += 1
                 changed = True
             else:
                 counts[n]["kept"] += 1
-            doc.user_data["evokd"] = ev
+            ev.store(doc)
             kept.append(doc)
         if changed:
             new_docs[n] = kept
-    review = run.review_dir
     for n in new_docs:  # 1. the loop's originals, once
-        original = review / "original" / run.docbin(n).name
+        original = run.original_docbin_path(n)
         if not original.exists():
             original.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(run.docbin(n), original.with_name(original.name + ".tmp"))
+            shutil.copyfile(run.docbin_path(n), original.with_name(original.name + ".tmp"))
             os.replace(original.with_name(original.name + ".tmp"), original)
     # 2. removed texts before the DocBins lose them (a rerun skips ids already listed)
-    _append_jsonl(review / "removed.jsonl", [r for r in removed_rows if r["evokd_id"] not in removed_before])
+    _append_jsonl(run.removed_path, [r for r in removed_rows if r["evokd_id"] not in removed_before])
     for n, kept in new_docs.items():  # 3. what training reads
-        write_docbin(kept, run.docbin(n))
+        write_docbin(kept, run.docbin_path(n))
     entry = {"at": now, "file": str(reviewed), "sha256": hashlib.sha256(reviewed.read_bytes()).hexdigest(),
              "rounds": {str(n): dict(c) for n, c in counts.items()},
              "totals": {k: sum(c[k] for c in counts.values()) for k in _COUNTS},  # Counter + drops zeros
-             "rewritten": [run.docbin(n).name for n in sorted(new_docs)]}  # fmt: skip
-    _append_jsonl(review / "log.jsonl", [entry])  # 4. what this import changed
+             "rewritten": [run.docbin_path(n).name for n in sorted(new_docs)]}  # fmt: skip
+    _append_jsonl(run.review_log_path, [entry])  # 4. what this import changed
     return entry
 
 
@@ -399,27 +389,8 @@ def _append_jsonl(path: Path, rows: List[Dict[str, Any]]) -> None:
 # -- what the loop reads ---------------------------------------------------------------------
 
 
-def _removed_rows(run_dir: Path) -> List[Dict[str, Any]]:
-    path = run_dir / REVIEW_DIR / "removed.jsonl"
-    if not path.exists():
-        return []
-    rows = []
-    for lineno, raw in enumerate(path.read_text(encoding="utf8").splitlines(), start=1):
-        if not raw.strip():
-            continue
-        try:
-            row = parse_json(raw)
-        except ValueError:
-            row = None
-        # a damaged line must stop the run, not silently let a removed sample back in
-        if not isinstance(row, dict) or not isinstance(row.get("text"), str):
-            raise RunDirError(f"{path}:{lineno}: damaged line (expected a JSON object with \"text\"); fix or delete it")
-        rows.append(row)
-    return rows
-
-
 def _removed_ids(run: _Run) -> Set[str]:
-    return {r.get("evokd_id") for r in _removed_rows(run.dir)}
+    return {r.get("evokd_id") for r in run.removed_rows()}
 
 
 def removed_texts(run_dir: PathLike) -> Set[str]:
@@ -430,13 +401,10 @@ def removed_texts(run_dir: PathLike) -> Set[str]:
     round DocBins - so that the teacher's begin_round skips them, the validator rejects the same
     text (or a near-duplicate) as "duplicate", and the pool source never offers it again: a
     removed sample never returns. Raises RunDirError naming file:line for a damaged line."""
-    return {r["text"] for r in _removed_rows(Path(run_dir))}
+    return RunDir(run_dir).removed_texts()
 
 
 # -- after a review: a student trained on the reviewed data ------------------------------------
-
-RETRAINED_DIR = "retrained"
-
 
 def retrain(run_dir: PathLike, echo=print) -> Dict[str, Any]:
     """Train a student from scratch on the seed (+ extra_train) and every committed round as the
@@ -450,24 +418,24 @@ def retrain(run_dir: PathLike, echo=print) -> Dict[str, Any]:
     from .data import write_docbin
 
     run = _open_run(run_dir)
-    out = run.dir / RETRAINED_DIR
+    out = run.retrained_dir
     with hold_run_dir(run.dir):
-        config = Config().from_disk(run.dir / "config.cfg", interpolate=False)
+        config = Config().from_disk(run.config_path, interpolate=False)
         paths = config.interpolate()["paths"]
         vocab = _vocab(run)
         seed = read_docbin(paths["train"], vocab)
         extra = config["evokd"].get("extra_train") or ""
         extra_files = sorted(Path(extra).glob("*.spacy")) if extra and Path(extra).is_dir() else ([Path(extra)] if extra else [])
         docs = seed + [d for f in extra_files for d in read_docbin(f, vocab)]
-        generated = [d for n in run.rounds for d in read_docbin(run.docbin(n), vocab)]
+        generated = [d for n in run.rounds for d in run.docs(n, vocab)]
         shutil.rmtree(out, ignore_errors=True)
         write_docbin(docs + generated, out / "work" / "train.spacy")
         write_docbin(read_docbin(paths["dev"], vocab), out / "work" / "dev.spacy")
         echo(f"retraining on {len(docs)} seed and {len(generated)} reviewed generated samples ({len(run.rounds)} rounds)")
         model = student.train(config, out / "work" / "train.spacy", out / "work" / "dev.spacy", out / "work" / "model",
                               progress=lambda line: echo(f"retrain: {line}"))  # fmt: skip
-        os.replace(model, out / "model-best")
-        nlp = student.load(out / "model-best")
+        os.replace(model, run.retrained_model)
+        nlp = student.load(run.retrained_model)
         info: Dict[str, Any] = {"train_size": len(docs) + len(generated), "generated": len(generated),
                                 "rounds": run.rounds, "dev": student.evaluate(nlp, read_docbin(paths["dev"], vocab), run.task, run.labels)[0]}  # fmt: skip
         if paths.get("test") and Path(paths["test"]).exists():
@@ -476,5 +444,5 @@ def retrain(run_dir: PathLike, echo=print) -> Dict[str, Any]:
             if scores is not None:
                 scores.pop("per_label", None)
         shutil.rmtree(out / "work", ignore_errors=True)
-        write_text(out / "retrained.json", json.dumps(info, indent=2))
+        write_text(run.retrained_info_path, json.dumps(info, indent=2))
     return info

@@ -1,66 +1,24 @@
-"""What an `evolve` run has committed under OUTPUT_DIR, and how a round is committed.
-
-Layout of OUTPUT_DIR (state on disk is the source of truth):
-  config.cfg                 the config the run was started with (overrides applied)
-  cache.sqlite               teacher response cache + usage ledger
-  rounds/round_NNN.spacy     accepted samples of round N (N >= 1)
-  rounds/round_NNN.json      round record (records.RoundRecord); written last: its presence *commits* round N
-  models/round_NNN/          the student trained in round N (round 0: on the seed)
-  model-best/                the best student on dev so far
-  work/                      scratch space of the round in progress (discarded on resume)
+"""How an `evolve` round is committed under OUTPUT_DIR, and what a resume discards: the write side
+of ``run_dir.RunDir`` (the layout is written down there).
 """
 import logging
 import os
-import re
 import shutil
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 from spacy.tokens import Doc
 
 from .data import write_docbin
 from .records import RoundRecord
-from .run_files import RunDirError, is_json_object, read_json, write_json
+from .run_dir import RunDir, round_number
+from .run_files import is_json_object, read_json, write_json
 
 logger = logging.getLogger("spacy_evokd.loop")
 
 
-class RunState:
-    """What is committed under OUTPUT_DIR."""
-
-    def __init__(self, output_dir: Path):
-        self.dir = output_dir
-        self.rounds_dir = output_dir / "rounds"
-        self.models_dir = output_dir / "models"
-        self.work_dir = output_dir / "work"
-
-    def record_path(self, n: int) -> Path:
-        return self.rounds_dir / f"round_{n:03d}.json"
-
-    def docbin_path(self, n: int) -> Path:
-        return self.rounds_dir / f"round_{n:03d}.spacy"
-
-    def model_path(self, n: int) -> Path:
-        return self.models_dir / f"round_{n:03d}"
-
-    def student_path(self, n: int) -> Path:
-        """The student round n ends with (the best of its training on dev)."""
-        return self.model_path(n) / "model-best"
-
-    def committed(self) -> List[int]:
-        """Committed round numbers; they are contiguous from 0 by construction."""
-        if not self.rounds_dir.exists():
-            return []
-        nums = sorted(n for n in map(_round_number, (p.name for p in self.rounds_dir.glob("round_*.json"))) if n is not None)
-        for expected, n in enumerate(nums):
-            if n != expected:
-                raise RunDirError(f"{self.rounds_dir}: round {expected:03d} is missing but {n:03d} exists; "
-                                  "delete the later rounds' records to redo them")  # fmt: skip
-        return nums
-
-    def load_record(self, n: int) -> RoundRecord:
-        """Round n's record; a damaged one is a RunDirError naming the file."""
-        return RoundRecord.load(self.record_path(n), n)
+class RunState(RunDir):
+    """What is committed under OUTPUT_DIR, and the loop's writes to it."""
 
     def discard_uncommitted(self) -> None:
         """Remove everything a crashed round left behind, so it is redone from scratch (the
@@ -71,7 +29,7 @@ class RunState:
             if not folder.exists():
                 continue
             for p in folder.glob(pattern):
-                n = _round_number(p.name, any_suffix=True)
+                n = round_number(p.name, any_suffix=True)
                 if n is None:  # not ours (e.g. a user's note): left alone
                     continue
                 if n not in done or p.name.endswith(".tmp"):
@@ -108,20 +66,20 @@ class RunState:
             if s > best:
                 best_n, best = n, s
         src = self.student_path(best_n)
-        marker = self.dir / "model-best" / "evokd_round.txt"
+        marker = self.model_best / "evokd_round.txt"
         current = marker.exists() and marker.read_text() == str(best_n)
-        if current and not is_json_object(self.dir / "model-best" / "meta.json"):
-            logger.warning("%s: damaged, rebuilding it from round %d", self.dir / "model-best" / "meta.json", best_n)
+        if current and not is_json_object(self.model_best / "meta.json"):
+            logger.warning("%s: damaged, rebuilding it from round %d", self.model_best / "meta.json", best_n)
             current = False
         if not current:
             tmp = self.dir / "model-best.tmp"
             shutil.rmtree(tmp, ignore_errors=True)
             shutil.copytree(src, tmp)
             (tmp / "evokd_round.txt").write_text(str(best_n))
-            shutil.rmtree(self.dir / "model-best", ignore_errors=True)
-            os.replace(tmp, self.dir / "model-best")
-        (self.dir / "model-best" / "meta.json.tmp").unlink(missing_ok=True)  # a kill's leftover: not to be packaged
-        self._stamp_meta(self.dir / "model-best" / "meta.json", best_n)  # rounds/samples so far
+            shutil.rmtree(self.model_best, ignore_errors=True)
+            os.replace(tmp, self.model_best)
+        (self.model_best / "meta.json.tmp").unlink(missing_ok=True)  # a kill's leftover: not to be packaged
+        self._stamp_meta(self.model_best / "meta.json", best_n)  # rounds/samples so far
         return best_n, best
 
     def _stamp_meta(self, path: Path, best_n: int) -> None:
@@ -141,8 +99,3 @@ class RunState:
         }  # fmt: skip
         write_json(path, meta)  # atomic: a kill here must not leave a truncated meta.json
 
-
-def _round_number(name: str, any_suffix: bool = False) -> Optional[int]:
-    """N of "round_NNN.json" (``any_suffix``: of round_NNN, round_NNN.spacy, round_NNN.json.tmp ...)."""
-    m = re.fullmatch(r"round_(\d+)(\..*)?" if any_suffix else r"round_(\d+)\.json", name)
-    return int(m.group(1)) if m else None

@@ -159,6 +159,7 @@ def run_selection(config_path: Path, pool: Path, student_path: Path, output_dir:
     from .cache import ResponseCache, UsageLedger
     from .config import load_config, resolve_evokd
     from .data import DataError, check_pool_has_texts, read_docbin, write_docbin
+    from .doc_meta import DocMeta, update_meta
     from .preflight import check_output_dir, check_teacher
     from .records import SelectionBatch
     from .run_files import hold_run_dir, write_json
@@ -215,7 +216,7 @@ def run_selection(config_path: Path, pool: Path, student_path: Path, output_dir:
                 labelled_samples = labelled.samples
             if too_long:
                 rejected["too_long"] += too_long
-            conf = [d.user_data["evokd"]["confidence"] or 0.0 for d in docs]
+            conf = [DocMeta.of(d).confidence or 0.0 for d in docs]
             unc = task.uncertainty(nlp, [d.text for d in docs]) if docs else []
             by_text = {s.text.strip(): s for s in labelled_samples}
             classes = [task.sample_class(by_text[d.text]) for d in docs]
@@ -223,14 +224,13 @@ def run_selection(config_path: Path, pool: Path, student_path: Path, output_dir:
             chosen: List[Doc] = []
             for i, w in kept:
                 d = docs[i]
-                d.user_data["evokd"].update({"weight": round(w, 4), "student_uncertainty": round(unc[i], 4),
-                                             "selection": mode, "batch": b})  # fmt: skip
+                update_meta(d, weight=round(w, 4), student_uncertainty=round(unc[i], 4), selection=mode, batch=b)
                 chosen.append(d)
             write_docbin(chosen, out / f"selected_{b:04d}.spacy")
             usage = ledger.totals(round=b + 1)
             SelectionBatch(
                 batch=b, pool=len(texts), valid=len(docs), kept=len(chosen), rejected=dict(rejected),
-                methods=dict(Counter(d.user_data["evokd"]["confidence_method"] for d in docs)),
+                methods=dict(Counter(DocMeta.of(d).confidence_method for d in docs)),
                 thresholds=selector.state(), usage=usage.to_dict(), texts=[d.text for d in docs], task=task.name,
             ).save(record_path)  # fmt: skip
             totals.update({"pool": len(texts), "valid": len(docs), "kept": len(chosen), "skipped_too_long": too_long})

@@ -44,7 +44,6 @@ reports it as invalid JSON ("nested too deeply") so every reader names the file 
 """
 import json
 import re
-import unicodedata
 from typing import Any, List, Optional, Sequence
 
 ANALYSIS_MAX_CHARS = 2000  # what is kept, stored and replayed

@@ -54,6 +54,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 from spacy.tokens import Doc
 
+from .doc_meta import DocMeta
 from .ty import Sample, Task
 
 REASONS = (
@@ -323,11 +324,7 @@ class Validator:
         if reason:
             return None, reason
         seen.add(key)
-        doc.user_data["evokd"] = {
-            "intent": sample.intent,
-            "confidence": sample.confidence,
-            "confidence_method": sample.confidence_method,
-        }
+        DocMeta(intent=sample.intent, confidence=sample.confidence, confidence_method=sample.confidence_method).store(doc)
         return doc, None
 
     def validate(self, samples: Sequence[Sample], seen: Set[str],

@@ -125,7 +125,6 @@ def test_teacher_labels_of_pool_texts_are_scored_against_the_pool_gold(tmp_path)
     import bench_data
     import real_teacher
     import spacy
-    from spacy.tokens import Span
 
     from spacy_evokd.data import jsonl_to_docs, write_docbin
     from spacy_evokd.tasks import get_task

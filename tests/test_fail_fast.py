@@ -11,13 +11,15 @@ import spacy
 from typer.testing import CliRunner
 
 from spacy_evokd.config import ConfigError, load_config
-from spacy_evokd.data import DataError, jsonl_to_docs, kshot, load_samples, write_docbin
+from spacy_evokd.data import DataError, jsonl_to_docs, read_docbin, write_docbin
 from spacy_evokd.loop import EvoKDLoop, evolve
 from spacy_evokd.models.openai_compatible import OpenAICompatible, TeacherRequestError
 
 from spacy_evokd.tasks import get_task
 from spacy_evokd.testing.responder import PoolResponder
 from spacy_evokd.testing.server import FakeOpenAIServer
+
+from .conftest import write_demo_corpus
 
 ROOT = Path(__file__).parent.parent
 CFG = ROOT / "configs/textcat_bow.cfg"
@@ -28,15 +30,8 @@ LABELS = ["account", "billing", "product_question", "shipping", "technical"]
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     """Demo textcat data as DocBins, a 1-shot seed and a seed without 'shipping'."""
-    out = tmp_path_factory.mktemp("corpus")
-    nlp = spacy.blank("en")
-    for split in ("dev", "test"):
-        write_docbin(jsonl_to_docs(ROOT / f"assets/demo/textcat/{split}.jsonl", get_task("textcat"), nlp), out / f"{split}.spacy")
-    pool = ROOT / "assets/demo/textcat/train.jsonl"
-    docs = jsonl_to_docs(pool, get_task("textcat"), nlp)
-    chosen = kshot(load_samples(pool, get_task("textcat")), get_task("textcat"), LABELS, 1, seed=0)
-    write_docbin([docs[i] for i in chosen], out / "seed.spacy")
-    write_docbin([docs[i] for i in chosen if docs[i].cats["shipping"] == 0.0], out / "seed_no_shipping.spacy")
+    out = write_demo_corpus(tmp_path_factory.mktemp("corpus"), "textcat", LABELS, splits=("dev", "test"))
+    write_docbin([d for d in read_docbin(out / "seed.spacy") if d.cats["shipping"] == 0.0], out / "seed_no_shipping.spacy")
     return out
 
 

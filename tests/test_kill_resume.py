@@ -17,7 +17,7 @@ from spacy_evokd.data import read_docbin
 from spacy_evokd.tasks import get_task
 from spacy_evokd.testing.responder import PoolResponder
 from spacy_evokd.testing.server import FakeOpenAIServer
-from .test_loop import ROOT, corpus, overrides  # noqa: F401  (the corpus fixture)
+from .test_loop import ROOT, overrides
 
 pytestmark = pytest.mark.slow
 LABELS = ["account", "billing", "product_question", "shipping", "technical"]
@@ -50,8 +50,10 @@ def test_twenty_random_kills_change_nothing(corpus, tmp_path):
             "evokd.teacher.model.name": "test-llm", "evokd.teacher.model.api_key_env": "null",
             "training.max_steps": 20,
         })  # fmt: skip
-        cmd = lambda out: [sys.executable, "-m", "spacy_evokd", "evolve", str(ROOT / "configs/textcat_bow.cfg"), str(out),
-                           "--teacher", str(ROOT / "configs/teachers/local_server.cfg")] + [f"--{k}={v}" for k, v in ov.items()]  # fmt: skip
+        def cmd(out):
+            return [sys.executable, "-m", "spacy_evokd", "evolve", str(ROOT / "configs/textcat_bow.cfg"), str(out),
+                    "--teacher", str(ROOT / "configs/teachers/local_server.cfg")] + [f"--{k}={v}" for k, v in ov.items()]  # fmt: skip
+
         t0 = time.monotonic()
         subprocess.run(cmd(tmp_path / "ref"), check=True, capture_output=True)
         span = time.monotonic() - t0  # an uninterrupted run's length sets the kill schedule

@@ -19,6 +19,8 @@ from spacy_evokd.data import DataError, read_docbin
 from spacy_evokd.loop import evolve
 from spacy_evokd.tasks import get_task
 
+from .conftest import run_cli
+
 ROOT = Path(__file__).parent.parent
 BUDGET = 3000  # tokens a round in the auto test: about what 8 samples cost with the local server's answers
 FAST = {
@@ -27,23 +29,6 @@ FAST = {
     "training.max_steps": 30,
     "training.eval_frequency": 10,
 }
-
-
-@pytest.fixture(scope="session")
-def corpus(tmp_path_factory):
-    """Demo data as DocBins + 1-shot seeds, made with the CLI as a user would."""
-    out = tmp_path_factory.mktemp("corpus")
-    for task in ("textcat", "ner"):
-        for split in ("train", "dev", "test"):
-            run_cli("convert", ROOT / f"assets/demo/{task}/{split}.jsonl", out / task / f"{split}.spacy", "--task", task)
-        run_cli("seed", out / task / "train.spacy", out / task / "seed.spacy", "--task", task, "--k", "1")
-    return out
-
-
-def run_cli(*args):
-    proc = subprocess.run([sys.executable, "-m", "spacy_evokd", *map(str, args)], capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
-    return proc
 
 
 def overrides(corpus, task, **extra):

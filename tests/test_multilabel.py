@@ -22,6 +22,8 @@ from spacy_evokd.tasks import TASK_NAMES, get_task
 from spacy_evokd.ty import Judged, Sample, Task
 from spacy_evokd.validation import Validator
 
+from .conftest import write_demo_corpus
+
 ROOT = Path(__file__).parent.parent
 CFG = ROOT / "configs/textcat_multilabel_bow.cfg"
 DEMO = ROOT / "assets/demo/textcat_multilabel"
@@ -181,13 +183,7 @@ def test_mislabel_flips_one_label_and_keeps_one():
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     """The demo data as DocBins and a 1-shot seed (3 docs cover the 5 labels)."""
-    out = tmp_path_factory.mktemp("ml_corpus")
-    nlp = spacy.blank("en")
-    for split in ("train", "dev", "test"):
-        write_docbin(jsonl_to_docs(DEMO / f"{split}.jsonl", task, nlp, LABELS), out / f"{split}.spacy")
-    pool = [task.doc_to_sample(d) for d in read_docbin(out / "train.spacy")]
-    write_docbin([read_docbin(out / "train.spacy")[i] for i in kshot(pool, task, LABELS, 1, 0)], out / "seed.spacy")
-    return out
+    return write_demo_corpus(tmp_path_factory.mktemp("ml_corpus"), "textcat_multilabel", LABELS)
 
 
 def _overrides(corpus, **extra):

@@ -50,18 +50,6 @@ def llm_server(tmp_path_factory):
         ls.stop(run / "llm.pid")
 
 
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    from .test_loop import run_cli
-
-    out = tmp_path_factory.mktemp("corpus")
-    for task in ("textcat", "ner"):
-        for split in ("train", "dev", "test"):
-            run_cli("convert", ROOT / f"assets/demo/{task}/{split}.jsonl", out / task / f"{split}.spacy", "--task", task)
-        run_cli("seed", out / task / "train.spacy", out / task / "seed.spacy", "--task", task, "--k", "1")
-    return out
-
-
 @pytest.mark.parametrize("task", ["textcat", "ner"])
 def test_one_round_with_the_real_teacher(llm_server, corpus, tmp_path, task):
     from spacy_evokd.cache import UsageLedger

@@ -93,3 +93,58 @@ def test_a_selection_batch_reads_back_and_a_version_1_batch_loads(tmp_path):
 def _write(path, obj):
     path.write_text(json.dumps(obj))
     return path
+
+
+def test_run_dir_reads_an_old_run_directory_without_writing(tmp_path):
+    """RunDir on a run directory written before it existed: committed rounds, typed records,
+    the rounds that have samples, DocBins whose user_data predates DocMeta, removed texts."""
+    import spacy
+
+    from spacy_evokd.augment import EvolvingAugmenter
+    from spacy_evokd.data import write_docbin
+    from spacy_evokd.doc_meta import DocMeta
+    from spacy_evokd.run_dir import RunDir
+
+    rounds = tmp_path / "rounds"
+    rounds.mkdir()
+    for n in range(3):
+        _write(rounds / f"round_{n:03d}.json", v1_record(n, {"ents_f": 0.1 * n}))
+    nlp = spacy.blank("en")
+    old = {"intent": "hard", "confidence": None, "confidence_method": None, "round": 1, "teacher": "t", "source": "generate"}
+    doc = nlp("Anna flew to Rome")
+    doc.user_data["evokd"] = dict(old, weight=2.5, written_by_a_newer_version=True)
+    write_docbin([doc], rounds / "round_001.spacy")
+    write_docbin([nlp("Round three is not committed")], rounds / "round_003.spacy")
+    (tmp_path / "review").mkdir()
+    (tmp_path / "review/removed.jsonl").write_text(json.dumps({"evokd_id": "r001-0000-x", "text": "gone"}) + "\n")
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+
+    run = RunDir(tmp_path)
+    assert run.committed() == [0, 1, 2] and run.generated_rounds() == [1]
+    assert [r.round for r in run.load_records()] == [0, 1, 2] and run.load_record(2).task == "ner"
+    assert run.removed_texts() == {"gone"} and run.review_log() == []
+    (back,) = run.docs(1, nlp.vocab)
+    meta = DocMeta.of(back)
+    assert (meta.intent, meta.round, meta.training_weight, meta.sample_index) == ("hard", 1, 2.5, None)
+    assert meta.to_dict() == back.user_data["evokd"]  # the stored keys are unchanged, unknown ones kept
+    assert run.docs(2) == [] and run.round_model(0) is None  # no DocBin / no kept model: nothing, no error
+    assert [p.name for p in EvolvingAugmenter(str(rounds)).files()] == ["round_001.spacy"]  # committed rounds only
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before  # read-only
+    (rounds / "round_001.json").unlink()
+    with pytest.raises(RunDirError, match="round 001 is missing but 002 exists"):
+        run.load_records()
+
+
+def test_doc_meta_writes_the_keys_validation_always_wrote():
+    import spacy
+
+    from spacy_evokd.doc_meta import DocMeta, update_meta
+
+    assert DocMeta(intent="easy").to_dict() == {"intent": "easy", "confidence": None, "confidence_method": None}
+    assert DocMeta.from_dict(None).training_weight == 1.0
+    doc = spacy.blank("en")("a seed doc has no meta")
+    assert DocMeta.of(doc) == DocMeta()
+    update_meta(doc, round=2, weight=0.5)
+    assert doc.user_data["evokd"] == {"intent": None, "confidence": None, "confidence_method": None, "round": 2, "weight": 0.5}
+    with pytest.raises(AttributeError, match="no field 'wieght'"):
+        update_meta(doc, wieght=1.0)

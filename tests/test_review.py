@@ -16,11 +16,12 @@ from typer.testing import CliRunner
 
 from spacy_evokd.augment import EvolvingAugmenter
 from spacy_evokd.cli import app
-from spacy_evokd.data import DataError, doc_to_gold_sample, infer_labels, jsonl_to_docs, kshot, read_docbin, write_docbin
+from spacy_evokd.data import DataError, read_docbin
 from spacy_evokd.loop import evolve
 from spacy_evokd.review import export_run, import_review, removed_texts
 from spacy_evokd.run_files import RunDirError, hold_run_dir
-from spacy_evokd.tasks import get_task
+
+from .conftest import write_demo_corpus
 
 ROOT = Path(__file__).parent.parent
 ID = re.compile(r"r001-\d{4}-[0-9a-f]{12}")
@@ -35,26 +36,13 @@ def _overrides(corpus: Path, task: str, rounds: int = 1):
     }  # fmt: skip
 
 
-def _corpus(task: str, out: Path) -> Path:
-    """Demo splits as DocBins + a 1-shot seed."""
-    nlp, task_obj = spacy.blank("en"), get_task(task)
-    for split in ("train", "dev", "test"):
-        docs = jsonl_to_docs(ROOT / f"assets/demo/{task}/{split}.jsonl", task_obj, nlp)
-        write_docbin(docs, out / f"{split}.spacy")
-        if split == "train":
-            samples = [doc_to_gold_sample(d, task_obj) for d in docs]
-            chosen = kshot(samples, task_obj, infer_labels(samples, task_obj), 1, 0)
-            write_docbin([docs[i] for i in chosen], out / "seed.spacy")
-    return out
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """task -> (run dir, corpus dir): a committed round 1 per task. The NER run goes through the
     CLI in a second process while the textcat run trains here: the two runs' `spacy train`
     subprocesses overlap, which keeps this file within its time budget."""
     base = {task: tmp_path_factory.mktemp(task) for task in ("textcat", "ner")}
-    corpus = {task: _corpus(task, base[task] / "corpus") for task in base}
+    corpus = {task: write_demo_corpus(base[task] / "corpus", task) for task in base}
     ner_args = [f"--{k}={v}" for k, v in _overrides(corpus["ner"], "ner").items()]
     ner = subprocess.Popen([sys.executable, "-m", "spacy_evokd", "evolve", str(ROOT / "configs/ner_cnn.cfg"),
                             str(base["ner"] / "run"), *ner_args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
@@ -323,7 +311,7 @@ ML_LABELS = ["account", "billing", "product_question", "shipping", "technical"]
 def ml_run(tmp_path_factory):
     """A committed round 1 of a textcat_multilabel run (its own fixture: only these tests wait for it)."""
     base = tmp_path_factory.mktemp("textcat_multilabel")
-    corpus = _corpus("textcat_multilabel", base / "corpus")
+    corpus = write_demo_corpus(base / "corpus", "textcat_multilabel")
     evolve(ROOT / "configs/textcat_multilabel_bow.cfg", base / "run", _overrides(corpus, "textcat_multilabel"),
            echo=lambda _: None)  # fmt: skip
     return base / "run"

@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import spacy
@@ -19,7 +18,7 @@ from spacy_evokd.run_files import RunDirError, hold_run_dir
 from spacy_evokd.tasks import get_task
 from spacy_evokd.testing.responder import PoolResponder
 from spacy_evokd.testing.server import FakeOpenAIServer
-from .test_loop import ROOT, check_run, corpus, overrides  # noqa: F401  (the corpus fixture)
+from .test_loop import ROOT, check_run, overrides
 
 CFG = ROOT / "configs/textcat_bow.cfg"
 LABELS = ["account", "billing", "product_question", "shipping", "technical"]

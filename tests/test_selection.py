@@ -6,13 +6,14 @@ import sys
 from pathlib import Path
 
 import pytest
-import spacy
 
 from spacy_evokd.data import read_docbin
 from spacy_evokd.selection import AdaptiveThreshold, Selector, run_selection, stream_texts
 from spacy_evokd.tasks import get_task
 from spacy_evokd.ty import Sample
 from spacy_evokd.uncertainty import entropy, marginal_uncertainty
+
+from .conftest import write_demo_corpus
 
 ROOT = Path(__file__).parent.parent
 
@@ -160,15 +161,8 @@ def tiny_student(tmp_path_factory):
     """A textcat student trained for a few steps on a 1-shot seed, and the dev DocBin."""
     from spacy_evokd import student
     from spacy_evokd.config import load_config
-    from spacy_evokd.data import jsonl_to_docs, kshot, load_samples, write_docbin
 
-    out = tmp_path_factory.mktemp("tiny")
-    nlp = spacy.blank("en")
-    train = ROOT / "assets/demo/textcat/train.jsonl"
-    docs = jsonl_to_docs(train, get_task("textcat"), nlp)
-    labels = sorted({l for d in docs for l, v in d.cats.items() if v})
-    write_docbin([docs[i] for i in kshot(load_samples(train, get_task("textcat")), get_task("textcat"), labels, 1, seed=0)], out / "seed.spacy")
-    write_docbin(jsonl_to_docs(ROOT / "assets/demo/textcat/dev.jsonl", get_task("textcat"), nlp), out / "dev.spacy")
+    out = write_demo_corpus(tmp_path_factory.mktemp("tiny"), "textcat", splits=("dev",))
     cfg = load_config(ROOT / "configs/textcat_bow.cfg", {"training.max_steps": 5, "training.eval_frequency": 5})
     return student.train(cfg, out / "seed.spacy", out / "dev.spacy", out / "student"), out / "dev.spacy"
 

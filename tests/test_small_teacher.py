@@ -20,6 +20,8 @@ from spacy_evokd.validation import REASONS, Validator, is_placeholder, label_dis
 from spacy_evokd.testing.responder import PoolResponder
 from spacy_evokd.testing.server import FakeOpenAIServer
 
+from .conftest import write_demo_corpus
+
 ROOT = Path(__file__).parent.parent
 TC = ["account", "billing", "product_question", "shipping", "technical"]
 TREC = ["abbreviation", "description", "entity", "human", "location", "numeric"]
@@ -173,7 +175,6 @@ def test_label_prompt_shows_every_id_and_analysis_asks_for_120_words():
     prompt = teacher.render("label", texts=["a b", "c d", "e f", "g h"])
     assert "exactly 4 objects with ids 1 to 4" in prompt
     assert all(f'{{"id": {i}, "label": "<label>"}}' in prompt for i in range(1, 5))
-    from spacy_evokd.weakness import build_report
 
     analysis = teacher.render("analysis", **_analysis_values(teacher, ["Round 1: an older analysis"]))
     analysis = " ".join(analysis.split())
@@ -252,12 +253,11 @@ class Disagreeing(PoolResponder):
 
 
 def test_label_disagreement_is_recorded_and_shown_not_rejected(tmp_path):
-    from spacy_evokd.config import load_config
     from spacy_evokd.loop import evolve
 
     from .test_untrusted_teacher import CFG, TEACHER, run_overrides
 
-    corpus = _textcat_corpus(tmp_path)
+    corpus = write_demo_corpus(tmp_path / "corpus", "textcat", TC)
     lines = []
     with FakeOpenAIServer(Disagreeing(ROOT / "assets/demo/textcat/train.jsonl", get_task("textcat"), TC, mischief=False)) as server:
         evolve(CFG, tmp_path / "run", run_overrides(corpus, server), teacher=TEACHER, echo=lines.append)
@@ -274,19 +274,6 @@ def test_label_disagreement_is_recorded_and_shown_not_rejected(tmp_path):
 
     cats = Counter(max(d.cats, key=d.cats.get) for d in read_docbin(tmp_path / "run/rounds/round_001.spacy"))
     assert set(cats) <= {"billing", "shipping"} and cats["billing"] >= 1
-
-
-def _textcat_corpus(tmp_path):
-    from spacy_evokd.data import doc_to_gold_sample, jsonl_to_docs, kshot, read_docbin, write_docbin
-
-    out = tmp_path / "corpus"
-    nlp = spacy.blank("en")
-    for split in ("train", "dev", "test"):
-        write_docbin(jsonl_to_docs(ROOT / f"assets/demo/textcat/{split}.jsonl", get_task("textcat"), nlp), out / f"{split}.spacy")
-    train = read_docbin(out / "train.spacy", nlp.vocab)
-    chosen = kshot([doc_to_gold_sample(d, get_task("textcat")) for d in train], get_task("textcat"), TC, 1, 0)
-    write_docbin([train[i] for i in chosen], out / "seed.spacy")
-    return out
 
 
 # -- estimate -----------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from spacy.cli.init_config import init_config
 from spacy_evokd.data import jsonl_to_docs, kshot, load_samples, read_docbin, write_docbin
 from spacy_evokd.loop import evolve
 from spacy_evokd.models.openai_compatible import OpenAICompatible
-from spacy_evokd.records import RoundRecord
+from spacy_evokd.run_dir import RunDir
 from spacy_evokd.tasks import get_task, register_task
 from spacy_evokd.teachers.llm import LLMTeacher
 from spacy_evokd.testing.responder import PoolResponder
@@ -95,7 +95,7 @@ def test_the_validator_keeps_overlapping_spans_and_shifts_them_with_the_stripped
 def test_two_rounds_of_a_task_registered_from_outside(corpus, tmp_path):
     lines = []
     result = evolve(student_config(corpus, tmp_path / "spancat.cfg"), tmp_path / "run", echo=lines.append)
-    recs = RoundRecord.load_all(tmp_path / "run")
+    recs = RunDir(tmp_path / "run").load_records()
     assert [r.round for r in recs] == [0, 1, 2] and all(r.task == TASK.name for r in recs)
     assert all(set(TASK.main_score_keys) <= set(r.dev) and 0.0 <= r.dev["score"] <= 1.0 for r in recs)
     pool = {s.text: s.annotation for s in load_samples(corpus / "pool.jsonl", TASK, LABELS)}

@@ -31,19 +31,13 @@ def test_minilm_configs_are_students_of_the_loop(task):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("task", ["textcat", "ner"])
-def test_two_rounds_with_minilm_student(task, tmp_path):
+def test_two_rounds_with_minilm_student(task, corpus, tmp_path):
     """The loop with the transformer student: seed round, then warm-started rounds."""
-    from .test_loop import check_run, corpus as _corpus, overrides  # noqa: F401
     from spacy_evokd.loop import evolve
-    import subprocess, sys
 
-    out = tmp_path / "corpus"
-    for split in ("train", "dev"):
-        subprocess.run([sys.executable, "-m", "spacy_evokd", "convert", str(ROOT / f"assets/demo/{task}/{split}.jsonl"),
-                        str(out / task / f"{split}.spacy"), "--task", task], check=True)  # fmt: skip
-    subprocess.run([sys.executable, "-m", "spacy_evokd", "seed", str(out / task / "train.spacy"),
-                    str(out / task / "seed.spacy"), "--task", task, "--k", "1"], check=True)  # fmt: skip
-    ov = dict(overrides(out, task), **{"paths.test": "", "training.max_steps": 40})
+    from .test_loop import check_run, overrides
+
+    ov = dict(overrides(corpus, task), **{"paths.test": "", "training.max_steps": 40})
     evolve(ROOT / f"configs/{task}_minilm.cfg", tmp_path / "run", ov, echo=print)
     recs = check_run(tmp_path / "run", task, 2)
     assert all(r["dev"]["n"] > 0 for r in recs)

@@ -10,8 +10,7 @@ import pytest
 import spacy
 
 from spacy_evokd.cache import ResponseCache, make_key
-from spacy_evokd.config import load_config
-from spacy_evokd.data import jsonl_to_docs, kshot, doc_to_gold_sample, read_docbin, write_docbin
+from spacy_evokd.data import read_docbin
 from spacy_evokd.loop import evolve
 from spacy_evokd.models.openai_compatible import OpenAICompatible, TeacherRequestError
 from spacy_evokd.tasks import get_task
@@ -25,6 +24,8 @@ from spacy_evokd.validation import REASONS, Validator, normalise
 from spacy_evokd.testing.responder import PoolResponder
 from spacy_evokd.testing.server import FakeOpenAIServer
 
+from .conftest import write_demo_corpus
+
 ROOT = Path(__file__).parent.parent
 CFG = ROOT / "configs/textcat_bow.cfg"
 TEACHER = ROOT / "configs/teachers/local_server.cfg"
@@ -36,14 +37,7 @@ ANALYSIS_MARK = "Analyse the student's weaknesses"
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     """The textcat demo data as DocBins and a 1-shot seed (in process: cheaper than the CLI)."""
-    out = tmp_path_factory.mktemp("corpus")
-    nlp = spacy.blank("en")
-    for split in ("train", "dev", "test"):
-        write_docbin(jsonl_to_docs(ROOT / f"assets/demo/textcat/{split}.jsonl", get_task("textcat"), nlp), out / f"{split}.spacy")
-    train = read_docbin(out / "train.spacy", nlp.vocab)
-    chosen = kshot([doc_to_gold_sample(d, get_task("textcat")) for d in train], get_task("textcat"), LABELS, 1, 0)
-    write_docbin([train[i] for i in chosen], out / "seed.spacy")
-    return out
+    return write_demo_corpus(tmp_path_factory.mktemp("corpus"), "textcat", LABELS)
 
 
 def run_overrides(corpus, server, **extra):

@@ -378,7 +378,8 @@ def table(task: str, results: List[Dict], sets: Sequence[str], settings: Sequenc
         cpu = [r["train_cpu_s"] for r in trained if "train_cpu_s" in r]
         secs = f"{_mean(trained, 'train_s'):.0f}" + (f" ({statistics.mean(cpu):.0f})" if cpu else "")
         wps = [r["words_per_s"] for r in trained if r.get("words_per_s")]
-        lines.append(f"| {c} | " + " | ".join(cells) + f" | {few_mean[c]:.3f} | {secs} | "
+        few_cell = f"{few_mean[c]:.3f}" if means else "–"  # --students-full-only: no few-shot setting
+        lines.append(f"| {c} | " + " | ".join(cells) + f" | {few_cell} | {secs} | "
                      + (f"{statistics.mean(wps):,.0f} |" if wps else "– |"))
     lines += ["", "Fraction of full-shot (few-shot test mean / the same candidate's whole-pool test score):", ""]
     for c in cands:

@@ -14,7 +14,7 @@ from spacy_evokd.data import jsonl_to_docs, kshot, load_samples, read_docbin, wr
 from spacy_evokd.loop import evolve
 from spacy_evokd.models.openai_compatible import OpenAICompatible
 from spacy_evokd.run_dir import RunDir
-from spacy_evokd.tasks import get_task, register_task
+from spacy_evokd.tasks import get_task, is_task_name, register_task, unregister_task
 from spacy_evokd.teachers.llm import LLMTeacher
 from spacy_evokd.testing.responder import PoolResponder
 from spacy_evokd.testing.server import FakeOpenAIServer
@@ -32,6 +32,9 @@ TASK = ToySpancatTask()
 @pytest.fixture(scope="module", autouse=True)
 def registered():
     register_task(TASK.name, TASK)
+    yield
+    unregister_task(TASK.name)
+    assert not is_task_name(TASK.name)  # later tests' lists of known tasks don't name it
 
 
 def to_spans_jsonl(ner_jsonl: Path, out: Path, limit: int) -> Path:

@@ -76,6 +76,16 @@ def register_task(name: str, task: Task) -> None:
     _loaded[registered] = task
 
 
+def unregister_task(name: str) -> None:
+    """Forget a task ``register_task`` registered (a test's toy task must not outlive the test: the
+    config's list of known tasks would name it)."""
+    import catalogue
+
+    registered = SHORT_NAMES.get(name, name)
+    catalogue._remove(registry.evokd_tasks.namespace + (registered,))
+    _loaded.pop(registered, None)
+
+
 def is_task_name(name: str) -> bool:
     """Whether ``name`` is a short name or a registered task (imports none of our task modules)."""
     return name in SHORT_NAMES or name in registry.evokd_tasks

@@ -17,8 +17,8 @@ import spacy
 from spacy.util import registry
 
 from spacy_evokd.tasks import get_task
-from spacy_evokd.ty import Analysis, Proposal, RoundContext, Sample
 from spacy_evokd.teachers.simulated import SimulatedTeacher
+from spacy_evokd.ty import Analysis, Proposal, RoundContext, Sample
 
 
 class RandomPoolTeacher(SimulatedTeacher):

@@ -21,8 +21,8 @@ from spacy_evokd.answer_schemas import generation_schema
 from spacy_evokd.parsing import parse_generation
 from spacy_evokd.pool_source import read_pool_texts
 from spacy_evokd.tasks import get_task
-from spacy_evokd.ty import Analysis, Message, Proposal, RoundContext, Sample, WeaknessReport
 from spacy_evokd.teachers.llm import LLMTeacher
+from spacy_evokd.ty import Analysis, Message, Proposal, RoundContext, Sample, WeaknessReport
 from spacy_evokd.validation import normalise
 
 PROMPTS = Path(__file__).parent / "prompts"

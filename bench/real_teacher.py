@@ -38,6 +38,7 @@ from typing import Dict, List, Optional, Sequence
 import bench_data
 import llm_baselines  # noqa: F401  (registers the rival teachers)
 import runs
+
 from spacy_evokd.tasks import get_task
 
 ROOT = Path(__file__).parent.parent
@@ -169,13 +170,13 @@ def teacher_vs_gold(run_dir: Path, prep: bench_data.Prepared, rounds: Sequence[i
 def run_arm(arm: str, prep: bench_data.Prepared, seed: int, a, base_url: str, cache_dir: Path, code: str) -> Dict:
     """One loop run (or its cached result): per-round dev/test and what the teacher cost."""
     import spacy
+    from runs import run_key, write_seed
 
     from spacy_evokd import student
     from spacy_evokd.cache import UsageLedger
     from spacy_evokd.data import read_docbin
     from spacy_evokd.loop import EvoKDLoop
     from spacy_evokd.run_dir import RunDir
-    from runs import run_key, write_seed
 
     tmp = Path(tempfile.mkdtemp(prefix="evokd-real-"))
     try:

@@ -281,9 +281,9 @@ def train_one(prep, candidate: str, k: int, seed: int, train_file: Path, gold: D
 def _reference_one(prep, candidate: str, name: str, setting: str, seed: int, train_file: Path, gold: Dict,
                    code: str, cache_dir: Path) -> Dict:
     """A reference baseline (bench/references.py) fitted on the same training docs as the students."""
-    from spacy_evokd.tasks import get_task
-
     from confection import Config
+
+    from spacy_evokd.tasks import get_task
 
     key = runs.run_key(Config({"reference": {"name": candidate}}), (train_file, prep.dev, prep.test), code)
     cached = cache_dir / f"{name}-{key}.json"

@@ -25,6 +25,7 @@ from typing import Dict, List, Sequence
 
 import bench_data
 import runs
+
 from spacy_evokd.tasks import get_task
 
 BASELINES = ("random", "stratified", "entropy")

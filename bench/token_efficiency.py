@@ -16,10 +16,10 @@ from pathlib import Path
 ROOT = Path(__file__).parent.parent
 sys.path.insert(0, str(ROOT))
 
+import runs  # noqa: E402
+
 from spacy_evokd.testing.responder import PoolResponder  # noqa: E402
 from spacy_evokd.testing.server import FakeOpenAIServer  # noqa: E402
-
-import runs  # noqa: E402
 
 
 def main(task: str, rounds: int, out: Path) -> dict:

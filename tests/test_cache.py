@@ -68,8 +68,8 @@ def test_kill_mid_write_leaves_a_consistent_cache(tmp_path):
 
 
 def test_ledger_totals_per_round_and_drop():
-    import tempfile
     import pathlib
+    import tempfile
 
     with tempfile.TemporaryDirectory() as d:
         ledger = UsageLedger(pathlib.Path(d) / "c.sqlite")

@@ -130,7 +130,6 @@ def test_text_over_spacys_length_limit_names_line_and_limit(tmp_path):
 
 
 def test_unknown_task_and_empty_file(tmp_path):
-    p = write(tmp_path / "d.jsonl", [{"text": "ok", "label": "a"}])
     with pytest.raises(DataError, match="unknown task 'textcats': expected one of textcat, ner, textcat_multilabel"):
         get_task("textcats")
     empty = tmp_path / "e.jsonl"

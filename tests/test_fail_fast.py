@@ -14,7 +14,6 @@ from spacy_evokd.config import ConfigError, load_config
 from spacy_evokd.data import DataError, jsonl_to_docs, read_docbin, write_docbin
 from spacy_evokd.loop import EvoKDLoop, evolve
 from spacy_evokd.models.openai_compatible import OpenAICompatible, TeacherRequestError
-
 from spacy_evokd.tasks import get_task
 from spacy_evokd.testing.responder import PoolResponder
 from spacy_evokd.testing.server import FakeOpenAIServer

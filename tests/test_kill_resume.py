@@ -13,10 +13,10 @@ import pytest
 
 from spacy_evokd.cache import UsageLedger
 from spacy_evokd.data import read_docbin
-
 from spacy_evokd.tasks import get_task
 from spacy_evokd.testing.responder import PoolResponder
 from spacy_evokd.testing.server import FakeOpenAIServer
+
 from .test_loop import ROOT, overrides
 
 pytestmark = pytest.mark.slow

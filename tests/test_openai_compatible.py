@@ -8,7 +8,6 @@ from spacy_llm.registry import registry as llm_registry
 
 from spacy_evokd.cache import ResponseCache
 from spacy_evokd.models.openai_compatible import OpenAICompatible, RateLimiter, TeacherRequestError
-
 from spacy_evokd.testing.server import FakeOpenAIServer
 
 

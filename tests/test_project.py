@@ -1,12 +1,12 @@
 """The `spacy project run all` workflow on the shipped demo data (scaled down)."""
 import json
 import re
-
-import pytest
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).parent.parent
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import spacy
 
-from .test_augment import doc
-
 from spacy_evokd.data import write_docbin
+
+from .test_augment import doc
 
 ROOT = Path(__file__).parent.parent
 SECTION = "## `spacy train` with the generated data"

@@ -10,7 +10,7 @@ from spacy_evokd.records import SCHEMA_VERSION, RoundRecord, SelectionBatch
 from spacy_evokd.report import write_report
 from spacy_evokd.run_files import RunDirError
 from spacy_evokd.tasks import get_task
-from spacy_evokd.ty import Judged, Sample
+from spacy_evokd.ty import Judged
 
 
 def v1_record(n: int, dev: dict) -> dict:

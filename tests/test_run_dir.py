@@ -14,10 +14,10 @@ import spacy
 from spacy_evokd.cache import UsageLedger
 from spacy_evokd.loop import RunState, evolve
 from spacy_evokd.run_files import RunDirError, hold_run_dir
-
 from spacy_evokd.tasks import get_task
 from spacy_evokd.testing.responder import PoolResponder
 from spacy_evokd.testing.server import FakeOpenAIServer
+
 from .test_loop import ROOT, check_run, overrides
 
 CFG = ROOT / "configs/textcat_bow.cfg"

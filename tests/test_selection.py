@@ -93,8 +93,8 @@ def test_select_cli_with_simulated_teacher_and_resume(tmp_path):
                              "--task", "textcat"], check=True, capture_output=True)  # fmt: skip
     subprocess.run(py + ["seed", corpus / "train.spacy", corpus / "seed.spacy", "--task", "textcat", "--k", "2"],
                    check=True, capture_output=True)  # fmt: skip
-    from spacy_evokd.config import load_config
     from spacy_evokd import student
+    from spacy_evokd.config import load_config
 
     cfg = load_config(ROOT / "configs/textcat_bow.cfg", {"training.max_steps": 30})
     model = student.train(cfg, corpus / "seed.spacy", corpus / "dev.spacy", tmp_path / "student")
@@ -130,7 +130,6 @@ def test_llm_teacher_pseudo_labels_with_logprobs_or_agreement(logprobs, tmp_path
     from spacy_evokd.cache import ResponseCache
     from spacy_evokd.models.openai_compatible import OpenAICompatible
     from spacy_evokd.teachers.llm import LLMTeacher
-
     from spacy_evokd.testing.responder import PoolResponder
     from spacy_evokd.testing.server import FakeOpenAIServer
 

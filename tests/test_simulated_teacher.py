@@ -5,8 +5,8 @@ import logging
 import pytest
 
 from spacy_evokd.tasks import get_task
-from spacy_evokd.ty import RoundContext, Teacher, WeaknessReport
 from spacy_evokd.teachers.simulated import SimulatedTeacher
+from spacy_evokd.ty import RoundContext, Teacher, WeaknessReport
 
 
 @pytest.fixture

@@ -12,13 +12,12 @@ import spacy
 
 from spacy_evokd.parsing import normalise_label, parse_generation, parse_labels
 from spacy_evokd.tasks import get_task
-from spacy_evokd.ty import Judged, RoundContext, Sample
 from spacy_evokd.teachers.llm import SHOWN_TEXT_CHARS, SHOWN_TEXTS, SHOWN_TEXTS_CHARS, LLMTeacher, recent_texts
-from spacy_evokd.untrusted import HISTORY_MAX_CHARS, bound_history
-from spacy_evokd.validation import REASONS, Validator, is_placeholder, label_disagreements, normalise
-
 from spacy_evokd.testing.responder import PoolResponder
 from spacy_evokd.testing.server import FakeOpenAIServer
+from spacy_evokd.ty import Judged, RoundContext, Sample
+from spacy_evokd.untrusted import HISTORY_MAX_CHARS, bound_history
+from spacy_evokd.validation import REASONS, Validator, is_placeholder, label_disagreements, normalise
 
 from .conftest import write_demo_corpus
 

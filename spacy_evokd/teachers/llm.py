@@ -46,7 +46,18 @@ from ..answer_schemas import generation_schema, labelling_schema
 from ..parsing import parse_generation, parse_labels
 from ..records import teacher_checks
 from ..situations import situations
-from ..ty import Analysis, BudgetExceeded, Labelled, Message, Proposal, RoundContext, Sample, Task, Usage, WeaknessReport
+from ..ty import (
+    Analysis,
+    BudgetExceeded,
+    Labelled,
+    Message,
+    Proposal,
+    RoundContext,
+    Sample,
+    Task,
+    Usage,
+    WeaknessReport,
+)
 from ..untrusted import ANALYSIS_MAX_TOKENS, storable
 from .votes import majority
 

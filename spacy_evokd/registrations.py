@@ -2,7 +2,7 @@
 
 spaCy and spacy-llm find these through the entry points in ``setup.cfg``; the implementation
 modules are imported inside the factories so that loading a name stays cheap and can't break
-spaCy for unrelated pipelines.
+spaCy for unrelated pipelines (the OpenAI-compatible model's module is light: it is imported here).
 """
 import logging
 from typing import Any, Dict, List, Optional
@@ -10,47 +10,11 @@ from typing import Any, Dict, List, Optional
 from spacy.util import registry
 from spacy_llm.registry import registry as llm_registry
 
+from .models.openai_compatible import OpenAICompatible
 
-@llm_registry.llm_models("spacy_evokd.OpenAICompatible.v1")
-def make_openai_compatible(
-    name: str,
-    base_url: str = "https://api.openai.com/v1",
-    api_key_env: Optional[str] = "OPENAI_API_KEY",
-    config: Dict[str, Any] = {},
-    concurrency: int = 8,
-    max_retries: int = 5,
-    backoff: float = 1.0,
-    max_backoff: float = 30.0,
-    timeout: float = 60.0,
-    requests_per_minute: Optional[int] = None,
-    tokens_per_minute: Optional[int] = None,
-    price_input_per_mtok: float = 0.0,
-    price_output_per_mtok: float = 0.0,
-    context_length: Optional[int] = None,
-    structured_output: str = "json_schema",
-):
-    """Chat completions against any OpenAI-compatible server (OpenAI, vLLM, Ollama, llama.cpp,
-    LiteLLM proxy). Talks to ``base_url`` only; the key is read from the environment variable
-    named by ``api_key_env`` (None: no key, for local servers).
-
-    name (str): model name sent in the request body ("gpt-4o-mini", "Qwen/Qwen2.5-7B-Instruct").
-    base_url (str): API root up to and including ``/v1``.
-    config (dict): extra request-body fields (temperature, max_tokens, ...).
-    concurrency (int): requests in flight at once when called with many prompts.
-    max_retries / backoff / max_backoff (int, float, float): retries on 429, 5xx, timeouts and
-        connection errors, exponential backoff honouring ``Retry-After``.
-    timeout (float): seconds per request.
-    requests_per_minute / tokens_per_minute (int): client-side rate limits (None: off).
-    price_input_per_mtok / price_output_per_mtok (float): USD per million tokens, for cost.
-    context_length (int): exposed for spacy-llm's sharding.
-    structured_output ("json_schema" | "json_object" | "off"): how the teacher's answer format is
-        sent as ``response_format``: the answer's strict JSON schema, any JSON object, or nothing.
-        A server that refuses it is asked again in the next weaker form, for the rest of the run.
-    """
-    args = dict(locals())  # first statement: exactly the parameters above, which the class takes too
-    from .models.openai_compatible import OpenAICompatible
-
-    return OpenAICompatible(**dict(args, config=dict(config)))
+# the class itself is the registered function (its __init__ is the config's schema); its module
+# imports only the standard library and our light modules (openai is imported when one is built)
+make_openai_compatible = llm_registry.llm_models.register("spacy_evokd.OpenAICompatible.v1", func=OpenAICompatible)
 
 
 @registry.misc("spacy_evokd.LLMTeacher.v1")

@@ -15,6 +15,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from spacy_evokd.data import DataError
 from spacy_evokd.parsing import normalise_label
+from spacy_evokd.tasks.base import SpanTask
 from spacy_evokd.ty import Judged, Sample
 
 SPANS_KEY = "sc"  # spancat's default spans_key
@@ -27,26 +28,15 @@ def _spans(doc) -> List[Span]:
     return sorted((s.start_char, s.end_char, s.label_) for s in doc.spans.get(SPANS_KEY, []))
 
 
-class ToySpancatTask:
+class ToySpancatTask(SpanTask):
     name = "toy_spancat"
     kind = "span categorisation"
     metric_name = "span F1"
     main_score_keys = ("spans_sc_f", "spans_sc_p", "spans_sc_r")
     answer_tokens = 30
-    label_unit = "span"
     annotation_key = "spans"
+    factories = ("spancat",)  # the student component (SpanTask.student_pipe)
     template_dir = TEMPLATES
-
-    # -- the annotation
-
-    def annotation_to_json(self, annotation: List[Span]) -> List[list]:
-        return [list(s) for s in annotation]
-
-    def annotation_from_json(self, value: List[list]) -> List[Span]:
-        return [tuple(s) for s in value]
-
-    def shift(self, annotation: List[Span], offset: int) -> List[Span]:
-        return [(s + offset, e + offset, l) for s, e, l in annotation]
 
     # -- data
 
@@ -75,50 +65,17 @@ class ToySpancatTask:
     def doc_to_sample(self, doc) -> Sample:
         return Sample(doc.text, annotation=_spans(doc))
 
-    def predicted_sample(self, doc, nlp=None) -> Sample:
-        return self.doc_to_sample(doc)
-
     def doc_labels(self, doc) -> List[str]:
         return [s.label_ for s in doc.spans.get(SPANS_KEY, [])]
 
-    def sample_labels(self, sample: Sample) -> List[str]:
-        return sorted({l for _, _, l in sample.annotation or []})
-
-    def sample_class(self, sample: Sample) -> str:
-        counts = Counter(l for _, _, l in sample.annotation or [])
-        return sorted(counts, key=lambda l: (-counts[l], l))[0] if counts else "O"
-
     def annotate(self, doc, sample: Sample, labels: Sequence[str]) -> Optional[str]:
-        if sample.annotation is None:
-            return "missing_label"
-        spans = []
-        for start, end, label in sample.annotation:
-            if label not in labels:
-                return "unknown_label"
-            span = doc.char_span(start, end, label=label, alignment_mode="strict")
-            if span is None:
-                return "misaligned_span"
-            spans.append(span)
+        spans = self.doc_spans(doc, sample, labels)
+        if isinstance(spans, str):
+            return spans
         doc.spans[SPANS_KEY] = spans  # spans may overlap: that is what spancat is for
         return None
 
-    def mislabel(self, sample: Sample, labels: Sequence[str], rng) -> Sample:
-        spans = list(sample.annotation or [])
-        if spans and len(labels) > 1:
-            i = rng.randrange(len(spans))
-            s, e, l = spans[i]
-            spans[i] = (s, e, rng.choice([x for x in labels if x != l]))
-        return Sample(sample.text, annotation=spans)
-
-    # -- judging the student
-
-    def answer_key(self, sample: Sample):
-        return tuple(sorted(tuple(s) for s in sample.annotation or []))
-
-    def comparable(self, sample: Sample, labels: Sequence[str]):
-        if sample.annotation is None or any(l not in labels for _, _, l in sample.annotation):
-            return None
-        return tuple(sorted((sample.text[s:e].casefold(), l) for s, e, l in sample.annotation))
+    # -- judging the student (the spans' key, comparison and mislabelling: SpanTask)
 
     def confusions(self, judged: Sequence[Judged]) -> Dict[Tuple[str, str], int]:
         counts: Counter = Counter()
@@ -157,9 +114,6 @@ class ToySpancatTask:
             out.append(max((1.0 - abs(2 * float(p) - 1.0) for p in scores), default=0.0))
         return out
 
-    def student_pipe(self, nlp) -> Optional[str]:
-        return next((p for p in nlp.pipe_names if nlp.get_pipe_meta(p).factory == "spancat"), None)
-
     # -- teacher answers
 
     def answer_schema(self, labels: Sequence[str]) -> Dict[str, Any]:
@@ -184,9 +138,6 @@ class ToySpancatTask:
 
     def answer_of(self, sample: Sample) -> Dict[str, Any]:
         return {"spans": [{"text": sample.text[s:e], "label": l} for s, e, l in sample.annotation or []]}
-
-    def answer_from_string(self, answer: str) -> Optional[Dict[str, Any]]:
-        return None
 
     def confidence_from_logprobs(self, logprobs: Sequence[float]) -> float:
         return math.exp(sum(logprobs) / len(logprobs)) if logprobs else 0.0

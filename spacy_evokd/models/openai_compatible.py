@@ -191,6 +191,25 @@ def estimate_tokens(text: str) -> int:
 
 
 class OpenAICompatible:
+    """Chat completions against any OpenAI-compatible server (OpenAI, vLLM, Ollama, llama.cpp,
+    LiteLLM proxy). Talks to ``base_url`` only; the key is read from the environment variable
+    named by ``api_key_env`` (None: no key, for local servers).
+
+    name (str): model name sent in the request body ("gpt-4o-mini", "Qwen/Qwen2.5-7B-Instruct").
+    base_url (str): API root up to and including ``/v1``.
+    config (dict): extra request-body fields (temperature, max_tokens, ...).
+    concurrency (int): requests in flight at once when called with many prompts.
+    max_retries / backoff / max_backoff (int, float, float): retries on 429, 5xx, timeouts and
+        connection errors, exponential backoff honouring ``Retry-After``.
+    timeout (float): seconds per request.
+    requests_per_minute / tokens_per_minute (int): client-side rate limits (None: off).
+    price_input_per_mtok / price_output_per_mtok (float): USD per million tokens, for cost.
+    context_length (int): exposed for spacy-llm's sharding.
+    structured_output ("json_schema" | "json_object" | "off"): how the teacher's answer format is
+        sent as ``response_format``: the answer's strict JSON schema, any JSON object, or nothing.
+        A server that refuses it is asked again in the next weaker form, for the rest of the run.
+    """
+
     def __init__(
         self,
         name: str,

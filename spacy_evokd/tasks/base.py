@@ -6,12 +6,16 @@ factory, the student's annotation read like the gold one, answers that are JSON 
 set kept in ``doc.cats`` and reviewed in Prodigy's "choice" view: textcat (one label) and
 textcat_multilabel (one or more) share their data checks, review files and descriptions here and
 differ only in the hooks (how many labels a sample holds, in which field).
+``SpanTask``: an annotation that is a list of labelled character spans, [(start, end, label), ...]
+(ner; a span-categorisation task, whose spans may overlap): storing, shifting, comparing and
+mislabelling the spans is the same whatever the doc keeps them in.
 """
 from abc import ABC, abstractmethod
-from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
+from collections import Counter
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple, Union
 
 from ..data import DataError
-from ..ty import Sample
+from ..ty import CharSpan, Sample
 
 
 def pipe_by_factory(nlp, factories: Sequence[str]) -> Optional[str]:
@@ -130,3 +134,59 @@ class ChoiceTask(TaskBase, ABC):
         else:
             raise DataError(f"{where}: {self.disagreement(edited, accept)}; set one of them")
         return self.reviewed(doc.text, chosen, where)
+
+
+class SpanTask(TaskBase):
+    label_unit = "span"
+
+    def annotation_to_json(self, annotation: List[CharSpan]) -> List[list]:
+        return [list(span) for span in annotation]
+
+    def annotation_from_json(self, value: List[list]) -> List[CharSpan]:
+        return [tuple(span) for span in value]  # JSON has no tuples
+
+    def shift(self, annotation: List[CharSpan], offset: int) -> List[CharSpan]:
+        return [(s + offset, e + offset, l) for s, e, l in annotation]
+
+    def sample_labels(self, sample: Sample) -> List[str]:
+        return sorted({l for _, _, l in sample.annotation or []})
+
+    def doc_spans(self, doc, sample: Sample, labels: Sequence[str]) -> Union[str, list]:
+        """The sample's spans as spaCy Spans of ``doc`` in token order, or the reason they can't be
+        (a validation reason: ``annotate`` returns it)."""
+        if sample.annotation is None:
+            return "missing_label"
+        spans = []
+        for start, end, label in sample.annotation:
+            if label not in labels:
+                return "unknown_label"
+            if not (0 <= start < end <= len(doc.text)):
+                return "misaligned_span"
+            span = doc.char_span(start, end, label=label, alignment_mode="strict")
+            if span is None:
+                return "misaligned_span"
+            spans.append(span)
+        return sorted(spans, key=lambda s: (s.start, s.end))
+
+    def sample_class(self, sample: Sample) -> str:
+        """The most frequent span label ("O": none)."""
+        counts = Counter(l for _, _, l in sample.annotation or [])
+        return sorted(counts, key=lambda l: (-counts[l], l))[0] if counts else "O"
+
+    def mislabel(self, sample: Sample, labels: Sequence[str], rng) -> Sample:
+        """One span gets another label (a text without spans stays as it is)."""
+        spans = list(sample.annotation or [])
+        if spans and len(labels) > 1:
+            i = rng.randrange(len(spans))
+            s, e, l = spans[i]
+            spans[i] = (s, e, rng.choice([x for x in labels if x != l]))
+        return Sample(sample.text, annotation=spans)
+
+    def answer_key(self, sample: Sample):
+        return tuple(sorted(tuple(span) for span in sample.annotation or []))
+
+    def comparable(self, sample: Sample, labels: Sequence[str]):
+        """(mention, label) pairs: the two calls may place the same mention differently."""
+        if sample.annotation is None or any(l not in labels for _, _, l in sample.annotation):
+            return None
+        return tuple(sorted((sample.text[s:e].casefold(), l) for s, e, l in sample.annotation))

@@ -16,7 +16,7 @@ from ..data import DataError
 from ..parsing import normalise_label
 from ..ty import CharSpan, Judged, Sample
 from ..uncertainty import marginal_uncertainty
-from .base import TaskBase
+from .base import SpanTask
 
 # entities one answer may list (answer_schema's maxItems): above the most crowded sentence of
 # conll04 (24) and conll2003 (20). An answer that reaches it is rejected (too_many_entities): a
@@ -96,7 +96,7 @@ def iob_tags(text: str, entities: Iterable[CharSpan], tokenizer) -> List[str]:
     return [f"{t.ent_iob_}-{t.ent_type_}" if t.ent_iob_ != "O" else "O" for t in doc]
 
 
-class NERTask(TaskBase):
+class NERTask(SpanTask):
     name = "ner"
     kind = "named-entity recognition"
     metric_name = "entity F1"
@@ -105,17 +105,6 @@ class NERTask(TaskBase):
     label_unit = "entity"
     factories = ("ner", "beam_ner")
     annotation_key = "entities"  # Sample.annotation: [(start_char, end_char, label), ...], possibly empty
-
-    # -- the annotation
-
-    def annotation_to_json(self, annotation: List[CharSpan]) -> List[list]:
-        return [list(e) for e in annotation]
-
-    def annotation_from_json(self, value: List[list]) -> List[CharSpan]:
-        return [tuple(e) for e in value]  # JSON has no tuples
-
-    def shift(self, annotation: List[CharSpan], offset: int) -> List[CharSpan]:
-        return [(s + offset, e + offset, l) for s, e, l in annotation]
 
     # -- data
 
@@ -161,53 +150,17 @@ class NERTask(TaskBase):
     def doc_labels(self, doc) -> List[str]:
         return [e.label_ for e in doc.ents]
 
-    def sample_labels(self, sample: Sample) -> List[str]:
-        return sorted({e[2] for e in sample.annotation or []})
-
-    def sample_class(self, sample: Sample) -> str:
-        """The most frequent entity label ("O": none)."""
-        counts = Counter(l for _, _, l in sample.annotation or [])
-        return sorted(counts, key=lambda l: (-counts[l], l))[0] if counts else "O"
-
     def annotate(self, doc, sample: Sample, labels: Sequence[str]) -> Optional[str]:
-        if sample.annotation is None:
-            return "missing_label"
-        spans = []
-        for start, end, label in sample.annotation:
-            if label not in labels:
-                return "unknown_label"
-            if not (0 <= start < end <= len(doc.text)):
-                return "misaligned_span"
-            span = doc.char_span(start, end, label=label, alignment_mode="strict")
-            if span is None:
-                return "misaligned_span"
-            spans.append(span)
-        spans.sort(key=lambda s: (s.start, s.end))
+        spans = self.doc_spans(doc, sample, labels)
+        if isinstance(spans, str):
+            return spans
         for a, b in zip(spans, spans[1:]):
             if b.start < a.end:
                 return "overlapping_entity"
         doc.set_ents(spans, default="outside")
         return None
 
-    def mislabel(self, sample: Sample, labels: Sequence[str], rng) -> Sample:
-        """One entity gets another label (a text without entities stays as it is)."""
-        ents = list(sample.annotation or [])
-        if ents and len(labels) > 1:
-            i = rng.randrange(len(ents))
-            s, e, l = ents[i]
-            ents[i] = (s, e, rng.choice([x for x in labels if x != l]))
-        return Sample(sample.text, annotation=ents)
-
-    # -- judging the student
-
-    def answer_key(self, sample: Sample):
-        return tuple(sorted(tuple(e) for e in sample.annotation or []))
-
-    def comparable(self, sample: Sample, labels: Sequence[str]):
-        """(mention, label) pairs: the two calls may place the same mention differently."""
-        if sample.annotation is None or any(l not in labels for _, _, l in sample.annotation):
-            return None
-        return tuple(sorted((sample.text[s:e].casefold(), l) for s, e, l in sample.annotation))
+    # -- judging the student (the spans' key, comparison and mislabelling: SpanTask)
 
     def confusions(self, judged: Sequence[Judged]) -> Dict[Tuple[str, str], int]:
         """"O" marks a missed or a spurious entity."""

@@ -5,7 +5,7 @@ modules are imported inside the factories so that loading a name stays cheap and
 spaCy for unrelated pipelines (the OpenAI-compatible model's module is light: it is imported here).
 """
 import logging
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from spacy.util import registry
 from spacy_llm.registry import registry as llm_registry
@@ -128,6 +128,15 @@ def make_simulated_teacher(
     except DataError as e:
         raise DataError(f"{e} ([evokd.teacher] labelled_pool: the simulated teacher answers with the labels of "
                         "these examples; unlabelled texts for pool mode go in [evokd] unlabelled_pool)") from None  # fmt: skip
+
+
+@registry.loggers("spacy_evokd.ProgressLogger.v1")
+def make_progress_logger(console: Optional[Callable] = None) -> Callable:
+    """``console`` (the config's own logger) plus one JSON line per evaluation that ``student.train``
+    reads as its progress (training_progress.py): numbers, not a parsed console table."""
+    from .training_progress import make_logger
+
+    return make_logger(console)
 
 
 @registry.augmenters("spacy_evokd.evolving_augmenter.v1")

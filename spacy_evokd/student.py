@@ -6,7 +6,6 @@ from the previous round's model instead of building it from its factory.
 """
 import logging
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -17,6 +16,7 @@ import spacy
 from spacy.language import Language
 from spacy.tokens import Doc
 
+from . import training_progress
 from .ty import EvokdError, Judged, Task
 
 logger = logging.getLogger("spacy_evokd.student")
@@ -144,10 +144,6 @@ def _source_frozen_components(cfg, frozen_dir: Path) -> None:
         cfg["components"][name] = {"source": str(frozen_dir)}
 
 
-# a row of `spacy train`'s table: epoch, step, losses and scores ..., the main score last
-_TABLE_ROW = re.compile(r"^\s*(?P<epoch>\d+)\s+(?P<step>\d+)\s+(?:[\d.]+\s+)+(?P<score>[\d.]+)\s*$")
-
-
 def train(
     config,
     train_path: Path,
@@ -162,15 +158,16 @@ def train(
     """Train a student and return the path of its best model (on dev).
 
     The run's console output goes to ``output_dir/train.log``; on failure the error quotes
-    its tail so the user sees spaCy's own message, not ours. ``progress`` gets a line per row of
-    spaCy's training table (each evaluation: step, loss, dev score), so a long training is not
-    silent.
+    its tail so the user sees spaCy's own message, not ours. ``progress`` gets a line per
+    evaluation (step, dev score; the numbers of training_progress's logger, not a parsed table),
+    so a long training is not silent.
     """
     output_dir.mkdir(parents=True, exist_ok=True)
     cfg_path = output_dir / "config.cfg"
     cfg = student_config(config, warm_start_from, max_steps, train_data(train_path))
     frozen_dir = output_dir / "frozen"
     _source_frozen_components(cfg, frozen_dir)
+    training_progress.wrap_logger(cfg["training"])
     cfg.to_disk(cfg_path)
     cmd = [
         sys.executable, "-m", "spacy", "train", str(cfg_path),
@@ -187,10 +184,11 @@ def train(
         proc = spawn_trainer(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True,
                              encoding="utf8", errors="replace")  # fmt: skip
         for line in proc.stdout:
-            log.write(line)
-            row = _TABLE_ROW.match(line)
-            if progress is not None and row:
-                progress(f"training step {row['step']}, dev score {float(row['score']):.3f}")
+            row = training_progress.parse(line)
+            if row is None:
+                log.write(line)
+            elif progress is not None:
+                progress(f"training step {row['step']}, dev score {float(row['score'] or 0):.3f}")
         proc.wait()
     shutil.rmtree(frozen_dir, ignore_errors=True)
     best = output_dir / "model-best"
@@ -251,6 +249,7 @@ def _forget_local_paths(cfg_path: Path, base_paths) -> None:
     from .run_files import write_text
 
     cfg = Config().from_disk(cfg_path, interpolate=False)
+    training_progress.restore_logger(cfg.get("training", {}))
     paths = cfg.get("paths", {})
     in_pipeline = "\n".join(_strings([cfg.get("nlp", {}), cfg.get("components", {})]))
     for key, value in paths.items():

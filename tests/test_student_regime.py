@@ -61,3 +61,28 @@ def test_a_warmup_linear_rate_follows_the_round_steps():
     for docs, steps in ((5, 200), (1000, 252)):
         rate = student_config(cfg, data=TrainData(docs, docs * 20))["training"]["optimizer"]["learn_rate"]
         assert (rate["total_steps"], rate["warmup_steps"], rate["initial_rate"]) == (steps, steps // 10, 5e-5)
+
+
+def test_training_progress_comes_as_numbers_and_the_saved_config_keeps_its_own_logger(tmp_path):
+    """student.train reads each evaluation from the progress logger's JSON lines (not the console
+    table, which still goes to train.log), and the saved student's config names the config's own
+    logger again, so it trains with spaCy alone."""
+    from spacy_evokd import student, training_progress
+    from spacy_evokd.config import load_config
+
+    from .conftest import ROOT, write_demo_corpus
+
+    corpus = write_demo_corpus(tmp_path / "corpus", "textcat", k=2, splits=("dev",))
+    cfg = load_config(ROOT / "configs/textcat_fast.cfg", {"training.max_steps": 12, "training.eval_frequency": 4,
+                                                          "evokd.train_epochs": 0})  # fmt: skip
+    lines = []
+    best = student.train(cfg, corpus / "seed.spacy", corpus / "dev.spacy", tmp_path / "model", progress=lines.append)
+    assert [l.split(",")[0] for l in lines] == ["training step 0", "training step 4", "training step 8", "training step 12"]
+    assert all(0.0 <= float(l.rsplit(" ", 1)[1]) <= 1.0 for l in lines)
+    log = (tmp_path / "model/train.log").read_text()
+    assert "E    #" in log and training_progress.PREFIX not in log  # spaCy's table, without our rows
+    for saved in (best, tmp_path / "model/model-last"):
+        logger = Config().from_disk(saved / "config.cfg", interpolate=False)["training"]["logger"]
+        assert logger["@loggers"] == "spacy.ConsoleLogger.v1"
+    assert training_progress.parse("  0       0          0.00      1.33    0.12    0.45") is None
+    assert training_progress.parse(training_progress.PREFIX + "[1]") is None  # not a row: ignored

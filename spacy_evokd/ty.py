@@ -376,6 +376,37 @@ class Task(Protocol):
 
 
 @runtime_checkable
+class ChatModel(Protocol):
+    """A teacher's model as teachers/llm.py's LLMTeacher talks to it: chat turns in, ChatResults
+    out. ``models/openai_compatible.OpenAICompatible`` is one; ``models/plain.PlainPromptModel``
+    wraps any other spacy-llm model (prompts in, answers out) as one."""
+
+    name: str
+    # the request-body fields the model sends itself: a field set here (seed, max_tokens,
+    # max_completion_tokens) is not overridden per request
+    config: Dict[str, Any]
+    # the form an ``answer_schema`` is sent in ("json_schema", "json_object", "off"); None: the
+    # model takes no answer schema (its requests carry the prompt only)
+    structured_output: Optional[str]
+    structured_output_downgrades: int  # forms a server refused this run
+    offers_logprobs: bool  # a request can ask for logprobs (a server may still return none)
+
+    def chat(self, messages: List[Dict[str, str]], n: int = 1, **params: Any) -> ChatResult:
+        """One request: ``messages`` ({"role", "content"}) -> ``n`` answers. ``params``: request
+        fields (temperature, seed, max_tokens, logprobs, answer_schema, ``sample`` for a fresh
+        answer to a repeated request)."""
+        ...
+
+    def chat_many(self, conversations: Sequence[List[Dict[str, str]]], **params: Any) -> List[ChatResult]:
+        """``chat`` for each conversation, results in input order."""
+        ...
+
+    def use_cache(self, cache: Any) -> None:
+        """The run's response cache (cache.ResponseCache); a model that cannot cache ignores it."""
+        ...
+
+
+@runtime_checkable
 class Teacher(Protocol):
     """What the loop needs of a teacher; nothing else is looked up on it."""
 

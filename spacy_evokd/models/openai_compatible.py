@@ -210,6 +210,8 @@ class OpenAICompatible:
         A server that refuses it is asked again in the next weaker form, for the rest of the run.
     """
 
+    offers_logprobs = True  # ty.ChatModel: requests can ask for them (not every server returns them)
+
     def __init__(
         self,
         name: str,
@@ -310,6 +312,10 @@ class OpenAICompatible:
             logger.warning("%s: GET /models answered 404; is base_url the API root (often ending in /v1)?", self.base_url)
         except oa.APIStatusError as e:
             logger.info("%s: GET /models answered HTTP %s; the server is up", self.base_url, e.status_code)
+
+    def use_cache(self, cache: Any) -> None:
+        """The run's response cache (cache.ResponseCache; None: none)."""
+        self.cache = cache
 
     @property
     def context_length(self) -> Optional[int]:

@@ -6,13 +6,14 @@ propose:  the same chat + generation prompt               -> n_hard + n_easy new
 label:    a fresh chat + labelling prompt                 -> a label / entities per input
 
 Prompts are Jinja templates ``prompts/<step>.<task>.<version>.jinja`` (and ``system.<version>``);
-``template_dir`` puts your own files of the same names first. The model is any spacy-llm model:
-ours (``spacy_evokd.OpenAICompatible.v1``) gets real chat turns, token usage and the response
-cache; any other spacy-llm callable gets the chat as one transcript prompt, with tokens
-estimated from characters (and marked as estimated).
+``template_dir`` puts your own files of the same names first. The model is a ty.ChatModel, or
+any spacy-llm model: ours (``spacy_evokd.OpenAICompatible.v1``) gets real chat turns, token usage
+and the response cache; any other spacy-llm callable is wrapped once in models/plain.py's
+PlainPromptModel: the chat as one transcript prompt, tokens estimated from characters (and
+marked as estimated).
 
 Answers are untrusted (see ../untrusted.py): ours makes them storable in transport, a plain
-callable's answer is made storable here. The analysis request asks for at most
+callable's answer is made storable by its wrapper. The analysis request asks for at most
 ANALYSIS_MAX_TOKENS tokens; the loop judges the analysis before using it.
 
 For small teachers (a 1.5B model on a CPU server writes weak samples):
@@ -43,12 +44,14 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 from ..answer_schemas import generation_schema, labelling_schema
+from ..models.plain import PlainPromptModel
 from ..parsing import parse_generation, parse_labels
 from ..records import teacher_checks
 from ..situations import situations
 from ..ty import (
     Analysis,
     BudgetExceeded,
+    ChatModel,
     Labelled,
     Message,
     Proposal,
@@ -58,7 +61,7 @@ from ..ty import (
     Usage,
     WeaknessReport,
 )
-from ..untrusted import ANALYSIS_MAX_TOKENS, storable
+from ..untrusted import ANALYSIS_MAX_TOKENS
 from .votes import majority
 
 logger = logging.getLogger("spacy_evokd.teacher")
@@ -109,7 +112,8 @@ class LLMTeacher:
                  label_temperature: Optional[float] = 0.0, label_batch: int = 4):  # fmt: skip
         import jinja2
 
-        self.model = model
+        # a plain spacy-llm model is wrapped here, once: below, every model is a ChatModel
+        self.model: ChatModel = model if isinstance(model, ChatModel) else PlainPromptModel(model)
         self.task = task
         self.labels = list(labels)
         self.definitions = dict(label_definitions or {})
@@ -127,7 +131,7 @@ class LLMTeacher:
             raise ValueError(f"label_batch must be at least 1, got {label_batch}")
         self.label_temperature = label_temperature
         self.label_batch = label_batch
-        self.name = f"{getattr(model, 'name', type(model).__name__)}"
+        self.name = self.model.name
         # a task from outside the package brings its templates (its optional ``template_dir``)
         task_dir = getattr(self.task, "template_dir", None)
         dirs = [str(d) for d in (template_dir, task_dir) if d] + [str(PROMPTS_DIR)]
@@ -170,7 +174,7 @@ class LLMTeacher:
         """The round's teacher-quality figures (records.teacher_checks) with the parse rate, and
         the structured-output form in use with its downgrades (models/openai_compatible.py)."""
         checks = teacher_checks(agreement, self.drain_stats())
-        if hasattr(self.model, "structured_output"):
+        if self.model.structured_output is not None:
             checks["structured_output"] = self.model.structured_output
             checks["structured_output_downgrades"] = self.model.structured_output_downgrades
         return checks
@@ -180,16 +184,16 @@ class LLMTeacher:
         self._stats[f"{step}_parsed"] += not any(rejected.get(r) for r in UNPARSED)
 
     def _takes_schema(self) -> bool:
-        """Only our model sends a response_format (a plain spacy-llm model gets the prompt only)."""
-        return hasattr(self.model, "chat") and hasattr(self.model, "structured_output")
+        """Only a model with a structured-output form gets the schema (a plain spacy-llm model gets
+        the prompt only)."""
+        return self.model.structured_output is not None
 
     def _before_request(self) -> None:
         self._ctx.budget.check(self._usage)  # raises BudgetExceeded
 
     def use_cache(self, cache: Any) -> None:
         """The run's response cache, for our model (a plain spacy-llm model has none)."""
-        if hasattr(self.model, "cache"):
-            self.model.cache = cache
+        self.model.use_cache(cache)
 
     def render(self, step: str, **values: Any) -> str:
         common = dict(task=self.task.name, task_kind=self.task.kind, labels=self.labels, definitions=self.definitions,
@@ -223,8 +227,8 @@ class LLMTeacher:
         """max_tokens for the analysis request: ANALYSIS_MAX_TOKENS, or the config's if lower. A
         config with max_completion_tokens (OpenAI's reasoning models, where it also pays for
         hidden reasoning) is left as it is; the loop's character cap still applies."""
-        config = getattr(self.model, "config", None) or {}
-        if not hasattr(self.model, "chat") or "max_completion_tokens" in config:
+        config = self.model.config
+        if "max_completion_tokens" in config:
             return {}
         limit = config.get("max_tokens")
         return {"max_tokens": min(int(limit), ANALYSIS_MAX_TOKENS) if limit else ANALYSIS_MAX_TOKENS}
@@ -308,7 +312,7 @@ class LLMTeacher:
                   {"role": "user", "content": self.render("label", texts=[t])}] for t in texts]  # fmt: skip
         out, rejected = [], Counter()
         schema = self._schema_param(labelling_schema(self.task, self.labels, 1))
-        results = self._chat_many(convs, logprobs=True, **schema) if hasattr(self.model, "chat_many") else None
+        results = self._chat_many(convs, logprobs=True, **schema) if self.model.offers_logprobs else None
         for i, text in enumerate(texts):
             r = results[i] if results else None
             if r is not None and r.logprobs and r.logprobs[0]:
@@ -338,13 +342,10 @@ class LLMTeacher:
         return results
 
     def _sample_answers(self, conv: List[Dict[str, str]], k: int, schema: Dict[str, Any]) -> List[str]:
-        if hasattr(self.model, "chat"):
-            self._before_request()
-            result = self.model.chat(conv, n=k, temperature=1.0, **schema)
-            self._usage.add(result.usage)
-            return result.texts
-        messages = [Message(m["role"], m["content"]) for m in conv]
-        return [self._chat(messages, "pseudo_label") for _ in range(k)]
+        self._before_request()
+        result = self.model.chat(conv, n=k, temperature=1.0, **schema)
+        self._usage.add(result.usage)
+        return result.texts
 
     def drain_usage(self) -> Usage:
         usage, self._usage = self._usage, Usage()
@@ -356,9 +357,9 @@ class LLMTeacher:
         return {"answer_schema": schema} if schema is not None and self._takes_schema() else {}
 
     def _seed_param(self, step: str) -> Dict[str, Any]:
-        """{"seed": ...} for a chat model whose config sets no seed of its own; counts the request."""
+        """{"seed": ...} for a model whose config sets no seed of its own; counts the request."""
         index, self._sent[step] = self._sent[step], self._sent[step] + 1
-        if not hasattr(self.model, "chat") or "seed" in (getattr(self.model, "config", None) or {}):
+        if "seed" in self.model.config:
             return {}
         return {"seed": request_seed(self._ctx.run_seed, self._ctx.round, step, index)}
 
@@ -368,18 +369,10 @@ class LLMTeacher:
         payload = [{"role": m.role, "content": m.content} for m in messages]
         self._before_request()
         params = {**self._seed_param(step), **params}
-        if hasattr(self.model, "chat"):
-            # after a rejected analysis the next analysis prompt can be the very same request
-            # (the in-round history did not grow): it must be a new sample, not the cached answer
-            key = hashlib.sha256(json.dumps([payload, params], sort_keys=True).encode("utf8", "surrogatepass")).digest()
-            sample, self._asked[key] = self._asked[key], self._asked[key] + 1
-            result = self.model.chat(payload, **params, **self._schema_param(schema), **({"sample": sample} if sample else {}))
-            self._usage.add(result.usage)
-            return result.texts[0] if result.texts else ""
-        # a plain spacy-llm model: one prompt in, one answer out
-        transcript = "\n\n".join(f"{m.role.upper()}:\n{m.content}" for m in messages) + "\n\nASSISTANT:\n"
-        answers = [list(shards) for shards in self.model([[transcript]])]
-        text = storable(answers[0][0] if answers and answers[0] else "")
-        self._usage.add(Usage(requests=1, prompt_tokens=max(1, len(transcript) // 4),
-                              completion_tokens=max(1, len(text) // 4), estimated=True))  # fmt: skip
-        return text
+        # after a rejected analysis the next analysis prompt can be the very same request
+        # (the in-round history did not grow): it must be a new sample, not the cached answer
+        key = hashlib.sha256(json.dumps([payload, params], sort_keys=True).encode("utf8", "surrogatepass")).digest()
+        sample, self._asked[key] = self._asked[key], self._asked[key] + 1
+        result = self.model.chat(payload, **params, **self._schema_param(schema), **({"sample": sample} if sample else {}))
+        self._usage.add(result.usage)
+        return result.texts[0] if result.texts else ""

@@ -1,4 +1,4 @@
-"""The shared value types, the protocols (task, teacher, budget) and the error base of spacy-evokd.
+"""The shared value types, the protocols (task, teacher, chat model, budget) and the error base of spacy-evokd.
 
 One module, like spacy-llm's ``ty.py``: the loop, the student, the selection, the teachers, the
 transport and the tasks all import *from here*, never from each other, for what they exchange.
@@ -382,8 +382,8 @@ class ChatModel(Protocol):
     wraps any other spacy-llm model (prompts in, answers out) as one."""
 
     name: str
-    # the request-body fields the model sends itself: a field set here (seed, max_tokens,
-    # max_completion_tokens) is not overridden per request
+    # the request-body fields the model sends with every request: the teacher adds a seed only
+    # where none is set here, and caps max_tokens only where max_completion_tokens is not set
     config: Dict[str, Any]
     # the form an ``answer_schema`` is sent in ("json_schema", "json_object", "off"); None: the
     # model takes no answer schema (its requests carry the prompt only)

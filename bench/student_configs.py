@@ -179,10 +179,10 @@ def _longer(epochs: int, learn_rate: float = 0.0) -> Callable:
 CANDIDATES: Dict[str, Dict[str, tuple]] = {
     "textcat": {
         "fast": ("configs/textcat_fast.cfg = textcat_bow.cfg: TextCatBOW.v3 ngram 1, Adam 0.01, 20 epochs of 32 texts (100-2000 steps)", _ours),
-        "accurate": ("configs/textcat_accurate.cfg = textcat_minilm.cfg: all-MiniLM-L6-v2 fine-tuned, mean-pooled head, 4 epochs of 16 texts (200-1000 steps)", _profile("accurate")),
+        "accurate": ("configs/textcat_accurate.cfg = textcat_minilm.cfg: all-MiniLM-L6-v2 fine-tuned, mean-pooled head, 10 epochs of 16 texts at 1e-4 (200-1000 steps; 4 epochs at 5e-5 before 2026-12-07 afternoon)", _profile("accurate")),
         "fast-old-regime": ("the fast student's model under the former training: 300 steps, Adam 0.001, 100-1000 words a batch", _old_regime),
-        "accurate-e10": ("accurate, 10 epochs instead of 4 (cap 700 steps)", _longer(10)),
-        "accurate-e10-lr1e-4": ("accurate, 10 epochs at a peak learning rate of 1e-4 instead of 5e-5", _longer(10, 1e-4)),
+        "accurate-e10": ("the former accurate (4 epochs at 5e-5) trained 10 epochs", _longer(10, 5e-5)),
+        "accurate-e10-lr1e-4": ("10 epochs at a peak rate of 1e-4: what accurate became (2026-12-07 afternoon)", _longer(10, 1e-4)),
         "accurate-frozen": ("all-MiniLM-L6-v2 frozen (sourced, annotating) under a mean-pooled softmax head, Adam 0.01, 20 epochs", _frozen_minilm),
         **REFERENCES,
         "stock-efficiency": ("spacy init config -o efficiency: BOW ngram 1 alone", _stock("textcat", "efficiency")),

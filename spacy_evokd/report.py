@@ -28,6 +28,7 @@ from .doc_meta import DocMeta  # noqa: E402
 from .records import RoundRecord  # noqa: E402
 from .run_dir import RunDir  # noqa: E402
 from .tasks import get_task  # noqa: E402
+from .ty import CountScored  # noqa: E402
 
 BOOTSTRAP_SAMPLES = 400  # paired resamples of dev/test for the interval of the change vs the seed round
 BOOTSTRAP_MAX_DOCS = 1000  # above this the interval is narrow anyway and would cost seconds
@@ -211,12 +212,23 @@ def _gold_sets(run: RunDir, recs: List[RoundRecord], task, best: int) -> Dict[st
 
 
 def _interval(task, labels: List[str], before: list, after: list) -> Tuple[float, float]:
-    """95% paired bootstrap interval of score(after) - score(before) over the same resampled docs."""
+    """95% paired bootstrap interval of score(after) - score(before) over the same resampled docs
+    (a task whose score is one of summed counts, ty.CountScored, sums each resample's rows)."""
     rng = random.Random(0)
     n, diffs = len(before), []
+    if isinstance(task, CountScored) and n:
+        rows_after, rows_before = task.score_counts(after, "en"), task.score_counts(before, "en")
+
+        def score_of(rows, idx):
+            return task.score_from_counts([sum(col) for col in zip(*(rows[i] for i in idx))])
+    else:
+        rows_after, rows_before = after, before
+
+        def score_of(judged, idx):
+            return task.score([judged[i] for i in idx], labels)["score"]
     for _ in range(BOOTSTRAP_SAMPLES):
         idx = [rng.randrange(n) for _ in range(n)]
-        diffs.append(task.score([after[i] for i in idx], labels)["score"] - task.score([before[i] for i in idx], labels)["score"])
+        diffs.append(score_of(rows_after, idx) - score_of(rows_before, idx))
     diffs.sort()
     return diffs[int(0.025 * BOOTSTRAP_SAMPLES)], diffs[int(0.975 * BOOTSTRAP_SAMPLES) - 1]
 

@@ -407,6 +407,21 @@ class ChatModel(Protocol):
 
 
 @runtime_checkable
+class CountScored(Protocol):
+    """An optional capability of a Task: its main score is a function of counts summed over docs
+    (micro-F1: true positives, predicted, gold). The report's paired bootstrap then sums resampled
+    rows instead of scoring each resample again (a NER resample took 15 ms; 800 per interval)."""
+
+    def score_counts(self, judged: Sequence[Judged], lang: str) -> List[Tuple[int, ...]]:
+        """One row of counts per judged doc."""
+        ...
+
+    def score_from_counts(self, totals: Sequence[int]) -> float:
+        """The main score (``score(...)["score"]``) of docs whose rows sum to ``totals``."""
+        ...
+
+
+@runtime_checkable
 class Teacher(Protocol):
     """What the loop needs of a teacher; nothing else is looked up on it."""
 

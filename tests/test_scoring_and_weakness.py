@@ -47,3 +47,27 @@ def test_ner_confusions_mark_missed_and_spurious():
     judged = [Judged(Sample(text, annotation=[(0, 3, "PER"), (8, 11, "PER")]), Sample(text, annotation=[(0, 3, "ORG"), (4, 7, "LOC")]))]
     r = build_report(get_task("ner"), ["LOC", "ORG", "PER"], {"per_label": {}}, judged, "x")
     assert r.confusions == {("PER", "ORG"): 1, ("PER", "O"): 1, ("O", "LOC"): 1}
+
+
+def test_ner_counts_give_the_score_of_any_resample():
+    """ty.CountScored: the report's bootstrap sums NER's per-doc counts instead of scoring each
+    resample; the sums must give seqeval's strict micro-F1 of the same docs, repeats included."""
+    import random
+
+    from spacy_evokd.tasks import get_task
+    from spacy_evokd.ty import CountScored
+
+    ner, labels = get_task("ner"), ["LOC", "ORG", "PER"]
+    text = "Tim Cook runs Apple in Cupertino"
+    gold = [(0, 8, "PER"), (14, 19, "ORG"), (23, 32, "LOC")]
+    preds = [gold, [], [(4, 8, "PER"), (14, 19, "ORG")], [(0, 8, "ORG"), (23, 32, "LOC")], [(0, 3, "PER")]]
+    judged = [Judged(Sample(text, annotation=gold), Sample(text, annotation=p)) for p in preds]
+    judged.append(Judged(Sample("Nothing here", annotation=[]), Sample("Nothing here", annotation=[(0, 7, "ORG")])))
+    assert isinstance(ner, CountScored) and not isinstance(get_task("textcat"), CountScored)
+    rows = ner.score_counts(judged)
+    assert rows[0] == (3, 3, 3) and rows[1] == (0, 0, 3) and rows[2] == (1, 2, 3) and rows[5] == (0, 1, 0)
+    rng = random.Random(1)
+    for _ in range(30):
+        idx = [rng.randrange(len(judged)) for _ in judged]
+        totals = [sum(c) for c in zip(*(rows[i] for i in idx))]
+        assert ner.score_from_counts(totals) == pytest.approx(score([judged[i] for i in idx], ner, labels)["score"])

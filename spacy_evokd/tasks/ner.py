@@ -205,6 +205,22 @@ class NERTask(SpanTask):
             "n": len(judged),
         }
 
+    def score_counts(self, judged: Sequence[Judged], lang: str = "en") -> List[Tuple[int, int, int]]:
+        """(true positives, predicted, gold) entities per doc, as seqeval's strict IOB2 mode counts
+        them (ty.CountScored: the micro-F1 of ``score`` is 2 tp / (predicted + gold) of the sums)."""
+        from seqeval.scheme import IOB2, Entities
+
+        rows = []
+        for j in judged:
+            gold, pred = ({e.to_tuple() for e in Entities([list(_sample_tags(s.text, tuple(map(tuple, s.annotation or [])), lang))],
+                                                          IOB2, False).entities[0]} for s in (j.gold, j.pred))  # fmt: skip
+            rows.append((len(gold & pred), len(pred), len(gold)))
+        return rows
+
+    def score_from_counts(self, totals: Sequence[int]) -> float:
+        tp, predicted, gold = totals
+        return 2 * tp / (predicted + gold) if tp else 0.0
+
     def uncertainty(self, nlp, texts: Sequence[str], beam_width: int = 16) -> List[float]:
         """Per text, the largest 1 - |2p - 1| over the beam's candidate (span, label) marginals p.
         A greedy ner trained by the loop can be scored this way; no ``beam_ner`` is needed."""

@@ -214,7 +214,9 @@ def test_config_and_data_errors_are_one_line(corpus, tmp_path):
     assert "Traceback" not in proc.stderr
 
 
-@pytest.mark.parametrize("task", ["textcat", "ner"])
+# ner's answers are parsed and aligned in test_parsing_and_validation/test_hostile_answers and its
+# whole loop runs in test_two_rounds_with_simulated_teacher[ner]: its LLM variant runs with -m slow
+@pytest.mark.parametrize("task", ["textcat", pytest.param("ner", marks=pytest.mark.slow)])
 def test_two_rounds_with_llm_teacher_on_local_server(corpus, tmp_path, task, monkeypatch, caplog):
     """The real LLMTeacher, prompts, OpenAICompatible transport, parser and validator, against the
     local test server answering from the demo pool like a sloppy LLM. A recognisable fake key is
@@ -315,7 +317,8 @@ def test_teacher_outage_stops_with_a_clear_message_and_resumes(corpus, tmp_path)
     assert (report.parent / "tokens_cost.png").stat().st_size > 1000
 
 
-@pytest.mark.parametrize("budget", ["evokd.max_tokens", "evokd.max_cost_per_round"])
+# the same planned stop for either budget: the cost one (priced tokens) runs with -m slow
+@pytest.mark.parametrize("budget", ["evokd.max_tokens", pytest.param("evokd.max_cost_per_round", marks=pytest.mark.slow)])
 def test_budget_stops_before_the_request_that_would_exceed_it(corpus, tmp_path, budget):
     from spacy_evokd.cache import UsageLedger
     from spacy_evokd.config import load_config
@@ -401,7 +404,8 @@ def test_cli_errors_are_one_line_without_traceback(corpus, tmp_path):
         assert proc.stderr.strip().splitlines()[-1].startswith("✘ ") and proc.stderr.count("✘") == 1
 
 
-@pytest.mark.parametrize("source", ["pool", "both"])
+# "both" is "pool" plus generation in one round (generation alone runs in every other loop test): -m slow
+@pytest.mark.parametrize("source", ["pool", pytest.param("both", marks=pytest.mark.slow)])
 def test_analysis_guided_pool_mode(corpus, tmp_path, source):
     """source = "pool": the analysis' evidence picks unlabelled pool texts and the teacher only
     labels them (no generation request); "both": generated and pool inputs in the same round."""

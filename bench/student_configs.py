@@ -194,8 +194,9 @@ CANDIDATES: Dict[str, Dict[str, tuple]] = {
     },
     "ner": {
         "fast": ("configs/ner_fast.cfg = ner_cnn.cfg: tok2vec 128x4, 10 epochs (300-2000 steps)", _ours),
-        "accurate": ("configs/ner_accurate.cfg = ner_minilm.cfg: all-MiniLM-L6-v2 fine-tuned, 4 epochs of 16 texts (200-1000 steps)", _profile("accurate")),
+        "accurate": ("configs/ner_accurate.cfg = ner_minilm.cfg: all-MiniLM-L6-v2 fine-tuned, 10 epochs of 16 texts at 1e-4 (200-1000 steps; 4 epochs at 5e-5 before 2026-12-07 afternoon)", _profile("accurate")),
         "fast-old-regime": ("the fast student under the former training: 300 fixed steps", _old_regime),
+        "accurate-e10-lr1e-4": ("10 epochs at a peak rate of 1e-4: what accurate became (2026-12-07 afternoon)", _longer(10, 1e-4)),
         "stock-efficiency": ("spacy init config -o efficiency: tok2vec 96x4", _stock("ner", "efficiency")),
         "stock-accuracy": ("spacy init config -o accuracy (no vectors): tok2vec 256x8", _stock("ner", "accuracy")),
         "64x2": ("fast, tok2vec width 64 depth 2", _tok2vec(64, 2)),

@@ -10,6 +10,7 @@ samples they pick differs:
              classic active-learning baseline; spacy_evokd.uncertainty gives the signal).
 Importing this module registers them in spaCy's `misc` registry (bench processes only).
 """
+
 from collections import Counter
 from typing import List
 

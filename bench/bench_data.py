@@ -5,6 +5,7 @@ see its README) holding <name>/{train,dev,test}.jsonl as `{"text","label"}` or
 `{"tokens","tags"}` lines. Subsets are drawn once with random.Random(0), so every strategy and
 seed of a benchmark sees the same pool, dev and test texts.
 """
+
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,34 +17,46 @@ TASKS = {"emotion": "textcat", "sst2": "textcat", "conll2003": "ner", "conll04":
 # real 1.5B teacher labelled a held-out set 60% right with them, 44% without: a benchmark without
 # them measures a user who skipped the config). Written from the data sets' own label guides.
 DESCRIPTIONS = {
-    "emotion": ("short English Twitter messages, lower-cased, in which the writer says how they feel "
-                "(most start with \"i feel\" or \"im feeling\"), labelled with the emotion they express", {
-        "anger": "angry, irritated, annoyed, resentful, bitter, frustrated, hostile",
-        "fear": "afraid, scared, anxious, nervous, worried, insecure, threatened",
-        "joy": "happy, content, glad, cheerful, proud, relieved, pleased, excited",
-        "love": "loving, affectionate, caring, tender, romantic, longing for someone, sympathetic",
-        "sadness": "sad, unhappy, lonely, hurt, hopeless, ashamed, disappointed, guilty",
-        "surprise": "surprised, amazed, astonished, shocked, stunned, curious about something unexpected",
-    }),
-    "sst2": ("single sentences from English film reviews (tokenised, lower-cased), labelled with the "
-             "sentiment the sentence expresses about the film", {
-        "negative": "the reviewer dislikes or criticises the film or part of it",
-        "positive": "the reviewer likes or praises the film or part of it",
-    }),
-    "conll2003": ("sentences from Reuters news stories (1996-97), tokenised, with the names of people, "
-                  "places, organisations and other proper names marked", {
-        "PER": "names of people, including first names, surnames and nicknames",
-        "LOC": "names of places: countries, cities, regions, rivers, mountains, addresses",
-        "ORG": "names of organisations: companies, sports teams, political parties, governments, agencies, newspapers",
-        "MISC": "other proper names: nationalities and adjectives from names (German), events, languages, titles of works, products",
-    }),
-    "conll04": ("sentences from English news articles (TREC QA collection), with the names of people, "
-                "places, organisations and other named things marked", {
-        "Peop": "names of people (with titles as written, e.g. President Clinton)",
-        "Loc": "names of places: countries, states, cities, regions, landmarks",
-        "Org": "names of organisations: companies, agencies, institutions, parties, teams",
-        "Other": "other named things: dates and times, numbers of money, works, events, products",
-    }),
+    "emotion": (
+        "short English Twitter messages, lower-cased, in which the writer says how they feel "
+        '(most start with "i feel" or "im feeling"), labelled with the emotion they express',
+        {
+            "anger": "angry, irritated, annoyed, resentful, bitter, frustrated, hostile",
+            "fear": "afraid, scared, anxious, nervous, worried, insecure, threatened",
+            "joy": "happy, content, glad, cheerful, proud, relieved, pleased, excited",
+            "love": "loving, affectionate, caring, tender, romantic, longing for someone, sympathetic",
+            "sadness": "sad, unhappy, lonely, hurt, hopeless, ashamed, disappointed, guilty",
+            "surprise": "surprised, amazed, astonished, shocked, stunned, curious about something unexpected",
+        },
+    ),
+    "sst2": (
+        "single sentences from English film reviews (tokenised, lower-cased), labelled with the "
+        "sentiment the sentence expresses about the film",
+        {
+            "negative": "the reviewer dislikes or criticises the film or part of it",
+            "positive": "the reviewer likes or praises the film or part of it",
+        },
+    ),
+    "conll2003": (
+        "sentences from Reuters news stories (1996-97), tokenised, with the names of people, "
+        "places, organisations and other proper names marked",
+        {
+            "PER": "names of people, including first names, surnames and nicknames",
+            "LOC": "names of places: countries, cities, regions, rivers, mountains, addresses",
+            "ORG": "names of organisations: companies, sports teams, political parties, governments, agencies, newspapers",
+            "MISC": "other proper names: nationalities and adjectives from names (German), events, languages, titles of works, products",
+        },
+    ),
+    "conll04": (
+        "sentences from English news articles (TREC QA collection), with the names of people, "
+        "places, organisations and other named things marked",
+        {
+            "Peop": "names of people (with titles as written, e.g. President Clinton)",
+            "Loc": "names of places: countries, states, cities, regions, landmarks",
+            "Org": "names of organisations: companies, agencies, institutions, parties, teams",
+            "Other": "other named things: dates and times, numbers of money, works, events, products",
+        },
+    ),
 }
 
 
@@ -92,8 +105,16 @@ def prepare_demo(demo_dir: Path, task: str, work: Path) -> Prepared:
     return prep
 
 
-def prepare(data_dir: Path, name: str, work: Path, pool_size: int, dev_size: int, test_size: int,
-            task: Optional[str] = None, name_prefix: str = "") -> Prepared:  # fmt: skip
+def prepare(
+    data_dir: Path,
+    name: str,
+    work: Path,
+    pool_size: int,
+    dev_size: int,
+    test_size: int,
+    task: Optional[str] = None,
+    name_prefix: str = "",
+) -> Prepared:
     """Write the pool JSONL and the train/dev/test DocBins of one data set into ``work/name``."""
     import spacy
 
@@ -102,12 +123,18 @@ def prepare(data_dir: Path, name: str, work: Path, pool_size: int, dev_size: int
 
     task = task or TASKS[name]
     task_obj = get_task(task)
-    tag = f"{name_prefix}{name}_p{pool_size}_d{dev_size}_t{test_size}"  # a subset per size: quick and full runs never mix
+    tag = (
+        f"{name_prefix}{name}_p{pool_size}_d{dev_size}_t{test_size}"  # a subset per size: quick and full runs never mix
+    )
     src, out = Path(data_dir) / name, Path(work) / tag
     out.mkdir(parents=True, exist_ok=True)
     splits = {s: _lines(src / f"{s}.jsonl") for s in ("train", "dev", "test")}
-    chosen = {"pool": _subset(splits["train"], pool_size), "train": splits["train"],
-              "dev": _subset(splits["dev"], dev_size), "test": _subset(splits["test"], test_size)}  # fmt: skip
+    chosen = {
+        "pool": _subset(splits["train"], pool_size),
+        "train": splits["train"],
+        "dev": _subset(splits["dev"], dev_size),
+        "test": _subset(splits["test"], test_size),
+    }
     for split, lines in chosen.items():
         (out / f"{split}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf8")
     labels = infer_labels(load_samples(out / "train.jsonl", task_obj), task_obj)
@@ -117,5 +144,16 @@ def prepare(data_dir: Path, name: str, work: Path, pool_size: int, dev_size: int
         if not target.exists():  # NER keeps the data set's own tokens
             write_docbin(jsonl_to_docs(out / f"{split}.jsonl", task_obj, nlp, labels), target)
     description, definitions = DESCRIPTIONS.get(name, ("", {}))
-    return Prepared(name_prefix + name, tag, task, labels, out / "pool.jsonl", out / "train.spacy", out / "dev.spacy", out / "test.spacy",
-                    {k: len(v) for k, v in chosen.items()}, description, {k: v for k, v in definitions.items() if k in labels})  # fmt: skip
+    return Prepared(
+        name_prefix + name,
+        tag,
+        task,
+        labels,
+        out / "pool.jsonl",
+        out / "train.spacy",
+        out / "dev.spacy",
+        out / "test.spacy",
+        {k: len(v) for k, v in chosen.items()},
+        description,
+        {k: v for k, v in definitions.items() if k in labels},
+    )

@@ -8,6 +8,7 @@ label_temperature) setting; printed: texts answered and labelled exactly as gold
 label; ner: the whole entity set). Starts and stops its own llama-server (1 thread). It chose the
 teacher's defaults label_batch = 4, label_temperature = 0 (bench/real_teacher.md).
 """
+
 import argparse
 import sys
 import tempfile
@@ -62,8 +63,15 @@ def main() -> None:
     a = p.parse_args()
     out = ROOT / "bench/results"
     out.mkdir(parents=True, exist_ok=True)
-    server = local_server.start(model=ROOT / local_server.MODEL_PATH, port=a.port, alias=real_teacher.ALIAS, threads=1,
-                                pid_file=out / "label_batch.pid", log_file=out / "label_batch_server.log", echo=print)  # fmt: skip
+    server = local_server.start(
+        model=ROOT / local_server.MODEL_PATH,
+        port=a.port,
+        alias=real_teacher.ALIAS,
+        threads=1,
+        pid_file=out / "label_batch.pid",
+        log_file=out / "label_batch_server.log",
+        echo=print,
+    )
     try:
         measure(a.task, a.texts, server["base_url"])
     finally:

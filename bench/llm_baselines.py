@@ -11,6 +11,7 @@ Neither asks for an analysis: ``analyse`` returns a fixed note without calling t
 loop records it, so reports show the arm had none).
 Importing this module registers both in spaCy's `misc` registry (bench processes only).
 """
+
 import random
 from pathlib import Path
 from typing import Any, Dict, List, Sequence
@@ -47,11 +48,22 @@ class PlainGenerationTeacher(LLMTeacher):
         label = self.labels[self._turn % len(self.labels)]
         self._turn += 1
         n = n_hard + n_easy
-        prompt = self.plain.render(n=n, label=label, labels=self.labels, definitions=self.definitions,
-                                   task_description=self.task_description).strip() + "\n"  # fmt: skip
+        prompt = (
+            self.plain.render(
+                n=n,
+                label=label,
+                labels=self.labels,
+                definitions=self.definitions,
+                task_description=self.task_description,
+            ).strip()
+            + "\n"
+        )
         # the same structured output as EvoKD's generation call: n labelled items
-        answer = self._chat([Message("system", self.render("system")), Message("user", prompt)], step="generate",
-                            schema=generation_schema(self.task, self.labels, n, 0))  # fmt: skip
+        answer = self._chat(
+            [Message("system", self.render("system")), Message("user", prompt)],
+            step="generate",
+            schema=generation_schema(self.task, self.labels, n, 0),
+        )
         samples, rejected = parse_generation(answer, self.task, self.labels, with_labels=True, n_hard=n, prompt=prompt)
         for s in samples:
             s.intent = "plain"
@@ -85,19 +97,36 @@ class RandomPoolLLMTeacher(LLMTeacher):
         return Proposal(samples=[Sample(t, intent="random") for t in picked])
 
 
-def _teacher(cls, model: Any, task: str, labels: List[str], label_definitions: Dict[str, str],
-             task_description: str, **extra):  # fmt: skip
-    return cls(model=model, task=get_task(task), labels=list(labels), label_definitions=dict(label_definitions),
-               task_description=task_description, **extra)  # fmt: skip
+def _teacher(
+    cls, model: Any, task: str, labels: List[str], label_definitions: Dict[str, str], task_description: str, **extra
+):
+    return cls(
+        model=model,
+        task=get_task(task),
+        labels=list(labels),
+        label_definitions=dict(label_definitions),
+        task_description=task_description,
+        **extra,
+    )
 
 
 @registry.misc("spacy_evokd_bench.PlainGenerationTeacher.v1")
-def plain_generation_teacher(model: Any, task: str, labels: List[str], label_definitions: Dict[str, str] = {},
-                             task_description: str = "") -> PlainGenerationTeacher:  # fmt: skip
+def plain_generation_teacher(
+    model: Any, task: str, labels: List[str], label_definitions: Dict[str, str] = {}, task_description: str = ""
+) -> PlainGenerationTeacher:
     return _teacher(PlainGenerationTeacher, model, task, labels, label_definitions, task_description)
 
 
 @registry.misc("spacy_evokd_bench.RandomPoolLLMTeacher.v1")
-def random_pool_llm_teacher(model: Any, task: str, labels: List[str], pool: str, label_definitions: Dict[str, str] = {},
-                            task_description: str = "", seed: int = 0) -> RandomPoolLLMTeacher:  # fmt: skip
-    return _teacher(RandomPoolLLMTeacher, model, task, labels, label_definitions, task_description, pool=pool, seed=seed)
+def random_pool_llm_teacher(
+    model: Any,
+    task: str,
+    labels: List[str],
+    pool: str,
+    label_definitions: Dict[str, str] = {},
+    task_description: str = "",
+    seed: int = 0,
+) -> RandomPoolLLMTeacher:
+    return _teacher(
+        RandomPoolLLMTeacher, model, task, labels, label_definitions, task_description, pool=pool, seed=seed
+    )

@@ -26,6 +26,7 @@ and a gap larger than the pooled std, else "tie"). Results: bench/results/real_t
 kept in bench/results/real_runs/ under a hash of code, config and data, so a code change never
 reuses old numbers.
 """
+
 import json
 import shutil
 import statistics
@@ -46,8 +47,12 @@ TEACHER_CFG = ROOT / "configs/teachers/local_server.cfg"
 PORT = 8095
 ALIAS = "qwen2.5-coder-1.5b-instruct"
 ARMS = ("evokd", "guided_pool", "plain", "llm_pool", "simulated")
-ABLATIONS = {"wo_easy": {"n_easy": 0}, "wo_correct": {"show_correct": False},
-             "wo_review": {"review_history": False}, "wo_separation": {"separate_labelling": False}}  # fmt: skip
+ABLATIONS = {
+    "wo_easy": {"n_easy": 0},
+    "wo_correct": {"show_correct": False},
+    "wo_review": {"review_history": False},
+    "wo_separation": {"separate_labelling": False},
+}
 # parse failures: answers the parser could not read at all (per generation / labelling answer)
 PARSE_FAILURES = ("malformed_answer", "huge_answer")
 DUPLICATES = ("duplicate", "near_duplicate")
@@ -57,7 +62,9 @@ DUPLICATES = ("duplicate", "near_duplicate")
 class Settings:
     rounds: int = 3
     tokens_per_round: int = 6000  # every LLM arm's teacher budget per round (max_tokens_per_round)
-    max_analyses: int = 24  # calls a round may make: high enough that the token budget, not this cap, ends every arm's round
+    max_analyses: int = (
+        24  # calls a round may make: high enough that the token budget, not this cap, ends every arm's round
+    )
     simulated_analyses: int = 2  # the simulated teacher has no tokens: 2 x (2 hard + 2 easy) per round
     max_steps: int = 200  # the seed round's training steps
     warm_steps: int = 100  # each later round's (warm start)
@@ -81,14 +88,20 @@ class Settings:
 
 def _teacher_block(arm: str, prep: bench_data.Prepared, base_url: str, seed: int) -> Dict:
     if arm == "simulated":
-        return {"@misc": "spacy_evokd.SimulatedTeacher.v1", "labelled_pool": str(prep.pool), "task": prep.task,
-                "labels": prep.labels, "seed": seed}  # fmt: skip
+        return {
+            "@misc": "spacy_evokd.SimulatedTeacher.v1",
+            "labelled_pool": str(prep.pool),
+            "task": prep.task,
+            "labels": prep.labels,
+            "seed": seed,
+        }
     from spacy_evokd.config import _read
 
     block = _read(TEACHER_CFG, {})["evokd"]["teacher"]
     block = json.loads(json.dumps(block))  # a plain dict copy
-    block.update(task=prep.task, labels=prep.labels, task_description=prep.description,
-                 label_definitions=prep.definitions)  # fmt: skip
+    block.update(
+        task=prep.task, labels=prep.labels, task_description=prep.description, label_definitions=prep.definitions
+    )
     block.pop("max_examples_shown", None)
     block["model"].update(name=ALIAS, base_url=base_url, concurrency=1)
     if arm in ("plain", "llm_pool"):  # no analysis chat: nothing written or shown to hold back
@@ -104,8 +117,14 @@ def _teacher_block(arm: str, prep: bench_data.Prepared, base_url: str, seed: int
 def config_for(arm: str, prep: bench_data.Prepared, seed_path: Path, seed: int, a, base_url: str):
     from spacy_evokd.config import load_config
 
-    evokd = {"rounds": a.rounds, "n_hard": 2, "n_easy": 2, "max_tokens_per_round": a.tokens_per_round,
-             "analyses_per_round": a.max_analyses, "check_teacher": arm != "simulated"}  # fmt: skip
+    evokd = {
+        "rounds": a.rounds,
+        "n_hard": 2,
+        "n_easy": 2,
+        "max_tokens_per_round": a.tokens_per_round,
+        "analyses_per_round": a.max_analyses,
+        "check_teacher": arm != "simulated",
+    }
     if arm == "simulated":
         evokd["analyses_per_round"] = a.simulated_analyses
         evokd["max_tokens_per_round"] = 0
@@ -118,10 +137,18 @@ def config_for(arm: str, prep: bench_data.Prepared, seed_path: Path, seed: int, 
     if arm == "plain":
         evokd["separate_labelling"] = False  # the label it was asked to write is the label
     evokd.update(ABLATIONS.get(arm, {}))
-    overrides = {"paths.train": str(seed_path), "paths.dev": str(prep.dev), "paths.test": str(prep.test),
-                 "paths.pool": str(prep.pool), "system.seed": seed, "evokd.labels": prep.labels,
-                 "training.max_steps": a.max_steps, "training.eval_frequency": max(1, a.max_steps // 2),
-                 "evokd.warm_start_steps": a.warm_steps, **{f"evokd.{k}": v for k, v in evokd.items()}}  # fmt: skip
+    overrides = {
+        "paths.train": str(seed_path),
+        "paths.dev": str(prep.dev),
+        "paths.test": str(prep.test),
+        "paths.pool": str(prep.pool),
+        "system.seed": seed,
+        "evokd.labels": prep.labels,
+        "training.max_steps": a.max_steps,
+        "training.eval_frequency": max(1, a.max_steps // 2),
+        "evokd.warm_start_steps": a.warm_steps,
+        **{f"evokd.{k}": v for k, v in evokd.items()},
+    }
     config = load_config(runs.student_config_path(prep.task), overrides)
     config["evokd"]["task_description"] = prep.description
     config["evokd"]["label_definitions"] = prep.definitions
@@ -148,7 +175,10 @@ def teacher_vs_gold(run_dir: Path, prep: bench_data.Prepared, rounds: Sequence[i
     from spacy_evokd.validation import normalise
 
     nlp = spacy.blank("en")
-    gold = {normalise(d.text): _gold_items(d, prep.task) for d in jsonl_to_docs(prep.pool, get_task(prep.task), nlp, prep.labels)}
+    gold = {
+        normalise(d.text): _gold_items(d, prep.task)
+        for d in jsonl_to_docs(prep.pool, get_task(prep.task), nlp, prep.labels)
+    }
     same = n = tp = n_pred = n_gold = 0
     for r in rounds:
         for doc in RunDir(run_dir).docs(r, nlp.vocab):
@@ -182,7 +212,10 @@ def run_arm(arm: str, prep: bench_data.Prepared, seed: int, a, base_url: str, ca
     try:
         write_seed(prep, 1, seed, tmp / "seed.spacy")
         config = config_for(arm, prep, tmp / "seed.spacy", seed, a, base_url)
-        cached = cache_dir / f"{prep.tag}-{arm}-s{seed}-{run_key(config, (tmp / 'seed.spacy', prep.pool, prep.dev, prep.test), code, tmp, base_url)}.json"
+        cached = (
+            cache_dir
+            / f"{prep.tag}-{arm}-s{seed}-{run_key(config, (tmp / 'seed.spacy', prep.pool, prep.dev, prep.test), code, tmp, base_url)}.json"
+        )
         if cached.exists():
             return json.loads(cached.read_text())
         t0 = time.time()
@@ -195,17 +228,35 @@ def run_arm(arm: str, prep: bench_data.Prepared, seed: int, a, base_url: str, ca
             steps.setdefault(row["round"], {}).setdefault(row["step"], 0)
             steps[row["round"]][row["step"]] += row["requests"]
         gold = read_docbin(prep.test, spacy.blank("en").vocab)
-        test = [student.evaluate(student.load(run.student_path(r.round)), gold, get_task(prep.task),
-                                 prep.labels)[0]["score"] for r in recs]  # fmt: skip
-        result = {"arm": arm, "dataset": prep.name, "seed": seed, "wall": wall, "test": test,
-                  "dev": [r.dev["score"] for r in recs],
-                  "rounds": [{"accepted": r.accepted, "generated": r.generated, "rejected": r.rejected,
-                              "tokens": r.usage["total_tokens"], "teacher_s": r.seconds.get("teacher", 0.0),
-                              "answers": sum(v for k, v in steps.get(r.round, {}).items() if k != "analysis"),
-                              "analyses": r.analyses[:2], "accepted_per_label": r.accepted_per_label,
-                              "label_disagreement": (r.teacher_checks or {}).get("label_disagreement")}
-                             for r in recs[1:]],
-                  "teacher_vs_gold": teacher_vs_gold(tmp / "run", prep, [r.round for r in recs[1:] if r.accepted])}  # fmt: skip
+        test = [
+            student.evaluate(student.load(run.student_path(r.round)), gold, get_task(prep.task), prep.labels)[0][
+                "score"
+            ]
+            for r in recs
+        ]
+        result = {
+            "arm": arm,
+            "dataset": prep.name,
+            "seed": seed,
+            "wall": wall,
+            "test": test,
+            "dev": [r.dev["score"] for r in recs],
+            "rounds": [
+                {
+                    "accepted": r.accepted,
+                    "generated": r.generated,
+                    "rejected": r.rejected,
+                    "tokens": r.usage["total_tokens"],
+                    "teacher_s": r.seconds.get("teacher", 0.0),
+                    "answers": sum(v for k, v in steps.get(r.round, {}).items() if k != "analysis"),
+                    "analyses": r.analyses[:2],
+                    "accepted_per_label": r.accepted_per_label,
+                    "label_disagreement": (r.teacher_checks or {}).get("label_disagreement"),
+                }
+                for r in recs[1:]
+            ],
+            "teacher_vs_gold": teacher_vs_gold(tmp / "run", prep, [r.round for r in recs[1:] if r.accepted]),
+        }
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -248,8 +299,10 @@ def summarise(prep: bench_data.Prepared, results: List[Dict]) -> Dict:
     for a in arms:
         cells = "".join(f"{_ms([r['dev'][i] for r in by_arm[a] if len(r['dev']) > i]):>14}" for i in range(n_rounds))
         print(f"{a:<14}{cells}{_ms([r['test'][-1] for r in by_arm[a]]):>14}")
-    print(f"\n{'arm':<14}{'tokens/rnd':>11}{'teacher s/rnd':>14}{'s/accepted':>11}{'parse rate':>11}"
-          f"{'acc/gen':>9}{'dup share':>10}{'accepted':>9}{'top label':>10}{'vs gold':>8}")  # fmt: skip
+    print(
+        f"\n{'arm':<14}{'tokens/rnd':>11}{'teacher s/rnd':>14}{'s/accepted':>11}{'parse rate':>11}"
+        f"{'acc/gen':>9}{'dup share':>10}{'accepted':>9}{'top label':>10}{'vs gold':>8}"
+    )
     rows = {}
     for a in arms:
         rnds = [x for r in by_arm[a] for x in r["rounds"]]
@@ -258,17 +311,25 @@ def summarise(prep: bench_data.Prepared, results: List[Dict]) -> Dict:
         fails = sum(x["rejected"].get(k, 0) for x in rnds for k in PARSE_FAILURES)
         dups = sum(x["rejected"].get(k, 0) for x in rnds for k in DUPLICATES)
         secs = sum(x["teacher_s"] for x in rnds)
-        row = {"tokens_per_round": statistics.mean([x["tokens"] for x in rnds]) if rnds else 0,
-               "teacher_s_per_round": secs / max(1, len(rnds)), "s_per_accepted": secs / acc if acc else None,
-               "parse_rate": 1 - fails / answers if answers else None, "acceptance": acc / gen if gen else None,
-               "duplicate_share": dups / gen if gen else None, "accepted": acc,
-               "top_label_share": _top_label_share(rnds), "vs_gold": _vs_gold([r.get("teacher_vs_gold") for r in by_arm[a]], prep.task)}  # fmt: skip
+        row = {
+            "tokens_per_round": statistics.mean([x["tokens"] for x in rnds]) if rnds else 0,
+            "teacher_s_per_round": secs / max(1, len(rnds)),
+            "s_per_accepted": secs / acc if acc else None,
+            "parse_rate": 1 - fails / answers if answers else None,
+            "acceptance": acc / gen if gen else None,
+            "duplicate_share": dups / gen if gen else None,
+            "accepted": acc,
+            "top_label_share": _top_label_share(rnds),
+            "vs_gold": _vs_gold([r.get("teacher_vs_gold") for r in by_arm[a]], prep.task),
+        }
         rows[a] = row
         fmt = lambda v, f: "–" if v is None else format(v, f)  # noqa: E731
-        print(f"{a:<14}{row['tokens_per_round']:>11,.0f}{row['teacher_s_per_round']:>14.1f}"
-              f"{fmt(row['s_per_accepted'], '.1f'):>11}{fmt(row['parse_rate'], '.3f'):>11}"
-              f"{fmt(row['acceptance'], '.2f'):>9}{fmt(row['duplicate_share'], '.3f'):>10}{acc:>9}"
-              f"{fmt(row['top_label_share'], '.2f'):>10}{fmt(row['vs_gold'], '.2f'):>8}")  # fmt: skip
+        print(
+            f"{a:<14}{row['tokens_per_round']:>11,.0f}{row['teacher_s_per_round']:>14.1f}"
+            f"{fmt(row['s_per_accepted'], '.1f'):>11}{fmt(row['parse_rate'], '.3f'):>11}"
+            f"{fmt(row['acceptance'], '.2f'):>9}{fmt(row['duplicate_share'], '.3f'):>10}{acc:>9}"
+            f"{fmt(row['top_label_share'], '.2f'):>10}{fmt(row['vs_gold'], '.2f'):>8}"
+        )
     verdicts = {}
     finals = {a: [r["test"][-1] for r in by_arm[a]] for a in arms}
     for ours in ("evokd", "guided_pool"):
@@ -284,12 +345,24 @@ def main(data_dir: Optional[Path], out: Path, a) -> None:
     from spacy_evokd import local_server
 
     work = out / "real_data"
-    sets = [bench_data.prepare_demo(ROOT / "assets/demo", n[len("demo_"):], work) if n.startswith("demo_")
-            else bench_data.prepare(data_dir, n, work, a.pool_size, a.dev_size, a.test_size) for n in a.real_sets]  # fmt: skip
+    sets = [
+        bench_data.prepare_demo(ROOT / "assets/demo", n[len("demo_") :], work)
+        if n.startswith("demo_")
+        else bench_data.prepare(data_dir, n, work, a.pool_size, a.dev_size, a.test_size)
+        for n in a.real_sets
+    ]
     code = runs.code_hash()
     log = out / "real_teacher_server.log"
-    server = local_server.start(model=ROOT / local_server.MODEL_PATH, port=a.port, alias=ALIAS, threads=a.threads, parallel=1, pid_file=out / "real_teacher.pid",
-                                log_file=log, echo=print)  # fmt: skip
+    server = local_server.start(
+        model=ROOT / local_server.MODEL_PATH,
+        port=a.port,
+        alias=ALIAS,
+        threads=a.threads,
+        parallel=1,
+        pid_file=out / "real_teacher.pid",
+        log_file=log,
+        echo=print,
+    )
     summaries = []
     t0 = time.time()
     try:
@@ -303,6 +376,7 @@ def main(data_dir: Optional[Path], out: Path, a) -> None:
             summaries.append(summarise(prep, results))
     finally:
         local_server.stop(out / "real_teacher.pid", echo=print)
-    (out / "real_teacher.json").write_text(json.dumps({"settings": asdict(a), "minutes": (time.time() - t0) / 60,
-                                                       "sets": summaries}, indent=1))
+    (out / "real_teacher.json").write_text(
+        json.dumps({"settings": asdict(a), "minutes": (time.time() - t0) / 60, "sets": summaries}, indent=1)
+    )
     print(f"\nreal-teacher benchmark: {(time.time() - t0) / 60:.1f} min; {out / 'real_teacher.json'}")

@@ -6,14 +6,17 @@ They train on the same k-shot seeds and pool as the students and are scored by t
 scorer (spacy_evokd.tasks), so their cells sit in the students' table. Text classification only
 (textcat: multinomial LR; textcat_multilabel: one LR per label, threshold 0.5).
 """
+
 from typing import Dict, List, Sequence
 
 import numpy
 
 from spacy_evokd.ty import Judged, Sample
 
-NAMES = {"tfidf-lr": "TF-IDF (words, sublinear tf) + logistic regression, C picked on dev",
-         "minilm-lr": "frozen all-MiniLM-L6-v2 sentence embeddings (mean pooled, L2-normalised) + logistic regression, C picked on dev"}  # fmt: skip
+NAMES = {
+    "tfidf-lr": "TF-IDF (words, sublinear tf) + logistic regression, C picked on dev",
+    "minilm-lr": "frozen all-MiniLM-L6-v2 sentence embeddings (mean pooled, L2-normalised) + logistic regression, C picked on dev",
+}
 # the inverse regularisation strengths tried; the one with the best dev score is kept, as the
 # students keep their best checkpoint on dev (emotion, 1,000 texts, TF-IDF: C=1 0.28, C=10 0.46)
 C_GRID = (0.1, 1.0, 10.0, 100.0)
@@ -61,8 +64,9 @@ def _fit(task_name: str, x, y, c: float):
     return LogisticRegression(C=c, max_iter=2000).fit(x, y)
 
 
-def score(name: str, task_name: str, labels: Sequence[str], train: Sequence[Sample],
-          evals: Dict[str, Sequence[Sample]]) -> Dict[str, float]:
+def score(
+    name: str, task_name: str, labels: Sequence[str], train: Sequence[Sample], evals: Dict[str, Sequence[Sample]]
+) -> Dict[str, float]:
     """``name``'s main score on each of ``evals`` (split -> gold samples, "dev" among them) after
     fitting on ``train`` with the C of C_GRID that scores best on dev."""
     from spacy_evokd.tasks import get_task

@@ -3,6 +3,7 @@
 Shared by the targeting, full-shot and warm-start benchmarks. Every run goes through the
 product's own EvoKDLoop and `spacy train` subprocesses; only the teacher block and the scale differ.
 """
+
 import hashlib
 import json
 import shutil
@@ -41,16 +42,26 @@ def code_hash() -> str:
     """A hash of everything a run's numbers depend on besides its config and data: the package,
     its prompts, the benchmark code and the teacher configs. Cached runs are keyed on it, so a code
     change never reuses old numbers."""
-    files = [f for pattern in ("spacy_evokd/**/*.py", "spacy_evokd/prompts/*.jinja", "bench/*.py",
-                               "bench/prompts/*.jinja", "configs/**/*.cfg") for f in sorted(ROOT.glob(pattern))]  # fmt: skip
+    files = [
+        f
+        for pattern in (
+            "spacy_evokd/**/*.py",
+            "spacy_evokd/prompts/*.jinja",
+            "bench/*.py",
+            "bench/prompts/*.jinja",
+            "configs/**/*.cfg",
+        )
+        for f in sorted(ROOT.glob(pattern))
+    ]
     h = hashlib.sha256()
     for f in files:
         h.update(f.relative_to(ROOT).as_posix().encode() + f.read_bytes())
     return h.hexdigest()[:12]
 
 
-def run_key(config, data_files: Iterable[Path], code: str, work_dir: Optional[Path] = None,
-            server: Optional[str] = None) -> str:  # fmt: skip
+def run_key(
+    config, data_files: Iterable[Path], code: str, work_dir: Optional[Path] = None, server: Optional[str] = None
+) -> str:
     """Code hash + the run's resolved config + the data files' bytes. Paths and the teacher
     server's address are replaced by placeholders (the data folders, the run's temporary
     ``work_dir``, ``server``), so the same run in another process, checkout or port gets the same
@@ -103,20 +114,34 @@ def config_for(prep: Prepared, strategy: str, seed_path: Path, seed: int, scale:
     from spacy_evokd.config import load_config
 
     overrides = {
-        "paths.train": str(seed_path), "paths.dev": str(prep.dev), "paths.test": str(prep.test),
-        "paths.pool": str(prep.pool), "system.seed": seed, "evokd.labels": prep.labels,
-        "evokd.rounds": scale.rounds, "evokd.analyses_per_round": scale.analyses_per_round,
-        "evokd.n_hard": scale.n_hard, "evokd.n_easy": scale.n_easy, "evokd.warm_start": warm_start,
-        "evokd.warm_start_steps": scale.warm_start_steps, "training.max_steps": scale.max_steps,
+        "paths.train": str(seed_path),
+        "paths.dev": str(prep.dev),
+        "paths.test": str(prep.test),
+        "paths.pool": str(prep.pool),
+        "system.seed": seed,
+        "evokd.labels": prep.labels,
+        "evokd.rounds": scale.rounds,
+        "evokd.analyses_per_round": scale.analyses_per_round,
+        "evokd.n_hard": scale.n_hard,
+        "evokd.n_easy": scale.n_easy,
+        "evokd.warm_start": warm_start,
+        "evokd.warm_start_steps": scale.warm_start_steps,
+        "training.max_steps": scale.max_steps,
         "training.eval_frequency": max(1, scale.max_steps // 2),
-    }  # fmt: skip
+    }
     config = load_config(student_config_path(prep.task), overrides)
     config["evokd"]["task_description"] = prep.name
     config["evokd"]["label_definitions"] = {}  # the demo's definitions don't apply; simulated teachers ignore them
     if strategy in STRATEGY_SETTINGS:  # the pool the teacher labels is the one the student picks from
         config["evokd"].update(STRATEGY_SETTINGS[strategy], unlabelled_pool=str(prep.pool))
-    config["evokd"]["teacher"] = {"@misc": STRATEGIES[strategy], "labelled_pool": str(prep.pool), "task": prep.task,
-                                  "labels": prep.labels, "seed": seed, **STRATEGY_ARGS.get(strategy, {})}  # fmt: skip
+    config["evokd"]["teacher"] = {
+        "@misc": STRATEGIES[strategy],
+        "labelled_pool": str(prep.pool),
+        "task": prep.task,
+        "labels": prep.labels,
+        "seed": seed,
+        **STRATEGY_ARGS.get(strategy, {}),
+    }
     return config
 
 
@@ -153,12 +178,22 @@ class RunResult:
     sources: list = None  # per round: the record's sources (source = "auto"'s split and what each source bought)
 
 
-def run_loop(prep: Prepared, strategy: str, k: int, seed: int, scale: Scale, cache_dir: Path,
-             warm_start: bool = True, test_every_round: bool = True) -> Dict:
+def run_loop(
+    prep: Prepared,
+    strategy: str,
+    k: int,
+    seed: int,
+    scale: Scale,
+    cache_dir: Path,
+    warm_start: bool = True,
+    test_every_round: bool = True,
+) -> Dict:
     """Run (or reuse the cached result of) one loop; the run directory is deleted afterwards.
     The cache key is a hash of the code, the run's config and its data (``run_key``)."""
-    name = f"{prep.tag}-{strategy}-k{k}-s{seed}-{'warm' if warm_start else 'cold'}-" + \
-           f"r{scale.rounds}x{scale.per_round}-st{scale.max_steps}-{scale.warm_start_steps}"  # fmt: skip
+    name = (
+        f"{prep.tag}-{strategy}-k{k}-s{seed}-{'warm' if warm_start else 'cold'}-"
+        + f"r{scale.rounds}x{scale.per_round}-st{scale.max_steps}-{scale.warm_start_steps}"
+    )
     import spacy
 
     from spacy_evokd import student
@@ -171,7 +206,10 @@ def run_loop(prep: Prepared, strategy: str, k: int, seed: int, scale: Scale, cac
     try:
         write_seed(prep, k, seed, tmp / "seed.spacy")
         config = config_for(prep, strategy, tmp / "seed.spacy", seed, scale, warm_start)
-        cached = cache_dir / f"{name}-{run_key(config, (tmp / 'seed.spacy', prep.pool, prep.dev, prep.test), code_hash(), tmp)}.json"
+        cached = (
+            cache_dir
+            / f"{name}-{run_key(config, (tmp / 'seed.spacy', prep.pool, prep.dev, prep.test), code_hash(), tmp)}.json"
+        )
         if cached.exists():
             return json.loads(cached.read_text())
         t0 = time.time()
@@ -186,9 +224,21 @@ def run_loop(prep: Prepared, strategy: str, k: int, seed: int, scale: Scale, cac
             for r in recs:
                 nlp = student.load(run.student_path(r.round))
                 test.append(student.evaluate(nlp, gold, get_task(prep.task), prep.labels)[0]["score"])
-        result = RunResult(name, prep.name, strategy, k, seed, warm_start, [r.dev["score"] for r in recs], test,
-                           [r.accepted for r in recs], [r.seconds for r in recs], wall,
-                           [r.usage.get("total_tokens", 0) for r in recs], [r.sources for r in recs])  # fmt: skip
+        result = RunResult(
+            name,
+            prep.name,
+            strategy,
+            k,
+            seed,
+            warm_start,
+            [r.dev["score"] for r in recs],
+            test,
+            [r.accepted for r in recs],
+            [r.seconds for r in recs],
+            wall,
+            [r.usage.get("total_tokens", 0) for r in recs],
+            [r.sources for r in recs],
+        )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -218,10 +268,19 @@ def full_shot(prep: Prepared, steps: int, cache_dir: Path) -> Dict:
         wall = time.time() - t0
         gold = {s: read_docbin(p, spacy.blank("en").vocab) for s, p in (("dev", prep.dev), ("test", prep.test))}
         nlp = student.load(model)
-        scores = {s: student.evaluate(nlp, docs, get_task(prep.task), prep.labels)[0]["score"] for s, docs in gold.items()}
+        scores = {
+            s: student.evaluate(nlp, docs, get_task(prep.task), prep.labels)[0]["score"] for s, docs in gold.items()
+        }
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    result = {"name": name, "dataset": prep.name, "train_docs": prep.sizes["train"], "steps": steps, "wall": wall, **scores}
+    result = {
+        "name": name,
+        "dataset": prep.name,
+        "train_docs": prep.sizes["train"],
+        "steps": steps,
+        "wall": wall,
+        **scores,
+    }
     cache_dir.mkdir(parents=True, exist_ok=True)
     cached.write_text(json.dumps(result, indent=1))
     return result

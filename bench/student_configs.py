@@ -21,6 +21,7 @@ One training at a time on one thread (OMP_NUM_THREADS=1): the times are comparab
 machine stays usable. Results are cached per training in <out>/students/ keyed by
 runs.run_key(config, data files, code hash), so an interrupted run resumes.
 """
+
 import copy
 import json
 import os
@@ -41,13 +42,17 @@ ROOT = Path(__file__).parent.parent
 STOCK = ROOT / "bench/student_configs"
 SIZES = {"pool": 1000, "dev": 300, "test": 500}
 # textcat_multilabel: the demo set only (no real multi-label set is prepared by bench_data)
-SETS = {"textcat": ("demo_textcat", "emotion", "sst2"), "ner": ("demo_ner", "conll04", "conll2003"),
-        "textcat_multilabel": ("demo_textcat_multilabel",)}
+SETS = {
+    "textcat": ("demo_textcat", "emotion", "sst2"),
+    "ner": ("demo_ner", "conll04", "conll2003"),
+    "textcat_multilabel": ("demo_textcat_multilabel",),
+}
 QUICK_SETS = {"textcat": ("demo_textcat",), "ner": ("demo_ner",), "textcat_multilabel": ("demo_textcat_multilabel",)}
 FULL = 0  # k of the "full" setting: the whole pool
 
 
 # --- candidates: name -> (what it is, builder(base config of ours) -> config) ---------------------
+
 
 def _ours(cfg):
     return cfg
@@ -71,8 +76,12 @@ def _old_regime(cfg):
     cfg["evokd"].update(train_epochs=0, min_train_steps=0)
     cfg["training"].update(max_steps=300, eval_frequency=50, patience=0)
     cfg["training"]["optimizer"] = {"@optimizers": "Adam.v1", "learn_rate": 0.001}
-    cfg["training"]["batcher"] = {"@batchers": "spacy.batch_by_words.v1", "discard_oversize": False, "tolerance": 0.2,
-                                  "size": {"@schedules": "compounding.v1", "start": 100, "stop": 1000, "compound": 1.001}}  # fmt: skip
+    cfg["training"]["batcher"] = {
+        "@batchers": "spacy.batch_by_words.v1",
+        "discard_oversize": False,
+        "tolerance": 0.2,
+        "size": {"@schedules": "compounding.v1", "start": 100, "stop": 1000, "compound": 1.001},
+    }
     return cfg
 
 
@@ -104,9 +113,20 @@ def _bow(ngram: int, factory: str = "textcat") -> Callable:
 
     def build(cfg):
         cfg["nlp"]["pipeline"] = [factory]
-        cfg["components"] = {factory: {"factory": factory, "threshold": 0.5 if multi else 0.0, "model": {
-            "@architectures": "spacy.TextCatBOW.v3", "exclusive_classes": not multi, "length": 262144,
-            "ngram_size": ngram, "no_output_layer": False, "nO": None}}}  # fmt: skip
+        cfg["components"] = {
+            factory: {
+                "factory": factory,
+                "threshold": 0.5 if multi else 0.0,
+                "model": {
+                    "@architectures": "spacy.TextCatBOW.v3",
+                    "exclusive_classes": not multi,
+                    "length": 262144,
+                    "ngram_size": ngram,
+                    "no_output_layer": False,
+                    "nO": None,
+                },
+            }
+        }
         return cfg
 
     return build
@@ -119,18 +139,44 @@ def _ensemble(width: int, depth: int) -> Callable:
     def build(cfg):
         cfg["nlp"]["pipeline"] = ["tok2vec", "textcat"]
         cfg["components"] = {
-            "tok2vec": {"factory": "tok2vec", "model": {"@architectures": "spacy.Tok2Vec.v2",
-                "embed": {"@architectures": "spacy.MultiHashEmbed.v2", "width": width,
-                          "attrs": ["NORM", "PREFIX", "SUFFIX", "SHAPE"], "rows": [5000, 1000, 2500, 2500],
-                          "include_static_vectors": False},
-                "encode": {"@architectures": "spacy.MaxoutWindowEncoder.v2", "width": width, "depth": depth,
-                           "window_size": 1, "maxout_pieces": 3}}},
-            "textcat": {"factory": "textcat", "threshold": 0.0, "model": {
-                "@architectures": "spacy.TextCatEnsemble.v2", "nO": None,
-                "tok2vec": {"@architectures": "spacy.Tok2VecListener.v1", "width": width, "upstream": "*"},
-                "linear_model": {"@architectures": "spacy.TextCatBOW.v3", "exclusive_classes": True, "length": 262144,
-                                 "ngram_size": 1, "no_output_layer": False, "nO": None}}},
-        }  # fmt: skip
+            "tok2vec": {
+                "factory": "tok2vec",
+                "model": {
+                    "@architectures": "spacy.Tok2Vec.v2",
+                    "embed": {
+                        "@architectures": "spacy.MultiHashEmbed.v2",
+                        "width": width,
+                        "attrs": ["NORM", "PREFIX", "SUFFIX", "SHAPE"],
+                        "rows": [5000, 1000, 2500, 2500],
+                        "include_static_vectors": False,
+                    },
+                    "encode": {
+                        "@architectures": "spacy.MaxoutWindowEncoder.v2",
+                        "width": width,
+                        "depth": depth,
+                        "window_size": 1,
+                        "maxout_pieces": 3,
+                    },
+                },
+            },
+            "textcat": {
+                "factory": "textcat",
+                "threshold": 0.0,
+                "model": {
+                    "@architectures": "spacy.TextCatEnsemble.v2",
+                    "nO": None,
+                    "tok2vec": {"@architectures": "spacy.Tok2VecListener.v1", "width": width, "upstream": "*"},
+                    "linear_model": {
+                        "@architectures": "spacy.TextCatBOW.v3",
+                        "exclusive_classes": True,
+                        "length": 262144,
+                        "ngram_size": 1,
+                        "no_output_layer": False,
+                        "nO": None,
+                    },
+                },
+            },
+        }
         return cfg
 
     return build
@@ -140,13 +186,21 @@ def _reduce(cfg):
     """The 96x4 tok2vec of ``_ensemble`` with TextCatReduce.v1 (mean + max pooled, no bag of words)."""
     cfg = _ensemble(96, 4)(cfg)
     cfg["components"]["textcat"]["model"] = {
-        "@architectures": "spacy.TextCatReduce.v1", "exclusive_classes": True, "use_reduce_first": False,
-        "use_reduce_last": False, "use_reduce_max": True, "use_reduce_mean": True, "nO": None,
-        "tok2vec": dict(cfg["components"]["textcat"]["model"]["tok2vec"])}  # fmt: skip
+        "@architectures": "spacy.TextCatReduce.v1",
+        "exclusive_classes": True,
+        "use_reduce_first": False,
+        "use_reduce_last": False,
+        "use_reduce_max": True,
+        "use_reduce_mean": True,
+        "nO": None,
+        "tok2vec": dict(cfg["components"]["textcat"]["model"]["tok2vec"]),
+    }
     return cfg
 
 
 REFERENCES = {name: (what, None) for name, what in references.NAMES.items()}
+
+
 def _frozen_minilm(cfg):
     """The accurate student with its encoder frozen (sourced, annotating: forward passes only) and
     a mean-pooled softmax head trained alone at Adam 0.01, epochs as the fast student's."""
@@ -156,15 +210,22 @@ def _frozen_minilm(cfg):
     cfg["evokd"].update(train_epochs=20, min_train_steps=100)
     head = cfg["components"]["textcat"]["model"]
     cfg["components"]["textcat"]["model"] = {
-        "@architectures": "spacy.TextCatReduce.v1", "exclusive_classes": True, "use_reduce_first": False,
-        "use_reduce_last": False, "use_reduce_max": False, "use_reduce_mean": True, "nO": None,
-        "tok2vec": dict(head["tok2vec"])}  # fmt: skip
+        "@architectures": "spacy.TextCatReduce.v1",
+        "exclusive_classes": True,
+        "use_reduce_first": False,
+        "use_reduce_last": False,
+        "use_reduce_max": False,
+        "use_reduce_mean": True,
+        "nO": None,
+        "tok2vec": dict(head["tok2vec"]),
+    }
     return cfg
 
 
 def _longer(epochs: int, learn_rate: float = 0.0) -> Callable:
     """The accurate student trained for more passes (and at another peak learning rate): does the
     whole-pool gap to frozen MiniLM + LR close with training alone?"""
+
     def build(cfg):
         cfg = _profile("accurate")(cfg)
         cfg["evokd"]["train_epochs"] = epochs
@@ -178,25 +239,52 @@ def _longer(epochs: int, learn_rate: float = 0.0) -> Callable:
 
 CANDIDATES: Dict[str, Dict[str, tuple]] = {
     "textcat": {
-        "fast": ("configs/textcat_fast.cfg = textcat_bow.cfg: TextCatBOW.v3 ngram 1, Adam 0.01, 20 epochs of 32 texts (100-2000 steps)", _ours),
-        "accurate": ("configs/textcat_accurate.cfg = textcat_minilm.cfg: all-MiniLM-L6-v2 fine-tuned, mean-pooled head, 10 epochs of 16 texts at 1e-4 (200-1000 steps; 4 epochs at 5e-5 before 2026-12-07 afternoon)", _profile("accurate")),
-        "fast-old-regime": ("the fast student's model under the former training: 300 steps, Adam 0.001, 100-1000 words a batch", _old_regime),
+        "fast": (
+            "configs/textcat_fast.cfg = textcat_bow.cfg: TextCatBOW.v3 ngram 1, Adam 0.01, 20 epochs of 32 texts (100-2000 steps)",
+            _ours,
+        ),
+        "accurate": (
+            "configs/textcat_accurate.cfg = textcat_minilm.cfg: all-MiniLM-L6-v2 fine-tuned, mean-pooled head, 10 epochs of 16 texts at 1e-4 (200-1000 steps; 4 epochs at 5e-5 before 2026-12-07 afternoon)",
+            _profile("accurate"),
+        ),
+        "fast-old-regime": (
+            "the fast student's model under the former training: 300 steps, Adam 0.001, 100-1000 words a batch",
+            _old_regime,
+        ),
         "accurate-e10": ("the former accurate (4 epochs at 5e-5) trained 10 epochs", _longer(10, 5e-5)),
-        "accurate-e10-lr1e-4": ("10 epochs at a peak rate of 1e-4: what accurate became (2026-12-07 afternoon)", _longer(10, 1e-4)),
-        "accurate-frozen": ("all-MiniLM-L6-v2 frozen (sourced, annotating) under a mean-pooled softmax head, Adam 0.01, 20 epochs", _frozen_minilm),
+        "accurate-e10-lr1e-4": (
+            "10 epochs at a peak rate of 1e-4: what accurate became (2026-12-07 afternoon)",
+            _longer(10, 1e-4),
+        ),
+        "accurate-frozen": (
+            "all-MiniLM-L6-v2 frozen (sourced, annotating) under a mean-pooled softmax head, Adam 0.01, 20 epochs",
+            _frozen_minilm,
+        ),
         **REFERENCES,
         "stock-efficiency": ("spacy init config -o efficiency: BOW ngram 1 alone", _stock("textcat", "efficiency")),
-        "stock-accuracy": ("spacy init config -o accuracy (no vectors): ensemble, tok2vec 256x8 + BOW", _stock("textcat", "accuracy")),
+        "stock-accuracy": (
+            "spacy init config -o accuracy (no vectors): ensemble, tok2vec 256x8 + BOW",
+            _stock("textcat", "accuracy"),
+        ),
         "bow-ng2": ("fast, TextCatBOW.v3 ngram 1-2", _bow(2)),
-        "ensemble-96x4": ("fast's [training], ensemble tok2vec 96x4 + BOW ngram 1 (the default before 2026-11-23)", _ensemble(96, 4)),
+        "ensemble-96x4": (
+            "fast's [training], ensemble tok2vec 96x4 + BOW ngram 1 (the default before 2026-11-23)",
+            _ensemble(96, 4),
+        ),
         "ensemble-64x2": ("fast's [training], ensemble with a small tok2vec 64x2 + BOW ngram 1", _ensemble(64, 2)),
         "reduce-96x4": ("fast's [training], TextCatReduce.v1 (mean+max) on tok2vec 96x4", _reduce),
     },
     "ner": {
         "fast": ("configs/ner_fast.cfg = ner_cnn.cfg: tok2vec 128x4, 10 epochs (300-2000 steps)", _ours),
-        "accurate": ("configs/ner_accurate.cfg = ner_minilm.cfg: all-MiniLM-L6-v2 fine-tuned, 10 epochs of 16 texts at 1e-4 (200-1000 steps; 4 epochs at 5e-5 before 2026-12-07 afternoon)", _profile("accurate")),
+        "accurate": (
+            "configs/ner_accurate.cfg = ner_minilm.cfg: all-MiniLM-L6-v2 fine-tuned, 10 epochs of 16 texts at 1e-4 (200-1000 steps; 4 epochs at 5e-5 before 2026-12-07 afternoon)",
+            _profile("accurate"),
+        ),
         "fast-old-regime": ("the fast student under the former training: 300 fixed steps", _old_regime),
-        "accurate-e10-lr1e-4": ("10 epochs at a peak rate of 1e-4: what accurate became (2026-12-07 afternoon)", _longer(10, 1e-4)),
+        "accurate-e10-lr1e-4": (
+            "10 epochs at a peak rate of 1e-4: what accurate became (2026-12-07 afternoon)",
+            _longer(10, 1e-4),
+        ),
         "stock-efficiency": ("spacy init config -o efficiency: tok2vec 96x4", _stock("ner", "efficiency")),
         "stock-accuracy": ("spacy init config -o accuracy (no vectors): tok2vec 256x8", _stock("ner", "accuracy")),
         "64x2": ("fast, tok2vec width 64 depth 2", _tok2vec(64, 2)),
@@ -206,13 +294,24 @@ CANDIDATES: Dict[str, Dict[str, tuple]] = {
         "96x4": ("fast, tok2vec width 96 depth 4 (the default before 2026-11-23)", _tok2vec(96, 4)),
     },
     "textcat_multilabel": {
-        "fast": ("configs/textcat_multilabel_fast.cfg = textcat_multilabel_bow.cfg: TextCatBOW.v3 ngram 1, as textcat's", _ours),
-        "accurate": ("configs/textcat_multilabel_accurate.cfg = textcat_multilabel_minilm.cfg: all-MiniLM-L6-v2 fine-tuned", _profile("accurate")),
+        "fast": (
+            "configs/textcat_multilabel_fast.cfg = textcat_multilabel_bow.cfg: TextCatBOW.v3 ngram 1, as textcat's",
+            _ours,
+        ),
+        "accurate": (
+            "configs/textcat_multilabel_accurate.cfg = textcat_multilabel_minilm.cfg: all-MiniLM-L6-v2 fine-tuned",
+            _profile("accurate"),
+        ),
         "fast-old-regime": ("the fast student's model under the former training: 300 steps, Adam 0.001", _old_regime),
         **REFERENCES,
-        "stock-efficiency": ("spacy init config -o efficiency: BOW ngram 1 alone", _stock("textcat_multilabel", "efficiency")),
-        "stock-accuracy": ("spacy init config -o accuracy (no vectors): ensemble, tok2vec 256x8 + BOW",
-                           _stock("textcat_multilabel", "accuracy")),
+        "stock-efficiency": (
+            "spacy init config -o efficiency: BOW ngram 1 alone",
+            _stock("textcat_multilabel", "efficiency"),
+        ),
+        "stock-accuracy": (
+            "spacy init config -o accuracy (no vectors): ensemble, tok2vec 256x8 + BOW",
+            _stock("textcat_multilabel", "accuracy"),
+        ),
         "bow-ng2": ("fast, TextCatBOW.v3 ngram 1-2 (non-exclusive, threshold 0.5)", _bow(2, "textcat_multilabel")),
     },
 }
@@ -226,9 +325,11 @@ HEAVY = ("stock-accuracy",)
 # before issue 20
 FIXED_STEPS = 300
 # targets of issue 20, each "a vs b" over the settings both have (the benchmarks' verdict rule)
-TARGETS = {"textcat": (("accurate", "minilm-lr"), ("fast", "tfidf-lr"), ("accurate", "fast")),
-           "textcat_multilabel": (("accurate", "minilm-lr"), ("fast", "tfidf-lr"), ("accurate", "fast")),
-           "ner": (("accurate", "fast"),)}  # fmt: skip
+TARGETS = {
+    "textcat": (("accurate", "minilm-lr"), ("fast", "tfidf-lr"), ("accurate", "fast")),
+    "textcat_multilabel": (("accurate", "minilm-lr"), ("fast", "tfidf-lr"), ("accurate", "fast")),
+    "ner": (("accurate", "fast"),),
+}
 
 
 def build_config(task: str, candidate: str, labels: Sequence[str], seed: int):
@@ -245,8 +346,10 @@ def build_config(task: str, candidate: str, labels: Sequence[str], seed: int):
 
 # --- one training ---------------------------------------------------------------------------------
 
-def train_one(prep, candidate: str, k: int, seed: int, train_file: Path, gold: Dict, code: str,
-              cache_dir: Path) -> Dict:
+
+def train_one(
+    prep, candidate: str, k: int, seed: int, train_file: Path, gold: Dict, code: str, cache_dir: Path
+) -> Dict:
     from spacy_evokd import student
     from spacy_evokd.tasks import get_task
 
@@ -266,21 +369,36 @@ def train_one(prep, candidate: str, k: int, seed: int, train_file: Path, gold: D
         steps = _steps_trained(tmp / "model" / "config.cfg")
         nlp = student.load(model)
         t0 = time.time()
-        scores = {s: student.evaluate(nlp, docs, get_task(prep.task), prep.labels)[0]["score"] for s, docs in gold.items()}
+        scores = {
+            s: student.evaluate(nlp, docs, get_task(prep.task), prep.labels)[0]["score"] for s, docs in gold.items()
+        }
         eval_s = time.time() - t0
         words = sum(len(d) for docs in gold.values() for d in docs)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    result = {"name": name, "task": prep.task, "dataset": prep.name, "candidate": candidate, "setting": setting,
-              "seed": seed, "steps": steps, "train_docs": _n_docs(train_file), **scores, "train_s": train_s,
-              "train_cpu_s": cpu_s, "eval_s": eval_s, "words_per_s": words / max(eval_s, 1e-9)}  # fmt: skip
+    result = {
+        "name": name,
+        "task": prep.task,
+        "dataset": prep.name,
+        "candidate": candidate,
+        "setting": setting,
+        "seed": seed,
+        "steps": steps,
+        "train_docs": _n_docs(train_file),
+        **scores,
+        "train_s": train_s,
+        "train_cpu_s": cpu_s,
+        "eval_s": eval_s,
+        "words_per_s": words / max(eval_s, 1e-9),
+    }
     cache_dir.mkdir(parents=True, exist_ok=True)
     cached.write_text(json.dumps(result, indent=1))
     return result
 
 
-def _reference_one(prep, candidate: str, name: str, setting: str, seed: int, train_file: Path, gold: Dict,
-                   code: str, cache_dir: Path) -> Dict:
+def _reference_one(
+    prep, candidate: str, name: str, setting: str, seed: int, train_file: Path, gold: Dict, code: str, cache_dir: Path
+) -> Dict:
     """A reference baseline (bench/references.py) fitted on the same training docs as the students."""
     from confection import Config
 
@@ -297,10 +415,22 @@ def _reference_one(prep, candidate: str, name: str, setting: str, seed: int, tra
 
     train = [task.doc_to_sample(d) for d in read_docbin(train_file, spacy.blank("en").vocab)]
     t0 = time.time()
-    scores = references.score(candidate, prep.task, prep.labels, train,
-                              {s: [task.doc_to_sample(d) for d in docs] for s, docs in gold.items()})
-    result = {"name": name, "task": prep.task, "dataset": prep.name, "candidate": candidate, "setting": setting,
-              "seed": seed, "steps": 0, "train_docs": len(train), **scores, "train_s": time.time() - t0, "eval_s": 0.0}  # fmt: skip
+    scores = references.score(
+        candidate, prep.task, prep.labels, train, {s: [task.doc_to_sample(d) for d in docs] for s, docs in gold.items()}
+    )
+    result = {
+        "name": name,
+        "task": prep.task,
+        "dataset": prep.name,
+        "candidate": candidate,
+        "setting": setting,
+        "seed": seed,
+        "steps": 0,
+        "train_docs": len(train),
+        **scores,
+        "train_s": time.time() - t0,
+        "eval_s": 0.0,
+    }
     cache_dir.mkdir(parents=True, exist_ok=True)
     cached.write_text(json.dumps(result, indent=1))
     return result
@@ -343,6 +473,7 @@ def _full_train(prep) -> Path:
 
 # --- tables ---------------------------------------------------------------------------------------
 
+
 def _cell(rows: List[Dict]) -> str:
     if not rows:
         return "–"
@@ -366,10 +497,14 @@ def table(task: str, results: List[Dict], sets: Sequence[str], settings: Sequenc
     cands = [c for c in CANDIDATES[task] if any(r["candidate"] == c for r in mine)]
     pick = lambda c, d, s: [r for r in mine if (r["candidate"], r["dataset"], r["setting"]) == (c, d, s)]  # noqa: E731
     few = [s for s in settings if s != "full"]
-    lines = [f"### {task}: test {metric}, mean±std over seeds (dev mean)", "",
-             "| candidate | " + " | ".join(f"{d} {_label(s)}" for d in sets for s in settings) +
-             " | few-shot mean test | s / training (CPU s) | words/s (eval) |",
-             "|---|" + "---:|" * (len(sets) * len(settings) + 3)]  # fmt: skip
+    lines = [
+        f"### {task}: test {metric}, mean±std over seeds (dev mean)",
+        "",
+        "| candidate | "
+        + " | ".join(f"{d} {_label(s)}" for d in sets for s in settings)
+        + " | few-shot mean test | s / training (CPU s) | words/s (eval) |",
+        "|---|" + "---:|" * (len(sets) * len(settings) + 3),
+    ]
     few_mean = {}
     for c in cands:
         cells = [_cell(pick(c, d, s)) for d in sets for s in settings]
@@ -380,8 +515,12 @@ def table(task: str, results: List[Dict], sets: Sequence[str], settings: Sequenc
         secs = f"{_mean(trained, 'train_s'):.0f}" + (f" ({statistics.mean(cpu):.0f})" if cpu else "")
         wps = [r["words_per_s"] for r in trained if r.get("words_per_s")]
         few_cell = f"{few_mean[c]:.3f}" if means else "–"  # --students-full-only: no few-shot setting
-        lines.append(f"| {c} | " + " | ".join(cells) + f" | {few_cell} | {secs} | "
-                     + (f"{statistics.mean(wps):,.0f} |" if wps else "– |"))
+        lines.append(
+            f"| {c} | "
+            + " | ".join(cells)
+            + f" | {few_cell} | {secs} | "
+            + (f"{statistics.mean(wps):,.0f} |" if wps else "– |")
+        )
     lines += ["", "Fraction of full-shot (few-shot test mean / the same candidate's whole-pool test score):", ""]
     for c in cands:
         parts = []
@@ -402,11 +541,26 @@ def table(task: str, results: List[Dict], sets: Sequence[str], settings: Sequenc
                     continue
                 va, vb = [r["test"] for r in ra], [r["test"] for r in rb]
                 v = runs.verdict(va, vb)
-                comparison.append({"a": a, "b": b, "dataset": d, "setting": s, "a_test": statistics.mean(va),
-                                   "b_test": statistics.mean(vb), "verdict": v})  # fmt: skip
-                mark = " ✘" if v == "behind" else (" ✔" if statistics.mean(va) >= statistics.mean(vb) or v == "tie" else "")
-                lines.append(f"- {d} {_label(s)}: {a} {statistics.mean(va):.3f} vs {b} {statistics.mean(vb):.3f} "
-                             f"({statistics.mean(va) - statistics.mean(vb):+.3f}: {v}){mark}")
+                comparison.append(
+                    {
+                        "a": a,
+                        "b": b,
+                        "dataset": d,
+                        "setting": s,
+                        "a_test": statistics.mean(va),
+                        "b_test": statistics.mean(vb),
+                        "verdict": v,
+                    }
+                )
+                mark = (
+                    " ✘"
+                    if v == "behind"
+                    else (" ✔" if statistics.mean(va) >= statistics.mean(vb) or v == "tie" else "")
+                )
+                lines.append(
+                    f"- {d} {_label(s)}: {a} {statistics.mean(va):.3f} vs {b} {statistics.mean(vb):.3f} "
+                    f"({statistics.mean(va) - statistics.mean(vb):+.3f}: {v}){mark}"
+                )
     return {"markdown": "\n".join(lines), "few_shot_mean": few_mean, "comparison": comparison}
 
 
@@ -416,11 +570,12 @@ def _label(setting: str) -> str:
 
 # --- main -----------------------------------------------------------------------------------------
 
+
 def _task_of(name: str) -> Optional[str]:
     """The task of a data set name: demo_<task> is <task>'s shipped demo set, any other name a real
     set of bench_data.TASKS; None when neither."""
     if name.startswith("demo_"):
-        task = name[len("demo_"):]
+        task = name[len("demo_") :]
         return task if task in CANDIDATES else None
     return bench_data.TASKS.get(name)
 
@@ -428,9 +583,18 @@ def _task_of(name: str) -> Optional[str]:
 DEFAULT_CANDIDATES = ("fast", "accurate", "fast-old-regime", *REFERENCES)
 
 
-def main(data_dir: Optional[Path], out: Path, quick: bool = False, shots: Sequence[int] = (1, 5),
-         seeds: Sequence[int] = (0, 1, 2), minutes: float = 0, sets: Optional[Sequence[str]] = None,
-         candidates: Optional[Sequence[str]] = None, heavy_all: bool = False, command: str = "") -> Dict:
+def main(
+    data_dir: Optional[Path],
+    out: Path,
+    quick: bool = False,
+    shots: Sequence[int] = (1, 5),
+    seeds: Sequence[int] = (0, 1, 2),
+    minutes: float = 0,
+    sets: Optional[Sequence[str]] = None,
+    candidates: Optional[Sequence[str]] = None,
+    heavy_all: bool = False,
+    command: str = "",
+) -> Dict:
     """``sets``: data set names (default SETS, --quick QUICK_SETS); ``candidates``: names to keep
     (default DEFAULT_CANDIDATES: the profiles, the former regime, the references); ``minutes``: start
     no training after that long (0 = no limit; what was left out is listed). ``heavy_all``: HEAVY
@@ -445,7 +609,9 @@ def main(data_dir: Optional[Path], out: Path, quick: bool = False, shots: Sequen
         tasks = {n: _task_of(n) for n in sets}
         unknown = [n for n, t in tasks.items() if t is None]
         if unknown:
-            raise ValueError(f"unknown data set {unknown[0]!r}; choose from {', '.join(n for v in SETS.values() for n in v)}")
+            raise ValueError(
+                f"unknown data set {unknown[0]!r}; choose from {', '.join(n for v in SETS.values() for n in v)}"
+            )
         sets = {t: [n for n in sets if tasks[n] == t] for t in CANDIDATES if any(tasks[n] == t for n in sets)}
     else:
         sets = default
@@ -466,13 +632,21 @@ def main(data_dir: Optional[Path], out: Path, quick: bool = False, shots: Sequen
     # short by --students-minutes, the first sets are complete
     # the whole pool right after the first seed: the fraction of full-shot needs it
     stages = [(k, seeds[0]) for k in shots] + [(FULL, 0)] + [(k, s) for s in seeds[1:] for k in shots]
-    jobs = [(n, c, k, s) for task in sets for n in sets[task] for k, s in stages for c in chosen[task]
-            if heavy_all or c not in HEAVY or k != FULL]  # fmt: skip
+    jobs = [
+        (n, c, k, s)
+        for task in sets
+        for n in sets[task]
+        for k, s in stages
+        for c in chosen[task]
+        if heavy_all or c not in HEAVY or k != FULL
+    ]
     settings = [f"k{k}" for k in shots] + ["full"]
-    print(f"Student configs: {sum(len(v) for v in chosen.values())} candidates on "
-          f"{', '.join(preps)}; {', '.join(f'{k}-shot' for k in shots)} x seeds {list(seeds)} and the "
-          f"whole pool (seed 0), each by its own training regime; pool {SIZES['pool']}, dev {SIZES['dev']}, "
-          f"test {SIZES['test']} (demo sets: their own splits); {len(jobs)} trainings, one at a time, one thread")
+    print(
+        f"Student configs: {sum(len(v) for v in chosen.values())} candidates on "
+        f"{', '.join(preps)}; {', '.join(f'{k}-shot' for k in shots)} x seeds {list(seeds)} and the "
+        f"whole pool (seed 0), each by its own training regime; pool {SIZES['pool']}, dev {SIZES['dev']}, "
+        f"test {SIZES['test']} (demo sets: their own splits); {len(jobs)} trainings, one at a time, one thread"
+    )
     gold, results, skipped, t0 = {}, [], [], time.time()
     for i, (n, c, k, s) in enumerate(jobs, 1):
         prep = preps[n]
@@ -490,29 +664,44 @@ def main(data_dir: Optional[Path], out: Path, quick: bool = False, shots: Sequen
                 runs.write_seed(prep, k, s, train_file)
         r = train_one(prep, c, k, s, train_file, gold[n], code, cache_dir)
         results.append(r)
-        print(f"  [{i}/{len(jobs)}] {r['name']}: dev {r['dev']:.3f} test {r['test']:.3f} "
-              f"({r['steps']} steps, {r['train_s']:.0f} s; {time.time() - t0:.0f} s in all)", flush=True)
+        print(
+            f"  [{i}/{len(jobs)}] {r['name']}: dev {r['dev']:.3f} test {r['test']:.3f} "
+            f"({r['steps']} steps, {r['train_s']:.0f} s; {time.time() - t0:.0f} s in all)",
+            flush=True,
+        )
     if skipped:
         print(f"  time limit ({minutes} min): {len(skipped)} trainings left out, e.g. {skipped[0]}")
     tables = {task: table(task, results, sets[task], settings) for task in sets}
-    header = (f"Student configs benchmark, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.node()} "
-              f"({os.cpu_count()} CPUs, one training at a time, OMP_NUM_THREADS=1); code {code}\n\n"
-              f"Command: `{command or 'bin/bench --only students'}`\n\n"
-              f"Every candidate trains by its own regime (the steps column of students.json: [evokd] train_epochs, "
-              f"min_train_steps, training.max_steps as the cap; candidates without one: {FIXED_STEPS} steps) on k-shot "
-              f"seeds ({', '.join(f'{k}-shot' for k in shots)}; k per label; seeds {list(seeds)}) and on the whole pool "
-              f"('full', seed 0), model-best on dev; pool {SIZES['pool']}, dev {SIZES['dev']}, test {SIZES['test']} for "
-              f"the real sets, the demo sets' own splits. `s / training (CPU s)`: wall seconds of `spacy train` (start-up "
-              f"included) and the CPU seconds of its process; `words/s (eval)`: the saved student's `nlp.pipe` over dev + test, one thread.\n")  # fmt: skip
-    legend = "\n".join(f"- {task} `{c}`: {CANDIDATES[task][c][0]}" + (" (few-shot settings only)"
-                                                                       if c in HEAVY and not heavy_all else "")
-                       for task in sets for c in chosen[task])  # fmt: skip
+    header = (
+        f"Student configs benchmark, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.node()} "
+        f"({os.cpu_count()} CPUs, one training at a time, OMP_NUM_THREADS=1); code {code}\n\n"
+        f"Command: `{command or 'bin/bench --only students'}`\n\n"
+        f"Every candidate trains by its own regime (the steps column of students.json: [evokd] train_epochs, "
+        f"min_train_steps, training.max_steps as the cap; candidates without one: {FIXED_STEPS} steps) on k-shot "
+        f"seeds ({', '.join(f'{k}-shot' for k in shots)}; k per label; seeds {list(seeds)}) and on the whole pool "
+        f"('full', seed 0), model-best on dev; pool {SIZES['pool']}, dev {SIZES['dev']}, test {SIZES['test']} for "
+        f"the real sets, the demo sets' own splits. `s / training (CPU s)`: wall seconds of `spacy train` (start-up "
+        f"included) and the CPU seconds of its process; `words/s (eval)`: the saved student's `nlp.pipe` over dev + test, one thread.\n"
+    )
+    legend = "\n".join(
+        f"- {task} `{c}`: {CANDIDATES[task][c][0]}"
+        + (" (few-shot settings only)" if c in HEAVY and not heavy_all else "")
+        for task in sets
+        for c in chosen[task]
+    )
     md = header + "\nCandidates:\n" + legend + "\n\n" + "\n\n".join(t["markdown"] for t in tables.values()) + "\n"
     if skipped:
         md += f"\nLeft out by the time limit: {len(skipped)} trainings ({', '.join(skipped[:6])}{' ...' if len(skipped) > 6 else ''}).\n"
     print("\n" + md)
-    result = {"results": results, "tables": tables, "skipped": skipped, "code": code, "seeds": list(seeds),
-              "shots": list(shots), "markdown": md}  # fmt: skip
+    result = {
+        "results": results,
+        "tables": tables,
+        "skipped": skipped,
+        "code": code,
+        "seeds": list(seeds),
+        "shots": list(shots),
+        "markdown": md,
+    }
     (out / "students.json").write_text(json.dumps(result, indent=1))
     (out / "students.md").write_text(md, encoding="utf8")
     return result

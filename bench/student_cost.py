@@ -7,6 +7,7 @@
   openai.cfg and its configured prices) sent in batches to the local test server, which counts
   prompt and completion tokens; the student's cost per 1,000 texts at an assumed CPU price.
 """
+
 import json
 import os
 import resource
@@ -40,8 +41,15 @@ def measure(model: Path, texts_path: Path) -> Dict:
     n = sum(1 for _ in nlp.pipe(texts, batch_size=64))
     secs = time.time() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"docs": n, "seconds": secs, "docs_per_s": n / secs, "load_s": load_s, "peak_rss_mb": peak,
-            "rss_after_import_mb": base, "model_rss_mb": _rss_mb() - base}  # fmt: skip
+    return {
+        "docs": n,
+        "seconds": secs,
+        "docs_per_s": n / secs,
+        "load_s": load_s,
+        "peak_rss_mb": peak,
+        "rss_after_import_mb": base,
+        "model_rss_mb": _rss_mb() - base,
+    }
 
 
 def _rss_mb() -> float:
@@ -56,8 +64,10 @@ def _train(config_name: str, prep, steps: int, out: Path) -> Path:
     from spacy_evokd import student
     from spacy_evokd.config import load_config
 
-    config = load_config(ROOT / "configs" / config_name, {"training.max_steps": steps, "training.eval_frequency": steps,
-                                                          "evokd.labels": prep.labels})  # fmt: skip
+    config = load_config(
+        ROOT / "configs" / config_name,
+        {"training.max_steps": steps, "training.eval_frequency": steps, "evokd.labels": prep.labels},
+    )
     return student.train(config, prep.dev, prep.dev, out)
 
 
@@ -71,9 +81,15 @@ def teacher_cost(prep, n_texts: int) -> Dict:
     texts_path = prep.test.with_suffix(".jsonl")
     texts = [json.loads(l)["text"] for l in texts_path.read_text(encoding="utf8").splitlines() if l.strip()][:n_texts]
     with FakeOpenAIServer(PoolResponder(texts_path, get_task(prep.task), prep.labels, mischief=False)) as server:
-        config = load_config(ROOT / "configs/textcat_fast.cfg", {
-            "evokd.labels": prep.labels, "evokd.teacher.model.base_url": server.base_url,
-            "evokd.teacher.model.api_key_env": None}, teacher=ROOT / "configs/teachers/openai.cfg")  # fmt: skip
+        config = load_config(
+            ROOT / "configs/textcat_fast.cfg",
+            {
+                "evokd.labels": prep.labels,
+                "evokd.teacher.model.base_url": server.base_url,
+                "evokd.teacher.model.api_key_env": None,
+            },
+            teacher=ROOT / "configs/teachers/openai.cfg",
+        )
         config["evokd"]["label_definitions"] = {}
         config["evokd"]["task_description"] = prep.name
         _, teacher = resolve_evokd(config)
@@ -82,10 +98,18 @@ def teacher_cost(prep, n_texts: int) -> Dict:
             labelled += len(teacher.label(texts[i : i + LABEL_BATCH]).samples)
         usage = teacher.drain_usage()
     model = teacher.model
-    return {"model": model.name, "texts": len(texts), "labelled": labelled, "requests": usage.requests,
-            "prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens, "cost": usage.cost,
-            "price_in": model.price_in, "price_out": model.price_out,
-            "usd_per_1k": usage.cost / max(1, len(texts)) * 1000}  # fmt: skip
+    return {
+        "model": model.name,
+        "texts": len(texts),
+        "labelled": labelled,
+        "requests": usage.requests,
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "cost": usage.cost,
+        "price_in": model.price_in,
+        "price_out": model.price_out,
+        "usd_per_1k": usage.cost / max(1, len(texts)) * 1000,
+    }
 
 
 def main(data_dir: Path, out: Path, n_texts: int, sizes: Dict) -> Dict:
@@ -93,33 +117,50 @@ def main(data_dir: Path, out: Path, n_texts: int, sizes: Dict) -> Dict:
 
     prep = bench_data.prepare(data_dir, "emotion", out / "work", sizes["pool"], sizes["dev"], n_texts)
     texts = prep.test.with_suffix(".jsonl")
-    print(f"Student cost on {prep.sizes['test']} emotion test texts (one thread each; students briefly trained on "
-          f"{prep.sizes['dev']} dev texts: speed does not depend on accuracy)")
+    print(
+        f"Student cost on {prep.sizes['test']} emotion test texts (one thread each; students briefly trained on "
+        f"{prep.sizes['dev']} dev texts: speed does not depend on accuracy)"
+    )
     students = {}
     for kind, cfg, steps in (("fast", "textcat_fast.cfg", 50), ("accurate", "textcat_accurate.cfg", 4)):
         model = _train(cfg, prep, steps, out / "work" / f"student_{kind}")
         env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", HF_HUB_OFFLINE="1")
-        proc = subprocess.run([sys.executable, __file__, "--measure", str(model), str(texts)], env=env,
-                              capture_output=True, text=True, check=True)  # fmt: skip
+        proc = subprocess.run(
+            [sys.executable, __file__, "--measure", str(model), str(texts)],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         students[kind] = json.loads(proc.stdout.strip().splitlines()[-1])
     teacher = teacher_cost(prep, min(1000, prep.sizes["test"]))
-    print(f"{'student':>8} {'docs/s':>8} {'peak RSS MB':>11} {'model + inference MB':>20} {'load s':>6} {'USD per 1k texts':>16}")
+    print(
+        f"{'student':>8} {'docs/s':>8} {'peak RSS MB':>11} {'model + inference MB':>20} {'load s':>6} {'USD per 1k texts':>16}"
+    )
     for kind, s in students.items():
         s["usd_per_1k"] = 1000 / s["docs_per_s"] / 3600 * CPU_USD_PER_HOUR
-        print(f"{kind:>8} {s['docs_per_s']:>8.0f} {s['peak_rss_mb']:>11.0f} {s['model_rss_mb']:>20.0f} {s['load_s']:>6.1f} "
-              f"{s['usd_per_1k']:>16.7f}")
+        print(
+            f"{kind:>8} {s['docs_per_s']:>8.0f} {s['peak_rss_mb']:>11.0f} {s['model_rss_mb']:>20.0f} {s['load_s']:>6.1f} "
+            f"{s['usd_per_1k']:>16.7f}"
+        )
     cnn, trf = students["fast"], students["accurate"]
-    print(f"  fast (BOW) / accurate (MiniLM): {cnn['docs_per_s'] / trf['docs_per_s']:.1f}x the speed, "
-          f"{cnn['peak_rss_mb'] / trf['peak_rss_mb']:.2f}x the peak memory "
-          f"({cnn['model_rss_mb'] / trf['model_rss_mb']:.2f}x the memory the model and inference add to the "
-          f"imported libraries: spaCy, torch, plugins)")
-    print(f"Teacher ({teacher['model']} at ${teacher['price_in']}/${teacher['price_out']} per M input/output tokens, "
-          f"labelling prompts in batches of {LABEL_BATCH}): {teacher['prompt_tokens'] + teacher['completion_tokens']:,} "
-          f"tokens (the test server counts 4 characters a token) for {teacher['texts']} texts = "
-          f"${teacher['usd_per_1k']:.4f} per 1k texts")
+    print(
+        f"  fast (BOW) / accurate (MiniLM): {cnn['docs_per_s'] / trf['docs_per_s']:.1f}x the speed, "
+        f"{cnn['peak_rss_mb'] / trf['peak_rss_mb']:.2f}x the peak memory "
+        f"({cnn['model_rss_mb'] / trf['model_rss_mb']:.2f}x the memory the model and inference add to the "
+        f"imported libraries: spaCy, torch, plugins)"
+    )
+    print(
+        f"Teacher ({teacher['model']} at ${teacher['price_in']}/${teacher['price_out']} per M input/output tokens, "
+        f"labelling prompts in batches of {LABEL_BATCH}): {teacher['prompt_tokens'] + teacher['completion_tokens']:,} "
+        f"tokens (the test server counts 4 characters a token) for {teacher['texts']} texts = "
+        f"${teacher['usd_per_1k']:.4f} per 1k texts"
+    )
     for kind, s in students.items():
-        print(f"  teacher / {kind} student cost per 1k texts: {teacher['usd_per_1k'] / s['usd_per_1k']:,.0f}x "
-              f"(student at ${CPU_USD_PER_HOUR}/vCPU-hour, an assumption)")
+        print(
+            f"  teacher / {kind} student cost per 1k texts: {teacher['usd_per_1k'] / s['usd_per_1k']:,.0f}x "
+            f"(student at ${CPU_USD_PER_HOUR}/vCPU-hour, an assumption)"
+        )
     result = {"students": students, "teacher": teacher, "cpu_usd_per_hour": CPU_USD_PER_HOUR}
     (out / "student_cost.json").write_text(json.dumps(result, indent=1))
     return result

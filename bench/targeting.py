@@ -14,6 +14,7 @@
 
 All runs go through the product's loop (`spacy train` subprocesses), two at a time.
 """
+
 import json
 import os
 import statistics
@@ -61,8 +62,11 @@ def summarise(name: str, task: str, k: int, results: List[Dict], per_round: int)
     head = " ".join(f"{s + ' dev':>14}" for s in strategies) + " " + " ".join(f"{s + ' test':>14}" for s in strategies)
     print(f"{'round':>5} {'samples':>7} {head}")
     for i in range(n_rounds):
-        cells = " ".join(f"{_ms(dev[s][i]):>14}" for s in strategies) + " " + \
-                " ".join(f"{_ms(test[s][i]):>14}" for s in strategies)  # fmt: skip
+        cells = (
+            " ".join(f"{_ms(dev[s][i]):>14}" for s in strategies)
+            + " "
+            + " ".join(f"{_ms(test[s][i]):>14}" for s in strategies)
+        )
         print(f"{i:>5} {i * per_round:>7} {cells}")
     last = n_rounds - 1
     final = {s: _mean(test[s][last]) for s in strategies}
@@ -72,19 +76,37 @@ def summarise(name: str, task: str, k: int, results: List[Dict], per_round: int)
         for base in BASELINES:
             if base in final and ours in final:
                 verdict = runs.verdict(test[ours][last], test[base][last])
-                gaps[f"{ours} vs {base}"] = {"final_test": final[ours] - final[base], "verdict": verdict,
-                                             "mean_test_rounds": area[ours] - area[base]}  # fmt: skip
-                print(f"  gap at equal budget ({last * per_round} samples), {ours} - {base}: test "
-                      f"{final[ours] - final[base]:+.3f} at round {last}, {area[ours] - area[base]:+.3f} averaged over "
-                      f"rounds 1-{last} -> {ours} {verdict}")  # fmt: skip
-    return {"dataset": name, "task": task, "k": k, "seeds": seeds, "per_round": per_round, "metric": metric,
-            "dev": dev, "test": test, "final_test": final, "mean_test_rounds": area, "gaps": gaps}  # fmt: skip
+                gaps[f"{ours} vs {base}"] = {
+                    "final_test": final[ours] - final[base],
+                    "verdict": verdict,
+                    "mean_test_rounds": area[ours] - area[base],
+                }
+                print(
+                    f"  gap at equal budget ({last * per_round} samples), {ours} - {base}: test "
+                    f"{final[ours] - final[base]:+.3f} at round {last}, {area[ours] - area[base]:+.3f} averaged over "
+                    f"rounds 1-{last} -> {ours} {verdict}"
+                )
+    return {
+        "dataset": name,
+        "task": task,
+        "k": k,
+        "seeds": seeds,
+        "per_round": per_round,
+        "metric": metric,
+        "dev": dev,
+        "test": test,
+        "final_test": final,
+        "mean_test_rounds": area,
+        "gaps": gaps,
+    }
 
 
 def _purchases(loops: List[Dict], arms: Sequence[str]) -> None:
     """Per arm: samples accepted per round, teacher seconds per round, and source = "auto"'s
     mean share of generation per round (its split decisions)."""
-    print("\nWhat each arm bought (mean over runs): accepted samples per round, teacher seconds per round, auto's generation share by round")
+    print(
+        "\nWhat each arm bought (mean over runs): accepted samples per round, teacher seconds per round, auto's generation share by round"
+    )
     for arm in arms:
         rs = [r for r in loops if r["strategy"] == arm]
         if not rs:
@@ -94,7 +116,10 @@ def _purchases(loops: List[Dict], arms: Sequence[str]) -> None:
         line = f"  {arm:>11}: {accepted:5.1f} accepted, {teacher_s:6.2f} s teacher"
         shares = [[(src.get("split") or {}).get("generate_share") for src in (r.get("sources") or [])[1:]] for r in rs]
         if any(v is not None for row in shares for v in row):
-            by_round = [_mean([row[i] for row in shares if i < len(row) and row[i] is not None]) for i in range(max(map(len, shares)))]
+            by_round = [
+                _mean([row[i] for row in shares if i < len(row) and row[i] is not None])
+                for i in range(max(map(len, shares)))
+            ]
             line += "; generation share " + " ".join(f"{v:.2f}" for v in by_round)
         print(line)
 
@@ -105,23 +130,40 @@ def _job(kind: str, args: tuple) -> Dict:
     return runs.run_loop(*args)
 
 
-def main(data_dir: Path, out: Path, names: Sequence[str], shots: Sequence[int], seeds: Sequence[int], scale: runs.Scale,
-         sizes: Dict[str, int], full_steps: int, workers: int = 2, arms: Sequence[str] = ()) -> Dict:
+def main(
+    data_dir: Path,
+    out: Path,
+    names: Sequence[str],
+    shots: Sequence[int],
+    seeds: Sequence[int],
+    scale: runs.Scale,
+    sizes: Dict[str, int],
+    full_steps: int,
+    workers: int = 2,
+    arms: Sequence[str] = (),
+) -> Dict:
     work = out / "work"
     cache = out / "runs"
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # two runs share the cores: one BLAS thread each
     print(f"Targeting value + fraction of full-shot on {', '.join(names)} from {data_dir}")
-    print(f"  scale: pool {sizes['pool']} train texts per data set, dev {sizes['dev']}, test {sizes['test']} "
-          f"(random subsets, fixed); {scale.rounds} rounds x {scale.per_round} samples; student = configs/<task>_{runs.PROFILE}.cfg, "
-          f"{scale.max_steps} steps seed round, {scale.warm_start_steps} warm-start steps per round; "
-          f"full-shot: the student's own regime on the whole train split, at most {full_steps} steps; seeds {list(seeds)}, shots {list(shots)}")
+    print(
+        f"  scale: pool {sizes['pool']} train texts per data set, dev {sizes['dev']}, test {sizes['test']} "
+        f"(random subsets, fixed); {scale.rounds} rounds x {scale.per_round} samples; student = configs/<task>_{runs.PROFILE}.cfg, "
+        f"{scale.max_steps} steps seed round, {scale.warm_start_steps} warm-start steps per round; "
+        f"full-shot: the student's own regime on the whole train split, at most {full_steps} steps; seeds {list(seeds)}, shots {list(shots)}"
+    )
     preps = {n: bench_data.prepare(data_dir, n, work, sizes["pool"], sizes["dev"], sizes["test"]) for n in names}
     arms = [a for a in runs.STRATEGIES if not arms or a in arms]
     with_full = "evokd" in arms  # the fraction-of-full-shot table is the evokd arm's
     jobs = [("full", (preps[n], full_steps, cache)) for n in names] if with_full else []
     # seed-major: an interrupted suite has every data set and shot at the first seeds (reruns reuse runs/)
-    jobs += [("loop", (preps[n], strategy, k, seed, scale, cache))
-             for seed in seeds for n in names for k in shots for strategy in arms]  # fmt: skip
+    jobs += [
+        ("loop", (preps[n], strategy, k, seed, scale, cache))
+        for seed in seeds
+        for n in names
+        for k in shots
+        for strategy in arms
+    ]
     t0 = time.time()
     done: List[Dict] = []
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
@@ -142,36 +184,74 @@ def main(data_dir: Path, out: Path, names: Sequence[str], shots: Sequence[int], 
     shown = [a for a in runs.OURS + BASELINES if a in arms]
     print(f"{'data set':>10} {'k':>2}" + "".join(f"{a:>11}" for a in shown))
     for t in tables:
-        print(f"{t['dataset']:>10} {t['k']:>2}" + "".join(f"{t['final_test'].get(a, float('nan')):>11.3f}" for a in shown))
+        print(
+            f"{t['dataset']:>10} {t['k']:>2}" + "".join(f"{t['final_test'].get(a, float('nan')):>11.3f}" for a in shown)
+        )
     _purchases(loops, arms)
     for ours in [o for o in runs.OURS if o in arms]:
-        print(f"  {ours} vs " + "; ".join(f"{b}: " + ", ".join(t["gaps"][f"{ours} vs {b}"]["verdict"] for t in tables
-                                                              if f"{ours} vs {b}" in t["gaps"]) for b in BASELINES))  # fmt: skip
-        ahead = sum(all(t["gaps"].get(f"{ours} vs {b}", {}).get("verdict") == "ahead" for b in BASELINES) for t in tables)
-        print(f"  {ours} ahead of all {len(BASELINES)} baselines (by the verdict rule) in {ahead} of {len(tables)} settings")
+        print(
+            f"  {ours} vs "
+            + "; ".join(
+                f"{b}: "
+                + ", ".join(t["gaps"][f"{ours} vs {b}"]["verdict"] for t in tables if f"{ours} vs {b}" in t["gaps"])
+                for b in BASELINES
+            )
+        )
+        ahead = sum(
+            all(t["gaps"].get(f"{ours} vs {b}", {}).get("verdict") == "ahead" for b in BASELINES) for t in tables
+        )
+        print(
+            f"  {ours} ahead of all {len(BASELINES)} baselines (by the verdict rule) in {ahead} of {len(tables)} settings"
+        )
 
-    result = {"scale": scale.__dict__, "sizes": sizes, "full_steps": full_steps, "tables": tables, "fractions": [],
-              "wall_s": time.time() - t0}  # fmt: skip
+    result = {
+        "scale": scale.__dict__,
+        "sizes": sizes,
+        "full_steps": full_steps,
+        "tables": tables,
+        "fractions": [],
+        "wall_s": time.time() - t0,
+    }
     if not with_full:
         (out / "targeting.json").write_text(json.dumps(result, indent=1))
         return result
     print("\nFraction of full-shot (test score; full-shot = the same default student on the whole train split)")
-    print(f"{'data set':>10} {'full-shot':>9} {'train docs':>10} {'1-shot seed':>11} {'1-shot+evokd':>12} {'seed/full':>9} {'evokd/full':>10}")
+    print(
+        f"{'data set':>10} {'full-shot':>9} {'train docs':>10} {'1-shot seed':>11} {'1-shot+evokd':>12} {'seed/full':>9} {'evokd/full':>10}"
+    )
     fractions = []
     k1 = min(shots)
     for n in names:
         t = next(t for t in tables if t["dataset"] == n and t["k"] == k1)
         seed_only, evokd = _mean(t["test"]["evokd"][0]), t["final_test"]["evokd"]
         fs = full[n]["test"]
-        row = {"dataset": n, "k": k1, "full_shot": fs, "seed_only": seed_only, "evokd": evokd,
-               "seed_ratio": seed_only / fs if fs else float("nan"), "evokd_ratio": evokd / fs if fs else float("nan"),
-               "full_shot_steps": full[n]["steps"], "train_docs": full[n]["train_docs"]}  # fmt: skip
+        row = {
+            "dataset": n,
+            "k": k1,
+            "full_shot": fs,
+            "seed_only": seed_only,
+            "evokd": evokd,
+            "seed_ratio": seed_only / fs if fs else float("nan"),
+            "evokd_ratio": evokd / fs if fs else float("nan"),
+            "full_shot_steps": full[n]["steps"],
+            "train_docs": full[n]["train_docs"],
+        }
         fractions.append(row)
-        print(f"{n:>10} {fs:>9.3f} {row['train_docs']:>10,} {seed_only:>11.3f} {evokd:>12.3f} "
-              f"{row['seed_ratio']:>9.0%} {row['evokd_ratio']:>10.0%}")
-    print(f"  ({k1}-shot + {scale.rounds} rounds x {scale.per_round} samples from the simulated teacher; "
-          f"the EvoKD paper reports up to 90% of full-shot with a real LLM)")
-    result = {"scale": scale.__dict__, "sizes": sizes, "full_steps": full_steps, "tables": tables,
-              "fractions": fractions, "wall_s": time.time() - t0}  # fmt: skip
+        print(
+            f"{n:>10} {fs:>9.3f} {row['train_docs']:>10,} {seed_only:>11.3f} {evokd:>12.3f} "
+            f"{row['seed_ratio']:>9.0%} {row['evokd_ratio']:>10.0%}"
+        )
+    print(
+        f"  ({k1}-shot + {scale.rounds} rounds x {scale.per_round} samples from the simulated teacher; "
+        f"the EvoKD paper reports up to 90% of full-shot with a real LLM)"
+    )
+    result = {
+        "scale": scale.__dict__,
+        "sizes": sizes,
+        "full_steps": full_steps,
+        "tables": tables,
+        "fractions": fractions,
+        "wall_s": time.time() - t0,
+    }
     (out / "targeting.json").write_text(json.dumps(result, indent=1))
     return result

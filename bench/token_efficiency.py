@@ -5,6 +5,7 @@ prompts, so the figures show what the prompts cost, not what a particular LLM wo
 
     python bench/token_efficiency.py [--task textcat] [--rounds 3] [--out bench/results/tokens_<task>.json]
 """
+
 import argparse
 import json
 import subprocess
@@ -35,15 +36,37 @@ def main(task: str, rounds: int, out: Path) -> dict:
         tmp = Path(tmp)
         py = [sys.executable, "-m", "spacy_evokd"]
         for split in ("train", "dev"):
-            subprocess.run(py + ["convert", str(ROOT / f"assets/demo/{task}/{split}.jsonl"), str(tmp / f"{split}.spacy"),
-                                 "--task", task], check=True, capture_output=True)  # fmt: skip
-        subprocess.run(py + ["seed", str(tmp / "train.spacy"), str(tmp / "seed.spacy"), "--task", task, "--k", "1"],
-                       check=True, capture_output=True)  # fmt: skip
-        with FakeOpenAIServer(PoolResponder(ROOT / f"assets/demo/{task}/train.jsonl", get_task(task), labels)) as server:
-            ov = {"paths.train": str(tmp / "seed.spacy"), "paths.dev": str(tmp / "dev.spacy"), "paths.test": "",
-                  "paths.pool": str(ROOT / f"assets/demo/{task}/train.jsonl"), "evokd.rounds": rounds,
-                  "training.max_steps": 50, "evokd.teacher.model.base_url": server.base_url,
-                  "evokd.teacher.model.name": "bench-llm", "evokd.teacher.model.api_key_env": None}  # fmt: skip
+            subprocess.run(
+                py
+                + [
+                    "convert",
+                    str(ROOT / f"assets/demo/{task}/{split}.jsonl"),
+                    str(tmp / f"{split}.spacy"),
+                    "--task",
+                    task,
+                ],
+                check=True,
+                capture_output=True,
+            )
+        subprocess.run(
+            py + ["seed", str(tmp / "train.spacy"), str(tmp / "seed.spacy"), "--task", task, "--k", "1"],
+            check=True,
+            capture_output=True,
+        )
+        with FakeOpenAIServer(
+            PoolResponder(ROOT / f"assets/demo/{task}/train.jsonl", get_task(task), labels)
+        ) as server:
+            ov = {
+                "paths.train": str(tmp / "seed.spacy"),
+                "paths.dev": str(tmp / "dev.spacy"),
+                "paths.test": "",
+                "paths.pool": str(ROOT / f"assets/demo/{task}/train.jsonl"),
+                "evokd.rounds": rounds,
+                "training.max_steps": 50,
+                "evokd.teacher.model.base_url": server.base_url,
+                "evokd.teacher.model.name": "bench-llm",
+                "evokd.teacher.model.api_key_env": None,
+            }
             evolve(cfg, tmp / "run", ov, teacher=ROOT / "configs/teachers/local_server.cfg", echo=lambda _: None)
         run = RunDir(tmp / "run")
         recs = run.load_records()[1:]
@@ -52,18 +75,28 @@ def main(task: str, rounds: int, out: Path) -> dict:
             steps[row["round"]][row["step"]] += row["prompt_tokens"] + row["completion_tokens"]
     rows = []
     print(f"Token efficiency ({task}, {rounds} rounds, local test server; tokens = server counts of the real prompts)")
-    print(f"{'round':>5} {'generated':>9} {'accepted':>8} {'acc/gen':>7} {'tokens':>8} {'tok/accepted':>12} "
-          f"{'analysis':>8} {'generate':>8} {'label':>6}")  # fmt: skip
+    print(
+        f"{'round':>5} {'generated':>9} {'accepted':>8} {'acc/gen':>7} {'tokens':>8} {'tok/accepted':>12} "
+        f"{'analysis':>8} {'generate':>8} {'label':>6}"
+    )
     for r in recs:
         tokens = r.usage["total_tokens"]
-        row = {"round": r.round, "generated": r.generated, "accepted": r.accepted,
-               "accepted_ratio": r.accepted / max(1, r.generated), "tokens": tokens,
-               "tokens_per_accepted": tokens / max(1, r.accepted), "by_step": dict(steps[r.round]),
-               "rejected": r.rejected}  # fmt: skip
+        row = {
+            "round": r.round,
+            "generated": r.generated,
+            "accepted": r.accepted,
+            "accepted_ratio": r.accepted / max(1, r.generated),
+            "tokens": tokens,
+            "tokens_per_accepted": tokens / max(1, r.accepted),
+            "by_step": dict(steps[r.round]),
+            "rejected": r.rejected,
+        }
         rows.append(row)
         st = row["by_step"]
-        print(f"{row['round']:>5} {row['generated']:>9} {row['accepted']:>8} {row['accepted_ratio']:>7.2f} {tokens:>8,} "
-              f"{row['tokens_per_accepted']:>12.0f} {st.get('analysis', 0):>8,} {st.get('generate', 0):>8,} {st.get('label', 0):>6,}")  # fmt: skip
+        print(
+            f"{row['round']:>5} {row['generated']:>9} {row['accepted']:>8} {row['accepted_ratio']:>7.2f} {tokens:>8,} "
+            f"{row['tokens_per_accepted']:>12.0f} {st.get('analysis', 0):>8,} {st.get('generate', 0):>8,} {st.get('label', 0):>6,}"
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"task": task, "rounds": rows}, indent=2))
     return {"task": task, "rounds": rows}

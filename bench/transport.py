@@ -5,6 +5,7 @@ the only way to run it offline). Also: a requests-per-minute limit under concurr
 
     python bench/transport.py [--prompts 128] [--latency 0.2] [--out bench/results/transport.json]
 """
+
 import argparse
 import json
 import sys
@@ -24,8 +25,16 @@ def spacy_llm_model(base_url: str):
         def _verify_auth(self) -> None:  # spacy-llm would GET api.openai.com/v1/models here
             pass
 
-    return OfflineOpenAI(name="bench-model", endpoint=f"{base_url}/chat/completions", config={}, strict=True,
-                         max_tries=3, interval=1.0, max_request_time=30, context_length=None)  # fmt: skip
+    return OfflineOpenAI(
+        name="bench-model",
+        endpoint=f"{base_url}/chat/completions",
+        config={},
+        strict=True,
+        max_tries=3,
+        interval=1.0,
+        max_request_time=30,
+        context_length=None,
+    )
 
 
 def timed(fn) -> float:
@@ -74,10 +83,14 @@ def main(prompts: int, latency: float, out: Path) -> dict:
     for r in results["rows"]:
         r["requests_per_s"] = prompts / r["seconds"]
         r["ratio"] = base / r["seconds"]
-        print(f"{r['client']:40} {r['concurrency']:>5} {r['seconds']:>8.2f} {r['requests_per_s']:>7.1f} {r['ratio']:>11.1f}")
+        print(
+            f"{r['client']:40} {r['concurrency']:>5} {r['seconds']:>8.2f} {r['requests_per_s']:>7.1f} {r['ratio']:>11.1f}"
+        )
     rl = results["rate_limit"]
-    print(f"rate limit {rl['limit_per_window']} per {rl['window_s']} s at concurrency 16: "
-          f"at most {rl['max_seen_in_any_window']} requests sent in any window (client clock)")
+    print(
+        f"rate limit {rl['limit_per_window']} per {rl['window_s']} s at concurrency 16: "
+        f"at most {rl['max_seen_in_any_window']} requests sent in any window (client clock)"
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
     return results

@@ -15,6 +15,7 @@ the predicted labels: label-stratified coverage.
 ``need`` (the uncertainty) goes with each pick: LLKD's weight = teacher confidence x need
 (selection.llkd_weights), which the loop's training honours (augment.copies).
 """
+
 from dataclasses import dataclass
 from typing import Dict, List, Sequence, Set
 
@@ -36,8 +37,9 @@ def _classes(nlp, task: Task, texts: Sequence[str]) -> List[str]:
     return [task.sample_class(task.predicted_sample(doc, nlp)) for doc in nlp.pipe(texts)]
 
 
-def pick(pool: PoolSource, nlp, task: Task, n: int, seen: Set[str], covered: Sequence[str],
-         stratified: bool) -> List[Pick]:  # fmt: skip
+def pick(
+    pool: PoolSource, nlp, task: Task, n: int, seen: Set[str], covered: Sequence[str], stratified: bool
+) -> List[Pick]:
     """``n`` unused pool texts (``seen``: normalised texts already used; the picks are added to
     it). ``covered``: the texts the student trains on already (seed and earlier rounds)."""
     if n <= 0:

@@ -16,6 +16,7 @@ required, ``additionalProperties: false`` everywhere, enums for labels and ids, 
               call still decides, and a disagreement is counted (validation.label_disagreements).
   labelling   {"answers": [{"id", "label"} | {"id", "entities"}] x n}, ids 1..n
 """
+
 from typing import Any, Dict, List, Sequence
 
 from .ty import Task

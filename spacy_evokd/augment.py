@@ -16,6 +16,7 @@ Why "first example of every pass": spaCy iterates the corpus several times while
 (each component's ``initialize`` reads it) and then once more for training; each pass must yield
 the same examples. The augmenter only reads DocBins written beforehand; it never calls a teacher.
 """
+
 import math
 import random
 from pathlib import Path
@@ -48,8 +49,14 @@ def doc_weight(doc: Doc) -> float:
 
 
 class EvolvingAugmenter:
-    def __init__(self, rounds_dir: str, recency_decay: float = 1.0, max_round: Optional[int] = None,
-                 use_weights: bool = True, seed: int = 0):  # fmt: skip
+    def __init__(
+        self,
+        rounds_dir: str,
+        recency_decay: float = 1.0,
+        max_round: Optional[int] = None,
+        use_weights: bool = True,
+        seed: int = 0,
+    ):
         if not 0.0 < recency_decay <= 1.0:
             raise ValueError(f"recency_decay must be in (0, 1], got {recency_decay}")
         self.dir = Path(rounds_dir)
@@ -101,6 +108,11 @@ class EvolvingAugmenter:
         yield example
 
 
-def make_evolving_augmenter(rounds_dir: str, recency_decay: float = 1.0, max_round: Optional[int] = None,
-                            use_weights: bool = True, seed: int = 0) -> Callable[[Language, Example], Iterator[Example]]:  # fmt: skip
+def make_evolving_augmenter(
+    rounds_dir: str,
+    recency_decay: float = 1.0,
+    max_round: Optional[int] = None,
+    use_weights: bool = True,
+    seed: int = 0,
+) -> Callable[[Language, Example], Iterator[Example]]:
     return EvolvingAugmenter(rounds_dir, recency_decay, max_round, use_weights, seed)

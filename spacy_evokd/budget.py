@@ -1,6 +1,7 @@
 """The run's teacher budget ([evokd] max_tokens, max_cost and their *_per_round forms), checked
 against the usage ledger: the loop hands a RunBudget to the teacher in each round's RoundContext,
 and the teacher checks it before every request (ty.Budget)."""
+
 from typing import List, Optional, Tuple
 
 from .cache import UsageLedger
@@ -52,4 +53,6 @@ class RunBudget:
                 raise BudgetExceeded(f"token budget reached ({what}={limit}, used {used})", what.endswith("_per_round"))
         for limit, used, what in costs:
             if limit and used >= limit:
-                raise BudgetExceeded(f"cost budget reached ({what}={limit}, spent {used:.4f})", what.endswith("_per_round"))
+                raise BudgetExceeded(
+                    f"cost budget reached ({what}={limit}, spent {used:.4f})", what.endswith("_per_round")
+                )

@@ -17,6 +17,7 @@ from the cache is booked with its original token counts and cost (and ``cached``
 that was killed and resumed has the same ledger as one that was not; ``cached`` says how much of
 it was not paid twice.
 """
+
 import hashlib
 import json
 import sqlite3
@@ -111,9 +112,21 @@ class UsageLedger(_SQLite):
             con.execute(
                 "INSERT INTO usage (round, step, model, requests, prompt_tokens, completion_tokens, cost, cached,"
                 " estimated, created, prompt_cached, seconds) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (round, step, model, usage.requests, usage.prompt_tokens, usage.completion_tokens, usage.cost,
-                 usage.cached, int(usage.estimated), time.time(), usage.prompt_cached, usage.seconds),
-            )  # fmt: skip
+                (
+                    round,
+                    step,
+                    model,
+                    usage.requests,
+                    usage.prompt_tokens,
+                    usage.completion_tokens,
+                    usage.cost,
+                    usage.cached,
+                    int(usage.estimated),
+                    time.time(),
+                    usage.prompt_cached,
+                    usage.seconds,
+                ),
+            )
 
     def totals(self, round: Optional[int] = None) -> Usage:
         where, args = ("WHERE round = ?", (round,)) if round is not None else ("", ())
@@ -124,8 +137,16 @@ class UsageLedger(_SQLite):
                 f" COALESCE(SUM(prompt_cached),0), COALESCE(SUM(seconds),0) FROM usage {where}",
                 args,
             ).fetchone()
-        return Usage(requests=row[0], prompt_tokens=row[1], completion_tokens=row[2], cost=row[3],
-                     cached=row[4], estimated=bool(row[5]), prompt_cached=row[6], seconds=row[7])  # fmt: skip
+        return Usage(
+            requests=row[0],
+            prompt_tokens=row[1],
+            completion_tokens=row[2],
+            cost=row[3],
+            cached=row[4],
+            estimated=bool(row[5]),
+            prompt_cached=row[6],
+            seconds=row[7],
+        )
 
     def rows(self) -> List[Dict[str, Any]]:
         with self._connect() as con:

@@ -5,6 +5,7 @@ Commands: init (a project from your own labelled data), evolve (the EvoKD loop),
 plots of a run), export / import-review (a run's generated samples for review, and the review
 back), retrain (a student on the reviewed data), package (an installable student). Known errors print one line and exit 1; no traceback.
 """
+
 import functools
 import json
 import logging
@@ -71,14 +72,27 @@ def _labels(labels: Optional[str]) -> Optional[List[str]]:
 def init(
     task: str = typer.Argument(..., help="textcat, textcat_multilabel or ner"),
     output_dir: Path = typer.Argument(..., help="project folder to write: corpus/ and config.cfg"),
-    data: Path = typer.Option(..., "--data", help="labelled JSONL ({text,label}, {text,labels} or {tokens,tags}) or .spacy"),
-    labels: Optional[str] = typer.Option(None, "--labels", help="comma-separated label set to enforce; default: the labels in --data"),
-    dev: Optional[Path] = typer.Option(None, "--dev", help="labelled dev set; default: 20% of each label of --data is split off"),
+    data: Path = typer.Option(
+        ..., "--data", help="labelled JSONL ({text,label}, {text,labels} or {tokens,tags}) or .spacy"
+    ),
+    labels: Optional[str] = typer.Option(
+        None, "--labels", help="comma-separated label set to enforce; default: the labels in --data"
+    ),
+    dev: Optional[Path] = typer.Option(
+        None, "--dev", help="labelled dev set; default: 20% of each label of --data is split off"
+    ),
     test: Optional[Path] = typer.Option(None, "--test", help="labelled test set, scored in the report (optional)"),
     k: int = typer.Option(1, "--k", help="seed examples per label (NER: sentences per entity type)"),
     seed: int = typer.Option(0, "--seed", help="random seed of the split, the k-shot sample and the run"),
-    teacher: str = typer.Option("simulated", "--teacher", "-t", help="a shipped teacher (simulated, openai, local_server) or a file with [evokd.teacher]"),
-    profile: Optional[str] = typer.Option(None, "--profile", help="student profile: fast or accurate (default: init_project.DEFAULT_PROFILE, fast)"),
+    teacher: str = typer.Option(
+        "simulated",
+        "--teacher",
+        "-t",
+        help="a shipped teacher (simulated, openai, local_server) or a file with [evokd.teacher]",
+    ),
+    profile: Optional[str] = typer.Option(
+        None, "--profile", help="student profile: fast or accurate (default: init_project.DEFAULT_PROFILE, fast)"
+    ),
     lang: str = typer.Option("en", "--lang"),
     force: bool = typer.Option(False, "--force", help="overwrite OUTPUT_DIR/config.cfg"),
 ):
@@ -86,8 +100,21 @@ def init(
     the k-shot seed, write a ready config, print the next command."""
     from .init_project import DEFAULT_PROFILE, init_project
 
-    init_project(task, output_dir, data, _labels(labels), dev=dev, test=test, k=k, seed=seed, teacher=teacher,
-                 profile=profile or DEFAULT_PROFILE, lang=lang, force=force, echo=typer.echo)  # fmt: skip
+    init_project(
+        task,
+        output_dir,
+        data,
+        _labels(labels),
+        dev=dev,
+        test=test,
+        k=k,
+        seed=seed,
+        teacher=teacher,
+        profile=profile or DEFAULT_PROFILE,
+        lang=lang,
+        force=force,
+        echo=typer.echo,
+    )
 
 
 @_command(context_settings=_CTX)
@@ -95,15 +122,22 @@ def evolve(
     ctx: typer.Context,
     config: Path = typer.Argument(..., help="student config with an [evokd] section"),
     output_dir: Path = typer.Argument(..., help="run directory (rerun the same command to resume)"),
-    teacher: Optional[Path] = typer.Option(None, "--teacher", "-t", help="file whose [evokd.teacher] replaces the config's"),
+    teacher: Optional[Path] = typer.Option(
+        None, "--teacher", "-t", help="file whose [evokd.teacher] replaces the config's"
+    ),
     gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU for student training (-1: CPU)"),
     verbose: bool = typer.Option(False, "--verbose", "-V", help="log teacher calls"),
-    skip_teacher_check: bool = typer.Option(False, "--skip-teacher-check",
-                                            help="don't GET the teacher server's /models before the run "
-                                                 "(the same as --evokd.check_teacher false)"),
-    keep_models: Optional[str] = typer.Option(None, "--keep-models",
-                                              help="per-round students to keep: all (default) or best (the best "
-                                                   "and the latest; the same as --evokd.keep_models best)"),
+    skip_teacher_check: bool = typer.Option(
+        False,
+        "--skip-teacher-check",
+        help="don't GET the teacher server's /models before the run (the same as --evokd.check_teacher false)",
+    ),
+    keep_models: Optional[str] = typer.Option(
+        None,
+        "--keep-models",
+        help="per-round students to keep: all (default) or best (the best "
+        "and the latest; the same as --evokd.keep_models best)",
+    ),
 ):
     """Run the EvoKD loop. Extra `--section.key value` arguments override the config."""
     from spacy.cli._util import parse_config_overrides
@@ -125,17 +159,20 @@ def evolve(
 def select(
     ctx: typer.Context,
     config: Path = typer.Argument(..., help="student config with an [evokd] section (task, labels, teacher)"),
-    pool: Path = typer.Argument(..., help="unlabelled pool, JSONL with \"text\" (or \"tokens\"); streamed"),
+    pool: Path = typer.Argument(..., help='unlabelled pool, JSONL with "text" (or "tokens"); streamed'),
     student_model: Path = typer.Argument(..., help="the student whose uncertainty counts (e.g. RUN/model-best)"),
     output_dir: Path = typer.Argument(..., help="where selected_NNNN.spacy go (rerun to resume)"),
-    teacher: Optional[Path] = typer.Option(None, "--teacher", "-t", help="file whose [evokd.teacher] replaces the config's"),
+    teacher: Optional[Path] = typer.Option(
+        None, "--teacher", "-t", help="file whose [evokd.teacher] replaces the config's"
+    ),
     mode: str = typer.Option("llkd", "--mode", help="llkd | teacher_only | student_only | fixed_ratio | all"),
     batch_size: int = typer.Option(32, "--batch-size", help="pool texts per batch (thresholds move per batch)"),
     k_samples: int = typer.Option(5, "--k", help="sampled answers per text when the server gives no logprobs"),
     momentum: float = typer.Option(0.9, "--momentum", help="moving-average momentum of the thresholds"),
     ratio: float = typer.Option(0.25, "--ratio", help="kept share per batch in fixed_ratio mode"),
-    skip_teacher_check: bool = typer.Option(False, "--skip-teacher-check",
-                                            help="don't GET the teacher server's /models first"),
+    skip_teacher_check: bool = typer.Option(
+        False, "--skip-teacher-check", help="don't GET the teacher server's /models first"
+    ),
 ):
     """LLKD: pseudo-label a pool with the teacher, keep what it is sure of and the student is not.
     Extra `--section.key value` arguments override the config."""
@@ -146,15 +183,28 @@ def select(
     overrides = parse_config_overrides(ctx.args)
     if skip_teacher_check:
         overrides["evokd.check_teacher"] = False
-    run_selection(config, pool, student_model, output_dir, overrides, teacher=teacher,
-                  mode=mode, batch_size=batch_size, k_samples=k_samples, momentum=momentum, ratio=ratio)  # fmt: skip
+    run_selection(
+        config,
+        pool,
+        student_model,
+        output_dir,
+        overrides,
+        teacher=teacher,
+        mode=mode,
+        batch_size=batch_size,
+        k_samples=k_samples,
+        momentum=momentum,
+        ratio=ratio,
+    )
 
 
 @_command(context_settings=_CTX)
 def estimate(
     ctx: typer.Context,
     config: Path = typer.Argument(..., help="student config with an [evokd] section"),
-    teacher: Optional[Path] = typer.Option(None, "--teacher", "-t", help="file whose [evokd.teacher] replaces the config's"),
+    teacher: Optional[Path] = typer.Option(
+        None, "--teacher", "-t", help="file whose [evokd.teacher] replaces the config's"
+    ),
 ):
     """Expected teacher tokens and cost of the configured run, before starting it."""
     from spacy.cli._util import parse_config_overrides
@@ -169,10 +219,14 @@ def estimate(
     typer.echo(f"teacher {est['teacher']}, {est['rounds']} rounds (estimate, ~4 characters per token)")
     # rounds grow (history review, texts already written) up to their caps: one line each
     for n, r in enumerate(est["by_round"], start=1):
-        typer.echo(f"  round {n}: {r['requests']} requests, {r['prompt_tokens']:,} prompt + {r['completion_tokens']:,} "
-                   f"completion tokens, ${r['cost']:.4f}")
-    typer.echo(f"  run:       {t['requests']} requests, {t['total_tokens']:,} tokens, ${t['cost']:.4f}; "
-               f"longest prompt {est['longest_prompt_tokens']:,} tokens")
+        typer.echo(
+            f"  round {n}: {r['requests']} requests, {r['prompt_tokens']:,} prompt + {r['completion_tokens']:,} "
+            f"completion tokens, ${r['cost']:.4f}"
+        )
+    typer.echo(
+        f"  run:       {t['requests']} requests, {t['total_tokens']:,} tokens, ${t['cost']:.4f}; "
+        f"longest prompt {est['longest_prompt_tokens']:,} tokens"
+    )
 
 
 @_command()
@@ -263,8 +317,12 @@ def report(run_dir: Path = typer.Argument(..., help="an `evolve` output director
 @_command("export")
 def export_samples(
     run_dir: Path = typer.Argument(..., help="an `evolve` output directory"),
-    output: Path = typer.Argument(..., help="JSONL to write: Prodigy/Argilla tasks with a \"meta\" per sample"),
-    rejected: bool = typer.Option(False, "--rejected", help="also the rejected samples the round records keep, with their reason (import skips them)"),
+    output: Path = typer.Argument(..., help='JSONL to write: Prodigy/Argilla tasks with a "meta" per sample'),
+    rejected: bool = typer.Option(
+        False,
+        "--rejected",
+        help="also the rejected samples the round records keep, with their reason (import skips them)",
+    ),
 ):
     """Write every accepted generated sample (round, intent, teacher, label/spans) for review."""
     from .review import export_run
@@ -277,7 +335,9 @@ def export_samples(
 @_command("import-review")
 def import_review(
     run_dir: Path = typer.Argument(..., help="the `evolve` output directory the file was exported from"),
-    reviewed: Path = typer.Argument(..., help="the reviewed JSONL (answer accept/reject/ignore, edited label(s)/spans)"),
+    reviewed: Path = typer.Argument(
+        ..., help="the reviewed JSONL (answer accept/reject/ignore, edited label(s)/spans)"
+    ),
 ):
     """Apply a reviewed export: corrected samples replace the teacher's, rejected ones are removed for good."""
     from .review import import_review as run
@@ -285,12 +345,16 @@ def import_review(
 
     entry, files = run(run_dir, reviewed), RunDir(run_dir)
     t = entry["totals"]
-    typer.echo(f"✔ review imported: {t['corrected']} corrected, {t['removed']} removed, {t['kept']} kept"
-               + (f", {t['already_removed']} removed earlier" if t["already_removed"] else "")
-               + f"; log: {files.review_log_path}")
-    typer.echo(f"ℹ {files.model_best}, the round models and any metrics/ or packages/ made from them are still "
-               "the students trained before this review; resuming `evolve` trains only new rounds (on the reviewed "
-               f"data). To train a student on the reviewed data now: python -m spacy_evokd retrain {run_dir}")
+    typer.echo(
+        f"✔ review imported: {t['corrected']} corrected, {t['removed']} removed, {t['kept']} kept"
+        + (f", {t['already_removed']} removed earlier" if t["already_removed"] else "")
+        + f"; log: {files.review_log_path}"
+    )
+    typer.echo(
+        f"ℹ {files.model_best}, the round models and any metrics/ or packages/ made from them are still "
+        "the students trained before this review; resuming `evolve` trains only new rounds (on the reviewed "
+        f"data). To train a student on the reviewed data now: python -m spacy_evokd retrain {run_dir}"
+    )
 
 
 @_command()
@@ -307,8 +371,10 @@ def retrain(run_dir: Path = typer.Argument(..., help="an `evolve` output directo
         if name in info:
             typer.echo(f"✔ {name}: " + ", ".join(f"{k} {info[name][k]:.3f}" for k in keys) + f" (n={info[name]['n']})")
     retrained = RunDir(run_dir).retrained_model
-    typer.echo(f"✔ {retrained}; package it with: python -m spacy_evokd package {run_dir} "
-               f"packages --name NAME --model {retrained}")
+    typer.echo(
+        f"✔ {retrained}; package it with: python -m spacy_evokd package {run_dir} "
+        f"packages --name NAME --model {retrained}"
+    )
 
 
 def _run_task(run_dir: Path) -> str:
@@ -325,8 +391,12 @@ def package_cmd(
     output_dir: Path = typer.Argument(..., help="where the package folder (and its dist/ wheel) go"),
     name: str = typer.Option(..., "--name", help="package name (spaCy prefixes the language: en_NAME)"),
     version: str = typer.Option("0.1.0", "--version"),
-    model: Optional[Path] = typer.Option(None, "--model", help="default RUN_DIR/model-best; e.g. RUN_DIR/retrained/model-best"),
-    test: Optional[Path] = typer.Option(None, "--test", help="gold DocBin for meta.json's test score; default: the run's paths.test"),
+    model: Optional[Path] = typer.Option(
+        None, "--model", help="default RUN_DIR/model-best; e.g. RUN_DIR/retrained/model-best"
+    ),
+    test: Optional[Path] = typer.Option(
+        None, "--test", help="gold DocBin for meta.json's test score; default: the run's paths.test"
+    ),
     build: str = typer.Option("wheel", "--build", help="wheel or none"),
 ):
     """Package a run's student: every [paths] of its config null, dev and test scores with their

@@ -4,6 +4,7 @@ It lives in the student's config (next to [nlp], [components], [training]) so on
 everything about a run and `--evokd.rounds 3` style overrides work; the student's training config
 never contains it (see student.student_config).
 """
+
 import logging
 import re
 from pathlib import Path
@@ -69,7 +70,9 @@ class EvokdSettings(BaseModel):
     # or the student's own scores, confusions and wrong examples, for free ("student", weakness.student_brief)
     analysis: Literal["llm", "student"] = "llm"
     generations_per_brief: int = Field(1, ge=1)  # generation requests each brief feeds (the paper: 1)
-    auto_floor: float = Field(0.2, ge=0.0, le=0.5)  # source = "auto": the least share of a round's samples a source gets
+    auto_floor: float = Field(
+        0.2, ge=0.0, le=0.5
+    )  # source = "auto": the least share of a round's samples a source gets
     pool_embedder: Literal["student", "minilm"] = "student"  # what "nearest" means (pool_source.py)
     # per-round students under OUTPUT_DIR/models (model-best only; model-last is never read): "all"
     # keeps every round's (the report scores each on test); "best" keeps the best one and the
@@ -105,9 +108,11 @@ class EvokdSettings(BaseModel):
         if self.source not in ("generate", "auto") and not self.unlabelled_pool:
             raise ValueError(f"source = {self.source!r} needs unlabelled_pool: a file of unlabelled texts")
         if self.source == "generate" and self.unlabelled_pool:
-            raise ValueError("unlabelled_pool is read only with source = \"pool\", \"both\", \"active\" or \"auto\" "
-                             "(unlabelled texts the teacher labels); the simulated teacher's labelled examples go in "
-                             "[evokd.teacher] labelled_pool")
+            raise ValueError(
+                'unlabelled_pool is read only with source = "pool", "both", "active" or "auto" '
+                "(unlabelled texts the teacher labels); the simulated teacher's labelled examples go in "
+                "[evokd.teacher] labelled_pool"
+            )
         return self
 
     @property
@@ -121,8 +126,14 @@ class EvokdSettings(BaseModel):
 
 
 # pydantic's error types -> what a user reads after "[evokd] <setting>: <value> ..."
-_TYPE_WORDS = {"int_type": "an integer", "bool_type": "true or false", "float_type": "a number",
-               "string_type": "a string", "list_type": "a list", "dict_type": "a section or dict"}  # fmt: skip
+_TYPE_WORDS = {
+    "int_type": "an integer",
+    "bool_type": "true or false",
+    "float_type": "a number",
+    "string_type": "a string",
+    "list_type": "a list",
+    "dict_type": "a section or dict",
+}
 
 
 def _describe(error: Dict[str, Any]) -> str:
@@ -156,8 +167,9 @@ def validate_settings(section: Dict[str, Any]) -> EvokdSettings:
     if "pool" in values:  # the old name, easily taken for the simulated teacher's labelled pool
         if "unlabelled_pool" in values:
             raise ConfigError("[evokd] sets both pool and unlabelled_pool: pool is the old name; keep unlabelled_pool")
-        logging.getLogger("spacy_evokd").warning("[evokd] pool is deprecated: call it unlabelled_pool (unlabelled "
-                                                 "texts for source = \"pool\"/\"both\")")  # fmt: skip
+        logging.getLogger("spacy_evokd").warning(
+            '[evokd] pool is deprecated: call it unlabelled_pool (unlabelled texts for source = "pool"/"both")'
+        )
         values["unlabelled_pool"] = values.pop("pool")
     try:
         return EvokdSettings(**values)
@@ -235,8 +247,10 @@ def resolve_evokd(config: Config) -> Tuple[EvokdSettings, Teacher]:
         raise ConfigError(f"config: {_one_line(e)}") from None
     settings = validate_settings(section)  # before the teacher is built (it may read a pool)
     if "teacher" not in section:
-        raise ConfigError("config has no [evokd.teacher] block: say which teacher to use, e.g. "
-                          '@misc = "spacy_evokd.SimulatedTeacher.v1"')
+        raise ConfigError(
+            "config has no [evokd.teacher] block: say which teacher to use, e.g. "
+            '@misc = "spacy_evokd.SimulatedTeacher.v1"'
+        )
     try:
         teacher = registry.resolve({"teacher": section["teacher"]})["teacher"]
     except (DataError, ConfigError):  # already one line naming the setting

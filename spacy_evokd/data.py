@@ -6,6 +6,7 @@ The JSONL format of each task is its Task's (tasks/<task>.py: ``record_to_sample
   textcat_multilabel: {"text": str, "labels": [str, ...]}   (one or more distinct labels)
 Every problem is reported as a DataError naming the file and line (and label, when it is one).
 """
+
 import codecs
 import json
 import os
@@ -45,8 +46,10 @@ def read_jsonl(path: Union[str, Path]) -> Iterator[Tuple[int, dict]]:
             try:
                 line = raw.decode("utf8")
             except UnicodeDecodeError as e:
-                raise DataError(f"{path}:{lineno}: not UTF-8 (byte 0x{raw[e.start]:02x} at column {e.start + 1}): "
-                                "save the file as UTF-8") from None  # fmt: skip
+                raise DataError(
+                    f"{path}:{lineno}: not UTF-8 (byte 0x{raw[e.start]:02x} at column {e.start + 1}): "
+                    "save the file as UTF-8"
+                ) from None
             if not line.strip():
                 continue
             try:
@@ -67,7 +70,7 @@ def pool_texts(path: Union[str, Path]) -> Iterator[Tuple[int, str]]:
         elif isinstance(obj.get("tokens"), list) and all(isinstance(t, str) for t in obj["tokens"]):
             text = " ".join(obj["tokens"])
         else:
-            raise DataError(f"{path}:{lineno}: expected a \"text\" string or a \"tokens\" list in a pool record")
+            raise DataError(f'{path}:{lineno}: expected a "text" string or a "tokens" list in a pool record')
         if text.strip():
             yield lineno, text
 
@@ -78,8 +81,10 @@ def check_pool_has_texts(path: Union[str, Path], n_texts: Optional[int] = None) 
     if n_texts is None:
         n_texts = sum(1 for _ in zip(range(1), pool_texts(path)))
     if n_texts == 0:
-        raise DataError(f"{path}: the pool has no texts (empty, or only blank texts): add unlabelled texts, "
-                        "one JSON object with \"text\" per line")  # fmt: skip
+        raise DataError(
+            f"{path}: the pool has no texts (empty, or only blank texts): add unlabelled texts, "
+            'one JSON object with "text" per line'
+        )
 
 
 def load_samples(path: Union[str, Path], task: Task, labels: Optional[Sequence[str]] = None) -> List[Sample]:
@@ -112,8 +117,10 @@ def jsonl_to_docs(path: Union[str, Path], task: Task, nlp, labels: Optional[Sequ
     samples = [task.record_to_sample(obj, f"{path}:{n}", labels) for n, obj in records]
     for (n, _), sample in zip(records, samples):
         if len(sample.text) > nlp.max_length:  # spaCy would stop with E088 (a traceback) on it
-            raise DataError(f"{path}:{n}: text of {len(sample.text):,} characters is longer than the limit of "
-                            f"{nlp.max_length:,} (spaCy's nlp.max_length)")  # fmt: skip
+            raise DataError(
+                f"{path}:{n}: text of {len(sample.text):,} characters is longer than the limit of "
+                f"{nlp.max_length:,} (spaCy's nlp.max_length)"
+            )
     labels = list(labels) if labels is not None else infer_labels(samples, task)
     return [task.record_to_doc(nlp, obj, sample, labels, f"{path}:{n}") for (n, obj), sample in zip(records, samples)]
 
@@ -137,8 +144,10 @@ def read_docbin(path: Union[str, Path], vocab=None) -> List[Doc]:
         return list(DocBin().from_disk(path).get_docs(vocab))
     except Exception as e:  # a truncated or foreign file: say which one
         if _looks_like_jsonl(path):
-            raise DataError(f"{path}: JSONL, not a DocBin: convert it first with `python -m spacy_evokd convert "
-                            f"{path} {path.with_suffix('.spacy')} --task TASK`") from None  # fmt: skip
+            raise DataError(
+                f"{path}: JSONL, not a DocBin: convert it first with `python -m spacy_evokd convert "
+                f"{path} {path.with_suffix('.spacy')} --task TASK`"
+            ) from None
         why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise DataError(f"{path}: not a readable DocBin ({why})") from None
 

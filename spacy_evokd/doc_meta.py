@@ -8,6 +8,7 @@ unchanged; keys this version doesn't know are kept in ``extra`` and written back
 
 Kept free of package and spaCy imports: the augmenter and every writer import it.
 """
+
 from dataclasses import dataclass, field, fields
 from typing import Any, Dict, Optional
 

@@ -15,6 +15,7 @@ SHOWN_TEXT_CHARS each). ``by_round`` has every round, ``per_round`` the costlies
 ``longest_prompt_tokens`` the largest single request's prompt (system + chat so far).
 It is an estimate: real answers vary, and a rerun that hits the cache costs nothing.
 """
+
 from pathlib import Path
 from typing import Any, Dict, Optional
 
@@ -31,13 +32,22 @@ def _tok(text: str) -> int:
     return max(1, len(text) // 4)
 
 
-def estimate(config_path: Path, overrides: Optional[Dict[str, Any]] = None, teacher: Optional[Path] = None) -> Dict[str, Any]:
+def estimate(
+    config_path: Path, overrides: Optional[Dict[str, Any]] = None, teacher: Optional[Path] = None
+) -> Dict[str, Any]:
     config = load_config(config_path, overrides or {}, teacher=teacher)
     s, t = resolve_evokd(config)
     rounds = s.rounds
     if t.simulated or not isinstance(t, PromptedTeacher):
-        return {"teacher": t.name, "simulated": True, "rounds": rounds, "per_round": Usage().to_dict(),
-                "total": Usage().to_dict(), "by_round": [], "longest_prompt_tokens": 0}  # fmt: skip
+        return {
+            "teacher": t.name,
+            "simulated": True,
+            "rounds": rounds,
+            "per_round": Usage().to_dict(),
+            "total": Usage().to_dict(),
+            "by_round": [],
+            "longest_prompt_tokens": 0,
+        }
     task = s.task_object
     seed = [doc_to_gold_sample(d, task) for d in read_docbin(config.interpolate()["paths"]["train"])]
     model = getattr(t, "model", None)
@@ -54,8 +64,15 @@ def estimate(config_path: Path, overrides: Optional[Dict[str, Any]] = None, teac
         by_round.append(usage.to_dict())
         total.add(usage)
     per_round = by_round[-1] if by_round else Usage(estimated=True).to_dict()
-    return {"teacher": t.name, "simulated": False, "rounds": rounds, "per_round": per_round, "total": total.to_dict(),
-            "by_round": by_round, "longest_prompt_tokens": longest}  # fmt: skip
+    return {
+        "teacher": t.name,
+        "simulated": False,
+        "rounds": rounds,
+        "per_round": per_round,
+        "total": total.to_dict(),
+        "by_round": by_round,
+        "longest_prompt_tokens": longest,
+    }
 
 
 class _RoundCalls:
@@ -69,9 +86,11 @@ class _RoundCalls:
         self.analysis_values = dict(
             per_label={l: {"p": 0.5, "r": 0.5, "f": 0.5, "support": 10} for l in s.labels},
             overall={k: 0.5 for k in task.main_score_keys},
-            confusions=[], evaluated_on="the last batch", wrong=[j.to_dict(task) for j in shown],
+            confusions=[],
+            evaluated_on="the last batch",
+            wrong=[j.to_dict(task) for j in shown],
             correct=[j.to_dict(task) for j in shown] if s.show_correct else [],
-        )  # fmt: skip
+        )
         self.n = s.n_hard + s.n_easy
         avg = sum(len(x.text) for x in seed) / max(1, len(seed))
         # stand-ins for the texts written so far: distinct, of the seed's average length
@@ -79,7 +98,9 @@ class _RoundCalls:
         self.seed_texts = [x.text for x in seed]
         self.per_text = task.answer_tokens  # tokens of one text's answer (a label, an entity list)
         self.gen_out = self.n * (int(avg / 4) + 6 + self.per_text) + 10  # each text comes with its (intended) label
-        self.label_in = _tok(self.system) + _tok(t.render("label", texts=[x.text for x in seed[: self.n]] or ["x"] * self.n))
+        self.label_in = _tok(self.system) + _tok(
+            t.render("label", texts=[x.text for x in seed[: self.n]] or ["x"] * self.n)
+        )
         self.label_out = self.n * self.per_text + 4
 
     def round(self, n: int):
@@ -88,17 +109,25 @@ class _RoundCalls:
 
         s = self.s
         per_round = s.analyses_per_round
-        earlier = [f"Round {m}: " + "x" * ANALYSIS_ANSWER_CHARS
-                   for m in range(max(1, n - s.history_window), n) for _ in range(per_round)]  # fmt: skip
+        earlier = [
+            f"Round {m}: " + "x" * ANALYSIS_ANSWER_CHARS
+            for m in range(max(1, n - s.history_window), n)
+            for _ in range(per_round)
+        ]
         written = self.seed_texts + [self.text(i) for i in range((n - 1) * per_round * self.n)]
         for i in range(per_round):
             in_round = [f"Round {n}: " + "x" * ANALYSIS_ANSWER_CHARS] * i
             history = bound_history(earlier + in_round) if s.review_history else []
             analysis_in = _tok(self.system) + _tok(self.t.render("analysis", history=history, **self.analysis_values))
             yield analysis_in, ANALYSIS_ANSWER_TOKENS
-            gen_prompt = self.t.render("generate", n_hard=s.n_hard, n_easy=s.n_easy, with_labels=not s.separate_labelling,
-                                       shown_texts=recent_texts(written, n=self.t.written_texts_shown),
-                                       situations=situations(s.n_hard + s.n_easy, i) if getattr(self.t, "situation_hints", False) else [])  # fmt: skip
+            gen_prompt = self.t.render(
+                "generate",
+                n_hard=s.n_hard,
+                n_easy=s.n_easy,
+                with_labels=not s.separate_labelling,
+                shown_texts=recent_texts(written, n=self.t.written_texts_shown),
+                situations=situations(s.n_hard + s.n_easy, i) if getattr(self.t, "situation_hints", False) else [],
+            )
             yield analysis_in + ANALYSIS_ANSWER_TOKENS + _tok(gen_prompt), self.gen_out
             if s.separate_labelling:
                 yield self.label_in, self.label_out

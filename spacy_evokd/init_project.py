@@ -13,6 +13,7 @@ says what to run next:
   OUTPUT_DIR/config.cfg           [paths] to those files, [evokd] task/labels, a
                                   task_description / label_definitions stub, the teacher block
 """
+
 import random
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -28,7 +29,11 @@ from .ty import Task
 # `init` says so.
 PROFILES: Dict[str, Dict[str, str]] = {
     "fast": {"textcat": "textcat_bow.cfg", "ner": "ner_cnn.cfg", "textcat_multilabel": "textcat_multilabel_bow.cfg"},
-    "accurate": {"textcat": "textcat_minilm.cfg", "ner": "ner_minilm.cfg", "textcat_multilabel": "textcat_multilabel_minilm.cfg"},
+    "accurate": {
+        "textcat": "textcat_minilm.cfg",
+        "ner": "ner_minilm.cfg",
+        "textcat_multilabel": "textcat_multilabel_minilm.cfg",
+    },
 }
 DEFAULT_PROFILE = "accurate"  # the MiniLM students: the best measured (bench/student_configs.md)
 DEFAULT_TEACHER = "simulated"
@@ -85,8 +90,9 @@ def check_labels(given: Sequence[str], found: Counter, where: str) -> None:
     seeded, and is most often a typo)."""
     for label in given:
         if not found.get(label):
-            raise DataError(f"{where}: label {label!r} (given with --labels) never occurs; labels in the data: "
-                            f"{sorted(found)}")  # fmt: skip
+            raise DataError(
+                f"{where}: label {label!r} (given with --labels) never occurs; labels in the data: {sorted(found)}"
+            )
 
 
 def split_dev(docs, task: Task, seed: int, keep: int) -> Tuple[List[int], List[int]]:
@@ -107,8 +113,9 @@ def split_dev(docs, task: Task, seed: int, keep: int) -> Tuple[List[int], List[i
     return [i for i in range(len(docs)) if i not in chosen], sorted(dev)
 
 
-def write_config(base: Path, teacher: Path, out: Path, task: Task, labels: List[str], paths: Dict[str, Optional[str]],
-                 seed: int) -> None:  # fmt: skip
+def write_config(
+    base: Path, teacher: Path, out: Path, task: Task, labels: List[str], paths: Dict[str, Optional[str]], seed: int
+) -> None:
     from confection import Config
 
     cfg = Config().from_disk(base, interpolate=False)
@@ -123,20 +130,41 @@ def write_config(base: Path, teacher: Path, out: Path, task: Task, labels: List[
     evokd["teacher"] = block["evokd"]["teacher"]
     text = cfg.to_str()
     # the stub a user fills in; comments can't be set through Config, so they go in the text
-    text = text.replace("\ntask_description = ", "\n# FILL IN: what the texts are (an LLM teacher reads it), e.g. "
-                        "\"customer-support e-mails to a bank\"\ntask_description = ", 1)  # fmt: skip
-    text = text.replace("\n[evokd.label_definitions]\n", "\n[evokd.label_definitions]\n# FILL IN: one line per label "
-                        "(what belongs there, what does not); an LLM teacher reads them\n", 1)  # fmt: skip
-    header = (f"# Written by `python -m spacy_evokd init` from {base.name}; paths are relative to the folder init "
-              "ran in.\n# Next: fill in task_description and [evokd.label_definitions], then run the command init "
-              "printed.\n")  # fmt: skip
+    text = text.replace(
+        "\ntask_description = ",
+        "\n# FILL IN: what the texts are (an LLM teacher reads it), e.g. "
+        '"customer-support e-mails to a bank"\ntask_description = ',
+        1,
+    )
+    text = text.replace(
+        "\n[evokd.label_definitions]\n",
+        "\n[evokd.label_definitions]\n# FILL IN: one line per label "
+        "(what belongs there, what does not); an LLM teacher reads them\n",
+        1,
+    )
+    header = (
+        f"# Written by `python -m spacy_evokd init` from {base.name}; paths are relative to the folder init "
+        "ran in.\n# Next: fill in task_description and [evokd.label_definitions], then run the command init "
+        "printed.\n"
+    )
     out.write_text(header + text, encoding="utf8")
 
 
-def init_project(task: str, output_dir: Path, data: Path, labels: Optional[List[str]] = None, dev: Optional[Path] = None,
-                 test: Optional[Path] = None, k: int = 1, seed: int = 0, teacher: str = DEFAULT_TEACHER,
-                 profile: str = DEFAULT_PROFILE, lang: str = "en", force: bool = False,
-                 echo: Callable[[str], None] = print) -> Path:  # fmt: skip
+def init_project(
+    task: str,
+    output_dir: Path,
+    data: Path,
+    labels: Optional[List[str]] = None,
+    dev: Optional[Path] = None,
+    test: Optional[Path] = None,
+    k: int = 1,
+    seed: int = 0,
+    teacher: str = DEFAULT_TEACHER,
+    profile: str = DEFAULT_PROFILE,
+    lang: str = "en",
+    force: bool = False,
+    echo: Callable[[str], None] = print,
+) -> Path:
     """Write OUTPUT_DIR's corpus and config.cfg (see the module docstring); returns the config path."""
     import spacy
 
@@ -158,13 +186,17 @@ def init_project(task: str, output_dir: Path, data: Path, labels: Optional[List[
     label_set = list(labels) if labels else sorted(found)
     short = [l for l in label_set if found.get(l, 0) < k]
     if short:
-        raise DataError(f"{data}: label {short[0]!r} has {found.get(short[0], 0)} examples, fewer than k={k} for the "
-                        "seed: lower --k or add examples")  # fmt: skip
+        raise DataError(
+            f"{data}: label {short[0]!r} has {found.get(short[0], 0)} examples, fewer than k={k} for the "
+            "seed: lower --k or add examples"
+        )
     if dev_docs is None:
         train_idx, dev_idx = split_dev(docs, task, seed, keep=k)
         if not dev_idx:
-            raise DataError(f"{data}: {len(docs)} examples are too few to split off a dev set and keep {k} per label "
-                            "for the seed: give a dev set with --dev FILE")  # fmt: skip
+            raise DataError(
+                f"{data}: {len(docs)} examples are too few to split off a dev set and keep {k} per label "
+                "for the seed: give a dev set with --dev FILE"
+            )
         train_docs, dev_docs = [docs[i] for i in train_idx], [docs[i] for i in dev_idx]
     else:
         train_docs = docs
@@ -181,21 +213,57 @@ def init_project(task: str, output_dir: Path, data: Path, labels: Optional[List[
     if test_docs is not None:
         files["test"] = corpus / "test.spacy"
         write_docbin(test_docs, files["test"])
-    paths = {"train": str(files["seed"]), "dev": str(files["dev"]), "test": str(files["test"]) if test_docs else None,
-             "pool": str(files["train"])}  # fmt: skip
+    paths = {
+        "train": str(files["seed"]),
+        "dev": str(files["dev"]),
+        "test": str(files["test"]) if test_docs else None,
+        "pool": str(files["train"]),
+    }
     write_config(base, teacher_path, config_path, task, label_set, paths, seed)
-    _summary(echo, task, label_set, found, train_docs, dev_docs, test_docs, len(chosen), k, base, teacher_path,
-             config_path, output_dir, dev is None)  # fmt: skip
+    _summary(
+        echo,
+        task,
+        label_set,
+        found,
+        train_docs,
+        dev_docs,
+        test_docs,
+        len(chosen),
+        k,
+        base,
+        teacher_path,
+        config_path,
+        output_dir,
+        dev is None,
+    )
     return config_path
 
 
-def _summary(echo, task: Task, labels, found: Counter, train_docs, dev_docs, test_docs, n_seed: int, k: int, base: Path,
-             teacher: Path, config_path: Path, output_dir: Path, split: bool) -> None:  # fmt: skip
+def _summary(
+    echo,
+    task: Task,
+    labels,
+    found: Counter,
+    train_docs,
+    dev_docs,
+    test_docs,
+    n_seed: int,
+    k: int,
+    base: Path,
+    teacher: Path,
+    config_path: Path,
+    output_dir: Path,
+    split: bool,
+) -> None:
     echo(f"✔ {task.name}: {len(labels)} labels: " + ", ".join(f"{l} ({found.get(l, 0)})" for l in labels))
-    echo(f"✔ {output_dir / 'corpus'}: train {len(train_docs)} (the simulated teacher's labelled pool), "
-         f"seed {n_seed} ({k} per label), dev {len(dev_docs)}{' (split off the data)' if split else ''}, "
-         + (f"test {len(test_docs)}" if test_docs is not None else "no test set (--test FILE adds one)"))
+    echo(
+        f"✔ {output_dir / 'corpus'}: train {len(train_docs)} (the simulated teacher's labelled pool), "
+        f"seed {n_seed} ({k} per label), dev {len(dev_docs)}{' (split off the data)' if split else ''}, "
+        + (f"test {len(test_docs)}" if test_docs is not None else "no test set (--test FILE adds one)")
+    )
     echo(f"✔ {config_path} (from {base.name}, teacher {teacher.stem})")
-    echo(f"Next: fill in task_description and [evokd.label_definitions] in {config_path} (an LLM teacher reads them), then")
+    echo(
+        f"Next: fill in task_description and [evokd.label_definitions] in {config_path} (an LLM teacher reads them), then"
+    )
     echo(f"  python -m spacy_evokd evolve {config_path} {output_dir / 'training'}")
     echo(f"  python -m spacy_evokd report {output_dir / 'training'}")

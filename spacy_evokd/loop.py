@@ -9,6 +9,7 @@ Round N reads in the order of its data flow:
                    seed + batch + replayed history, warm-started from student N-1 -> dev scores
   record           commit the round (model, DocBin, then the round record) and model-best
 """
+
 import logging
 import random
 import shutil
@@ -120,24 +121,35 @@ class EvoKDLoop:
         self.dev_docs = self._read("paths.dev", paths.get("dev"))
         test_docs = self._read("paths.test", paths["test"]) if paths.get("test") else []
         if not self.seed_docs:
-            raise DataError(f"seed data {paths.get('train')} is empty: the loop needs at least one labelled example per label")
+            raise DataError(
+                f"seed data {paths.get('train')} is empty: the loop needs at least one labelled example per label"
+            )
         self._check_labels(self.seed_docs, str(paths.get("train")))
         self._check_labels(self.dev_docs, str(paths.get("dev")))
         self.extra_docs = self._read_extra(s.extra_train)
         where = str(paths.get("train")) + (f" (with extra_train {s.extra_train})" if s.extra_train else "")
         preflight.check_label_coverage(self.seed_docs + self.extra_docs, self.task, s.labels, where)
         self.validator = Validator(
-            self.nlp, self.task, s.labels,
+            self.nlp,
+            self.task,
+            s.labels,
             max_chars=s.max_chars,
-            blocked_texts=[d.text for d in self.dev_docs + test_docs], definitions=s.label_definitions,
-        )  # fmt: skip
+            blocked_texts=[d.text for d in self.dev_docs + test_docs],
+            definitions=s.label_definitions,
+        )
         # source = "pool" | "both": unlabelled texts chosen by the analysis' evidence (pool_source.py)
         self.pool_source = None
         if s.source != "generate" and s.unlabelled_pool:
-            self.pool_source = PoolSource(s.unlabelled_pool, s.pool_embedder, blocked_texts=[d.text for d in self.dev_docs + test_docs],
-                                          max_chars=s.max_chars)  # fmt: skip
+            self.pool_source = PoolSource(
+                s.unlabelled_pool,
+                s.pool_embedder,
+                blocked_texts=[d.text for d in self.dev_docs + test_docs],
+                max_chars=s.max_chars,
+            )
             if self.pool_source.too_long:
-                self.progress(f"pool {s.unlabelled_pool}: {self.pool_source.too_long} texts over max_chars {s.max_chars} skipped")
+                self.progress(
+                    f"pool {s.unlabelled_pool}: {self.pool_source.too_long} texts over max_chars {s.max_chars} skipped"
+                )
         preflight.check_teacher(self.teacher, reach=s.check_teacher)  # last: the only check that goes out
         self.dir.mkdir(parents=True, exist_ok=True)
         self.cache = ResponseCache(self.state.cache_path)
@@ -200,8 +212,10 @@ class EvoKDLoop:
         best_n, best = self.state.update_best()
         totals = self.ledger.totals()
         reason = stopped_by or f"{len(self.state.committed()) - 1} rounds done"
-        self.progress(f"finished: {reason}; best dev {s.metric} {best:.3f} (round {best_n}); "
-                      f"teacher tokens {totals.total_tokens:,}, cost ${totals.cost:.4f}; model: {self.state.model_best}")
+        self.progress(
+            f"finished: {reason}; best dev {s.metric} {best:.3f} (round {best_n}); "
+            f"teacher tokens {totals.total_tokens:,}, cost ${totals.cost:.4f}; model: {self.state.model_best}"
+        )
         return {"best_round": best_n, "best_dev": best, "stopped_by": reason, "usage": totals.to_dict()}
 
     def _should_stop(self, n: int) -> Optional[str]:
@@ -223,18 +237,35 @@ class EvoKDLoop:
         work = self.state.work_round_dir(0)
         seed_path = work / "train.spacy"
         write_docbin(self.seed_docs + self.extra_docs, seed_path)
-        model = student.train(self.config, seed_path, self._dev_path(), work / "model", gpu_id=s.gpu_id,
-                              progress=lambda line: self.progress(f"round 0: {line}"))
+        model = student.train(
+            self.config,
+            seed_path,
+            self._dev_path(),
+            work / "model",
+            gpu_id=s.gpu_id,
+            progress=lambda line: self.progress(f"round 0: {line}"),
+        )
         t_train = time.time() - t0
         nlp = student.load(model)
         dev, _ = student.evaluate(nlp, self.dev_docs, self.task, s.labels)
         _, fb = student.evaluate(nlp, self.seed_docs, self.task, s.labels)
         record = RoundRecord(
-            round=0, teacher=self.teacher.name, simulated=self.teacher.simulated,
-            analyses=[], generated=0, accepted=0, rejected={}, accepted_per_label={}, usage=Usage().to_dict(),
-            batch_scores=None, dev=dev, feedback=self._feedback(fb), train_size=len(self.seed_docs) + len(self.extra_docs),
-            seconds={"train": round(t_train, 2), "total": round(time.time() - t0, 2)}, task=self.task.name,
-        )  # fmt: skip
+            round=0,
+            teacher=self.teacher.name,
+            simulated=self.teacher.simulated,
+            analyses=[],
+            generated=0,
+            accepted=0,
+            rejected={},
+            accepted_per_label={},
+            usage=Usage().to_dict(),
+            batch_scores=None,
+            dev=dev,
+            feedback=self._feedback(fb),
+            train_size=len(self.seed_docs) + len(self.extra_docs),
+            seconds={"train": round(t_train, 2), "total": round(time.time() - t0, 2)},
+            task=self.task.name,
+        )
         self.state.commit(0, record, None, work / "model")
         self.state.update_best()
         self.progress(f"round 0 committed: dev {s.metric} {dev['score']:.3f}")
@@ -281,8 +312,13 @@ class EvoKDLoop:
         round (a run budget reached), or None."""
         t0 = time.time()
         prev = self.state.load_record(n - 1)
-        report = weakness.build_report(self.task, self.settings.labels, prev.dev, prev.judged(self.task),
-                                       "the seed data" if n == 1 else f"the round {n - 1} batch")  # fmt: skip
+        report = weakness.build_report(
+            self.task,
+            self.settings.labels,
+            prev.dev,
+            prev.judged(self.task),
+            "the seed data" if n == 1 else f"the round {n - 1} batch",
+        )
         seen = SeenTexts.of(self._seen_texts(n))
         teaching = self._teach(n, report, seen)
         docs = self._accept(n, teaching, seen)
@@ -305,10 +341,15 @@ class EvoKDLoop:
         run budget stops the run after this round, a round budget only ends the round."""
         s = self.settings
         t0 = time.time()
-        self.teacher.begin_round(RoundContext(
-            round=n, seen_texts=seen.texts, run_seed=s.seed, budget=RunBudget(s, self.ledger, n),
-            student=self.state.student_path(n - 1),
-        ))  # fmt: skip
+        self.teacher.begin_round(
+            RoundContext(
+                round=n,
+                seen_texts=seen.texts,
+                run_seed=s.seed,
+                budget=RunBudget(s, self.ledger, n),
+                student=self.state.student_path(n - 1),
+            )
+        )
         history = self._history(n)
         nlp = None
         if self.pool_source is not None:
@@ -323,8 +364,10 @@ class EvoKDLoop:
             self._book(n, out.step)
             out.budget_hit = str(e)
             out.stopped_by = None if e.per_round else out.budget_hit
-            self.progress(f"round {n}: {out.budget_hit}; keeping the {len(out.candidates)} samples generated so far"
-                          + ("" if e.per_round else "; the run stops after this round"))
+            self.progress(
+                f"round {n}: {out.budget_hit}; keeping the {len(out.candidates)} samples generated so far"
+                + ("" if e.per_round else "; the run stops after this round")
+            )
         out.seconds = time.time() - t0
         out.checks = self.teacher.round_checks(out.agreement)
         return out
@@ -357,8 +400,9 @@ class EvoKDLoop:
         out.needs.update({normalise(p.text): p.need for p in picks})
         self._label(n, [Sample(p.text, intent="active") for p in picks], out, "active_label")
 
-    def _teach_generation(self, n: int, slots: int, report: WeaknessReport, history: List[str], seen: SeenTexts,
-                          out: Teaching) -> None:  # fmt: skip
+    def _teach_generation(
+        self, n: int, slots: int, report: WeaknessReport, history: List[str], seen: SeenTexts, out: Teaching
+    ) -> None:
         """``slots`` samples written by the teacher: briefs (one per window of the report), each
         feeding up to ``generations_per_brief`` generation requests (the paper: 1)."""
         s = self.settings
@@ -370,8 +414,16 @@ class EvoKDLoop:
             requests -= k
             i += 1
 
-    def _teach_once(self, n: int, i: int, report: WeaknessReport, history: List[str], seen: SeenTexts,
-                    out: Teaching, proposals: int = 1) -> None:  # fmt: skip
+    def _teach_once(
+        self,
+        n: int,
+        i: int,
+        report: WeaknessReport,
+        history: List[str],
+        seen: SeenTexts,
+        out: Teaching,
+        proposals: int = 1,
+    ) -> None:
         """The i-th brief (a different window of the report's examples each time) and the inputs
         it asks for (generated and/or pool texts), labelled."""
         s = self.settings
@@ -396,7 +448,9 @@ class EvoKDLoop:
                 out.candidates += proposal.samples
             self._label(n, to_label, out, "label")
 
-    def _brief(self, n: int, shown: WeaknessReport, history: List[str], out: Teaching, proposals: int) -> Optional[Analysis]:
+    def _brief(
+        self, n: int, shown: WeaknessReport, history: List[str], out: Teaching, proposals: int
+    ) -> Optional[Analysis]:
         """The brief generation is aimed with: the student's own (analysis = "student", no call)
         or the teacher's analysis, judged (None: rejected, or not started within the budget)."""
         s = self.settings
@@ -405,8 +459,14 @@ class EvoKDLoop:
             out.analyses.append(brief.text)
             return brief
         generating = s.source != "pool"
-        self._plan(n, "an analysis and the generation it feeds", out, analysis=1, generate=proposals if generating else 0,
-                   label=proposals * (s.n_hard + s.n_easy) if s.separate_labelling and generating else 0)  # fmt: skip
+        self._plan(
+            n,
+            "an analysis and the generation it feeds",
+            out,
+            analysis=1,
+            generate=proposals if generating else 0,
+            label=proposals * (s.n_hard + s.n_easy) if s.separate_labelling and generating else 0,
+        )
         out.step = "analysis"
         review = bound_history(history + [f"Round {n}: {a}" for a in out.analyses])
         analysis = self.teacher.analyse(shown, review)
@@ -508,42 +568,75 @@ class EvoKDLoop:
         write_docbin(self._weighted(train_docs, n), work / "train.spacy")
         warm = self.state.student_path(n - 1) if s.warm_start else None
         t1 = time.time()
-        model = student.train(self.config, work / "train.spacy", self._dev_path(), work / "model",
-                              warm_start_from=warm, max_steps=s.warm_start_steps if warm else None, gpu_id=s.gpu_id,
-                              progress=lambda line: self.progress(f"round {n}: {line}"))
+        model = student.train(
+            self.config,
+            work / "train.spacy",
+            self._dev_path(),
+            work / "model",
+            warm_start_from=warm,
+            max_steps=s.warm_start_steps if warm else None,
+            gpu_id=s.gpu_id,
+            progress=lambda line: self.progress(f"round {n}: {line}"),
+        )
         t_train = time.time() - t1
         t2 = time.time()
         dev, _ = student.evaluate(student.load(model), self.dev_docs, self.task, s.labels)
         t_eval += time.time() - t2
-        return Trained(model=model, batch_scores=batch_scores, batch_judged=batch_judged, dev=dev,
-                       train_size=len(train_docs), seconds={"train": round(t_train, 2), "eval": round(t_eval, 2)})  # fmt: skip
+        return Trained(
+            model=model,
+            batch_scores=batch_scores,
+            batch_judged=batch_judged,
+            dev=dev,
+            train_size=len(train_docs),
+            seconds={"train": round(t_train, 2), "eval": round(t_eval, 2)},
+        )
 
     def _unchanged_student(self, n: int, prev: RoundRecord) -> Trained:
         """Round n-1's student as round n's, untrained and unscored again."""
         model = self.state.work_round_dir(n) / "model" / "model-best"
         shutil.rmtree(model.parent, ignore_errors=True)
         shutil.copytree(self.state.student_path(n - 1), model)
-        return Trained(model=model, batch_scores=None, batch_judged=[], dev=prev.dev, train_size=prev.train_size,
-                       seconds={"train": 0.0, "eval": 0.0})  # fmt: skip
+        return Trained(
+            model=model,
+            batch_scores=None,
+            batch_judged=[],
+            dev=prev.dev,
+            train_size=prev.train_size,
+            seconds={"train": 0.0, "eval": 0.0},
+        )
 
-    def _record(self, n: int, prev: RoundRecord, teaching: Teaching, docs: List[Doc], trained: Trained, t0: float) -> None:
+    def _record(
+        self, n: int, prev: RoundRecord, teaching: Teaching, docs: List[Doc], trained: Trained, t0: float
+    ) -> None:
         """Commit round n and say how it went."""
         s = self.settings
         usage = self.ledger.totals(round=n)
         rejected = teaching.rejected
         record = RoundRecord(
-            round=n, teacher=self.teacher.name, simulated=self.teacher.simulated,
-            analyses=teaching.analyses, generated=len(docs) + sum(rejected.values()), accepted=len(docs),
-            rejected=dict(rejected), accepted_per_label=dict(Counter(l for d in docs for l in self.task.doc_labels(d))),
-            usage=usage.to_dict(), batch_scores=trained.batch_scores, dev=trained.dev,
-            feedback=self._feedback(trained.batch_judged) if docs else prev.feedback, train_size=trained.train_size,
+            round=n,
+            teacher=self.teacher.name,
+            simulated=self.teacher.simulated,
+            analyses=teaching.analyses,
+            generated=len(docs) + sum(rejected.values()),
+            accepted=len(docs),
+            rejected=dict(rejected),
+            accepted_per_label=dict(Counter(l for d in docs for l in self.task.doc_labels(d))),
+            usage=usage.to_dict(),
+            batch_scores=trained.batch_scores,
+            dev=trained.dev,
+            feedback=self._feedback(trained.batch_judged) if docs else prev.feedback,
+            train_size=trained.train_size,
             seconds={"teacher": round(teaching.seconds, 2), **trained.seconds, "total": round(time.time() - t0, 2)},
-            stopped_by=teaching.stopped_by, teacher_checks=teaching.checks, repaired=dict(teaching.repaired),
+            stopped_by=teaching.stopped_by,
+            teacher_checks=teaching.checks,
+            repaired=dict(teaching.repaired),
             rejected_samples=rejected_samples(teaching.rejects, self.task),
-            budget_hit=teaching.budget_hit, task=self.task.name, sources=self._sources(n, prev, teaching, docs, trained),
+            budget_hit=teaching.budget_hit,
+            task=self.task.name,
+            sources=self._sources(n, prev, teaching, docs, trained),
             usage_by_step={step: u.to_dict() for step, u in self._usage_by_step(n).items()},
             analysis_repeats=teaching.analysis_repeats,
-        )  # fmt: skip
+        )
         self.state.commit(n, record, docs, trained.model.parent)
         best_n, best = self.state.update_best()
         # model-last is never read: "all" keeps every round's model-best, "best" two of them
@@ -554,7 +647,8 @@ class EvoKDLoop:
         self.progress(
             f"round {n}/{s.rounds}: accepted {len(docs)}, rejected {sum(rejected.values())} ({rej}) | "
             f"tokens {usage.total_tokens:,} (run {totals.total_tokens:,}), cost ${totals.cost:.4f} | "
-            f"dev {s.metric} {trained.dev['score']:.3f} (best {best:.3f}, round {best_n})" + (f" | teacher: {quality}" if quality else "")
+            f"dev {s.metric} {trained.dev['score']:.3f} (best {best:.3f}, round {best_n})"
+            + (f" | teacher: {quality}" if quality else "")
         )
 
     def _usage_by_step(self, n: int) -> Dict[str, Usage]:
@@ -564,7 +658,9 @@ class EvoKDLoop:
                 out.setdefault(row["step"], Usage()).add(sources.row_usage(row))
         return out
 
-    def _sources(self, n: int, prev: RoundRecord, teaching: Teaching, docs: List[Doc], trained: Trained) -> Dict[str, Any]:
+    def _sources(
+        self, n: int, prev: RoundRecord, teaching: Teaching, docs: List[Doc], trained: Trained
+    ) -> Dict[str, Any]:
         """What each source was asked for and bought this round (source = "auto" decides the
         next split from it): samples asked, tokens, cost, accepted, and how many of those the
         round's starting student got wrong; the round's dev gain; the planner's stop."""
@@ -577,8 +673,13 @@ class EvoKDLoop:
         for name in sources.SOURCES:
             slots, used = teaching.split.get(name, 0), usage.get(name, Usage())
             if slots or used.requests:
-                out[name] = {"slots": slots, "tokens": used.total_tokens, "cost": sources.cost_of(used, slots),
-                             "accepted": accepted[name], "wrong": wrong[name]}  # fmt: skip
+                out[name] = {
+                    "slots": slots,
+                    "tokens": used.total_tokens,
+                    "cost": sources.cost_of(used, slots),
+                    "accepted": accepted[name],
+                    "wrong": wrong[name],
+                }
         if teaching.planned_stop:
             out["planned_stop"] = teaching.planned_stop
         return out
@@ -589,8 +690,9 @@ class EvoKDLoop:
         s = self.settings
         if self.pool_source is None or s.source not in ("pool", "both"):
             return []
-        picks = self.pool_source.choose([j.gold.text for j in shown.wrong], [j.gold.text for j in shown.correct],
-                                        s.n_hard, s.n_easy, seen)  # fmt: skip
+        picks = self.pool_source.choose(
+            [j.gold.text for j in shown.wrong], [j.gold.text for j in shown.correct], s.n_hard, s.n_easy, seen
+        )
         return [Sample(text, intent=intent) for text, intent in picks]
 
     def _book(self, n: int, step: str, texts: int = 1) -> None:
@@ -624,7 +726,12 @@ def _source(doc: Doc) -> str:
     return "active" if DocMeta.of(doc).intent == "active" else "generate"
 
 
-def evolve(config_path: Path, output_dir: Path, overrides: Optional[Dict[str, Any]] = None,
-           teacher: Optional[Path] = None, echo: Callable[[str], None] = print) -> Dict[str, Any]:
+def evolve(
+    config_path: Path,
+    output_dir: Path,
+    overrides: Optional[Dict[str, Any]] = None,
+    teacher: Optional[Path] = None,
+    echo: Callable[[str], None] = print,
+) -> Dict[str, Any]:
     config = load_config(config_path, overrides or {}, teacher=teacher)
     return EvoKDLoop(config, output_dir, echo=echo).run()

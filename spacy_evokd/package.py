@@ -12,6 +12,7 @@ model-best is never changed:
 Then `spacy package` writes OUTPUT_DIR/<lang>_<name>-<version>/ and, with ``build="wheel"``,
 `python -m build` its wheel in dist/ (quietly: spaCy would echo the whole setuptools build).
 """
+
 import shutil
 import subprocess
 import sys
@@ -32,8 +33,10 @@ def _null_paths(cfg_path: Path) -> None:
         referenced = "${paths.%s}" % key in used
         if value is not None and not (referenced and isinstance(value, str) and not Path(value).exists()):
             if referenced:  # a local file the pipeline needs to load: it would not exist where installed
-                raise DataError(f"{cfg_path}: [paths] {key} = {value!r} is a file of this machine that the pipeline "
-                                "loads from; package a student whose config names it portably (e.g. a Hugging Face name)")  # fmt: skip
+                raise DataError(
+                    f"{cfg_path}: [paths] {key} = {value!r} is a file of this machine that the pipeline "
+                    "loads from; package a student whose config names it portably (e.g. a Hugging Face name)"
+                )
             cfg["paths"][key] = None
     write_text(cfg_path, cfg.to_str())
 
@@ -75,7 +78,9 @@ def _stamp(meta_path: Path, model: Path, run_dir: Path, test: Optional[Path]) ->
     else:
         said.append("no test score (no test set given)")
     base = (meta.get("description") or "Student distilled with spacy-evokd.").split(" Scores:")[0]
-    meta["description"] = base + (" Retrained on the reviewed data." if retrained else "") + " Scores: " + ", ".join(said) + "."
+    meta["description"] = (
+        base + (" Retrained on the reviewed data." if retrained else "") + " Scores: " + ", ".join(said) + "."
+    )
     write_json(meta_path, meta)
     return evokd
 
@@ -93,8 +98,15 @@ def run_test_path(run_dir: Path) -> Optional[Path]:
     return Path(test) if test and Path(test).exists() else None
 
 
-def package_student(run_dir: Path, output_dir: Path, name: str, version: str = "0.1.0", model: Optional[Path] = None,
-                    test: Optional[Path] = None, build: str = "wheel") -> Dict[str, Any]:  # fmt: skip
+def package_student(
+    run_dir: Path,
+    output_dir: Path,
+    name: str,
+    version: str = "0.1.0",
+    model: Optional[Path] = None,
+    test: Optional[Path] = None,
+    build: str = "wheel",
+) -> Dict[str, Any]:
     """Stage, stamp and package RUN_DIR's model-best (or ``model``); returns {"dir", "wheel", "evokd"}."""
     from spacy.cli.package import package
 
@@ -117,13 +129,24 @@ def package_student(run_dir: Path, output_dir: Path, name: str, version: str = "
         _null_paths(staged / "config.cfg")
         evokd = _stamp(staged / "meta.json", staged, run_dir, test)
         # require_parent: spaCy itself in the requirements, as `spacy package` on the command line does
-        package(staged, output_dir, name=name, version=version, create_sdist=False, create_wheel=False, force=True,
-                require_parent=True, silent=True)  # fmt: skip
+        package(
+            staged,
+            output_dir,
+            name=name,
+            version=version,
+            create_sdist=False,
+            create_wheel=False,
+            force=True,
+            require_parent=True,
+            silent=True,
+        )
     lang = read_json(model / "meta.json").get("lang", "en")
     pkg = output_dir / f"{lang}_{name}-{version}"
     wheel = None
     if build == "wheel":
-        proc = subprocess.run([sys.executable, "-m", "build", "--wheel", "--quiet", str(pkg)], capture_output=True, text=True)
+        proc = subprocess.run(
+            [sys.executable, "-m", "build", "--wheel", "--quiet", str(pkg)], capture_output=True, text=True
+        )
         if proc.returncode != 0:
             tail = "; ".join((proc.stderr or proc.stdout).strip().splitlines()[-3:])
             raise DataError(f"{pkg}: building the wheel failed ({tail})")

@@ -27,6 +27,7 @@ Lenient on form, strict on content. Stated repair rules:
   - a generated text that repeats a line of the prompt (normalised) is rejected (prompt_echo).
 Rejections here are counted by reason in the returned Counter.
 """
+
 import json
 import re
 from collections import Counter
@@ -115,9 +116,15 @@ def _list_items(text: str) -> Dict[str, List[str]]:
     return groups
 
 
-def parse_generation(text: str, task: Task, labels: Sequence[str], with_labels: bool = False,
-                     n_hard: Optional[int] = None, n_easy: Optional[int] = None,
-                     prompt: str = "") -> Tuple[List[Sample], Counter]:  # fmt: skip
+def parse_generation(
+    text: str,
+    task: Task,
+    labels: Sequence[str],
+    with_labels: bool = False,
+    n_hard: Optional[int] = None,
+    n_easy: Optional[int] = None,
+    prompt: str = "",
+) -> Tuple[List[Sample], Counter]:
     """The answer to the generation prompt: {"hard": [...], "easy": [...]}. Items are strings,
     or (with_labels) objects with "text" and "label" / "entities". Extra items beyond what was
     asked for are dropped and counted (too_many); items repeating a line of ``prompt`` are
@@ -159,7 +166,9 @@ def parse_generation(text: str, task: Task, labels: Sequence[str], with_labels: 
     return samples, rejected
 
 
-def _item_to_sample(item: Any, task: Task, labels: Sequence[str], with_labels: bool, rejected: Counter) -> Optional[Sample]:
+def _item_to_sample(
+    item: Any, task: Task, labels: Sequence[str], with_labels: bool, rejected: Counter
+) -> Optional[Sample]:
     if isinstance(item, str):
         if with_labels:
             rejected["missing_label"] += 1

@@ -16,6 +16,7 @@ Nearness is cosine similarity of document vectors from one of two embedders:
 Choices are deterministic for a given pool, student and evidence, so a resumed round picks the
 same texts (and the teacher's labels come from the cache).
 """
+
 import functools
 from pathlib import Path
 from typing import List, Optional, Sequence, Set, Tuple
@@ -58,8 +59,10 @@ def student_vectors(nlp, texts: Sequence[str]) -> numpy.ndarray:
     for doc in nlp.pipe(texts):
         tensor = doc.tensor
         if tensor is None or not getattr(tensor, "size", 0):
-            raise DataError("pool_embedder = \"student\" needs a student with a tok2vec component that sets "
-                            "doc.tensor (transformer students: use pool_embedder = \"minilm\")")
+            raise DataError(
+                'pool_embedder = "student" needs a student with a tok2vec component that sets '
+                'doc.tensor (transformer students: use pool_embedder = "minilm")'
+            )
         rows.append(numpy.asarray(tensor).mean(axis=0))
     return numpy.vstack(rows).astype("float32")
 
@@ -85,8 +88,9 @@ def minilm_vectors(texts: Sequence[str], name: str = MINILM, batch_size: int = 6
     out = []
     with torch.no_grad():
         for i in range(0, len(texts), batch_size):
-            enc = tokenizer(list(texts[i : i + batch_size]), padding=True, truncation=True, max_length=128,
-                            return_tensors="pt")  # fmt: skip
+            enc = tokenizer(
+                list(texts[i : i + batch_size]), padding=True, truncation=True, max_length=128, return_tensors="pt"
+            )
             hidden = model(**enc).last_hidden_state
             mask = enc["attention_mask"].unsqueeze(-1).float()
             out.append(((hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)).numpy())
@@ -97,8 +101,9 @@ class PoolSource:
     """Chooses pool texts near the evidence an analysis saw. ``use_student`` is called once per
     round with the student the round starts from (the "student" embedder needs it)."""
 
-    def __init__(self, path: str, embedder: str = "student", blocked_texts: Sequence[str] = (),
-                 max_chars: Optional[int] = None):  # fmt: skip
+    def __init__(
+        self, path: str, embedder: str = "student", blocked_texts: Sequence[str] = (), max_chars: Optional[int] = None
+    ):
         if embedder not in EMBEDDERS:
             raise DataError(f"[evokd] pool_embedder {embedder!r}: expected one of {EMBEDDERS}")
         self.path = path
@@ -133,8 +138,9 @@ class PoolSource:
             raise RuntimeError("PoolSource.use_student() must be called before choosing")
         return student_vectors(self._nlp, texts)
 
-    def choose(self, hard_near: Sequence[str], easy_near: Sequence[str], n_hard: int, n_easy: int,
-               seen: Set[str]) -> List[Tuple[str, str]]:  # fmt: skip
+    def choose(
+        self, hard_near: Sequence[str], easy_near: Sequence[str], n_hard: int, n_easy: int, seen: Set[str]
+    ) -> List[Tuple[str, str]]:
         """[(text, "hard" | "easy")]: for each slot, the unused pool text most similar to any of
         its evidence texts (max cosine). ``seen`` holds normalised texts already used (seed,
         earlier rounds, this round); chosen texts are added to it."""

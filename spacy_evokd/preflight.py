@@ -5,6 +5,7 @@ The [evokd] settings are checked by the schema in config.py and data files by da
 this module adds what needs the whole picture: the output directory, the seed's label coverage
 and the teacher (its API key, and one cheap GET to its server).
 """
+
 import logging
 import os
 from pathlib import Path
@@ -47,8 +48,10 @@ def check_label_coverage(docs: Sequence[Doc], task: Task, labels: Sequence[str],
     found = {label for d in docs for label in task.doc_labels(d)}
     missing = [l for l in labels if l not in found]
     if missing:
-        raise DataError(f"seed data {where} has no {task.label_unit} of label {missing[0]!r} ([evokd] labels {list(labels)}): "
-                        "add one, or remove the label from [evokd] labels (a label missing in round 0 is never learned)")  # fmt: skip
+        raise DataError(
+            f"seed data {where} has no {task.label_unit} of label {missing[0]!r} ([evokd] labels {list(labels)}): "
+            "add one, or remove the label from [evokd] labels (a label missing in round 0 is never learned)"
+        )
 
 
 def check_teacher(teacher: Any, reach: bool = True) -> None:
@@ -63,6 +66,8 @@ def check_teacher(teacher: Any, reach: bool = True) -> None:
         try:
             model.check_reachable()
         except TeacherRequestError as e:
-            raise TeacherRequestError(f"teacher check: {e}; start the server or fix base_url "
-                                      "(--skip-teacher-check or [evokd] check_teacher = false skips this check)") from None  # fmt: skip
+            raise TeacherRequestError(
+                f"teacher check: {e}; start the server or fix base_url "
+                "(--skip-teacher-check or [evokd] check_teacher = false skips this check)"
+            ) from None
         logger.info("teacher %s: server reachable", getattr(model, "base_url", "?"))

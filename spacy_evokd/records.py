@@ -13,6 +13,7 @@ Schema versions:
 A damaged file is one RunDirError line naming it (run_files.read_round_record checks what the
 readers use), never a KeyError deep in the loop or the report.
 """
+
 from collections import Counter
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -75,8 +76,11 @@ class RoundRecord:
         rec = read_round_record(path, n)
         version = rec.get("schema_version", 1)
         if version == 1:
-            rec = dict(rec, schema_version=1, task=next(
-                (task for key, task in _V1_TASK_BY_SCORE_KEY.items() if key in rec["dev"]), "textcat"))  # fmt: skip
+            rec = dict(
+                rec,
+                schema_version=1,
+                task=next((task for key, task in _V1_TASK_BY_SCORE_KEY.items() if key in rec["dev"]), "textcat"),
+            )
         return cls(**_known(cls, rec))
 
     def save(self, path: Union[str, Path]) -> None:
@@ -92,8 +96,11 @@ def teacher_checks(agreement: Counter, stats: Counter) -> Dict[str, Any]:
     it labelled differently (validation.label_disagreements), answers asked and parsed per step
     (``Teacher.drain_stats``) with the parse rate. Teachers add their own (Teacher.round_checks)."""
     compared, disagreed = agreement.get("compared", 0), agreement.get("disagreed", 0)
-    checks: Dict[str, Any] = {"label_compared": compared, "label_disagreement": disagreed,
-                              "label_disagreement_rate": round(disagreed / compared, 4) if compared else None}  # fmt: skip
+    checks: Dict[str, Any] = {
+        "label_compared": compared,
+        "label_disagreement": disagreed,
+        "label_disagreement_rate": round(disagreed / compared, 4) if compared else None,
+    }
     if stats:
         checks.update(sorted(stats.items()))
         answers = sum(v for k, v in stats.items() if k.endswith("_answers"))
@@ -120,9 +127,17 @@ def rejected_samples(rejects: List[Tuple[Sample, str]], task: Task) -> List[Dict
     kept = []
     for sample, reason in rejects[:REJECTED_KEPT]:
         text = storable(sample.text)
-        annotation = {} if sample.annotation is None else {task.annotation_key: task.annotation_to_json(sample.annotation)}
-        kept.append({"text": text if len(text) <= REJECTED_TEXT_CHARS else text[: REJECTED_TEXT_CHARS - 1] + "…",
-                     "reason": reason, "intent": sample.intent, "annotation": _storable(annotation)})  # fmt: skip
+        annotation = (
+            {} if sample.annotation is None else {task.annotation_key: task.annotation_to_json(sample.annotation)}
+        )
+        kept.append(
+            {
+                "text": text if len(text) <= REJECTED_TEXT_CHARS else text[: REJECTED_TEXT_CHARS - 1] + "…",
+                "reason": reason,
+                "intent": sample.intent,
+                "annotation": _storable(annotation),
+            }
+        )
     return kept
 
 
@@ -159,13 +174,17 @@ class SelectionBatch:
         try:
             rec = read_json(path)
             batch = cls(**dict(_known(cls, rec), schema_version=rec.get("schema_version", 1)))
-            if not (isinstance(batch.thresholds.get("teacher"), dict) and isinstance(batch.thresholds.get("student"), dict)):
+            if not (
+                isinstance(batch.thresholds.get("teacher"), dict) and isinstance(batch.thresholds.get("student"), dict)
+            ):
                 raise KeyError("thresholds")
             if not isinstance(batch.texts, list):
                 raise TypeError("'texts' is not a list")
         except (KeyError, TypeError, AttributeError) as e:
-            raise RunDirError(f"{path}: damaged batch record ({type(e).__name__}: {e}); "
-                              "delete it and the later batches' records to redo them") from None  # fmt: skip
+            raise RunDirError(
+                f"{path}: damaged batch record ({type(e).__name__}: {e}); "
+                "delete it and the later batches' records to redo them"
+            ) from None
         return batch
 
     def save(self, path: Union[str, Path]) -> None:

@@ -4,6 +4,7 @@ spaCy and spacy-llm find these through the entry points in ``setup.cfg``; the im
 modules are imported inside the factories so that loading a name stays cheap and can't break
 spaCy for unrelated pipelines (the OpenAI-compatible model's module is light: it is imported here).
 """
+
 import logging
 from typing import Any, Callable, Dict, List, Optional
 
@@ -112,22 +113,35 @@ def make_simulated_teacher(
 
     if pool is not None:
         if labelled_pool is not None:
-            raise ConfigError("[evokd.teacher] sets both pool and labelled_pool: pool is the old name; keep labelled_pool")
+            raise ConfigError(
+                "[evokd.teacher] sets both pool and labelled_pool: pool is the old name; keep labelled_pool"
+            )
         logging.getLogger("spacy_evokd").warning(
-            "[evokd.teacher] pool is deprecated: call it labelled_pool (the simulated teacher's labelled examples)")
+            "[evokd.teacher] pool is deprecated: call it labelled_pool (the simulated teacher's labelled examples)"
+        )
         labelled_pool = pool
     if not labelled_pool:
-        raise ConfigError("[evokd.teacher] labelled_pool is not set: the labelled examples (JSONL or .spacy) the "
-                          "simulated teacher draws from")  # fmt: skip
+        raise ConfigError(
+            "[evokd.teacher] labelled_pool is not set: the labelled examples (JSONL or .spacy) the "
+            "simulated teacher draws from"
+        )
     task_obj = get_task(task)  # outside the try: an unknown task is no fault of labelled_pool
     try:
         return SimulatedTeacher(
-            pool=labelled_pool, task=task_obj, labels=list(labels), label_noise=label_noise, seed=seed, lang=lang,
-            hard_from=hard_from, embedder=embedder,
+            pool=labelled_pool,
+            task=task_obj,
+            labels=list(labels),
+            label_noise=label_noise,
+            seed=seed,
+            lang=lang,
+            hard_from=hard_from,
+            embedder=embedder,
         )
     except DataError as e:
-        raise DataError(f"{e} ([evokd.teacher] labelled_pool: the simulated teacher answers with the labels of "
-                        "these examples; unlabelled texts for pool mode go in [evokd] unlabelled_pool)") from None  # fmt: skip
+        raise DataError(
+            f"{e} ([evokd.teacher] labelled_pool: the simulated teacher answers with the labels of "
+            "these examples; unlabelled texts for pool mode go in [evokd] unlabelled_pool)"
+        ) from None
 
 
 @registry.loggers("spacy_evokd.ProgressLogger.v1")

@@ -11,6 +11,7 @@ Everything the teacher wrote (analyses, texts, annotations) is untrusted: it is 
 in code spans and fenced blocks, so neither report.md (on any Markdown renderer) nor report.html
 turns it into an image, a link or HTML.
 """
+
 import json
 import random
 import re
@@ -91,8 +92,9 @@ def _cumulative(recs: List[RoundRecord], value) -> List[float]:
     return out
 
 
-def _plots(recs: List[RoundRecord], out: Path, metric: str, task, gold: Dict[str, GoldSet], best: int,
-           accepted: Dict[int, int]) -> Tuple[Dict[str, str], Dict[str, str]]:  # fmt: skip
+def _plots(
+    recs: List[RoundRecord], out: Path, metric: str, task, gold: Dict[str, GoldSet], best: int, accepted: Dict[int, int]
+) -> Tuple[Dict[str, str], Dict[str, str]]:
     """The plots that have something to show (name -> file) and, for the others, why not."""
     rounds = [r.round for r in recs]
     plots, notes = {"score": _score_plot(recs, gold, best, metric, out)}, {}
@@ -110,8 +112,10 @@ def _plots(recs: List[RoundRecord], out: Path, metric: str, task, gold: Dict[str
         _integer_axes(ax)
         plots["spend"] = _save(fig, out / "dev_per_spend.png")
     else:
-        notes["spend"] = (f"Dev score per {unit} is left out: every round "
-                          f"{'spent the same' if len(recs) > 2 else 'is one point'}, so it would repeat the per-round plot.")  # fmt: skip
+        notes["spend"] = (
+            f"Dev score per {unit} is left out: every round "
+            f"{'spent the same' if len(recs) > 2 else 'is one point'}, so it would repeat the per-round plot."
+        )
 
     labels = sorted(recs[0].dev["per_label"])
     fig, ax = plt.subplots(figsize=(7, 3.6))
@@ -124,12 +128,18 @@ def _plots(recs: List[RoundRecord], out: Path, metric: str, task, gold: Dict[str
 
     # what carries a label: a sample (textcat) or an entity mention (ner), per the task
     unit = task.label_unit
-    per_label_unit = "accepted samples" if unit == "example" else f"accepted {unit[:-1] + 'ies' if unit.endswith('y') else unit + 's'}"
+    per_label_unit = (
+        "accepted samples"
+        if unit == "example"
+        else f"accepted {unit[:-1] + 'ies' if unit.endswith('y') else unit + 's'}"
+    )
     if any(r.accepted_per_label for r in recs):
         fig, ax = plt.subplots(figsize=(7, 3.6))
         for label in labels:
             ax.plot(rounds, _cumulative(recs, lambda r: r.accepted_per_label.get(label, 0)), marker=".", label=label)
-        ax.set(xlabel="round", ylabel=f"{per_label_unit} (cumulative)", title=f"{per_label_unit.capitalize()} per label")
+        ax.set(
+            xlabel="round", ylabel=f"{per_label_unit} (cumulative)", title=f"{per_label_unit.capitalize()} per label"
+        )
         _integer_axes(ax, y=True)
         _legend_outside(ax)
         plots["per_label_samples"] = _save(fig, out / "samples_per_label.png")
@@ -156,11 +166,19 @@ def _plots(recs: List[RoundRecord], out: Path, metric: str, task, gold: Dict[str
         fig, ax = plt.subplots(figsize=(7, 3.6))
         prompt = [r.usage["prompt_tokens"] for r in recs]
         ax.bar(rounds, prompt, label="prompt tokens", color="tab:blue")
-        ax.bar(rounds, [r.usage["completion_tokens"] for r in recs], bottom=prompt, label="completion tokens", color="tab:orange")
+        ax.bar(
+            rounds,
+            [r.usage["completion_tokens"] for r in recs],
+            bottom=prompt,
+            label="completion tokens",
+            color="tab:orange",
+        )
         ax.set(xlabel="round", ylabel="teacher tokens", title="Teacher tokens and cost")
         _integer_axes(ax, y=True)
         cost = ax.twinx()
-        cost.plot(rounds, _cumulative(recs, lambda r: r.usage["cost"]), color="black", marker=".", label="cumulative cost")
+        cost.plot(
+            rounds, _cumulative(recs, lambda r: r.usage["cost"]), color="black", marker=".", label="cumulative cost"
+        )
         cost.set_ylabel("cumulative cost (USD)")
         handles = ax.get_legend_handles_labels()[0] + cost.get_legend_handles_labels()[0]
         ax.legend(handles=handles, fontsize="small", loc="upper left", bbox_to_anchor=(1.15, 1.0), borderaxespad=0.0)
@@ -175,8 +193,11 @@ def _run_config(run: RunDir) -> Optional[Dict]:
 
     try:
         config = Config().from_disk(run.config_path)
-        return {"dev": config["paths"].get("dev"), "test": config["paths"].get("test"),
-                "labels": list(config["evokd"]["labels"])}  # fmt: skip
+        return {
+            "dev": config["paths"].get("dev"),
+            "test": config["paths"].get("test"),
+            "labels": list(config["evokd"]["labels"]),
+        }
     except (OSError, KeyError, ValueError):  # a config of another shape: no test column, no intervals
         return None
 
@@ -226,6 +247,7 @@ def _interval(task, labels: List[str], before: list, after: list) -> Tuple[float
 
         def score_of(judged, idx):
             return task.score([judged[i] for i in idx], labels)["score"]
+
     for _ in range(BOOTSTRAP_SAMPLES):
         idx = [rng.randrange(n) for _ in range(n)]
         diffs.append(score_of(rows_after, idx) - score_of(rows_before, idx))
@@ -233,7 +255,9 @@ def _interval(task, labels: List[str], before: list, after: list) -> Tuple[float
     return diffs[int(0.025 * BOOTSTRAP_SAMPLES)], diffs[int(0.975 * BOOTSTRAP_SAMPLES) - 1]
 
 
-def _change_lines(gold: Dict[str, GoldSet], best: int, task, labels: Optional[List[str]]) -> Tuple[List[str], List[str]]:
+def _change_lines(
+    gold: Dict[str, GoldSet], best: int, task, labels: Optional[List[str]]
+) -> Tuple[List[str], List[str]]:
     """The change of dev and test from the seed-only student (round 0) to the best one, and the
     warnings: a fall, or an interval that includes no change."""
     parts, warnings = [], []
@@ -247,13 +271,17 @@ def _change_lines(gold: Dict[str, GoldSet], best: int, task, labels: Optional[Li
             lo, hi = _interval(task, labels, g.judged[0], g.judged[best])
             text += f"; 95% bootstrap interval {lo:+.3f} to {hi:+.3f}"
             if lo <= 0.0 <= hi:
-                warnings.append(f"On {g.name} the 95% interval of the change ({lo:+.3f} to {hi:+.3f}) includes 0: "
-                                f"on these {g.n} docs it is not distinguishable from noise.")  # fmt: skip
+                warnings.append(
+                    f"On {g.name} the 95% interval of the change ({lo:+.3f} to {hi:+.3f}) includes 0: "
+                    f"on these {g.n} docs it is not distinguishable from noise."
+                )
         text += f"; {g.n} docs)"
         if delta < 0:
             text += " **fell**"
-            warnings.append(f"**{g.name.capitalize()} fell** against the seed-only student: {before:.3f} → {after:.3f} "
-                            f"({delta:+.3f}).")  # fmt: skip
+            warnings.append(
+                f"**{g.name.capitalize()} fell** against the seed-only student: {before:.3f} → {after:.3f} "
+                f"({delta:+.3f})."
+            )
         parts.append(text)
     return parts, warnings
 
@@ -315,17 +343,28 @@ def _examples(run: RunDir, recs: List[RoundRecord], task, review: "Review") -> L
         if not everything:
             continue
         rng = random.Random(r.round)
-        shares = "; ".join(f"{intent or 'no intent'} {_share(sum(x[0] for x in rows), len(rows))}"
-                           for intent, rows in sorted(by_intent.items(), key=lambda kv: str(kv[0])))  # fmt: skip
-        lines += [f"**Round {r.round}**", "",
-                  f"The student before training on this batch got {_share(sum(x[0] for x in everything), len(everything))} "
-                  f"right ({shares}); the rows are drawn in these proportions, up to {SAMPLE_ROWS} per intent.", "",
-                  "| intent | text | teacher's annotation | student (before training) right? |", "|---|---|---|---|"]  # fmt: skip
+        shares = "; ".join(
+            f"{intent or 'no intent'} {_share(sum(x[0] for x in rows), len(rows))}"
+            for intent, rows in sorted(by_intent.items(), key=lambda kv: str(kv[0]))
+        )
+        lines += [
+            f"**Round {r.round}**",
+            "",
+            f"The student before training on this batch got {_share(sum(x[0] for x in everything), len(everything))} "
+            f"right ({shares}); the rows are drawn in these proportions, up to {SAMPLE_ROWS} per intent.",
+            "",
+            "| intent | text | teacher's annotation | student (before training) right? |",
+            "|---|---|---|---|",
+        ]
         for intent, rows in sorted(by_intent.items(), key=lambda kv: str(kv[0])):
             for right, j in _draw(rows, rng, SAMPLE_ROWS):
                 verdict = "yes" if right else f"no: {_code(_show(task, j.pred), 60)}"
-                note = " (corrected in review)" if j.gold.text in kept and kept[j.gold.text].review == "corrected" else ""
-                lines.append(f"| {intent or '–'} | {_code(j.gold.text)} | {_code(_show(task, j.gold), 60)}{note} | {verdict} |")
+                note = (
+                    " (corrected in review)" if j.gold.text in kept and kept[j.gold.text].review == "corrected" else ""
+                )
+                lines.append(
+                    f"| {intent or '–'} | {_code(j.gold.text)} | {_code(_show(task, j.gold), 60)}{note} | {verdict} |"
+                )
         lines.append("")
     return lines
 
@@ -353,8 +392,9 @@ class Review:
         if not entries:
             return cls(accepted_now={r.round: r.accepted for r in recs})
         now = {r.round: len(run.docs(r.round)) for r in recs}
-        return cls(len(entries), sum(e.get("totals", {}).get("corrected", 0) for e in entries),
-                   run.removed_texts(), now)  # fmt: skip
+        return cls(
+            len(entries), sum(e.get("totals", {}).get("corrected", 0) for e in entries), run.removed_texts(), now
+        )
 
     def lines(self, run: RunDir, recs: List[RoundRecord], metric: str) -> List[str]:
         retrained = run.retrained_info_path
@@ -363,18 +403,25 @@ class Review:
         lines = ["## Review", ""]
         if self.imports:
             before = sum(r.accepted for r in recs)
-            lines += [f"- {self.imports} review import(s): {self.corrected} samples corrected, {len(self.removed)} removed; "
-                      f"the rounds now hold {sum(self.accepted_now.values())} accepted samples ({before} before review). "
-                      "The counts in this report are those after review.",
-                      "- The scores above are of students trained **before** the review (model-best, the per-round "
-                      "models, and any metrics or packages made from them). Resuming `evolve` trains only new rounds; "
-                      f"to train a student on the reviewed data: `python -m spacy_evokd retrain {run.dir}`."]  # fmt: skip
+            lines += [
+                f"- {self.imports} review import(s): {self.corrected} samples corrected, {len(self.removed)} removed; "
+                f"the rounds now hold {sum(self.accepted_now.values())} accepted samples ({before} before review). "
+                "The counts in this report are those after review.",
+                "- The scores above are of students trained **before** the review (model-best, the per-round "
+                "models, and any metrics or packages made from them). Resuming `evolve` trains only new rounds; "
+                f"to train a student on the reviewed data: `python -m spacy_evokd retrain {run.dir}`.",
+            ]
         if retrained.exists():
             info = json.loads(retrained.read_text(encoding="utf8"))
-            said = "; ".join(f"{name} {metric} {info[name]['score']:.3f} ({info[name]['n']} docs)"
-                             for name in ("dev", "test") if name in info)  # fmt: skip
-            lines.append(f"- A student retrained on the reviewed data ({info['train_size']} docs, "
-                         f"`{run.retrained_model}`): {said}.")  # fmt: skip
+            said = "; ".join(
+                f"{name} {metric} {info[name]['score']:.3f} ({info[name]['n']} docs)"
+                for name in ("dev", "test")
+                if name in info
+            )
+            lines.append(
+                f"- A student retrained on the reviewed data ({info['train_size']} docs, "
+                f"`{run.retrained_model}`): {said}."
+            )
         return lines + [""]
 
 
@@ -386,8 +433,11 @@ def _source_lines(recs) -> List[str]:
         split = r.sources.get("split")
         if not split or not split.get("active"):  # generation alone: nothing was split
             continue
-        parts = [f"{k} {v.get('accepted', 0)}/{v.get('slots', 0)} accepted/asked, {v.get('tokens', 0):,} tokens"
-                 for k, v in r.sources.items() if isinstance(v, dict) and "slots" in v]  # fmt: skip
+        parts = [
+            f"{k} {v.get('accepted', 0)}/{v.get('slots', 0)} accepted/asked, {v.get('tokens', 0):,} tokens"
+            for k, v in r.sources.items()
+            if isinstance(v, dict) and "slots" in v
+        ]
         out.append(f"- round {r.round} sources: {', '.join(parts)} ({split.get('why', '')})")
     return out
 
@@ -420,8 +470,11 @@ def write_report(run_dir: Path) -> Path:
     accepted = sum(review.accepted_now.values())
     lines = [f"# spacy-evokd run: {run_dir.name}", ""]
     if simulated:
-        lines += ["> **Simulated teacher.** No LLM was asked: the teacher drew real labelled examples from a pool,",
-                  "> aimed at the student's weak labels. Scores show what targeting buys, not what an LLM would write.", ""]
+        lines += [
+            "> **Simulated teacher.** No LLM was asked: the teacher drew real labelled examples from a pool,",
+            "> aimed at the student's weak labels. Scores show what targeting buys, not what an LLM would write.",
+            "",
+        ]
     if warnings:
         lines += [f"> ⚠ {w}" for w in warnings] + [""]
     sizes = ", ".join(f"{g.name} {g.n} docs" for g in gold.values() if g.n)
@@ -431,15 +484,22 @@ def write_report(run_dir: Path) -> Path:
         + (f"; {sizes}" if sizes else ""),
         f"- best dev {metric}: **{best.dev['score']:.3f}** in round {best.round} "
         f"(seed-only student: {recs[0].dev['score']:.3f})"
-        + (f"; its test {metric}: **{test[best.round]:.3f}** (seed-only: {test.get(0, float('nan')):.3f})" if best.round in test else ""),
+        + (
+            f"; its test {metric}: **{test[best.round]:.3f}** (seed-only: {test.get(0, float('nan')):.3f})"
+            if best.round in test
+            else ""
+        ),
         # the task's headline scores (e.g. multi-label: micro-F1 and exact-set accuracy besides macro-F1)
         "- its dev scores: " + ", ".join(f"{k} {best.dev[k]:.3f}" for k in task.main_score_keys if k in best.dev),
     ]
     if change:
-        lines.append(f"- change from the seed-only student to round {target}{' (the last)' if target != best.round else ''}: "
-                     + "; ".join(change))
+        lines.append(
+            f"- change from the seed-only student to round {target}{' (the last)' if target != best.round else ''}: "
+            + "; ".join(change)
+        )
     lines += [
-        f"- accepted samples: {accepted}" + (" (after review)" if review.imports else "")
+        f"- accepted samples: {accepted}"
+        + (" (after review)" if review.imports else "")
         + f", rejected: {sum(sum(r.rejected.values()) for r in recs)}",
         f"- teacher: {usage['requests']} requests, {usage['prompt_tokens']:,} prompt + {usage['completion_tokens']:,} "
         f"completion tokens{' (estimated)' if estimated else ''}, cost ${usage['cost']:.4f}",
@@ -451,16 +511,27 @@ def write_report(run_dir: Path) -> Path:
     stopped = [r.stopped_by for r in recs if r.stopped_by]
     if stopped:
         lines.append(f"- stopped by: {stopped[-1]}")
-    lines += ["", "| round | accepted | rejected | tokens | cost | teacher s | train s | batch score (before training) | dev | test |",
-              "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    lines += [
+        "",
+        "| round | accepted | rejected | tokens | cost | teacher s | train s | batch score (before training) | dev | test |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in recs:
         batch = f"{r.batch_scores['score']:.3f}" if r.batch_scores else "–"
-        lines.append(f"| {r.round} | {review.accepted_now.get(r.round, r.accepted)} | {sum(r.rejected.values())} | {r.usage['total_tokens']:,} "
-                     f"| ${r.usage['cost']:.4f} | {r.seconds.get('teacher', 0.0):.1f} | {r.seconds.get('train', 0.0):.1f} "
-                     f"| {batch} | {r.dev['score']:.3f} | {f'{test[r.round]:.3f}' if r.round in test else '–'} |")  # fmt: skip
+        lines.append(
+            f"| {r.round} | {review.accepted_now.get(r.round, r.accepted)} | {sum(r.rejected.values())} | {r.usage['total_tokens']:,} "
+            f"| ${r.usage['cost']:.4f} | {r.seconds.get('teacher', 0.0):.1f} | {r.seconds.get('train', 0.0):.1f} "
+            f"| {batch} | {r.dev['score']:.3f} | {f'{test[r.round]:.3f}' if r.round in test else '–'} |"
+        )
     lines += ["", *_source_lines(recs), ""]
-    for name, title in (("score", "scores per round"), ("spend", "dev per spend"), ("per_label", "per-label F1"),
-                        ("per_label_samples", "accepted per label"), ("rejections", "rejections"), ("tokens", "tokens and cost")):  # fmt: skip
+    for name, title in (
+        ("score", "scores per round"),
+        ("spend", "dev per spend"),
+        ("per_label", "per-label F1"),
+        ("per_label_samples", "accepted per label"),
+        ("rejections", "rejections"),
+        ("tokens", "tokens and cost"),
+    ):
         lines += [f"![{title}]({plots[name]})" if name in plots else f"*{notes[name]}*", ""]
     lines += review.lines(run, recs, metric)
     examples = _examples(run, recs, task, review)
@@ -471,7 +542,11 @@ def write_report(run_dir: Path) -> Path:
         for k, v in r.rejected.items():
             reasons[k] = reasons.get(k, 0) + v
     if reasons:
-        lines += ["## Rejections by reason", ""] + [f"- {k}: {v}" for k, v in sorted(reasons.items(), key=lambda kv: -kv[1])] + [""]
+        lines += (
+            ["## Rejections by reason", ""]
+            + [f"- {k}: {v}" for k, v in sorted(reasons.items(), key=lambda kv: -kv[1])]
+            + [""]
+        )
     lines += ["## Teacher analyses", "", "The teacher's own words, shown as text.", ""]
     for r in recs[1:]:
         for i, (a, times) in enumerate(_unique(r.analyses), 1):
@@ -492,11 +567,17 @@ def _write_summary(out: Path, gold: Dict[str, GoldSet], best: int, rounds: int, 
     for g in (gold["dev"], gold.get("test")):
         if g is not None and 0 in g.scores and best in g.scores:
             delta = g.scores[best] - g.scores[0]
-            parts.append(f"{g.name} {g.scores[0]:.3f} → {g.scores[best]:.3f} ({delta:+.3f}{', FELL' if delta < 0 else ''}; {g.n} docs)")
+            parts.append(
+                f"{g.name} {g.scores[0]:.3f} → {g.scores[best]:.3f} ({delta:+.3f}{', FELL' if delta < 0 else ''}; {g.n} docs)"
+            )
     headline = f"{metric}, seed-only → round {best} of {rounds}: " + ", ".join(parts)
     scores = {g.name: {"seed_only": g.scores.get(0), "best": g.scores.get(best), "n": g.n} for g in gold.values()}
-    (out / "summary.json").write_text(json.dumps({"headline": headline, "best_round": best, "rounds": rounds,
-                                                  "metric": metric, "scores": scores}, indent=2), encoding="utf8")  # fmt: skip
+    (out / "summary.json").write_text(
+        json.dumps(
+            {"headline": headline, "best_round": best, "rounds": rounds, "metric": metric, "scores": scores}, indent=2
+        ),
+        encoding="utf8",
+    )
 
 
 def _html(markdown: str, title: str, plots: set) -> str:
@@ -518,9 +599,13 @@ def _html(markdown: str, title: str, plots: set) -> str:
 
     md.add_render_rule("image", image)
     body = md.render(markdown)
-    style = ("body{font-family:sans-serif;max-width:70em;margin:2em auto;padding:0 1em}"
-             "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2em .5em;font-size:90%}"
-             "pre{white-space:pre-wrap;background:#f6f6f6;padding:.5em}"
-             "blockquote{background:#fff4d6;margin:0;padding:.5em 1em}img{max-width:100%}")  # fmt: skip
-    return (f"<!doctype html><html><head><meta charset=\"utf-8\"><title>spacy-evokd run: {escape(title)}</title>"
-            f"<style>{style}</style></head><body>{body}</body></html>\n")
+    style = (
+        "body{font-family:sans-serif;max-width:70em;margin:2em auto;padding:0 1em}"
+        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2em .5em;font-size:90%}"
+        "pre{white-space:pre-wrap;background:#f6f6f6;padding:.5em}"
+        "blockquote{background:#fff4d6;margin:0;padding:.5em 1em}img{max-width:100%}"
+    )
+    return (
+        f'<!doctype html><html><head><meta charset="utf-8"><title>spacy-evokd run: {escape(title)}</title>'
+        f"<style>{style}</style></head><body>{body}</body></html>\n"
+    )

@@ -52,6 +52,7 @@ rerun of the same import is a no-op for what was already applied. Round records 
 rewritten: they say what the teacher produced and what each student was trained on at the time;
 review/log.jsonl says what the review changed since.
 """
+
 import hashlib
 import json
 import os
@@ -163,7 +164,9 @@ def export_run(run_dir: PathLike, out: PathLike, rejected: bool = False) -> Dict
     "rejected_unkept" counts the others (over the cap, or never parsed into a text)."""
     run = _open_run(run_dir)
     if not run.rounds:
-        raise RunDirError(f"{run.dir}: no round with generated samples is committed yet (round 0 trains on the seed only)")
+        raise RunDirError(
+            f"{run.dir}: no round with generated samples is committed yet (round 0 trains on the seed only)"
+        )
     vocab, lines = _vocab(run), []
     for n in run.rounds:
         rec = run.load_record(n)
@@ -176,24 +179,42 @@ def export_run(run_dir: PathLike, out: PathLike, rejected: bool = False) -> Dict
             rec = run.load_record(n)
             kept = rec.rejected_samples
             unkept += sum(rec.rejected.values()) - len(kept)
-            lines += [json.dumps(_rejected_task(item, n, index, rec), ensure_ascii=False) for index, item in enumerate(kept)]
+            lines += [
+                json.dumps(_rejected_task(item, n, index, rec), ensure_ascii=False) for index, item in enumerate(kept)
+            ]
     out = Path(out)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         write_text(out, "".join(l + "\n" for l in lines))
     except OSError as e:  # a directory in the way, a read-only folder
         raise DataError(f"{out}: can't write the export ({e.strerror or e})") from None
-    return {"samples": n_accepted, "rounds": len(run.rounds), "rejected": len(lines) - n_accepted, "rejected_unkept": unkept}
+    return {
+        "samples": n_accepted,
+        "rounds": len(run.rounds),
+        "rejected": len(lines) - n_accepted,
+        "rejected_unkept": unkept,
+    }
 
 
 def _rejected_task(item: Dict[str, Any], n: int, index: int, rec: RoundRecord) -> Dict[str, Any]:
     """A rejected sample as an export line: answer "reject", the reason in meta (read-only)."""
     text = str(item.get("text", ""))
-    meta = {"evokd_id": f"r{n:03d}-rej-{index:04d}-{text_hash(text)}", "round": n, "intent": item.get("intent"),
-            "teacher": rec.teacher, "simulated": rec.simulated, "rejection_reason": item.get("reason"),
-            "teacher_annotation": item.get("annotation")}  # fmt: skip
-    return {"text": text, "answer": "reject", "meta": meta, "_input_hash": _prodigy_hash(text),
-            "_task_hash": _prodigy_hash(text, "rejected", str(item.get("reason")))}  # fmt: skip
+    meta = {
+        "evokd_id": f"r{n:03d}-rej-{index:04d}-{text_hash(text)}",
+        "round": n,
+        "intent": item.get("intent"),
+        "teacher": rec.teacher,
+        "simulated": rec.simulated,
+        "rejection_reason": item.get("reason"),
+        "teacher_annotation": item.get("annotation"),
+    }
+    return {
+        "text": text,
+        "answer": "reject",
+        "meta": meta,
+        "_input_hash": _prodigy_hash(text),
+        "_task_hash": _prodigy_hash(text, "rejected", str(item.get("reason"))),
+    }
 
 
 def _student_predictions(rec: RoundRecord, task: Task) -> Dict[str, Any]:
@@ -211,8 +232,13 @@ def _student_predictions(rec: RoundRecord, task: Task) -> Dict[str, Any]:
 def _task(doc, n: int, index: int, run: _Run, rec: RoundRecord, preds: Dict[str, Any]) -> Dict[str, Any]:
     ev = DocMeta.of(doc)
     sid = sample_id(n, index, doc.text)
-    meta = {"evokd_id": sid, "round": n, "intent": ev.intent, "teacher": ev.teacher or rec.teacher,
-            "simulated": rec.simulated}  # fmt: skip
+    meta = {
+        "evokd_id": sid,
+        "round": n,
+        "intent": ev.intent,
+        "teacher": ev.teacher or rec.teacher,
+        "simulated": rec.simulated,
+    }
     if ev.confidence is not None:
         meta["confidence"] = ev.confidence
     if doc.text in preds:
@@ -257,8 +283,10 @@ def import_review(run_dir: PathLike, reviewed: PathLike) -> Dict[str, Any]:
             stack.enter_context(hold_run_dir(run.dir))
         except RunDirError as e:
             holder = re.search(r"\((pid [^)]*)\)", str(e))
-            raise RunDirError(f"{run.dir}: a running loop holds the run directory ({holder.group(1) if holder else 'pid unknown'}); "
-                              "import the review after it finishes") from None  # fmt: skip
+            raise RunDirError(
+                f"{run.dir}: a running loop holds the run directory ({holder.group(1) if holder else 'pid unknown'}); "
+                "import the review after it finishes"
+            ) from None
         vocab = _vocab(run)
         docs = {n: _indexed(run.docs(n, vocab)) for n in run.rounds}
         removed_before = _removed_ids(run)
@@ -279,7 +307,9 @@ def _read_decisions(path: Path, run: _Run, docs: Dict[int, list], removed_before
         seen[sid] = lineno
         m = _ID.fullmatch(sid)
         if m is None:
-            raise DataError(f"{where}: meta.evokd_id {sid!r} is not an id written by `spacy_evokd export` (rNNN-NNNN-<hash>)")
+            raise DataError(
+                f"{where}: meta.evokd_id {sid!r} is not an id written by `spacy_evokd export` (rNNN-NNNN-<hash>)"
+            )
         answer = obj.get("answer", "accept")
         if answer not in ANSWERS:
             raise DataError(f"{where}: answer {answer!r} is not one of {', '.join(ANSWERS)}")
@@ -290,8 +320,10 @@ def _read_decisions(path: Path, run: _Run, docs: Dict[int, list], removed_before
             raise DataError(f"{where}: unknown sample {sid}: not in {run.rounds_dir} (exported from another run?)")
         n, doc = by_id[sid]
         if obj.get("text") != doc.text:
-            raise DataError(f"{where}: \"text\" differs from sample {sid}'s text; text edits are not imported "
-                            "(reject the sample instead)")  # fmt: skip
+            raise DataError(
+                f'{where}: "text" differs from sample {sid}\'s text; text edits are not imported '
+                "(reject the sample instead)"
+            )
         sample = _reviewed(obj, run, doc, where) if answer == "accept" else None
         out.append(_Decision(where, sid, n, answer, sample))
     return out
@@ -316,8 +348,9 @@ def _reviewed(obj: Dict[str, Any], run: _Run, doc, where: str) -> Sample:
     return sample
 
 
-def _apply(run: _Run, reviewed: Path, docs: Dict[int, list], decisions: List[_Decision],
-           removed_before: Set[str]) -> Dict[str, Any]:  # fmt: skip
+def _apply(
+    run: _Run, reviewed: Path, docs: Dict[int, list], decisions: List[_Decision], removed_before: Set[str]
+) -> Dict[str, Any]:
     counts = {n: Counter({k: 0 for k in _COUNTS}) for n in run.rounds}
     by_id = {d.sid: d for d in decisions}
     new_docs: Dict[int, list] = {}
@@ -336,10 +369,18 @@ def _apply(run: _Run, reviewed: Path, docs: Dict[int, list], decisions: List[_De
             if d is not None and d.action == "reject":
                 counts[n]["removed"] += 1
                 changed = True
-                removed_rows.append({"evokd_id": sid, "round": n, "text": doc.text, "normalised": normalise(doc.text),
-                                     "hash": hashlib.sha1(normalise(doc.text).encode("utf8")).hexdigest(),
-                                     "annotation": run.task.review_annotation(_sample(doc, run)),
-                                     "at": now, "review_file": str(reviewed)})  # fmt: skip
+                removed_rows.append(
+                    {
+                        "evokd_id": sid,
+                        "round": n,
+                        "text": doc.text,
+                        "normalised": normalise(doc.text),
+                        "hash": hashlib.sha1(normalise(doc.text).encode("utf8")).hexdigest(),
+                        "annotation": run.task.review_annotation(_sample(doc, run)),
+                        "at": now,
+                        "review_file": str(reviewed),
+                    }
+                )
                 continue
             before = _sample(doc, run)
             if d is not None and d.action == "accept" and run.task.answer_key(d.sample) != run.task.answer_key(before):
@@ -366,10 +407,14 @@ def _apply(run: _Run, reviewed: Path, docs: Dict[int, list], decisions: List[_De
     _append_jsonl(run.removed_path, [r for r in removed_rows if r["evokd_id"] not in removed_before])
     for n, kept in new_docs.items():  # 3. what training reads
         write_docbin(kept, run.docbin_path(n))
-    entry = {"at": now, "file": str(reviewed), "sha256": hashlib.sha256(reviewed.read_bytes()).hexdigest(),
-             "rounds": {str(n): dict(c) for n, c in counts.items()},
-             "totals": {k: sum(c[k] for c in counts.values()) for k in _COUNTS},  # Counter + drops zeros
-             "rewritten": [run.docbin_path(n).name for n in sorted(new_docs)]}  # fmt: skip
+    entry = {
+        "at": now,
+        "file": str(reviewed),
+        "sha256": hashlib.sha256(reviewed.read_bytes()).hexdigest(),
+        "rounds": {str(n): dict(c) for n, c in counts.items()},
+        "totals": {k: sum(c[k] for c in counts.values()) for k in _COUNTS},  # Counter + drops zeros
+        "rewritten": [run.docbin_path(n).name for n in sorted(new_docs)],
+    }
     _append_jsonl(run.review_log_path, [entry])  # 4. what this import changed
     return entry
 
@@ -406,6 +451,7 @@ def removed_texts(run_dir: PathLike) -> Set[str]:
 
 # -- after a review: a student trained on the reviewed data ------------------------------------
 
+
 def retrain(run_dir: PathLike, echo=print) -> Dict[str, Any]:
     """Train a student from scratch on the seed (+ extra_train) and every committed round as the
     round DocBins hold them now (after review), the way the loop trains a cold student
@@ -425,19 +471,32 @@ def retrain(run_dir: PathLike, echo=print) -> Dict[str, Any]:
         vocab = _vocab(run)
         seed = read_docbin(paths["train"], vocab)
         extra = config["evokd"].get("extra_train") or ""
-        extra_files = sorted(Path(extra).glob("*.spacy")) if extra and Path(extra).is_dir() else ([Path(extra)] if extra else [])
+        extra_files = (
+            sorted(Path(extra).glob("*.spacy")) if extra and Path(extra).is_dir() else ([Path(extra)] if extra else [])
+        )
         docs = seed + [d for f in extra_files for d in read_docbin(f, vocab)]
         generated = [d for n in run.rounds for d in run.docs(n, vocab)]
         shutil.rmtree(out, ignore_errors=True)
         write_docbin(docs + generated, out / "work" / "train.spacy")
         write_docbin(read_docbin(paths["dev"], vocab), out / "work" / "dev.spacy")
-        echo(f"retraining on {len(docs)} seed and {len(generated)} reviewed generated samples ({len(run.rounds)} rounds)")
-        model = student.train(config, out / "work" / "train.spacy", out / "work" / "dev.spacy", out / "work" / "model",
-                              progress=lambda line: echo(f"retrain: {line}"))  # fmt: skip
+        echo(
+            f"retraining on {len(docs)} seed and {len(generated)} reviewed generated samples ({len(run.rounds)} rounds)"
+        )
+        model = student.train(
+            config,
+            out / "work" / "train.spacy",
+            out / "work" / "dev.spacy",
+            out / "work" / "model",
+            progress=lambda line: echo(f"retrain: {line}"),
+        )
         os.replace(model, run.retrained_model)
         nlp = student.load(run.retrained_model)
-        info: Dict[str, Any] = {"train_size": len(docs) + len(generated), "generated": len(generated),
-                                "rounds": run.rounds, "dev": student.evaluate(nlp, read_docbin(paths["dev"], vocab), run.task, run.labels)[0]}  # fmt: skip
+        info: Dict[str, Any] = {
+            "train_size": len(docs) + len(generated),
+            "generated": len(generated),
+            "rounds": run.rounds,
+            "dev": student.evaluate(nlp, read_docbin(paths["dev"], vocab), run.task, run.labels)[0],
+        }
         if paths.get("test") and Path(paths["test"]).exists():
             info["test"] = student.evaluate(nlp, read_docbin(paths["test"], vocab), run.task, run.labels)[0]
         for scores in (info["dev"], info.get("test")):

@@ -17,6 +17,7 @@ Layout of OUTPUT_DIR (state on disk is the source of truth):
 
 Kept free of spaCy imports at module level: `report` and the augmenter use it.
 """
+
 import re
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Set, Union
@@ -115,11 +116,15 @@ class RunDir:
         """Committed round numbers; they are contiguous from 0 by construction."""
         if not self.rounds_dir.exists():
             return []
-        nums = sorted(n for n in map(round_number, (p.name for p in self.rounds_dir.glob("round_*.json"))) if n is not None)
+        nums = sorted(
+            n for n in map(round_number, (p.name for p in self.rounds_dir.glob("round_*.json"))) if n is not None
+        )
         for expected, n in enumerate(nums):
             if n != expected:
-                raise RunDirError(f"{self.rounds_dir}: round {expected:03d} is missing but {n:03d} exists; "
-                                  "delete the later rounds' records to redo them")  # fmt: skip
+                raise RunDirError(
+                    f"{self.rounds_dir}: round {expected:03d} is missing but {n:03d} exists; "
+                    "delete the later rounds' records to redo them"
+                )
         return nums
 
     def load_record(self, n: int) -> RoundRecord:
@@ -167,7 +172,9 @@ class RunDir:
             except ValueError:
                 row = None
             if not isinstance(row, dict) or not isinstance(row.get("text"), str):
-                raise RunDirError(f"{path}:{lineno}: damaged line (expected a JSON object with \"text\"); fix or delete it")
+                raise RunDirError(
+                    f'{path}:{lineno}: damaged line (expected a JSON object with "text"); fix or delete it'
+                )
             rows.append(row)
         return rows
 

@@ -12,6 +12,7 @@ kill can't truncate, and records that are checked when read.
 
 Kept free of spaCy imports: `report` uses it too.
 """
+
 import json
 import os
 import time
@@ -46,8 +47,9 @@ def hold_run_dir(path: Union[str, Path]) -> Iterator[None]:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                raise RunDirError(f"{path} is in use by another run ({_holder(fd)}); "
-                                  "wait for it or use another output directory") from None  # fmt: skip
+                raise RunDirError(
+                    f"{path} is in use by another run ({_holder(fd)}); wait for it or use another output directory"
+                ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         try:
@@ -101,10 +103,20 @@ def is_json_object(path: Union[str, Path]) -> bool:
 
 # what the loop, the model-best meta stamp and the report read from every round record
 _RECORD_TYPES = {
-    "round": int, "teacher": str, "simulated": bool, "analyses": list, "generated": int, "accepted": int,
-    "rejected": dict, "accepted_per_label": dict, "usage": dict, "dev": dict, "feedback": dict,
-    "train_size": int, "seconds": dict,
-}  # fmt: skip
+    "round": int,
+    "teacher": str,
+    "simulated": bool,
+    "analyses": list,
+    "generated": int,
+    "accepted": int,
+    "rejected": dict,
+    "accepted_per_label": dict,
+    "usage": dict,
+    "dev": dict,
+    "feedback": dict,
+    "train_size": int,
+    "seconds": dict,
+}
 _NUMBER = (int, float)
 
 
@@ -140,6 +152,7 @@ def read_round_record(path: Union[str, Path], n: Optional[int] = None) -> Dict[s
         raise RunDirError(f"{e}; delete it and the later rounds' records to redo those rounds") from None
     problem = _record_problem(rec, n)
     if problem:
-        raise RunDirError(f"{path}: damaged round record ({problem}); delete it and the later rounds' "
-                          "records to redo those rounds")  # fmt: skip
+        raise RunDirError(
+            f"{path}: damaged round record ({problem}); delete it and the later rounds' records to redo those rounds"
+        )
     return rec

@@ -1,6 +1,7 @@
 """How an `evolve` round is committed under OUTPUT_DIR, and what a resume discards: the write side
 of ``run_dir.RunDir`` (the layout is written down there).
 """
+
 import logging
 import os
 import shutil
@@ -91,11 +92,17 @@ class RunState(RunDir):
         samples = sum(r.accepted for r in records[1 : best_n + 1])
         meta = read_json(path)
         kind = "a simulated teacher (pool examples, no LLM)" if best.simulated else f"the teacher {best.teacher}"
-        meta["description"] = (f"Student distilled with spacy-evokd from {kind}: round {best_n} of "
-                               f"{len(records) - 1}, {samples} generated samples.")
+        meta["description"] = (
+            f"Student distilled with spacy-evokd from {kind}: round {best_n} of "
+            f"{len(records) - 1}, {samples} generated samples."
+        )
         meta["evokd"] = {
-            "teacher": best.teacher, "simulated": best.simulated, "best_round": best_n,
-            "rounds": len(records) - 1, "samples": samples, "train_size": best.train_size, "dev": dev,
-        }  # fmt: skip
+            "teacher": best.teacher,
+            "simulated": best.simulated,
+            "best_round": best_n,
+            "rounds": len(records) - 1,
+            "samples": samples,
+            "train_size": best.train_size,
+            "dev": dev,
+        }
         write_json(path, meta)  # atomic: a kill here must not leave a truncated meta.json
-

@@ -17,6 +17,7 @@ Baselines: "teacher_only" (the teacher test alone), "student_only" (the student 
 The class of a NER sentence is its most frequent entity label in the teacher's annotation ("O"
 when it has none).
 """
+
 import logging
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -104,8 +105,10 @@ class Selector:
         for i in range(n):
             ok_t = conf[i] >= self.teacher.threshold(classes[i])
             ok_s = unc[i] >= self.student.threshold(classes[i])
-            if (self.mode == "llkd" and ok_t and ok_s) or (self.mode == "teacher_only" and ok_t) or (
-                self.mode == "student_only" and ok_s
+            if (
+                (self.mode == "llkd" and ok_t and ok_s)
+                or (self.mode == "teacher_only" and ok_t)
+                or (self.mode == "student_only" and ok_s)
             ):
                 kept.append(i)
         return llkd_weights(kept, conf, unc)
@@ -146,10 +149,20 @@ def _load_student(student_mod, path: Path, task: Task):
     return nlp
 
 
-def run_selection(config_path: Path, pool: Path, student_path: Path, output_dir: Path,
-                  overrides: Optional[Dict[str, Any]] = None, teacher: Optional[Path] = None,
-                  mode: str = "llkd", batch_size: int = 32, k_samples: int = 5, momentum: float = 0.9,
-                  ratio: float = 0.25, echo: Callable[[str], None] = print) -> Dict[str, Any]:  # fmt: skip
+def run_selection(
+    config_path: Path,
+    pool: Path,
+    student_path: Path,
+    output_dir: Path,
+    overrides: Optional[Dict[str, Any]] = None,
+    teacher: Optional[Path] = None,
+    mode: str = "llkd",
+    batch_size: int = 32,
+    k_samples: int = 5,
+    momentum: float = 0.9,
+    ratio: float = 0.25,
+    echo: Callable[[str], None] = print,
+) -> Dict[str, Any]:
     """Pseudo-label ``pool`` with the configured teacher, score it with the student, keep what
     the selector keeps. Output: OUTPUT_DIR/selected_NNNN.spacy + .json per batch (committed by the
     JSON, as loop rounds are), so a rerun continues after the last committed batch."""
@@ -178,13 +191,14 @@ def run_selection(config_path: Path, pool: Path, student_path: Path, output_dir:
     if not pool.is_file():
         raise DataError(f"{pool}: file not found (the unlabelled pool, JSONL)")
     if pool.suffix == ".spacy":
-        raise DataError(f"{pool}: a DocBin; the pool is JSONL with a \"text\" (or \"tokens\") per line")
+        raise DataError(f'{pool}: a DocBin; the pool is JSONL with a "text" (or "tokens") per line')
     check_pool_has_texts(pool)  # as evolve's pool mode: an empty pool is refused, not "kept 0 of 0"
     nlp = _load_student(student_mod, Path(student_path), task)
     paths = config.interpolate()["paths"]
     blocked = [d.text for key in ("dev", "test") if paths.get(key) for d in read_docbin(paths[key], nlp.vocab)]
-    validator = Validator(spacy.blank(config["nlp"]["lang"]), task, settings.labels,
-                          max_chars=settings.max_chars, blocked_texts=blocked)  # fmt: skip
+    validator = Validator(
+        spacy.blank(config["nlp"]["lang"]), task, settings.labels, max_chars=settings.max_chars, blocked_texts=blocked
+    )
     out = Path(output_dir)
     check_output_dir(out)
     check_teacher(teacher_obj, reach=settings.check_teacher)
@@ -200,8 +214,14 @@ def run_selection(config_path: Path, pool: Path, student_path: Path, output_dir:
                 done = SelectionBatch.load(record_path)
                 selector.restore(done.thresholds)
                 seen |= {normalise(t) for t in done.texts}
-                totals.update({"pool": len(texts), "valid": done.valid, "kept": done.kept,
-                               "skipped_too_long": done.rejected.get("too_long", 0)})  # fmt: skip
+                totals.update(
+                    {
+                        "pool": len(texts),
+                        "valid": done.valid,
+                        "kept": done.kept,
+                        "skipped_too_long": done.rejected.get("too_long", 0),
+                    }
+                )
                 continue
             # over max_chars: never sent (the validator would reject the answer; spaCy's E088
             # would end the selection on a text over nlp.max_length), counted as too_long
@@ -229,15 +249,24 @@ def run_selection(config_path: Path, pool: Path, student_path: Path, output_dir:
             write_docbin(chosen, out / f"selected_{b:04d}.spacy")
             usage = ledger.totals(round=b + 1)
             SelectionBatch(
-                batch=b, pool=len(texts), valid=len(docs), kept=len(chosen), rejected=dict(rejected),
+                batch=b,
+                pool=len(texts),
+                valid=len(docs),
+                kept=len(chosen),
+                rejected=dict(rejected),
                 methods=dict(Counter(DocMeta.of(d).confidence_method for d in docs)),
-                thresholds=selector.state(), usage=usage.to_dict(), texts=[d.text for d in docs], task=task.name,
-            ).save(record_path)  # fmt: skip
+                thresholds=selector.state(),
+                usage=usage.to_dict(),
+                texts=[d.text for d in docs],
+                task=task.name,
+            ).save(record_path)
             totals.update({"pool": len(texts), "valid": len(docs), "kept": len(chosen), "skipped_too_long": too_long})
             run_usage = ledger.totals()
             skipped = f", {too_long} over max_chars {settings.max_chars} skipped" if too_long else ""
-            echo(f"{prefix} batch {b}: {len(texts)} texts{skipped}, {len(docs)} valid, kept {len(chosen)} "
-                 f"(run: {totals['kept']}/{totals['pool']}) | tokens {run_usage.total_tokens:,}, cost ${run_usage.cost:.4f}")
+            echo(
+                f"{prefix} batch {b}: {len(texts)} texts{skipped}, {len(docs)} valid, kept {len(chosen)} "
+                f"(run: {totals['kept']}/{totals['pool']}) | tokens {run_usage.total_tokens:,}, cost ${run_usage.cost:.4f}"
+            )
         summary = {"mode": mode, **totals, "usage": ledger.totals().to_dict(), "simulated": teacher_obj.simulated}
         write_json(out / "summary.json", summary)
         skipped = f" ({totals['skipped_too_long']} over max_chars skipped)" if totals["skipped_too_long"] else ""

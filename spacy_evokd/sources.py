@@ -9,6 +9,7 @@ split      source = "auto": the round's samples split between "generate" and "ac
            source's value raised by the dev gain of rounds it fed, each source at least
            ``floor`` of the samples (exploration). Round 1 (no evidence) splits evenly.
 """
+
 from collections import defaultdict, deque
 from typing import Any, Deque, Dict, Optional, Sequence, Tuple
 
@@ -49,13 +50,16 @@ def planned_stop(limits: Sequence[Tuple[str, int, int]], need: float, what: str)
     BudgetExceeded it would run into (``per_round`` for a round's limit); None when it fits."""
     for name, limit, left in limits:
         if need > left:
-            return BudgetExceeded(f"token budget reached ({name}={limit}, planned: {what} needs ~{need:.0f} tokens, "
-                                  f"{left} left)", name.endswith("_per_round"))  # fmt: skip
+            return BudgetExceeded(
+                f"token budget reached ({name}={limit}, planned: {what} needs ~{need:.0f} tokens, {left} left)",
+                name.endswith("_per_round"),
+            )
     return None
 
 
-def split(slots: int, per_request: int, history: Sequence[Dict[str, Any]], floor: float,
-          has_pool: bool) -> Dict[str, Any]:  # fmt: skip
+def split(
+    slots: int, per_request: int, history: Sequence[Dict[str, Any]], floor: float, has_pool: bool
+) -> Dict[str, Any]:
     """The round's decision: {"generate": samples, "active": samples, "value": per source,
     "why": one line}. ``history``: earlier rounds' ``sources`` records, oldest first (each
     {source: {"cost", "accepted", "wrong"}, "dev_gain"}); generation gets whole requests of
@@ -70,14 +74,21 @@ def split(slots: int, per_request: int, history: Sequence[Dict[str, Any]], floor
         total = sum(value.values())
         raw = value["generate"] / total if total > 0 else 0.5
         share = floor + (1 - 2 * floor) * raw
-        why = (f"value per cost generate {value['generate']:.4g}, active {value['active']:.4g} "
-               f"(accepted the student got wrong per cost x (1 + dev gain)); floor {floor:.0%}")  # fmt: skip
+        why = (
+            f"value per cost generate {value['generate']:.4g}, active {value['active']:.4g} "
+            f"(accepted the student got wrong per cost x (1 + dev gain)); floor {floor:.0%}"
+        )
     requests = int(round(share * slots / per_request)) if per_request else 0
     if share >= floor > 0 and slots >= per_request:
         requests = max(requests, 1)  # the floor buys at least one generation request
     gen = min(slots, requests * per_request)
-    return {"generate": gen, "active": slots - gen, "generate_share": round(share, 4),
-            "value": {k: round(v, 6) for k, v in value.items()}, "why": why}  # fmt: skip
+    return {
+        "generate": gen,
+        "active": slots - gen,
+        "generate_share": round(share, 4),
+        "value": {k: round(v, 6) for k, v in value.items()},
+        "why": why,
+    }
 
 
 def _values(history: Sequence[Dict[str, Any]]) -> Dict[str, float]:
@@ -104,9 +115,16 @@ def _values(history: Sequence[Dict[str, Any]]) -> Dict[str, float]:
 
 def row_usage(row: Dict[str, Any]) -> Usage:
     """A ledger row (UsageLedger.rows) as Usage."""
-    return Usage(requests=row["requests"], prompt_tokens=row["prompt_tokens"], completion_tokens=row["completion_tokens"],
-                 cost=row["cost"], cached=row["cached"], estimated=bool(row["estimated"]),
-                 prompt_cached=row.get("prompt_cached") or 0, seconds=row.get("seconds") or 0.0)  # fmt: skip
+    return Usage(
+        requests=row["requests"],
+        prompt_tokens=row["prompt_tokens"],
+        completion_tokens=row["completion_tokens"],
+        cost=row["cost"],
+        cached=row["cached"],
+        estimated=bool(row["estimated"]),
+        prompt_cached=row.get("prompt_cached") or 0,
+        seconds=row.get("seconds") or 0.0,
+    )
 
 
 def by_source(by_step: Dict[str, Usage]) -> Dict[str, Usage]:

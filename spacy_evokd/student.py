@@ -4,6 +4,7 @@ Training runs as a subprocess because `spacy.cli.train.train` may `sys.exit` and
 in-process training leaks memory (torch). Warm start = the round config sources every component
 from the previous round's model instead of building it from its factory.
 """
+
 import logging
 import os
 import shutil
@@ -49,8 +50,12 @@ def resolve_transformer_name(name: str) -> str:
     return str(path)
 
 
-def student_config(base_config, warm_start_from: Optional[Path] = None, max_steps: Optional[int] = None,
-                   data: Optional["TrainData"] = None):
+def student_config(
+    base_config,
+    warm_start_from: Optional[Path] = None,
+    max_steps: Optional[int] = None,
+    data: Optional["TrainData"] = None,
+):
     """The config `spacy train` gets for one round: the base config without the loop's
     [evokd] section (so trained students never reference the teacher), with every component
     sourced from ``warm_start_from`` when given. ``max_steps`` replaces training.max_steps; with
@@ -84,7 +89,9 @@ def _fit_schedule(training, steps: int) -> None:
     to 0 at its last (a fixed total_steps would leave a short round at the warm-up's foot)."""
     rate = (training.get("optimizer") or {}).get("learn_rate")
     if isinstance(rate, dict) and rate.get("@schedules") == "warmup_linear.v1":
-        optimizer = dict(training["optimizer"], learn_rate=dict(rate, warmup_steps=max(1, steps // 10), total_steps=steps))
+        optimizer = dict(
+            training["optimizer"], learn_rate=dict(rate, warmup_steps=max(1, steps // 10), total_steps=steps)
+        )
         training["optimizer"] = optimizer
 
 
@@ -170,19 +177,28 @@ def train(
     training_progress.wrap_logger(cfg["training"])
     cfg.to_disk(cfg_path)
     cmd = [
-        sys.executable, "-m", "spacy", "train", str(cfg_path),
-        "--output", str(output_dir),
-        "--paths.train", str(train_path),
-        "--paths.dev", str(dev_path),
-        "--gpu-id", str(gpu_id),
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "spacy",
+        "train",
+        str(cfg_path),
+        "--output",
+        str(output_dir),
+        "--paths.train",
+        str(train_path),
+        "--paths.dev",
+        str(dev_path),
+        "--gpu-id",
+        str(gpu_id),
+    ]
     log_path = output_dir / "train.log"
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     if cfg["paths"].get("transformer") and Path(cfg["paths"]["transformer"]).exists():
         env.setdefault("HF_HUB_OFFLINE", "1")  # local weights: never ask the hub
     with log_path.open("w", encoding="utf8") as log:
-        proc = spawn_trainer(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True,
-                             encoding="utf8", errors="replace")  # fmt: skip
+        proc = spawn_trainer(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True, encoding="utf8", errors="replace"
+        )
         for line in proc.stdout:
             row = training_progress.parse(line)
             if row is None:
@@ -194,9 +210,7 @@ def train(
     best = output_dir / "model-best"
     if proc.returncode != 0 or not best.exists():
         tail = log_path.read_text(encoding="utf8").strip().splitlines()[-15:]
-        raise StudentTrainingError(
-            f"spacy train failed (exit {proc.returncode}), log {log_path}:\n" + "\n".join(tail)
-        )
+        raise StudentTrainingError(f"spacy train failed (exit {proc.returncode}), log {log_path}:\n" + "\n".join(tail))
     for saved in (best, output_dir / "model-last"):
         if (saved / "config.cfg").exists():
             _forget_local_paths(saved / "config.cfg", config["paths"])
@@ -289,7 +303,9 @@ def task_of(nlp: Language) -> Task:
             return task
     from .data import DataError
 
-    raise DataError(f"a pipeline with no {' / '.join(t.name for t in all_tasks())} component (pipeline: {nlp.pipe_names})")
+    raise DataError(
+        f"a pipeline with no {' / '.join(t.name for t in all_tasks())} component (pipeline: {nlp.pipe_names})"
+    )
 
 
 def predict(nlp: Language, gold_docs: Sequence[Doc], task: Task) -> List[Judged]:

@@ -6,6 +6,7 @@ train.log, and each evaluation also writes one line ``PREFIX + JSON`` (epoch, st
 losses) that ``parse`` reads back. The saved student gets its own logger block back
 (``restore_logger``), so a shipped config does not need this package to train again.
 """
+
 import json
 import sys
 from typing import Any, Callable, Dict, Optional
@@ -27,8 +28,12 @@ def make_logger(console: Optional[Callable] = None) -> Callable:
                 log_inner(info)
             if info is None:
                 return
-            row = {"epoch": info.get("epoch"), "step": info.get("step"), "score": info.get("score"),
-                   "losses": {k: float(v) for k, v in (info.get("losses") or {}).items()}}  # fmt: skip
+            row = {
+                "epoch": info.get("epoch"),
+                "step": info.get("step"),
+                "score": info.get("score"),
+                "losses": {k: float(v) for k, v in (info.get("losses") or {}).items()},
+            }
             stdout.write(PREFIX + json.dumps(row) + "\n")
             stdout.flush()
 
@@ -60,7 +65,7 @@ def parse(line: str) -> Optional[Dict[str, Any]]:
     if not line.startswith(PREFIX):
         return None
     try:
-        row = json.loads(line[len(PREFIX):])
+        row = json.loads(line[len(PREFIX) :])
     except ValueError:
         return None
     return row if isinstance(row, dict) else None

@@ -13,6 +13,7 @@ Teacher calls (the EvoKD round):
 3. ``propose(analysis, n_hard, n_easy, with_labels)`` -> Proposal (new inputs, same chat)
 4. ``label(texts)``               -> Labelled   (labels for those inputs, a fresh chat)
 """
+
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,8 +72,13 @@ class Sample:
         """The inverse of ``to_dict``; records that stored every task's key (label, labels,
         entities, the others None) read the same way."""
         value = d.get(task.annotation_key)
-        return cls(d["text"], None if value is None else task.annotation_from_json(value), d.get("intent"),
-                   d.get("confidence"), d.get("confidence_method"))  # fmt: skip
+        return cls(
+            d["text"],
+            None if value is None else task.annotation_from_json(value),
+            d.get("intent"),
+            d.get("confidence"),
+            d.get("confidence_method"),
+        )
 
 
 @dataclass
@@ -334,7 +340,9 @@ class Task(Protocol):
         """The JSON-schema properties of one text's annotation in an answer."""
         ...
 
-    def parse_answer(self, text: str, item: Dict[str, Any], labels: Sequence[str], rejected: Counter) -> Optional[Sample]:
+    def parse_answer(
+        self, text: str, item: Dict[str, Any], labels: Sequence[str], rejected: Counter
+    ) -> Optional[Sample]:
         """An answer object's annotation of ``text`` -> Sample (None: rejected, counted)."""
         ...
 
@@ -430,17 +438,13 @@ class Teacher(Protocol):
     simulated: bool  # True: no LLM is asked (reports and progress lines say so)
     name: str
 
-    def begin_round(self, ctx: RoundContext) -> None:
-        ...
+    def begin_round(self, ctx: RoundContext) -> None: ...
 
-    def analyse(self, report: WeaknessReport, history: Sequence[str]) -> Analysis:
-        ...
+    def analyse(self, report: WeaknessReport, history: Sequence[str]) -> Analysis: ...
 
-    def propose(self, analysis: Analysis, n_hard: int, n_easy: int, with_labels: bool = False) -> Proposal:
-        ...
+    def propose(self, analysis: Analysis, n_hard: int, n_easy: int, with_labels: bool = False) -> Proposal: ...
 
-    def label(self, texts: Sequence[str]) -> Labelled:
-        ...
+    def label(self, texts: Sequence[str]) -> Labelled: ...
 
     def drain_usage(self) -> Usage:
         """Usage since the last call (the loop books it to the current round)."""
@@ -464,8 +468,7 @@ class Teacher(Protocol):
 class LLKDTeacher(Teacher, Protocol):
     """A teacher `select` can use: a label per text with the teacher's confidence."""
 
-    def pseudo_label(self, texts: Sequence[str], k: int = 5) -> Labelled:
-        ...
+    def pseudo_label(self, texts: Sequence[str], k: int = 5) -> Labelled: ...
 
 
 @runtime_checkable
@@ -474,5 +477,4 @@ class PromptedTeacher(Teacher, Protocol):
 
     written_texts_shown: int
 
-    def render(self, step: str, **values: Any) -> str:
-        ...
+    def render(self, step: str, **values: Any) -> str: ...

@@ -5,6 +5,7 @@ entropy:   normalised predictive entropy H(p) / log K of a class distribution (t
 marginal:  over candidate (span, label) marginals p, the largest 1 - |2p - 1| (1 at p = 0.5,
            0 at p in {0, 1}) (ner, from a beam over the student's own ``ner`` component).
 """
+
 import math
 from typing import Dict, Sequence
 
@@ -19,4 +20,3 @@ def entropy(probs: Sequence[float]) -> float:
 
 def marginal_uncertainty(marginals: Dict) -> float:
     return max((1.0 - abs(2.0 * p - 1.0) for p in marginals.values()), default=0.0)
-

@@ -42,6 +42,7 @@ JSON from files and answers (``parse_json``): text nested deeper than Python's r
 ("[" * 200000) makes ``json.loads`` raise RecursionError, not a ValueError; ``parse_json``
 reports it as invalid JSON ("nested too deeply") so every reader names the file and line.
 """
+
 import json
 import re
 from typing import Any, List, Optional, Sequence

@@ -46,6 +46,7 @@ It also folds look-alikes (``fold_confusables``): a dev text written with Cyrill
 for Latin "e" and "a", with a combining accent added, or with U+3164 (HANGUL FILLER, shown as a
 blank) for a space, is still that dev text.
 """
+
 import re
 import unicodedata
 from collections import Counter
@@ -58,10 +59,21 @@ from .doc_meta import DocMeta
 from .ty import Sample, Task
 
 REASONS = (
-    "empty", "placeholder", "control_characters", "invisible_characters", "too_short", "too_long",
-    "leak_dev_test", "duplicate", "near_duplicate", "label_leak", "missing_label", "unknown_label",
-    "misaligned_span", "overlapping_entity",
-)  # fmt: skip
+    "empty",
+    "placeholder",
+    "control_characters",
+    "invisible_characters",
+    "too_short",
+    "too_long",
+    "leak_dev_test",
+    "duplicate",
+    "near_duplicate",
+    "label_leak",
+    "missing_label",
+    "unknown_label",
+    "misaligned_span",
+    "overlapping_entity",
+)
 
 NEAR_DUPLICATE_JACCARD = 0.8
 
@@ -83,8 +95,16 @@ def _invisible(ch: str) -> bool:
 # ``_invisible`` covers already: the combining grapheme joiner, Khmer inherent vowels, Mongolian
 # variation selectors, variation selectors and the reserved ranges show as nothing (dropped);
 # the Hangul fillers show as a blank (read as a space)
-_IGNORABLE_RANGES = ((0x034F, 0x034F), (0x17B4, 0x17B5), (0x180B, 0x180F), (0xFE00, 0xFE0F), (0xFFF0, 0xFFF8),
-                     (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A), (0xE0000, 0xE0FFF))  # fmt: skip
+_IGNORABLE_RANGES = (
+    (0x034F, 0x034F),
+    (0x17B4, 0x17B5),
+    (0x180B, 0x180F),
+    (0xFE00, 0xFE0F),
+    (0xFFF0, 0xFFF8),
+    (0x1BCA0, 0x1BCA3),
+    (0x1D173, 0x1D17A),
+    (0xE0000, 0xE0FFF),
+)
 _BLANK_FILLERS = "\u115f\u1160\u3164\uffa0"
 # combining marks that any letter takes (accents, not a script's vowel signs): the Combining
 # Diacritical Marks blocks (basic, extended, supplement, for symbols, half marks)
@@ -93,16 +113,75 @@ _DIACRITIC_RANGES = ((0x0300, 0x036F), (0x1AB0, 0x1AFF), (0x1DC0, 0x1DFF), (0x20
 # (prototype in brackets where it differs in case): the look-alikes a copy is disguised with
 _LOOK_ALIKES = {
     # Cyrillic (lower-case ve "в" looks like no Latin letter, its capital does: B)
-    "а": "a", "е": "e", "о": "o", "р": "p", "с": "c", "у": "y", "х": "x", "ѕ": "s", "і": "i",
-    "ј": "j", "һ": "h", "ԁ": "d", "ԛ": "q", "ԝ": "w", "ӏ": "l", "ѵ": "v", "ɡ": "g", "ү": "y",
-    "А": "A", "В": "B", "Е": "E", "К": "K", "М": "M", "Н": "H", "О": "O", "Р": "P", "С": "C", "Т": "T",
-    "Х": "X", "У": "Y", "Ѕ": "S", "І": "I", "Ј": "J", "Ԛ": "Q", "Ԝ": "W", "Ӏ": "l", "Ү": "Y", "Ѵ": "V",
+    "а": "a",
+    "е": "e",
+    "о": "o",
+    "р": "p",
+    "с": "c",
+    "у": "y",
+    "х": "x",
+    "ѕ": "s",
+    "і": "i",
+    "ј": "j",
+    "һ": "h",
+    "ԁ": "d",
+    "ԛ": "q",
+    "ԝ": "w",
+    "ӏ": "l",
+    "ѵ": "v",
+    "ɡ": "g",
+    "ү": "y",
+    "А": "A",
+    "В": "B",
+    "Е": "E",
+    "К": "K",
+    "М": "M",
+    "Н": "H",
+    "О": "O",
+    "Р": "P",
+    "С": "C",
+    "Т": "T",
+    "Х": "X",
+    "У": "Y",
+    "Ѕ": "S",
+    "І": "I",
+    "Ј": "J",
+    "Ԛ": "Q",
+    "Ԝ": "W",
+    "Ӏ": "l",
+    "Ү": "Y",
+    "Ѵ": "V",
     # Greek
-    "Α": "A", "Β": "B", "Ε": "E", "Ζ": "Z", "Η": "H", "Ι": "I", "Κ": "K", "Μ": "M", "Ν": "N", "Ο": "O",
-    "Ρ": "P", "Τ": "T", "Υ": "Y", "Χ": "X", "ο": "o", "α": "a", "ν": "v", "ρ": "p", "ι": "i", "γ": "y",
+    "Α": "A",
+    "Β": "B",
+    "Ε": "E",
+    "Ζ": "Z",
+    "Η": "H",
+    "Ι": "I",
+    "Κ": "K",
+    "Μ": "M",
+    "Ν": "N",
+    "Ο": "O",
+    "Ρ": "P",
+    "Τ": "T",
+    "Υ": "Y",
+    "Χ": "X",
+    "ο": "o",
+    "α": "a",
+    "ν": "v",
+    "ρ": "p",
+    "ι": "i",
+    "γ": "y",
     # Armenian, Latin specials
-    "օ": "o", "ս": "u", "հ": "h", "ո": "n", "ց": "g", "ı": "i", "ɑ": "a", "ℓ": "l",
-}  # fmt: skip
+    "օ": "o",
+    "ս": "u",
+    "հ": "h",
+    "ո": "n",
+    "ց": "g",
+    "ı": "i",
+    "ɑ": "a",
+    "ℓ": "l",
+}
 
 
 def _fold_table() -> Dict[int, Optional[str]]:
@@ -233,8 +312,9 @@ def _near(a: Tuple[str, ...], b: Tuple[str, ...]) -> bool:
     return len(sa & sb) >= NEAR_DUPLICATE_JACCARD * len(sa | sb)
 
 
-def label_disagreements(proposed: Sequence[Sample], labelled: Sequence[Sample], task: Task,
-                        labels: Sequence[str]) -> Counter:  # fmt: skip
+def label_disagreements(
+    proposed: Sequence[Sample], labelled: Sequence[Sample], task: Task, labels: Sequence[str]
+) -> Counter:
     """Compare the annotation the generation call intended (``proposed``, by text) with the
     labelling call's: Counter(compared=.., disagreed=..). Only pairs where both annotations are
     in the label set count (textcat: the label; ner: the entity list, as (mention, label) pairs);
@@ -271,8 +351,15 @@ def _strip(sample: Sample, task: Task) -> Sample:
 
 
 class Validator:
-    def __init__(self, nlp, task: Task, labels: Sequence[str], max_chars: int = 1000,
-                 blocked_texts: Iterable[str] = (), definitions: Optional[Dict[str, str]] = None):  # fmt: skip
+    def __init__(
+        self,
+        nlp,
+        task: Task,
+        labels: Sequence[str],
+        max_chars: int = 1000,
+        blocked_texts: Iterable[str] = (),
+        definitions: Optional[Dict[str, str]] = None,
+    ):
         self.nlp = nlp
         self.task = task
         self.labels = list(labels)
@@ -324,11 +411,14 @@ class Validator:
         if reason:
             return None, reason
         seen.add(key)
-        DocMeta(intent=sample.intent, confidence=sample.confidence, confidence_method=sample.confidence_method).store(doc)
+        DocMeta(intent=sample.intent, confidence=sample.confidence, confidence_method=sample.confidence_method).store(
+            doc
+        )
         return doc, None
 
-    def validate(self, samples: Sequence[Sample], seen: Set[str],
-                 rejects: Optional[List[Tuple[Sample, str]]] = None) -> Tuple[List[Doc], Counter]:  # fmt: skip
+    def validate(
+        self, samples: Sequence[Sample], seen: Set[str], rejects: Optional[List[Tuple[Sample, str]]] = None
+    ) -> Tuple[List[Doc], Counter]:
         """Accepted docs (in input order) and rejection counts by reason. ``seen`` is updated;
         ``rejects``, when given, gets each rejected sample with its reason."""
         docs, rejected = [], Counter()

@@ -4,6 +4,7 @@ Per-label scores come from the dev set (stable, what the user cares about); the 
 wrong *examples* come from the last generated batch, as in EvoKD (round 1: the seed docs), so
 no dev text is ever shown to the teacher.
 """
+
 from dataclasses import replace
 from typing import Dict, List, Sequence, Tuple
 
@@ -72,14 +73,22 @@ def student_brief(report: WeaknessReport, task: Task, examples: int = 4) -> Anal
     focus = label_focus(report)
     pairs = sorted(report.confusions.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
     lines = ["Weakness report of the student (its own dev scores and mistakes; no analysis was asked for):"]
-    scores = ", ".join(f"{label} F1 {report.per_label.get(label, {}).get('f', 0.0) or 0.0:.2f}"
-                       for label in sorted(report.labels, key=lambda l: -focus[l]))  # fmt: skip
+    scores = ", ".join(
+        f"{label} F1 {report.per_label.get(label, {}).get('f', 0.0) or 0.0:.2f}"
+        for label in sorted(report.labels, key=lambda l: -focus[l])
+    )
     lines.append(f"- per-label scores, weakest first: {scores}")
     if pairs:
-        lines.append("- most confused (correct -> student's answer): " + ", ".join(f"{g} -> {p} x{n}" for (g, p), n in pairs))
+        lines.append(
+            "- most confused (correct -> student's answer): " + ", ".join(f"{g} -> {p} x{n}" for (g, p), n in pairs)
+        )
     rank = {pair: i for i, (pair, _) in enumerate(pairs)}  # examples of the most frequent confusion first
-    wrong = sorted(report.wrong, key=lambda j: min([rank.get(pair, len(rank)) for pair in task.confusions([j])] or [len(rank)]))
+    wrong = sorted(
+        report.wrong, key=lambda j: min([rank.get(pair, len(rank)) for pair in task.confusions([j])] or [len(rank)])
+    )
     for j in wrong[:examples]:
-        lines.append(f'- got wrong: "{j.gold.text}" (correct: {task.describe(j.gold)}; student: {task.describe(j.pred)})')
+        lines.append(
+            f'- got wrong: "{j.gold.text}" (correct: {task.describe(j.gold)}; student: {task.describe(j.pred)})'
+        )
     lines.append(f"Aim the hard texts at the weakest labels and these confusions (evidence: {report.evaluated_on}).")
     return Analysis(text="\n".join(lines), conversation=[], focus=focus)

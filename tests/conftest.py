@@ -7,6 +7,7 @@ k-shot seed, and the CLI run as a user runs it.
   with ``write_demo_corpus``.
 * ``write_demo_corpus``: the same in process (cheaper than the CLI) for one task.
 """
+
 import subprocess
 import sys
 from pathlib import Path
@@ -31,8 +32,14 @@ def run_cli(*args) -> subprocess.CompletedProcess:
     return proc
 
 
-def write_demo_corpus(out: Path, task: str = "textcat", labels: Optional[Sequence[str]] = None, k: int = 1,
-                      seed: int = 0, splits: Sequence[str] = ("train", "dev", "test")) -> Path:  # fmt: skip
+def write_demo_corpus(
+    out: Path,
+    task: str = "textcat",
+    labels: Optional[Sequence[str]] = None,
+    k: int = 1,
+    seed: int = 0,
+    splits: Sequence[str] = ("train", "dev", "test"),
+) -> Path:
     """The demo splits of ``task`` as OUT/SPLIT.spacy and a k-shot seed of its train split as
     OUT/seed.spacy (``labels``: the task's label set; default the labels the train split has)."""
     import spacy

@@ -1,4 +1,5 @@
 """spacy_evokd.evolving_augmenter.v1: unit behaviour and inside a real `spacy train`."""
+
 import subprocess
 import sys
 from pathlib import Path
@@ -26,10 +27,14 @@ def doc(nlp, text, label, weight=None):
 def rounds(tmp_path):
     nlp = spacy.blank("en")
     out = tmp_path / "rounds"
-    write_docbin([doc(nlp, "old round text one", "shipping"), doc(nlp, "old round text two", "shipping")],
-                 out / "round_001.spacy")  # fmt: skip
-    write_docbin([doc(nlp, "new round heavy", "shipping", weight=2.0), doc(nlp, "new round light", "shipping", 0.0)],
-                 out / "round_002.spacy")  # fmt: skip
+    write_docbin(
+        [doc(nlp, "old round text one", "shipping"), doc(nlp, "old round text two", "shipping")],
+        out / "round_001.spacy",
+    )
+    write_docbin(
+        [doc(nlp, "new round heavy", "shipping", weight=2.0), doc(nlp, "new round light", "shipping", 0.0)],
+        out / "round_002.spacy",
+    )
     write_docbin([doc(nlp, "uncommitted round", "shipping")], out / "round_003.spacy")  # no round_003.json
     for n in (1, 2):
         (out / f"round_{n:03d}.json").write_text("{}")
@@ -52,8 +57,9 @@ def test_yields_committed_rounds_once_per_pass_with_weights(rounds):
     aug = EvolvingAugmenter(str(rounds))
     first, second = passes(aug, nlp, ["seed a", "seed b"], 2)
     assert first == second  # every pass the same (spaCy reads the corpus several times at init)
-    assert sorted(first) == sorted(["old round text one", "old round text two", "new round heavy",
-                                    "new round heavy", "seed a", "seed b"])  # fmt: skip
+    assert sorted(first) == sorted(
+        ["old round text one", "old round text two", "new round heavy", "new round heavy", "seed a", "seed b"]
+    )
     assert "uncommitted round" not in first and "new round light" not in first
 
 
@@ -81,17 +87,52 @@ def test_spacy_train_with_the_augmenter(rounds, tmp_path):
     seed = [doc(nlp, "I was charged twice", "billing"), doc(nlp, "reset my password please", "account")]
     write_docbin(seed, tmp_path / "seed.spacy")
     cfg = tmp_path / "config.cfg"
-    subprocess.run([sys.executable, "-m", "spacy", "init", "config", str(cfg), "--lang", "en", "--pipeline",
-                    "textcat", "--optimize", "efficiency", "--force"], check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "spacy",
+            "init",
+            "config",
+            str(cfg),
+            "--lang",
+            "en",
+            "--pipeline",
+            "textcat",
+            "--optimize",
+            "efficiency",
+            "--force",
+        ],
+        check=True,
+        capture_output=True,
+    )
     text = cfg.read_text()
     head, train = text.split("[corpora.train]")  # the stock config says `augmenter = null` there
     text = head + "[corpora.train]" + train.replace("augmenter = null\n", "", 1)
-    text += '\n[corpora.train.augmenter]\n@augmenters = "spacy_evokd.evolving_augmenter.v1"\nrounds_dir = ${paths.rounds}\n'
+    text += (
+        '\n[corpora.train.augmenter]\n@augmenters = "spacy_evokd.evolving_augmenter.v1"\nrounds_dir = ${paths.rounds}\n'
+    )
     text = text.replace("[paths]", "[paths]\nrounds = null")
     cfg.write_text(text)
-    cmd = [sys.executable, "-m", "spacy", "train", str(cfg), "--output", str(tmp_path / "out"),
-           "--paths.train", str(tmp_path / "seed.spacy"), "--paths.dev", str(tmp_path / "seed.spacy"),
-           "--paths.rounds", str(rounds), "--training.max_steps", "10", "--training.eval_frequency", "5"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "spacy",
+        "train",
+        str(cfg),
+        "--output",
+        str(tmp_path / "out"),
+        "--paths.train",
+        str(tmp_path / "seed.spacy"),
+        "--paths.dev",
+        str(tmp_path / "seed.spacy"),
+        "--paths.rounds",
+        str(rounds),
+        "--training.max_steps",
+        "10",
+        "--training.eval_frequency",
+        "5",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
     labels = spacy.load(tmp_path / "out/model-last").get_pipe("textcat").labels

@@ -1,5 +1,6 @@
 """The pool-sampling baselines of the targeting benchmark pick what they claim to pick, as many
 as the EvoKD teacher would, and never a text already seen."""
+
 import json
 import sys
 from collections import Counter
@@ -57,8 +58,11 @@ def test_stratified_baseline_balances_labels_and_never_repeats(tmp_path):
     t = StratifiedPoolTeacher(str(pool), get_task("textcat"), LABELS, seed=1)
     gold = {s.text: s.annotation for s in t.pool}
     t.begin_round(RoundContext(round=1))
-    picked = _texts(t.propose(Analysis("x"), 3, 3)) + _texts(t.propose(Analysis("x"), 2, 2)) + \
-        _texts(t.propose(Analysis("x"), 3, 2))  # fmt: skip
+    picked = (
+        _texts(t.propose(Analysis("x"), 3, 3))
+        + _texts(t.propose(Analysis("x"), 2, 2))
+        + _texts(t.propose(Analysis("x"), 3, 2))
+    )
     assert len(picked) == len(set(picked)) == 15
     # 15 draws in 3 calls over 5 labels: 3 of each, though 36 of the pool's 52 texts are billing
     assert sorted(Counter(gold[x] for x in picked).values()) == [3, 3, 3, 3, 3]
@@ -109,8 +113,9 @@ def test_every_real_teacher_arm_builds_its_teacher_from_the_shipped_config(tmp_p
     write_seed(prep, 1, 0, tmp_path / "seed.spacy")
     built = {}
     for arm in real_teacher.ARMS + tuple(real_teacher.ABLATIONS):
-        config = real_teacher.config_for(arm, prep, tmp_path / "seed.spacy", 0, real_teacher.Settings(),
-                                         "http://127.0.0.1:9/v1")  # fmt: skip
+        config = real_teacher.config_for(
+            arm, prep, tmp_path / "seed.spacy", 0, real_teacher.Settings(), "http://127.0.0.1:9/v1"
+        )
         settings, teacher = resolve_evokd(config)  # builds the teacher; no request is sent
         built[arm] = (type(teacher).__name__, settings.max_tokens_per_round)
     assert built["plain"][0] == "PlainGenerationTeacher" and built["llm_pool"][0] == "RandomPoolLLMTeacher"

@@ -1,4 +1,5 @@
 """The SQLite response cache and usage ledger: keys, two processes at once, a kill mid-write."""
+
 import signal
 import sqlite3
 import subprocess
@@ -74,7 +75,9 @@ def test_ledger_totals_per_round_and_drop():
     with tempfile.TemporaryDirectory() as d:
         ledger = UsageLedger(pathlib.Path(d) / "c.sqlite")
         ledger.record(1, "analysis", "m", Usage(requests=1, prompt_tokens=10, completion_tokens=5, cost=0.1))
-        ledger.record(2, "label", "m", Usage(requests=2, prompt_tokens=20, completion_tokens=5, cached=1, estimated=True))
+        ledger.record(
+            2, "label", "m", Usage(requests=2, prompt_tokens=20, completion_tokens=5, cached=1, estimated=True)
+        )
         ledger.record(2, "label", "m", Usage())  # nothing used: not booked
         assert ledger.totals().total_tokens == 40 and ledger.totals(round=2).requests == 2
         assert ledger.totals(round=2).estimated and not ledger.totals(round=1).estimated

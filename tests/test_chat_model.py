@@ -1,6 +1,7 @@
 """ty.ChatModel, the one model surface LLMTeacher talks to: our OpenAICompatible is one, and a
 plain spacy-llm model (prompts in, answers out) is wrapped once in models/plain.PlainPromptModel,
 which sends the chat as one transcript prompt and estimates its tokens from characters."""
+
 from collections import Counter
 
 from spacy_evokd.models.openai_compatible import OpenAICompatible
@@ -31,8 +32,12 @@ def transcript(teacher, user):
 
 
 def estimated(prompts, answers):
-    return Usage(requests=len(prompts), prompt_tokens=sum(max(1, len(p) // 4) for p in prompts),
-                 completion_tokens=sum(max(1, len(a) // 4) for a in answers), estimated=True)  # fmt: skip
+    return Usage(
+        requests=len(prompts),
+        prompt_tokens=sum(max(1, len(p) // 4) for p in prompts),
+        completion_tokens=sum(max(1, len(a) // 4) for a in answers),
+        estimated=True,
+    )
 
 
 def test_our_model_is_a_chat_model_and_is_used_as_it_is():
@@ -67,16 +72,17 @@ def test_a_spacy_llm_model_object_goes_through_the_wrapper():
 
 def test_plain_model_gets_the_chat_as_one_prompt_and_prompt_fields_only():
     prompts = []
-    answers = ["The student confuses billing with \ud800 shipping.",
-               '{"answers": [{"id": 1, "label": "billing"}]}']  # fmt: skip
+    answers = ["The student confuses billing with \ud800 shipping.", '{"answers": [{"id": 1, "label": "billing"}]}']
     teacher = LLMTeacher(recording_model(prompts, answers), get_task("textcat"), TC)
     report = build_report(teacher.task, TC, {"per_label": {}, "score": 0.0}, [], "the seed data")
     analysis = teacher.analyse(report, [])
     labelled = teacher.label(["I was charged twice."])
     assert analysis.text == "The student confuses billing with \ufffd shipping."  # made storable
     assert [s.annotation for s in labelled.samples] == ["billing"]
-    assert prompts == [transcript(teacher, analysis.conversation[1].content),
-                       transcript(teacher, teacher.render("label", texts=["I was charged twice."]))]  # fmt: skip
+    assert prompts == [
+        transcript(teacher, analysis.conversation[1].content),
+        transcript(teacher, teacher.render("label", texts=["I was charged twice."])),
+    ]
     assert teacher.drain_usage() == estimated(prompts, answers)
     # no answer schema, so no structured-output figures in the round's checks
     assert "structured_output" not in teacher.round_checks(Counter())

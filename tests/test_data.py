@@ -1,4 +1,5 @@
 """JSONL -> Samples/DocBins, k-shot seeds, and the errors users see for bad files."""
+
 import json
 
 import pytest
@@ -14,13 +15,19 @@ def write(path, lines):
 
 
 def test_textcat_jsonl_to_onehot_docs(tmp_path):
-    p = write(tmp_path / "d.jsonl", [{"text": "refund please", "label": "billing"}, "", {"text": "no wifi", "label": "technical"}])
+    p = write(
+        tmp_path / "d.jsonl",
+        [{"text": "refund please", "label": "billing"}, "", {"text": "no wifi", "label": "technical"}],
+    )
     docs = jsonl_to_docs(p, get_task("textcat"), spacy.blank("en"))
     assert [d.cats for d in docs] == [{"billing": 1.0, "technical": 0.0}, {"billing": 0.0, "technical": 1.0}]
 
 
 def test_ner_tokens_tags_to_char_spans(tmp_path):
-    rec = {"tokens": ["Tim", "Cook", "visited", "Apple", "'s", "Paris", "store"], "tags": ["B-PER", "I-PER", "O", "B-ORG", "O", "B-LOC", "O"]}
+    rec = {
+        "tokens": ["Tim", "Cook", "visited", "Apple", "'s", "Paris", "store"],
+        "tags": ["B-PER", "I-PER", "O", "B-ORG", "O", "B-LOC", "O"],
+    }
     p = write(tmp_path / "n.jsonl", [rec])
     (s,) = load_samples(p, get_task("ner"))
     assert [(s.text[a:b], l) for a, b, l in s.annotation] == [("Tim Cook", "PER"), ("Apple", "ORG"), ("Paris", "LOC")]
@@ -34,8 +41,8 @@ def test_ner_tokens_tags_to_char_spans(tmp_path):
     [
         ('{"text": "hi"', "d.jsonl:2: invalid JSON"),
         ('["a list"]', "d.jsonl:2: expected a JSON object"),
-        ('{"text": "", "label": "billing"}', "d.jsonl:2: missing or empty \"text\""),
-        ('{"text": "hi"}', "d.jsonl:2: missing \"label\""),
+        ('{"text": "", "label": "billing"}', 'd.jsonl:2: missing or empty "text"'),
+        ('{"text": "hi"}', 'd.jsonl:2: missing "label"'),
         ('{"text": "hi", "label": "spam"}', "d.jsonl:2: label 'spam' is not in the label set"),
     ],
 )
@@ -142,7 +149,9 @@ def test_unknown_task_and_empty_file(tmp_path):
 
 def test_jsonl_read_as_docbin_suggests_convert(tmp_path):
     p = write(tmp_path / "seed.spacy", [{"text": "ok", "label": "a"}])  # JSONL under a DocBin name
-    with pytest.raises(DataError, match=r"seed.spacy: JSONL, not a DocBin: convert it first with `python -m spacy_evokd convert"):
+    with pytest.raises(
+        DataError, match=r"seed.spacy: JSONL, not a DocBin: convert it first with `python -m spacy_evokd convert"
+    ):
         read_docbin(p)
 
 
@@ -158,8 +167,11 @@ def test_deeply_nested_json_line_is_one_line_in_every_jsonl_reader(tmp_path):
     from spacy_evokd.selection import stream_texts
 
     bad = write(tmp_path / "deep.jsonl", [{"text": "fine text", "label": "a"}, DEEP])
-    for read in (lambda: load_samples(bad, get_task("textcat")), lambda: read_pool_texts(str(bad)),
-                 lambda: list(stream_texts(bad, 8))):  # fmt: skip
+    for read in (
+        lambda: load_samples(bad, get_task("textcat")),
+        lambda: read_pool_texts(str(bad)),
+        lambda: list(stream_texts(bad, 8)),
+    ):
         with pytest.raises(DataError, match=r"deep.jsonl:2: invalid JSON \(nested too deeply\)") as e:
             read()
         assert "\n" not in str(e.value)

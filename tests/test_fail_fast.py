@@ -1,6 +1,7 @@
 """Fail fast, in one line: everything that can be known to be wrong is reported before the seed
 round trains or anything is written ([evokd] schema, output directory, data files, label
 coverage, the teacher's key and server), and the CLI says it in one `✘` line, exit 1."""
+
 import socket
 import subprocess
 import sys
@@ -30,13 +31,19 @@ LABELS = ["account", "billing", "product_question", "shipping", "technical"]
 def corpus(tmp_path_factory):
     """Demo textcat data as DocBins, a 1-shot seed and a seed without 'shipping'."""
     out = write_demo_corpus(tmp_path_factory.mktemp("corpus"), "textcat", LABELS, splits=("dev", "test"))
-    write_docbin([d for d in read_docbin(out / "seed.spacy") if d.cats["shipping"] == 0.0], out / "seed_no_shipping.spacy")
+    write_docbin(
+        [d for d in read_docbin(out / "seed.spacy") if d.cats["shipping"] == 0.0], out / "seed_no_shipping.spacy"
+    )
     return out
 
 
 def ov(corpus, **extra):
-    return {"paths.train": str(corpus / "seed.spacy"), "paths.dev": str(corpus / "dev.spacy"),
-            "paths.test": str(corpus / "test.spacy"), **extra}  # fmt: skip
+    return {
+        "paths.train": str(corpus / "seed.spacy"),
+        "paths.dev": str(corpus / "dev.spacy"),
+        "paths.test": str(corpus / "test.spacy"),
+        **extra,
+    }
 
 
 def cli(*args):
@@ -76,7 +83,10 @@ def free_port() -> int:
         ({"evokd.warm_start": 1}, "[evokd] warm_start: 1 is not true or false"),
         ({"evokd.history_replay": 1.5}, "[evokd] history_replay: must be <= 1.0, got 1.5"),
         ({"evokd.max_cost": "lots"}, "[evokd] max_cost: 'lots' is not a number"),
-        ({"evokd.task": "textcats"}, "[evokd] task: 'textcats': expected one of 'textcat', 'ner' or 'textcat_multilabel'"),
+        (
+            {"evokd.task": "textcats"},
+            "[evokd] task: 'textcats': expected one of 'textcat', 'ner' or 'textcat_multilabel'",
+        ),
         ({"evokd.labels": "billing"}, "[evokd] labels: 'billing' is not a list"),
         ({"evokd.labels": ["billing", "billing"]}, "[evokd] labels: 'billing' is listed twice"),
         ({"evokd.roundz": 3}, "[evokd] has unknown setting 'roundz'"),
@@ -103,8 +113,14 @@ def test_valid_settings_keep_their_types(corpus):
     "extra,message",
     [
         ({"base_url": "http://[::1"}, "[evokd.teacher.model] base_url 'http://[::1': not a URL (Invalid IPv6 URL)"),
-        ({"base_url": "localhost:8080/v1"}, "[evokd.teacher.model] base_url 'localhost:8080/v1': not a URL (expected http:// or https://"),
-        ({"base_url": "http://127.0.0.1:99999/v1"}, "[evokd.teacher.model] base_url 'http://127.0.0.1:99999/v1': not a URL (Port out of range"),
+        (
+            {"base_url": "localhost:8080/v1"},
+            "[evokd.teacher.model] base_url 'localhost:8080/v1': not a URL (expected http:// or https://",
+        ),
+        (
+            {"base_url": "http://127.0.0.1:99999/v1"},
+            "[evokd.teacher.model] base_url 'http://127.0.0.1:99999/v1': not a URL (Port out of range",
+        ),
         ({"config.max_tokens": "lots"}, "[evokd.teacher.model.config] max_tokens: 'lots' is not an integer"),
         ({"config.max_tokens": -5}, "[evokd.teacher.model.config] max_tokens: must be >= 1, got -5"),
         ({"config.max_tokens": 1e23}, "[evokd.teacher.model.config] max_tokens: 1e+23 is not an integer"),
@@ -138,8 +154,11 @@ def test_bad_base_url_is_one_cli_line(corpus, tmp_path):
 
 @pytest.mark.parametrize("command", ["evolve", "estimate", "select"])
 def test_every_cli_path_validates_the_config_first(corpus, tmp_path, command):
-    args = {"evolve": [CFG, tmp_path / "run"], "estimate": [CFG],
-            "select": [CFG, ROOT / "assets/demo/textcat/train.jsonl", tmp_path / "no-model", tmp_path / "run"]}[command]
+    args = {
+        "evolve": [CFG, tmp_path / "run"],
+        "estimate": [CFG],
+        "select": [CFG, ROOT / "assets/demo/textcat/train.jsonl", tmp_path / "no-model", tmp_path / "run"],
+    }[command]
     flags = [f"--{k}={v}" for k, v in ov(corpus).items()]
     proc = cli(command, *args, *flags, "--evokd.rounds", "abc")
     assert_one_line(proc, "[evokd] rounds: 'abc' is not an integer")
@@ -157,8 +176,9 @@ def test_output_path_that_is_a_file_is_one_line(corpus, tmp_path):
     with pytest.raises(ConfigError, match="afile/run can't be created: .*afile is a file"):
         evolve(CFG, afile / "run", ov(corpus), echo=lambda _: None)
     assert afile.read_text() == "not a run"
-    assert_one_line(cli("evolve", CFG, afile, *[f"--{k}={v}" for k, v in ov(corpus).items()]),
-                    "exists and is not a directory")
+    assert_one_line(
+        cli("evolve", CFG, afile, *[f"--{k}={v}" for k, v in ov(corpus).items()]), "exists and is not a directory"
+    )
 
 
 @pytest.mark.skipif(not Path("/proc/sys").is_dir(), reason="needs Linux procfs")
@@ -166,24 +186,37 @@ def test_output_dir_nobody_can_write_is_one_line(corpus):
     """/proc/sys takes no new entries, not even from root (CI runs as root, so a chmod 555
     directory would prove nothing there): the run is refused in one line before any work."""
     target = Path("/proc/sys/evokd-run")
-    with pytest.raises(ConfigError, match=r"output directory /proc/sys/evokd-run can't be written: /proc/sys is read-only"):
+    with pytest.raises(
+        ConfigError, match=r"output directory /proc/sys/evokd-run can't be written: /proc/sys is read-only"
+    ):
         evolve(CFG, target, ov(corpus), echo=lambda _: None)
     assert not target.exists()
-    assert_one_line(cli("evolve", CFG, target, *[f"--{k}={v}" for k, v in ov(corpus).items()]),
-                    "output directory /proc/sys/evokd-run can't be written")
+    assert_one_line(
+        cli("evolve", CFG, target, *[f"--{k}={v}" for k, v in ov(corpus).items()]),
+        "output directory /proc/sys/evokd-run can't be written",
+    )
 
 
 def test_jsonl_as_train_path_suggests_convert(corpus, tmp_path):
     jsonl = ROOT / "assets/demo/textcat/train.jsonl"
-    with pytest.raises(DataError, match="train.jsonl: JSONL, not a DocBin: convert it first with `python -m spacy_evokd convert"):
+    with pytest.raises(
+        DataError, match="train.jsonl: JSONL, not a DocBin: convert it first with `python -m spacy_evokd convert"
+    ):
         evolve(CFG, tmp_path / "run", ov(corpus, **{"paths.train": str(jsonl)}), echo=lambda _: None)
     assert not (tmp_path / "run").exists()
 
 
 def test_unreachable_teacher_fails_before_the_seed_round(corpus, tmp_path):
     url = f"http://127.0.0.1:{free_port()}/v1"
-    proc = cli("evolve", CFG, tmp_path / "run", "--teacher", LOCAL, f"--evokd.teacher.model.base_url={url}",
-               *[f"--{k}={v}" for k, v in ov(corpus).items()])  # fmt: skip
+    proc = cli(
+        "evolve",
+        CFG,
+        tmp_path / "run",
+        "--teacher",
+        LOCAL,
+        f"--evokd.teacher.model.base_url={url}",
+        *[f"--{k}={v}" for k, v in ov(corpus).items()],
+    )
     assert_one_line(proc, f"teacher check: {url} is not reachable (ConnectError")
     assert "--skip-teacher-check" in proc.stderr
     assert not (tmp_path / "run").exists()  # nothing trained, nothing written
@@ -199,8 +232,9 @@ def test_teacher_check_is_one_get_and_can_be_skipped(corpus, tmp_path):
     config = load_config(CFG, ov(corpus, **{"evokd.teacher.model.base_url": down}), teacher=LOCAL)
     with pytest.raises(TeacherRequestError, match="is not reachable"):
         EvoKDLoop(config, tmp_path / "down", echo=lambda _: None)
-    config = load_config(CFG, ov(corpus, **{"evokd.teacher.model.base_url": down, "evokd.check_teacher": False}),
-                         teacher=LOCAL)  # fmt: skip
+    config = load_config(
+        CFG, ov(corpus, **{"evokd.teacher.model.base_url": down, "evokd.check_teacher": False}), teacher=LOCAL
+    )
     EvoKDLoop(config, tmp_path / "skipped", echo=lambda _: None)  # the user said the server comes later
 
 
@@ -241,8 +275,16 @@ def test_extra_train_can_supply_the_missing_label(corpus, tmp_path):
     nlp = spacy.blank("en")
     docs = jsonl_to_docs(ROOT / "assets/demo/textcat/train.jsonl", get_task("textcat"), nlp)
     write_docbin([d for d in docs if d.cats["shipping"] == 1.0][:2], tmp_path / "extra.spacy")
-    config = load_config(CFG, ov(corpus, **{"paths.train": str(corpus / "seed_no_shipping.spacy"),
-                                            "evokd.extra_train": str(tmp_path / "extra.spacy")}))  # fmt: skip
+    config = load_config(
+        CFG,
+        ov(
+            corpus,
+            **{
+                "paths.train": str(corpus / "seed_no_shipping.spacy"),
+                "evokd.extra_train": str(tmp_path / "extra.spacy"),
+            },
+        ),
+    )
     loop = EvoKDLoop(config, tmp_path / "run", echo=lambda _: None)
     assert len(loop.extra_docs) == 2
 
@@ -263,10 +305,18 @@ def test_bad_jsonl_files_are_one_line_in_convert_and_seed(tmp_path):
     cases = [
         (["convert", latin1, out, "--task", "textcat"], "latin1.jsonl:2: not UTF-8 (byte 0xe9"),
         (["seed", latin1, out, "--task", "textcat"], "latin1.jsonl:2: not UTF-8 (byte 0xe9"),
-        (["convert", long, out, "--task", "textcat"],
-         "long.jsonl:1: text of 1,500,000 characters is longer than the limit of 1,000,000"),
-        (["convert", bom, out, "--task", "textcats"], "unknown task 'textcats': expected one of textcat, ner, textcat_multilabel"),
-        (["seed", bom, out, "--task", "textcats"], "unknown task 'textcats': expected one of textcat, ner, textcat_multilabel"),
+        (
+            ["convert", long, out, "--task", "textcat"],
+            "long.jsonl:1: text of 1,500,000 characters is longer than the limit of 1,000,000",
+        ),
+        (
+            ["convert", bom, out, "--task", "textcats"],
+            "unknown task 'textcats': expected one of textcat, ner, textcat_multilabel",
+        ),
+        (
+            ["seed", bom, out, "--task", "textcats"],
+            "unknown task 'textcats': expected one of textcat, ner, textcat_multilabel",
+        ),
         (["convert", empty, out, "--task", "textcat"], "empty.jsonl: no records"),
     ]
     for args, message in cases:
@@ -287,8 +337,9 @@ def test_select_checks_its_inputs_before_creating_the_output_dir(corpus, tmp_pat
     with pytest.raises(DataError, match="nope.jsonl: file not found"):
         run_selection(CFG, tmp_path / "nope.jsonl", corpus, tmp_path / "sel", ov(corpus), echo=lambda _: None)
     assert not (tmp_path / "sel").exists()
-    proc = cli_in_process("select", CFG, pool, tmp_path / "no-model", tmp_path / "sel",
-                          *[f"--{k}={v}" for k, v in ov(corpus).items()])  # fmt: skip
+    proc = cli_in_process(
+        "select", CFG, pool, tmp_path / "no-model", tmp_path / "sel", *[f"--{k}={v}" for k, v in ov(corpus).items()]
+    )
     assert_one_line(proc, "no-model: no student model there")
     assert not (tmp_path / "sel").exists()
 
@@ -307,6 +358,18 @@ def test_help_keeps_the_config_section_names(command):
 
 def test_bench_names_the_data_dir_it_was_given(tmp_path):
     missing = tmp_path / "no-such-datasets"
-    proc = subprocess.run([sys.executable, str(ROOT / "bench/run.py"), "--data-dir", str(missing), "--only", "warm",
-                           "--out", str(tmp_path / "out")], capture_output=True, text=True)  # fmt: skip
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench/run.py"),
+            "--data-dir",
+            str(missing),
+            "--only",
+            "warm",
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2 and f"--data-dir {missing} is not a directory" in proc.stderr

@@ -1,6 +1,7 @@
 """SIGKILL the loop at random points, at least 20 times, then rerun the same command: the result
 equals an uninterrupted run with the same seed (LLM teacher on the local test server, so the
 response cache matters). Slow: run with `bin/test -m slow`."""
+
 import json
 import random
 import signal
@@ -35,24 +36,45 @@ def comparable(run: Path):
         r.pop("seconds")
         r["usage"].pop("cached")
         recs.append(r)
-    docs = [[(d.text, d.cats, d.user_data["evokd"]["intent"]) for d in read_docbin(p)]
-            for p in sorted((run / "rounds").glob("round_*.spacy"))]  # fmt: skip
-    ledger = [(r["round"], r["step"], r["requests"], r["prompt_tokens"], r["completion_tokens"])
-              for r in UsageLedger(run / "cache.sqlite").rows()]  # fmt: skip
+    docs = [
+        [(d.text, d.cats, d.user_data["evokd"]["intent"]) for d in read_docbin(p)]
+        for p in sorted((run / "rounds").glob("round_*.spacy"))
+    ]
+    ledger = [
+        (r["round"], r["step"], r["requests"], r["prompt_tokens"], r["completion_tokens"])
+        for r in UsageLedger(run / "cache.sqlite").rows()
+    ]
     return [p.name for p in rounds], recs, docs, sorted(ledger)
 
 
 def test_twenty_random_kills_change_nothing(corpus, tmp_path):
     rng = random.Random(7)
-    with FakeOpenAIServer(PoolResponder(ROOT / "assets/demo/textcat/train.jsonl", get_task("textcat"), LABELS)) as server:
-        ov = overrides(corpus, "textcat", **{
-            "evokd.rounds": 4, "evokd.teacher.model.base_url": server.base_url,
-            "evokd.teacher.model.name": "test-llm", "evokd.teacher.model.api_key_env": "null",
-            "training.max_steps": 20,
-        })  # fmt: skip
+    with FakeOpenAIServer(
+        PoolResponder(ROOT / "assets/demo/textcat/train.jsonl", get_task("textcat"), LABELS)
+    ) as server:
+        ov = overrides(
+            corpus,
+            "textcat",
+            **{
+                "evokd.rounds": 4,
+                "evokd.teacher.model.base_url": server.base_url,
+                "evokd.teacher.model.name": "test-llm",
+                "evokd.teacher.model.api_key_env": "null",
+                "training.max_steps": 20,
+            },
+        )
+
         def cmd(out):
-            return [sys.executable, "-m", "spacy_evokd", "evolve", str(ROOT / "configs/textcat_bow.cfg"), str(out),
-                    "--teacher", str(ROOT / "configs/teachers/local_server.cfg")] + [f"--{k}={v}" for k, v in ov.items()]  # fmt: skip
+            return [
+                sys.executable,
+                "-m",
+                "spacy_evokd",
+                "evolve",
+                str(ROOT / "configs/textcat_bow.cfg"),
+                str(out),
+                "--teacher",
+                str(ROOT / "configs/teachers/local_server.cfg"),
+            ] + [f"--{k}={v}" for k, v in ov.items()]
 
         t0 = time.monotonic()
         subprocess.run(cmd(tmp_path / "ref"), check=True, capture_output=True)
@@ -78,8 +100,10 @@ def test_twenty_random_kills_change_nothing(corpus, tmp_path):
             killed_with.append(committed(run))
             if committed(run) == 5 and kills >= 20:  # every round is in; enough kills
                 break
-        print(f"kill/resume: {kills} SIGKILLs in {attempts} attempts; committed rounds at each kill: {killed_with}; "
-              f"uninterrupted run {span:.0f} s")
+        print(
+            f"kill/resume: {kills} SIGKILLs in {attempts} attempts; committed rounds at each kill: {killed_with}; "
+            f"uninterrupted run {span:.0f} s"
+        )
         subprocess.run(cmd(run), check=True, capture_output=True)
     names, recs, docs, ledger = comparable(run)
     ref_names, ref_recs, ref_docs, ref_ledger = comparable(tmp_path / "ref")

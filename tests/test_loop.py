@@ -2,6 +2,7 @@
 
 Kept small so the default run stays fast: 2 rounds, 2 analyses per round, 30 training steps.
 """
+
 import json
 import os
 import signal
@@ -101,7 +102,9 @@ def check_report(run: Path, recs):
 
     md = write_report(run).read_text()
     rows = [l for l in md.splitlines() if l.startswith("| ") and l.split("|")[1].strip().isdigit()]
-    assert len(rows) == len(recs) and all(float(r.rstrip(" |").rsplit("|", 1)[-1]) >= 0.0 for r in rows)  # a test score per round
+    assert len(rows) == len(recs) and all(
+        float(r.rstrip(" |").rsplit("|", 1)[-1]) >= 0.0 for r in rows
+    )  # a test score per round
     assert "## Generated samples" in md and "| hard |" in md and "| easy |" in md
     assert "teacher s | train s" in md and "- time: " in md
     # simulated: no tokens, so no tokens plot but a note saying why
@@ -139,6 +142,7 @@ def test_extra_training_data_is_used_every_round(corpus, tmp_path):
     nlp = spacy.blank("en")
     docs = read_docbin(corpus / "textcat/train.spacy", nlp.vocab)[:7]
     from spacy_evokd.data import write_docbin
+
     write_docbin(docs[:3], extra / "selected_0000.spacy")
     write_docbin(docs[3:], extra / "selected_0001.spacy")
     ov = overrides(corpus, "textcat", **{"evokd.rounds": 1, "evokd.extra_train": str(extra)})
@@ -161,13 +165,21 @@ def test_rerun_after_completion_does_nothing_and_more_rounds_continue(corpus, tm
     assert (tmp_path / "run/rounds/round_001.spacy").read_bytes() == first
     recs = check_run(tmp_path / "run", "textcat", 2)
     # a third round with --keep-models best: the best and the latest student stay, nothing else
-    run_cli("evolve", ROOT / "configs/textcat_bow.cfg", tmp_path / "run", "--keep-models", "best",
-            *[x for k, v in dict(ov, **{"evokd.rounds": 3}).items() for x in (f"--{k}", v)])  # fmt: skip
+    run_cli(
+        "evolve",
+        ROOT / "configs/textcat_bow.cfg",
+        tmp_path / "run",
+        "--keep-models",
+        "best",
+        *[x for k, v in dict(ov, **{"evokd.rounds": 3}).items() for x in (f"--{k}", v)],
+    )
     recs = check_run(tmp_path / "run", "textcat", 3)
     best = max(recs, key=lambda r: r["dev"]["score"])["round"]
     models = tmp_path / "run/models"
     assert sorted(p.name for p in models.iterdir()) == sorted({f"round_{best:03d}", "round_003"})
-    assert not list(models.glob("*/model-last")) and all((p / "model-best/meta.json").exists() for p in models.iterdir())
+    assert not list(models.glob("*/model-last")) and all(
+        (p / "model-best/meta.json").exists() for p in models.iterdir()
+    )
 
 
 @pytest.mark.slow  # 60 s; the default run resumes after kills in test_run_dir and test_untrusted_teacher
@@ -201,15 +213,31 @@ def test_config_and_data_errors_are_one_line(corpus, tmp_path):
     with pytest.raises(ConfigError, match="nope.cfg: config file not found"):
         evolve(tmp_path / "nope.cfg", tmp_path / "a")
     with pytest.raises(DataError, match=r"label 'billing' is not in"):
-        evolve(cfg, tmp_path / "a", overrides(corpus, "textcat", **{
-            "evokd.labels": ["account", "product_question", "shipping", "technical"]}))
+        evolve(
+            cfg,
+            tmp_path / "a",
+            overrides(corpus, "textcat", **{"evokd.labels": ["account", "product_question", "shipping", "technical"]}),
+        )
     empty = tmp_path / "empty.spacy"
     from spacy_evokd.data import write_docbin
+
     write_docbin([], empty)
     with pytest.raises(DataError, match="empty.spacy is empty"):
         evolve(cfg, tmp_path / "a", overrides(corpus, "textcat", **{"paths.train": str(empty)}))
-    proc = subprocess.run([sys.executable, "-m", "spacy_evokd", "evolve", str(cfg), str(tmp_path / "b"),
-                           "--paths.train", str(tmp_path / "missing.spacy")], capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "spacy_evokd",
+            "evolve",
+            str(cfg),
+            str(tmp_path / "b"),
+            "--paths.train",
+            str(tmp_path / "missing.spacy"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 1 and "missing.spacy: file not found" in proc.stderr
     assert "Traceback" not in proc.stderr
 
@@ -233,12 +261,16 @@ def test_two_rounds_with_llm_teacher_on_local_server(corpus, tmp_path, task, mon
     responder = PoolResponder(ROOT / f"assets/demo/{task}/train.jsonl", get_task(task), labels)
     lines = []
     with FakeOpenAIServer(responder) as server:
-        ov = overrides(corpus, task, **{
-            "evokd.teacher.model.base_url": server.base_url,
-            "evokd.teacher.model.name": "test-llm",
-            "evokd.teacher.model.api_key_env": "EVOKD_TEST_KEY",
-            "evokd.teacher.model.backoff": 0.01,
-        })  # fmt: skip
+        ov = overrides(
+            corpus,
+            task,
+            **{
+                "evokd.teacher.model.base_url": server.base_url,
+                "evokd.teacher.model.name": "test-llm",
+                "evokd.teacher.model.api_key_env": "EVOKD_TEST_KEY",
+                "evokd.teacher.model.backoff": 0.01,
+            },
+        )
         server.fail(("status", 429, {"Retry-After": "0"}), ("status", 500))  # the run shrugs these off
         evolve(cfg, tmp_path / "run", ov, teacher=ROOT / "configs/teachers/local_server.cfg", echo=lines.append)
         n_requests = len(server.requests)
@@ -285,12 +317,20 @@ def test_teacher_outage_stops_with_a_clear_message_and_resumes(corpus, tmp_path)
 
     cfg = ROOT / "configs/textcat_bow.cfg"
     labels = load_config(cfg, {})["evokd"]["labels"]
-    with FakeOpenAIServer(PoolResponder(ROOT / "assets/demo/textcat/train.jsonl", get_task("textcat"), labels)) as server:
-        ov = overrides(corpus, "textcat", **{
-            "evokd.teacher.model.base_url": server.base_url, "evokd.teacher.model.name": "test-llm",
-            "evokd.teacher.model.api_key_env": None, "evokd.teacher.model.backoff": 0.01,
-            "evokd.teacher.model.max_retries": 2,
-        })  # fmt: skip
+    with FakeOpenAIServer(
+        PoolResponder(ROOT / "assets/demo/textcat/train.jsonl", get_task("textcat"), labels)
+    ) as server:
+        ov = overrides(
+            corpus,
+            "textcat",
+            **{
+                "evokd.teacher.model.base_url": server.base_url,
+                "evokd.teacher.model.name": "test-llm",
+                "evokd.teacher.model.api_key_env": None,
+                "evokd.teacher.model.backoff": 0.01,
+                "evokd.teacher.model.max_retries": 2,
+            },
+        )
 
         def echo(line):
             if "round 1/2: accepted" in line:
@@ -318,7 +358,9 @@ def test_teacher_outage_stops_with_a_clear_message_and_resumes(corpus, tmp_path)
 
 
 # the same planned stop for either budget: the cost one (priced tokens) runs with -m slow
-@pytest.mark.parametrize("budget", ["evokd.max_tokens", pytest.param("evokd.max_cost_per_round", marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "budget", ["evokd.max_tokens", pytest.param("evokd.max_cost_per_round", marks=pytest.mark.slow)]
+)
 def test_budget_stops_before_the_request_that_would_exceed_it(corpus, tmp_path, budget):
     from spacy_evokd.cache import UsageLedger
     from spacy_evokd.config import load_config
@@ -328,15 +370,27 @@ def test_budget_stops_before_the_request_that_would_exceed_it(corpus, tmp_path, 
     cfg = ROOT / "configs/textcat_bow.cfg"
     labels = load_config(cfg, {})["evokd"]["labels"]
     limit = 4000 if budget == "evokd.max_tokens" else 0.004  # ~ 4000 tokens at $1 per million
-    with FakeOpenAIServer(PoolResponder(ROOT / "assets/demo/textcat/train.jsonl", get_task("textcat"), labels)) as server:
-        ov = overrides(corpus, "textcat", **{
-            "evokd.teacher.model.base_url": server.base_url, "evokd.teacher.model.name": "test-llm",
-            "evokd.teacher.model.api_key_env": None, "evokd.teacher.model.price_input_per_mtok": 1.0,
-            "evokd.teacher.model.price_output_per_mtok": 1.0, "evokd.rounds": 3, "evokd.analyses_per_round": 3,
-            budget: limit,
-        })  # fmt: skip
+    with FakeOpenAIServer(
+        PoolResponder(ROOT / "assets/demo/textcat/train.jsonl", get_task("textcat"), labels)
+    ) as server:
+        ov = overrides(
+            corpus,
+            "textcat",
+            **{
+                "evokd.teacher.model.base_url": server.base_url,
+                "evokd.teacher.model.name": "test-llm",
+                "evokd.teacher.model.api_key_env": None,
+                "evokd.teacher.model.price_input_per_mtok": 1.0,
+                "evokd.teacher.model.price_output_per_mtok": 1.0,
+                "evokd.rounds": 3,
+                "evokd.analyses_per_round": 3,
+                budget: limit,
+            },
+        )
         lines = []
-        result = evolve(cfg, tmp_path / "run", ov, teacher=ROOT / "configs/teachers/local_server.cfg", echo=lines.append)
+        result = evolve(
+            cfg, tmp_path / "run", ov, teacher=ROOT / "configs/teachers/local_server.cfg", echo=lines.append
+        )
         n_requests = len(server.requests)
     which = budget.split(".")[1]
     ledger = UsageLedger(tmp_path / "run/cache.sqlite")
@@ -352,23 +406,40 @@ def test_budget_stops_before_the_request_that_would_exceed_it(corpus, tmp_path, 
         assert recs[-1]["stopped_by"] and which in recs[-1]["stopped_by"]
     # checked before each request: the overshoot is at most the last request's usage
     per_request = max(r["usage"]["total_tokens"] / max(1, r["usage"]["requests"]) for r in recs[1:]) * 3
-    spent = [r["usage"]["total_tokens"] for r in recs[1:]] if budget == "evokd.max_cost_per_round" else [ledger.totals().total_tokens]
+    spent = (
+        [r["usage"]["total_tokens"] for r in recs[1:]]
+        if budget == "evokd.max_cost_per_round"
+        else [ledger.totals().total_tokens]
+    )
     assert all(s < 4000 + per_request for s in spent)
 
 
 def test_estimate_command(corpus):
-    args = [sys.executable, "-m", "spacy_evokd", "estimate", str(ROOT / "configs/textcat_bow.cfg"),
-            "--paths.train", str(corpus / "textcat/seed.spacy")]  # fmt: skip
+    args = [
+        sys.executable,
+        "-m",
+        "spacy_evokd",
+        "estimate",
+        str(ROOT / "configs/textcat_bow.cfg"),
+        "--paths.train",
+        str(corpus / "textcat/seed.spacy"),
+    ]
     sim = subprocess.run(args, capture_output=True, text=True)
     assert sim.returncode == 0 and "simulated, no LLM calls: 0 tokens" in sim.stdout
     llm = args + ["--teacher", str(ROOT / "configs/teachers/openai.cfg")]
     from spacy_evokd.estimate import estimate
 
     os.environ.setdefault("OPENAI_API_KEY", "sk-test-not-used")  # the model is built, never called
-    two = estimate(ROOT / "configs/textcat_bow.cfg", {"paths.train": str(corpus / "textcat/seed.spacy"),
-                   "evokd.rounds": 2}, teacher=ROOT / "configs/teachers/openai.cfg")  # fmt: skip
-    four = estimate(ROOT / "configs/textcat_bow.cfg", {"paths.train": str(corpus / "textcat/seed.spacy"),
-                    "evokd.rounds": 4}, teacher=ROOT / "configs/teachers/openai.cfg")  # fmt: skip
+    two = estimate(
+        ROOT / "configs/textcat_bow.cfg",
+        {"paths.train": str(corpus / "textcat/seed.spacy"), "evokd.rounds": 2},
+        teacher=ROOT / "configs/teachers/openai.cfg",
+    )
+    four = estimate(
+        ROOT / "configs/textcat_bow.cfg",
+        {"paths.train": str(corpus / "textcat/seed.spacy"), "evokd.rounds": 4},
+        teacher=ROOT / "configs/teachers/openai.cfg",
+    )
     assert two["per_round"]["requests"] == 4 * 3 and two["per_round"]["total_tokens"] > 1000
     # prompts grow with the history review and the texts shown (up to their caps): later rounds cost more
     assert four["by_round"][:2] == two["by_round"] and four["total"]["total_tokens"] > 2 * two["total"]["total_tokens"]
@@ -382,20 +453,34 @@ def test_cli_errors_are_one_line_without_traceback(corpus, tmp_path):
     cfg = tmp_path / "no_teacher.cfg"
     text = (ROOT / "configs/textcat_bow.cfg").read_text()
     start = text.index("\n[evokd.teacher]")
-    cfg.write_text(text[:start] + text[text.index("\n[nlp]"):])
+    cfg.write_text(text[:start] + text[text.index("\n[nlp]") :])
     base = [sys.executable, "-m", "spacy_evokd", "evolve"]
     ov = [f"--{k}={v}" for k, v in overrides(corpus, "textcat").items()]
     cases = [
         (base + [str(cfg), str(tmp_path / "a")] + ov, "no [evokd.teacher] block"),
-        (base + [str(ROOT / "configs/textcat_bow.cfg"), str(tmp_path / "b"), "--teacher",
-                 str(ROOT / "configs/teachers/local_server.cfg"), "--evokd.teacher.model.base_url=http://127.0.0.1:9/v1",
-                 "--evokd.teacher.model.max_retries=1", "--evokd.teacher.model.backoff=0.01"] + ov,
-         "teacher check: http://127.0.0.1:9/v1 is not reachable (ConnectError"),  # preflight, before the seed round
-    ]  # fmt: skip
+        (
+            base
+            + [
+                str(ROOT / "configs/textcat_bow.cfg"),
+                str(tmp_path / "b"),
+                "--teacher",
+                str(ROOT / "configs/teachers/local_server.cfg"),
+                "--evokd.teacher.model.base_url=http://127.0.0.1:9/v1",
+                "--evokd.teacher.model.max_retries=1",
+                "--evokd.teacher.model.backoff=0.01",
+            ]
+            + ov,
+            "teacher check: http://127.0.0.1:9/v1 is not reachable (ConnectError",
+        ),  # preflight, before the seed round
+    ]
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "fine", "label": "billing"}\n{"text": "broken", \n')
-    cases.append(([sys.executable, "-m", "spacy_evokd", "convert", str(bad), str(tmp_path / "x.spacy"), "--task", "textcat"],
-                  "bad.jsonl:2: invalid JSON"))
+    cases.append(
+        (
+            [sys.executable, "-m", "spacy_evokd", "convert", str(bad), str(tmp_path / "x.spacy"), "--task", "textcat"],
+            "bad.jsonl:2: invalid JSON",
+        )
+    )
     for cmd, message in cases:
         proc = subprocess.run(cmd, capture_output=True, text=True)
         assert proc.returncode == 1, proc.stderr[-1500:]
@@ -412,7 +497,9 @@ def test_analysis_guided_pool_mode(corpus, tmp_path, source):
     from spacy_evokd.cache import UsageLedger
 
     pool = tmp_path / "unlabelled.jsonl"  # the demo train texts without their labels
-    texts = [json.loads(l)["text"] for l in (ROOT / "assets/demo/textcat/train.jsonl").read_text().splitlines() if l.strip()]
+    texts = [
+        json.loads(l)["text"] for l in (ROOT / "assets/demo/textcat/train.jsonl").read_text().splitlines() if l.strip()
+    ]
     pool.write_text("\n".join(json.dumps({"text": t}) for t in texts) + "\n", encoding="utf8")
     ov = overrides(corpus, "textcat", **{"evokd.rounds": 1, "evokd.source": source, "evokd.unlabelled_pool": str(pool)})
     evolve(ROOT / "configs/textcat_bow.cfg", tmp_path / "run", ov, echo=lambda _: None)
@@ -430,7 +517,9 @@ def test_analysis_guided_pool_mode(corpus, tmp_path, source):
 
 def test_pool_mode_needs_a_pool(corpus, tmp_path):
     with pytest.raises(ConfigError, match="source = 'pool' needs unlabelled_pool"):
-        evolve(ROOT / "configs/textcat_bow.cfg", tmp_path / "run", overrides(corpus, "textcat", **{"evokd.source": "pool"}))
+        evolve(
+            ROOT / "configs/textcat_bow.cfg", tmp_path / "run", overrides(corpus, "textcat", **{"evokd.source": "pool"})
+        )
 
 
 def test_active_source_student_picks_and_teacher_only_labels(corpus, tmp_path):
@@ -438,14 +527,21 @@ def test_active_source_student_picks_and_teacher_only_labels(corpus, tmp_path):
     (the ledger's "active_label" step) and carry LLKD's confidence x need weight, mean 1."""
     from spacy_evokd.cache import UsageLedger
 
-    ov = overrides(corpus, "textcat", **{"evokd.source": "active", "evokd.unlabelled_pool": str(ROOT / "assets/demo/textcat/train.jsonl")})
+    ov = overrides(
+        corpus,
+        "textcat",
+        **{"evokd.source": "active", "evokd.unlabelled_pool": str(ROOT / "assets/demo/textcat/train.jsonl")},
+    )
     evolve(ROOT / "configs/textcat_bow.cfg", tmp_path / "run", ov, echo=lambda _: None)
     recs = check_run(tmp_path / "run", "textcat", 2, intents=("active",))
     assert {r["step"] for r in UsageLedger(tmp_path / "run/cache.sqlite").rows()} == {"active_label"}
     for r in recs[1:]:
         assert r["analyses"] == [] and r["sources"]["split"]["active"] == 8 and "generate" not in r["sources"]
         assert r["sources"]["active"]["accepted"] == r["accepted"] == 8
-        assert 0 <= r["sources"]["active"]["wrong"] <= r["accepted"] and r["usage_by_step"]["active_label"]["requests"] == 1
+        assert (
+            0 <= r["sources"]["active"]["wrong"] <= r["accepted"]
+            and r["usage_by_step"]["active_label"]["requests"] == 1
+        )
         docs = read_docbin(tmp_path / "run" / "rounds" / f"round_{r['round']:03d}.spacy", spacy.blank("en").vocab)
         weights = [d.user_data["evokd"]["weight"] for d in docs]
         assert abs(sum(weights) / len(weights) - 1.0) < 0.05 and all(0.1 <= w <= 10 for w in weights)
@@ -466,11 +562,21 @@ def test_auto_source_with_the_student_brief_plans_within_the_round_budget(corpus
     labels = load_config(cfg, {})["evokd"]["labels"]
     responder = PoolResponder(ROOT / "assets/demo/textcat/train.jsonl", get_task("textcat"), labels)
     with FakeOpenAIServer(responder) as server:
-        ov = overrides(corpus, "textcat", **{
-            "evokd.teacher.model.base_url": server.base_url, "evokd.teacher.model.name": "test-llm",
-            "evokd.teacher.model.api_key_env": None, "evokd.teacher.model.backoff": 0.01,
-            "evokd.source": "auto", "evokd.analysis": "student", "evokd.unlabelled_pool": str(ROOT / "assets/demo/textcat/train.jsonl"), "evokd.rounds": 3, "evokd.max_tokens_per_round": BUDGET,
-        })  # fmt: skip
+        ov = overrides(
+            corpus,
+            "textcat",
+            **{
+                "evokd.teacher.model.base_url": server.base_url,
+                "evokd.teacher.model.name": "test-llm",
+                "evokd.teacher.model.api_key_env": None,
+                "evokd.teacher.model.backoff": 0.01,
+                "evokd.source": "auto",
+                "evokd.analysis": "student",
+                "evokd.unlabelled_pool": str(ROOT / "assets/demo/textcat/train.jsonl"),
+                "evokd.rounds": 3,
+                "evokd.max_tokens_per_round": BUDGET,
+            },
+        )
         evolve(cfg, tmp_path / "run", ov, teacher=ROOT / "configs/teachers/local_server.cfg", echo=lambda _: None)
         bodies = [r["body"] for r in server.requests]
     recs = check_run(tmp_path / "run", "textcat", 3, intents=("hard", "easy", "active"))
@@ -499,11 +605,20 @@ def test_run_budget_hit_with_nothing_valid_commits_the_round_and_a_resume_does_n
 
     cfg = ROOT / "configs/textcat_bow.cfg"
     labels = load_config(cfg, {})["evokd"]["labels"]
-    with FakeOpenAIServer(PoolResponder(ROOT / "assets/demo/textcat/train.jsonl", get_task("textcat"), labels)) as server:
-        ov = overrides(corpus, "textcat", **{
-            "evokd.teacher.model.base_url": server.base_url, "evokd.teacher.model.name": "test-llm",
-            "evokd.teacher.model.api_key_env": None, "evokd.max_tokens": 1, "evokd.rounds": 2,
-        })  # fmt: skip
+    with FakeOpenAIServer(
+        PoolResponder(ROOT / "assets/demo/textcat/train.jsonl", get_task("textcat"), labels)
+    ) as server:
+        ov = overrides(
+            corpus,
+            "textcat",
+            **{
+                "evokd.teacher.model.base_url": server.base_url,
+                "evokd.teacher.model.name": "test-llm",
+                "evokd.teacher.model.api_key_env": None,
+                "evokd.max_tokens": 1,
+                "evokd.rounds": 2,
+            },
+        )
         teacher = ROOT / "configs/teachers/local_server.cfg"
         result = evolve(cfg, tmp_path / "run", ov, teacher=teacher, echo=lambda _: None)
         n_requests = len(server.requests)

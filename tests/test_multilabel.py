@@ -5,6 +5,7 @@ round through the local test server, and LLKD selection, all with the real spaCy
 Kept short like test_loop.py: a 1-shot seed, 2 rounds of 1 analysis, 30 (then 6) training steps; the
 LLM round and the selection reuse the simulated run's directory and student instead of training anew.
 """
+
 import json
 import re
 import shutil
@@ -53,8 +54,10 @@ def test_registered_and_complete():
 
 def test_jsonl_round_trip(tmp_path):
     path = tmp_path / "d.jsonl"
-    rows = [{"text": "Charged twice and the parcel is late.", "labels": ["billing", "shipping"]},
-            {"text": "I can't log in.", "labels": ["account"]}]  # fmt: skip
+    rows = [
+        {"text": "Charged twice and the parcel is late.", "labels": ["billing", "shipping"]},
+        {"text": "I can't log in.", "labels": ["account"]},
+    ]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     docs = jsonl_to_docs(path, get_task("textcat_multilabel"), spacy.blank("en"), LABELS)
     # every label of the set is on every gold Doc, as 1.0 or 0.0
@@ -67,14 +70,17 @@ def test_jsonl_round_trip(tmp_path):
     assert kshot(back, task, ["account", "billing", "shipping"], k=1, seed=0) == [0, 1]
 
 
-@pytest.mark.parametrize("record,message", [
-    ({"text": "Where is my parcel?", "labels": ["shipping", "refunds"]}, "label 'refunds' is not in the label set"),
-    ({"text": "Where is my parcel?", "labels": []}, '"labels" is empty'),
-    ({"text": "Where is my parcel?", "labels": "shipping"}, '"labels" must be a list of label names, got str'),
-    ({"text": "Where is my parcel?", "label": "shipping"}, "a textcat file"),
-    ({"text": "Where is my parcel?", "labels": ["shipping", "shipping"]}, "label 'shipping' is listed twice"),
-    ({"text": " ", "labels": ["shipping"]}, 'missing or empty "text"'),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "record,message",
+    [
+        ({"text": "Where is my parcel?", "labels": ["shipping", "refunds"]}, "label 'refunds' is not in the label set"),
+        ({"text": "Where is my parcel?", "labels": []}, '"labels" is empty'),
+        ({"text": "Where is my parcel?", "labels": "shipping"}, '"labels" must be a list of label names, got str'),
+        ({"text": "Where is my parcel?", "label": "shipping"}, "a textcat file"),
+        ({"text": "Where is my parcel?", "labels": ["shipping", "shipping"]}, "label 'shipping' is listed twice"),
+        ({"text": " ", "labels": ["shipping"]}, 'missing or empty "text"'),
+    ],
+)
 def test_bad_record_names_file_and_line(tmp_path, record, message):
     path = tmp_path / "bad.jsonl"
     good = json.dumps({"text": "I can't log in.", "labels": ["account"]})
@@ -101,8 +107,13 @@ def test_scores_match_hand_computed_macro_and_micro_f():
     assert s["micro_p"] == pytest.approx(0.6) and s["micro_r"] == pytest.approx(0.5)
     assert s["micro_f"] == pytest.approx(6 / 11)
     assert s["accuracy"] == pytest.approx(0.25) and s["n"] == 4  # exact set: only the third
-    assert task.confusions(judged) == {("b", "none"): 1, ("none", "c"): 1, ("a", "none"): 1, ("c", "none"): 1,
-                                       ("none", "b"): 1}  # fmt: skip
+    assert task.confusions(judged) == {
+        ("b", "none"): 1,
+        ("none", "c"): 1,
+        ("a", "none"): 1,
+        ("c", "none"): 1,
+        ("none", "b"): 1,
+    }
     assert [task.answer_key(j.gold) == task.answer_key(j.pred) for j in judged] == [False, False, True, False]
     assert task.score([], ["a"])["score"] == 0.0
 
@@ -123,21 +134,38 @@ def test_prediction_uses_the_components_threshold():
 
 
 def test_labelling_answers_are_parsed_and_validated():
-    texts = ["I was charged twice and my parcel is late.", "My password reset link has expired.",
-             "Does the lamp take E27 bulbs?", "The app crashes when I open my orders."]  # fmt: skip
-    answer = ("Here you go:\n```json\n" + json.dumps({"answers": [
-        {"id": 1, "labels": ["Billing", "shipping", "billing"]},  # case repaired, repeat dropped
-        {"id": 2, "labels": ["account", "security"]},  # unknown label: rejected by the validator
-        {"id": 3, "labels": []},  # no label: missing_label
-        {"id": 4, "labels": ["technical", 7]},  # not a name: malformed_item
-    ]}) + "\n```")  # fmt: skip
+    texts = [
+        "I was charged twice and my parcel is late.",
+        "My password reset link has expired.",
+        "Does the lamp take E27 bulbs?",
+        "The app crashes when I open my orders.",
+    ]
+    answer = (
+        "Here you go:\n```json\n"
+        + json.dumps(
+            {
+                "answers": [
+                    {"id": 1, "labels": ["Billing", "shipping", "billing"]},  # case repaired, repeat dropped
+                    {"id": 2, "labels": ["account", "security"]},  # unknown label: rejected by the validator
+                    {"id": 3, "labels": []},  # no label: missing_label
+                    {"id": 4, "labels": ["technical", 7]},  # not a name: malformed_item
+                ]
+            }
+        )
+        + "\n```"
+    )
     samples, rejected = parse_labels(answer, texts, task, LABELS)
     assert [s.annotation for s in samples] == [["billing", "shipping"], ["account", "security"], []]
     assert rejected == Counter(malformed_item=1)
     docs, invalid = Validator(spacy.blank("en"), task, LABELS).validate(samples, set())
     assert invalid == Counter(unknown_label=1, missing_label=1)
-    assert len(docs) == 1 and docs[0].cats == {"account": 0.0, "billing": 1.0, "product_question": 0.0,
-                                               "shipping": 1.0, "technical": 0.0}  # fmt: skip
+    assert len(docs) == 1 and docs[0].cats == {
+        "account": 0.0,
+        "billing": 1.0,
+        "product_question": 0.0,
+        "shipping": 1.0,
+        "technical": 0.0,
+    }
 
 
 def test_bare_and_single_object_answers():
@@ -155,8 +183,12 @@ def test_bare_and_single_object_answers():
 
 
 def test_generation_answer_and_schema():
-    answer = json.dumps({"hard": [{"text": "Charged twice, parcel late.", "labels": ["billing", "shipping"]}],
-                         "easy": [{"text": "Reset my password please.", "labels": ["account"]}]})  # fmt: skip
+    answer = json.dumps(
+        {
+            "hard": [{"text": "Charged twice, parcel late.", "labels": ["billing", "shipping"]}],
+            "easy": [{"text": "Reset my password please.", "labels": ["account"]}],
+        }
+    )
     samples, rejected = parse_generation(answer, task, LABELS, with_labels=True, n_hard=1, n_easy=1)
     assert [(s.annotation, s.intent) for s in samples] == [(["billing", "shipping"], "hard"), (["account"], "easy")]
     from spacy_evokd.answer_schemas import labelling_schema
@@ -187,8 +219,14 @@ def corpus(tmp_path_factory):
 
 
 def _overrides(corpus, **extra):
-    return {**FAST, "paths.train": str(corpus / "seed.spacy"), "paths.dev": str(corpus / "dev.spacy"),
-            "paths.test": str(corpus / "test.spacy"), "paths.pool": str(DEMO / "train.jsonl"), **extra}  # fmt: skip
+    return {
+        **FAST,
+        "paths.train": str(corpus / "seed.spacy"),
+        "paths.dev": str(corpus / "dev.spacy"),
+        "paths.test": str(corpus / "test.spacy"),
+        "paths.pool": str(DEMO / "train.jsonl"),
+        **extra,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -239,12 +277,15 @@ def test_a_round_with_llm_teacher_on_local_server(sim_run, tmp_path):
     shutil.copytree(sim_run[0], run)  # rounds 0-2 committed: only round 3 trains
     responder = PoolResponder(DEMO / "train.jsonl", task, LABELS)
     with FakeOpenAIServer(responder) as server:
-        ov = _overrides(_corpus_of(run), **{
-            "evokd.rounds": 3,
-            "evokd.teacher.model.base_url": server.base_url,
-            "evokd.teacher.model.name": "test-llm",
-            "evokd.teacher.model.backoff": 0.01,
-        })  # fmt: skip
+        ov = _overrides(
+            _corpus_of(run),
+            **{
+                "evokd.rounds": 3,
+                "evokd.teacher.model.base_url": server.base_url,
+                "evokd.teacher.model.name": "test-llm",
+                "evokd.teacher.model.backoff": 0.01,
+            },
+        )
         evolve(CFG, run, ov, teacher=ROOT / "configs/teachers/local_server.cfg", echo=lambda _: None)
         bodies = [r["body"] for r in server.requests]
     rec = json.loads((run / "rounds" / "round_003.json").read_text())
@@ -282,10 +323,17 @@ def test_llkd_select_on_a_small_pool(sim_run, tmp_path):
     lines = (DEMO / "train.jsonl").read_text().splitlines()[:40]
     pool.write_text("".join(json.dumps({"text": json.loads(l)["text"]}) + "\n" for l in lines))
     corpus = _corpus_of(sim_run[0])
-    summary = run_selection(CFG, pool, sim_run[0] / "model-best", tmp_path / "sel",
-                            {"paths.dev": str(corpus / "dev.spacy"), "paths.test": str(corpus / "test.spacy")},
-                            teacher=ROOT / "configs/teachers/simulated_noisy.cfg", batch_size=20, k_samples=5,
-                            echo=lambda _: None)  # fmt: skip
+    summary = run_selection(
+        CFG,
+        pool,
+        sim_run[0] / "model-best",
+        tmp_path / "sel",
+        {"paths.dev": str(corpus / "dev.spacy"), "paths.test": str(corpus / "test.spacy")},
+        teacher=ROOT / "configs/teachers/simulated_noisy.cfg",
+        batch_size=20,
+        k_samples=5,
+        echo=lambda _: None,
+    )
     assert summary["pool"] == 40 and 0 < summary["kept"] < 40
     docs = [d for b in range(2) for d in read_docbin(tmp_path / f"sel/selected_{b:04d}.spacy")]
     assert len(docs) == summary["kept"]

@@ -1,4 +1,5 @@
 """spacy_evokd.OpenAICompatible.v1 against the local test server (spacy_evokd/testing/server.py)."""
+
 import json
 import time
 
@@ -146,28 +147,44 @@ def test_rate_limiter_window():
 
 def test_spacy_llm_component_uses_the_registered_model():
     """The model works where spacy-llm expects one: an `llm` component built from config."""
+
     def classify(body):
         return "billing" if "refund" in body["messages"][-1]["content"] else "shipping"
 
     with FakeOpenAIServer(classify) as server:
         nlp = spacy.blank("en")
-        nlp.add_pipe("llm", config={
-            "task": {"@llm_tasks": "spacy.TextCat.v3", "labels": ["billing", "shipping"], "exclusive_classes": True},
-            "model": {"@llm_models": "spacy_evokd.OpenAICompatible.v1", "name": "test-model",
-                      "base_url": server.base_url, "api_key_env": None},
-        })  # fmt: skip
+        nlp.add_pipe(
+            "llm",
+            config={
+                "task": {
+                    "@llm_tasks": "spacy.TextCat.v3",
+                    "labels": ["billing", "shipping"],
+                    "exclusive_classes": True,
+                },
+                "model": {
+                    "@llm_models": "spacy_evokd.OpenAICompatible.v1",
+                    "name": "test-model",
+                    "base_url": server.base_url,
+                    "api_key_env": None,
+                },
+            },
+        )
         doc = nlp("I want a refund for my order")
     assert doc.cats["billing"] == 1.0 and doc.cats["shipping"] == 0.0
     assert llm_registry.llm_models.get("spacy_evokd.OpenAICompatible.v1") is not None
 
 
-@pytest.mark.parametrize("fault", [
-    ("status", 429),  # no Retry-After: our own backoff
-    ("status", 502),
-    ("status", 503, {"Retry-After": "0"}),
-    ("reset",),  # connection closed without an answer
-    ("sleep", 1.5),  # longer than the 0.5 s timeout: a read timeout
-], ids=["429-no-retry-after", "502", "503", "connection-reset", "read-timeout"])
+@pytest.mark.parametrize(
+    "fault",
+    [
+        ("status", 429),  # no Retry-After: our own backoff
+        ("status", 502),
+        ("status", 503, {"Retry-After": "0"}),
+        ("reset",),  # connection closed without an answer
+        ("sleep", 1.5),  # longer than the 0.5 s timeout: a read timeout
+    ],
+    ids=["429-no-retry-after", "502", "503", "connection-reset", "read-timeout"],
+)
 def test_transient_faults_are_retried(fault):
     with FakeOpenAIServer(echo) as server:
         server.fail(fault, fault)
@@ -210,11 +227,15 @@ def test_prompt_cache_tokens_and_server_seconds_are_recorded(tmp_path, form):
 
     old = tmp_path / "old.sqlite"  # the ledger's first schema
     with sqlite3.connect(old) as con:
-        con.execute("CREATE TABLE usage (id INTEGER PRIMARY KEY AUTOINCREMENT, round INTEGER NOT NULL, step TEXT NOT NULL,"
-                    " model TEXT NOT NULL, requests INTEGER NOT NULL, prompt_tokens INTEGER NOT NULL, completion_tokens"
-                    " INTEGER NOT NULL, cost REAL NOT NULL, cached INTEGER NOT NULL, estimated INTEGER NOT NULL, created REAL NOT NULL)")
-        con.execute("INSERT INTO usage (round, step, model, requests, prompt_tokens, completion_tokens, cost, cached,"
-                    " estimated, created) VALUES (1, 'label', 'm', 1, 10, 5, 0, 0, 0, 0)")
+        con.execute(
+            "CREATE TABLE usage (id INTEGER PRIMARY KEY AUTOINCREMENT, round INTEGER NOT NULL, step TEXT NOT NULL,"
+            " model TEXT NOT NULL, requests INTEGER NOT NULL, prompt_tokens INTEGER NOT NULL, completion_tokens"
+            " INTEGER NOT NULL, cost REAL NOT NULL, cached INTEGER NOT NULL, estimated INTEGER NOT NULL, created REAL NOT NULL)"
+        )
+        con.execute(
+            "INSERT INTO usage (round, step, model, requests, prompt_tokens, completion_tokens, cost, cached,"
+            " estimated, created) VALUES (1, 'label', 'm', 1, 10, 5, 0, 0, 0, 0)"
+        )
     with FakeOpenAIServer(echo, prompt_cache=form) as server:
         result = make(server).chat([{"role": "user", "content": "a" * 400}])
     assert result.usage.prompt_tokens == 100

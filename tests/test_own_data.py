@@ -1,6 +1,7 @@
 """A user's own data, end to end (issue 22): `init` from a labelled JSONL nobody shipped (6 labels),
 `evolve` with the simulated teacher, `report`, `package`, a review and `retrain`; the two pools'
 names; teacher text in the report shown as text only (issue 19, item 6)."""
+
 import json
 import random
 import re
@@ -17,22 +18,74 @@ from spacy_evokd.data import DataError
 ROOT = Path(__file__).resolve().parents[1]
 TOPICS = {
     "weather": ["rain", "sunny skies", "a storm", "snowfall", "fog", "a heatwave", "wind gusts", "hail"],
-    "sports": ["the football match", "a tennis final", "the marathon", "a basketball game", "the swim meet",
-               "a cricket test", "the cycling race", "a boxing bout"],
-    "cooking": ["a lasagne recipe", "baking bread", "a curry", "grilled fish", "a chocolate cake", "pancakes",
-                "a vegetable soup", "roast chicken"],
-    "travel": ["a flight to Lisbon", "a train to Vienna", "a hotel in Rome", "a ferry to Crete", "a road trip",
-               "a hostel in Oslo", "a cruise", "a camping trip"],
-    "finance": ["my savings account", "a mortgage rate", "stock dividends", "the tax return", "a credit card bill",
-                "an index fund", "the pension plan", "a car loan"],
-    "health": ["a sore throat", "back pain", "the flu vaccine", "a dentist visit", "high blood pressure",
-               "a sprained ankle", "a migraine", "sleep problems"],
-}  # fmt: skip
-FRAMES = ["What do you think about {}?", "I read a long article about {} today.", "Tell me more about {}, please.",
-          "Yesterday we talked for hours about {}.", "Is there any news on {}?"]  # fmt: skip
-HOSTILE = ["![x](http://127.0.0.1:9/track.png)", "<script>alert(1)</script>", "<img src=x onerror=alert(1)>",
-           "[click](http://127.0.0.1:9/c)", "<http://127.0.0.1:9/auto>", "www.example.com and http://127.0.0.1:9/bare",
-           "```\n<img src=y>\n```", "a | pipe ` tick"]  # fmt: skip
+    "sports": [
+        "the football match",
+        "a tennis final",
+        "the marathon",
+        "a basketball game",
+        "the swim meet",
+        "a cricket test",
+        "the cycling race",
+        "a boxing bout",
+    ],
+    "cooking": [
+        "a lasagne recipe",
+        "baking bread",
+        "a curry",
+        "grilled fish",
+        "a chocolate cake",
+        "pancakes",
+        "a vegetable soup",
+        "roast chicken",
+    ],
+    "travel": [
+        "a flight to Lisbon",
+        "a train to Vienna",
+        "a hotel in Rome",
+        "a ferry to Crete",
+        "a road trip",
+        "a hostel in Oslo",
+        "a cruise",
+        "a camping trip",
+    ],
+    "finance": [
+        "my savings account",
+        "a mortgage rate",
+        "stock dividends",
+        "the tax return",
+        "a credit card bill",
+        "an index fund",
+        "the pension plan",
+        "a car loan",
+    ],
+    "health": [
+        "a sore throat",
+        "back pain",
+        "the flu vaccine",
+        "a dentist visit",
+        "high blood pressure",
+        "a sprained ankle",
+        "a migraine",
+        "sleep problems",
+    ],
+}
+FRAMES = [
+    "What do you think about {}?",
+    "I read a long article about {} today.",
+    "Tell me more about {}, please.",
+    "Yesterday we talked for hours about {}.",
+    "Is there any news on {}?",
+]
+HOSTILE = [
+    "![x](http://127.0.0.1:9/track.png)",
+    "<script>alert(1)</script>",
+    "<img src=x onerror=alert(1)>",
+    "[click](http://127.0.0.1:9/c)",
+    "<http://127.0.0.1:9/auto>",
+    "www.example.com and http://127.0.0.1:9/bare",
+    "```\n<img src=y>\n```",
+    "a | pipe ` tick",
+]
 FAST = ["--training.max_steps", "30", "--training.eval_frequency", "10"]
 
 
@@ -45,7 +98,9 @@ def write_topics(path: Path, frames=FRAMES, seed: int = 1) -> Path:
 
 
 def cli(*args, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "spacy_evokd", *map(str, args)], capture_output=True, text=True, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "spacy_evokd", *map(str, args)], capture_output=True, text=True, cwd=cwd
+    )
 
 
 def one_line_error(proc, *needles):
@@ -71,8 +126,17 @@ def initialised(tmp_path_factory):
 def project(initialised):
     """... then `evolve` with the simulated teacher, 1 round, as init's next command says."""
     where, out = initialised
-    evolve = cli("evolve", "proj/config.cfg", "proj/training", "--evokd.rounds", "1", "--evokd.analyses_per_round", "2",
-                 *FAST, cwd=where)  # fmt: skip
+    evolve = cli(
+        "evolve",
+        "proj/config.cfg",
+        "proj/training",
+        "--evokd.rounds",
+        "1",
+        "--evokd.analyses_per_round",
+        "2",
+        *FAST,
+        cwd=where,
+    )
     assert evolve.returncode == 0, evolve.stderr[-3000:]
     return where, out, evolve.stdout
 
@@ -86,7 +150,9 @@ def test_init_writes_a_ready_project(initialised):
     cfg = (proj / "config.cfg").read_text()
     assert "# FILL IN: what the texts are" in cfg and "# FILL IN: one line per label" in cfg
     config = load_config(proj / "config.cfg", {})
-    assert config["evokd"]["labels"] == sorted(TOPICS) and config["evokd"]["label_definitions"] == {l: "" for l in TOPICS}
+    assert config["evokd"]["labels"] == sorted(TOPICS) and config["evokd"]["label_definitions"] == {
+        l: "" for l in TOPICS
+    }
     assert config["paths"]["train"] == "proj/corpus/seed.spacy" and config["paths"]["test"] == "proj/corpus/test.spacy"
     from spacy_evokd.data import read_docbin
 
@@ -98,12 +164,21 @@ def test_init_writes_a_ready_project(initialised):
 def test_init_checks_labels_in_one_line(tmp_path):
     data = write_topics(tmp_path / "topics.jsonl", FRAMES[:2])
     labels = ",".join(sorted(TOPICS))
-    one_line_error(cli("init", "textcat", "p", "--data", data, "--labels", labels + ",legal", cwd=tmp_path),
-                   "topics.jsonl", "'legal'", "never occurs")
+    one_line_error(
+        cli("init", "textcat", "p", "--data", data, "--labels", labels + ",legal", cwd=tmp_path),
+        "topics.jsonl",
+        "'legal'",
+        "never occurs",
+    )
     wrong = next(i for i, l in enumerate(data.read_text().splitlines(), 1) if '"health"' in l)
-    one_line_error(cli("init", "textcat", "p", "--data", data, "--labels", labels.replace("health,", ""), cwd=tmp_path),
-                   f"topics.jsonl:{wrong}", "'health'")
-    one_line_error(cli("init", "textcat", "p", "--data", data, "--k", "20", cwd=tmp_path), "has 16 examples, fewer than k=20")
+    one_line_error(
+        cli("init", "textcat", "p", "--data", data, "--labels", labels.replace("health,", ""), cwd=tmp_path),
+        f"topics.jsonl:{wrong}",
+        "'health'",
+    )
+    one_line_error(
+        cli("init", "textcat", "p", "--data", data, "--k", "20", cwd=tmp_path), "has 16 examples, fewer than k=20"
+    )
     one_line_error(cli("init", "textcat", "p", "--data", data, "--profile", "huge", cwd=tmp_path), "--profile 'huge'")
     assert not (tmp_path / "p" / "config.cfg").exists()
 
@@ -118,7 +193,9 @@ def test_the_two_pools_cannot_be_confused(initialised, tmp_path, caplog, monkeyp
     with pytest.raises(DataError, match=r"labelled_pool: the simulated teacher answers .* \[evokd\] unlabelled_pool"):
         resolve_evokd(load_config(config, {"evokd.teacher.labelled_pool": str(unlabelled)}))
     # a pool-mode file while generating: never read, so it was meant for the teacher
-    with pytest.raises(ConfigError, match=r"unlabelled_pool is read only with source .* \[evokd.teacher\] labelled_pool"):
+    with pytest.raises(
+        ConfigError, match=r"unlabelled_pool is read only with source .* \[evokd.teacher\] labelled_pool"
+    ):
         resolve_evokd(load_config(config, {"evokd.unlabelled_pool": str(unlabelled)}))
     # the old names still work, with a deprecation line each
     cfg = load_config(config, {"evokd.pool": str(unlabelled), "evokd.source": "pool"})
@@ -162,17 +239,38 @@ def hostile_run(run: Path) -> Path:
     labels = ["cooking", "sports"]
     (run / "rounds").mkdir(parents=True)
     per_label = {l: {"p": 0.5, "r": 0.5, "f": 0.5, "support": 2} for l in labels}
-    judged = [Judged(Sample(h, annotation="cooking"), Sample(h, annotation=HOSTILE[(i + 1) % len(HOSTILE)])).to_dict(get_task("textcat"))
-              for i, h in enumerate(HOSTILE)]  # fmt: skip
+    judged = [
+        Judged(Sample(h, annotation="cooking"), Sample(h, annotation=HOSTILE[(i + 1) % len(HOSTILE)])).to_dict(
+            get_task("textcat")
+        )
+        for i, h in enumerate(HOSTILE)
+    ]
     for n in (0, 1):
-        RoundRecord(round=n, teacher="test-llm", simulated=False, analyses=HOSTILE if n else [], generated=8 * n,
-                    accepted=8 * n, rejected={}, accepted_per_label={"cooking": 8 * n},
-                    usage={"requests": n, "prompt_tokens": 10 * n, "completion_tokens": 5 * n, "total_tokens": 15 * n,
-                           "cost": 0.0, "cached": 0, "estimated": False},
-                    batch_scores=None, dev={"score": 0.4 + n / 10, "macro_f": 0.4 + n / 10, "accuracy": 0.5, "n": 4,
-                                            "per_label": per_label},
-                    feedback={"correct": [], "wrong": judged if n else []}, train_size=2 + 8 * n,
-                    seconds={"total": 1.0}, task="textcat").save(run / "rounds" / f"round_{n:03d}.json")  # fmt: skip
+        RoundRecord(
+            round=n,
+            teacher="test-llm",
+            simulated=False,
+            analyses=HOSTILE if n else [],
+            generated=8 * n,
+            accepted=8 * n,
+            rejected={},
+            accepted_per_label={"cooking": 8 * n},
+            usage={
+                "requests": n,
+                "prompt_tokens": 10 * n,
+                "completion_tokens": 5 * n,
+                "total_tokens": 15 * n,
+                "cost": 0.0,
+                "cached": 0,
+                "estimated": False,
+            },
+            batch_scores=None,
+            dev={"score": 0.4 + n / 10, "macro_f": 0.4 + n / 10, "accuracy": 0.5, "n": 4, "per_label": per_label},
+            feedback={"correct": [], "wrong": judged if n else []},
+            train_size=2 + 8 * n,
+            seconds={"total": 1.0},
+            task="textcat",
+        ).save(run / "rounds" / f"round_{n:03d}.json")
     return run
 
 
@@ -225,5 +323,9 @@ def test_review_then_retrain(project, tmp_path):
     from spacy_evokd.report import write_report
 
     md = write_report(run).read_text()
-    assert "## Review" in md and f"the rounds now hold {len(rows) - 1} accepted samples ({len(rows)} before review)" in md
-    assert f"- accepted samples: {len(rows) - 1} (after review)" in md and "A student retrained on the reviewed data" in md
+    assert (
+        "## Review" in md and f"the rounds now hold {len(rows) - 1} accepted samples ({len(rows)} before review)" in md
+    )
+    assert (
+        f"- accepted samples: {len(rows) - 1} (after review)" in md and "A student retrained on the reviewed data" in md
+    )

@@ -1,4 +1,5 @@
 """Teacher answers through the real parser and validator: what is repaired, what is rejected."""
+
 import json
 from collections import Counter
 
@@ -15,12 +16,15 @@ TC = ["account", "billing", "product_question", "shipping", "technical"]
 NER = ["LOC", "ORG", "PER", "PRODUCT"]
 
 
-@pytest.mark.parametrize("answer", [
-    '{"hard": ["a b"], "easy": ["c d"]}',
-    'Sure! Here you go:\n```json\n{"hard": ["a b"], "easy": ["c d"]}\n```\nLet me know.',
-    'Analysis done. {"hard": ["a b"], "easy": ["c d"]} -- these target the weakness.',
-    "Hard samples:\n1. \"a b\"\n\nEasy samples:\n- c d\nThese should help the student.",
-])
+@pytest.mark.parametrize(
+    "answer",
+    [
+        '{"hard": ["a b"], "easy": ["c d"]}',
+        'Sure! Here you go:\n```json\n{"hard": ["a b"], "easy": ["c d"]}\n```\nLet me know.',
+        'Analysis done. {"hard": ["a b"], "easy": ["c d"]} -- these target the weakness.',
+        'Hard samples:\n1. "a b"\n\nEasy samples:\n- c d\nThese should help the student.',
+    ],
+)
 def test_generation_forms_are_read(answer):
     samples, rejected = parse_generation(answer, get_task("textcat"), TC, n_hard=2, n_easy=2)
     assert [(s.text, s.intent) for s in samples] == [("a b", "hard"), ("c d", "easy")]
@@ -45,10 +49,17 @@ def test_generation_with_labels_textcat_and_ner():
     samples, rejected = parse_generation(tc, get_task("textcat"), TC, with_labels=True)
     assert [(s.text, s.annotation) for s in samples] == [("Where is my parcel?", "shipping")]
     assert rejected == Counter(missing_label=1)
-    ner = json.dumps({"hard": [
-        {"text": "Anna flew to Paris.", "entities": [{"text": "Anna", "label": "per"}, {"text": "Paris", "label": "LOC"}]},
-        {"text": "Bob likes tea.", "entities": [{"text": "Robert", "label": "PER"}]},
-    ]})  # fmt: skip
+    ner = json.dumps(
+        {
+            "hard": [
+                {
+                    "text": "Anna flew to Paris.",
+                    "entities": [{"text": "Anna", "label": "per"}, {"text": "Paris", "label": "LOC"}],
+                },
+                {"text": "Bob likes tea.", "entities": [{"text": "Robert", "label": "PER"}]},
+            ]
+        }
+    )
     samples, rejected = parse_generation(ner, get_task("ner"), NER, with_labels=True)
     assert [(s.text, s.annotation) for s in samples] == [("Anna flew to Paris.", [(0, 4, "PER"), (13, 18, "LOC")])]
     assert rejected == Counter(unalignable_entity=1)
@@ -64,8 +75,15 @@ def test_label_normalisation():
 
 def test_entity_alignment_rules():
     text = "Paris Hilton stayed in Paris, then Paris again."
-    spans = align_entities(text, [{"text": "Paris Hilton", "label": "PER"}, {"text": "Paris", "label": "LOC"},
-                                  {"text": "Paris", "label": "LOC"}], NER)  # fmt: skip
+    spans = align_entities(
+        text,
+        [
+            {"text": "Paris Hilton", "label": "PER"},
+            {"text": "Paris", "label": "LOC"},
+            {"text": "Paris", "label": "LOC"},
+        ],
+        NER,
+    )
     # whole-word matches first, the k-th mention -> the k-th occurrence
     assert spans == [(0, 12, "PER"), (0, 5, "LOC"), (23, 28, "LOC")]
     assert align_entities("We met in berlin.", [["Berlin", "LOC"]], NER) == [(10, 16, "LOC")]  # case repair
@@ -78,8 +96,11 @@ def test_labels_with_ids_positional_and_lines():
     texts = ["refund please", "parcel late", "app crashes"]
     by_id = '[{"id": 2, "label": "shipping"}, {"id": 1, "label": "Billing"}, {"id": 3, "label": "refunds"}]'
     samples, rejected = parse_labels(by_id, texts, get_task("textcat"), TC)
-    assert [(s.text, s.annotation) for s in samples] == [("refund please", "billing"), ("parcel late", "shipping"),
-                                                    ("app crashes", "refunds")]  # fmt: skip
+    assert [(s.text, s.annotation) for s in samples] == [
+        ("refund please", "billing"),
+        ("parcel late", "shipping"),
+        ("app crashes", "refunds"),
+    ]
     assert not rejected  # "refunds" is the validator's to reject
     samples, _ = parse_labels('["billing", "shipping", "technical"]', texts, get_task("textcat"), TC)
     assert [s.annotation for s in samples] == ["billing", "shipping", "technical"]
@@ -93,8 +114,10 @@ def test_labels_with_ids_positional_and_lines():
 
 def test_ner_labels():
     texts = ["Anna works at Acme Corp.", "Nothing to see."]
-    answer = ('```json\n[{"id": 1, "entities": [{"text": "Anna", "label": "PER"}, {"text": "Acme Corp", '
-              '"label": "ORG"}]}, {"id": 2, "entities": []}]\n```')  # fmt: skip
+    answer = (
+        '```json\n[{"id": 1, "entities": [{"text": "Anna", "label": "PER"}, {"text": "Acme Corp", '
+        '"label": "ORG"}]}, {"id": 2, "entities": []}]\n```'
+    )
     samples, rejected = parse_labels(answer, texts, get_task("ner"), NER)
     assert [s.annotation for s in samples] == [[(0, 4, "PER"), (14, 23, "ORG")], []] and not rejected
 
@@ -106,6 +129,7 @@ def test_extract_json_prefers_fenced_block():
 
 
 # -- validation ------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def nlp():
@@ -134,23 +158,34 @@ def test_textcat_validation_reasons(nlp):
     assert [d.text for d in docs] == ["I was charged twice", "tab\tand newline\nare fine"]
     assert docs[0].cats == {"account": 0.0, "billing": 1.0, "product_question": 0.0, "shipping": 0.0, "technical": 0.0}
     assert docs[0].user_data["evokd"]["intent"] == "hard"
-    assert rejected == Counter(empty=2, control_characters=2, too_short=1, too_long=1, leak_dev_test=1,
-                               duplicate=2, missing_label=1, unknown_label=1)  # fmt: skip
+    assert rejected == Counter(
+        empty=2,
+        control_characters=2,
+        too_short=1,
+        too_long=1,
+        leak_dev_test=1,
+        duplicate=2,
+        missing_label=1,
+        unknown_label=1,
+    )
     assert normalise("I was charged twice") in seen
 
 
 def test_ner_validation_reasons(nlp):
     v = Validator(nlp, get_task("ner"), NER)
     text = "Anna visited Berlin with Acme."
-    docs, rejected = v.validate([
-        Sample(text, annotation=[(0, 4, "PER"), (13, 19, "LOC")]),
-        Sample("Bob visited Berlinale today.", annotation=[(12, 18, "LOC")]),  # inside a token
-        Sample("Carl visited Rome today.", annotation=[(0, 4, "PER"), (0, 12, "PER")]),
-        Sample("Dora visited Oslo today.", annotation=[(0, 4, "PERSON")]),
-        Sample("Eve visited Kyiv today.", annotation=[(0, 99, "PER")]),
-        Sample("Fay stayed home today.", annotation=None),
-        Sample("Gus stayed home all day.", annotation=[]),  # valid: no entities
-    ], set())  # fmt: skip
+    docs, rejected = v.validate(
+        [
+            Sample(text, annotation=[(0, 4, "PER"), (13, 19, "LOC")]),
+            Sample("Bob visited Berlinale today.", annotation=[(12, 18, "LOC")]),  # inside a token
+            Sample("Carl visited Rome today.", annotation=[(0, 4, "PER"), (0, 12, "PER")]),
+            Sample("Dora visited Oslo today.", annotation=[(0, 4, "PERSON")]),
+            Sample("Eve visited Kyiv today.", annotation=[(0, 99, "PER")]),
+            Sample("Fay stayed home today.", annotation=None),
+            Sample("Gus stayed home all day.", annotation=[]),  # valid: no entities
+        ],
+        set(),
+    )
     assert [d.text for d in docs] == [text, "Gus stayed home all day."]
     assert [(e.text, e.label_) for e in docs[0].ents] == [("Anna", "PER"), ("Berlin", "LOC")]
     assert docs[1].ents == ()
@@ -158,7 +193,9 @@ def test_ner_validation_reasons(nlp):
 
 
 def test_stripping_shifts_entity_offsets(nlp):
-    docs, rejected = Validator(nlp, get_task("ner"), NER).validate([Sample("  Anna sings.", annotation=[(2, 6, "PER")])], set())
+    docs, rejected = Validator(nlp, get_task("ner"), NER).validate(
+        [Sample("  Anna sings.", annotation=[(2, 6, "PER")])], set()
+    )
     assert not rejected and [(e.text, e.start_char) for e in docs[0].ents] == [("Anna", 0)]
 
 
@@ -195,7 +232,9 @@ def test_look_alike_copies_of_dev_texts_are_leaks_and_of_earlier_texts_duplicate
     # U+200B is an invisible character (rejected before the leak check), the others are leaks
     assert docs == [] and rejected == Counter(leak_dev_test=5, invisible_characters=1)
     seen = set()
-    docs, rejected = Validator(nlp, get_task("textcat"), TC).validate([Sample(t, annotation="billing") for t in [DEV_TEXT] + LOOK_ALIKES[:4]], seen)
+    docs, rejected = Validator(nlp, get_task("textcat"), TC).validate(
+        [Sample(t, annotation="billing") for t in [DEV_TEXT] + LOOK_ALIKES[:4]], seen
+    )
     assert [d.text for d in docs] == [DEV_TEXT] and rejected == Counter(duplicate=4)
 
 
@@ -203,6 +242,8 @@ def test_pool_mode_never_offers_look_alike_copies_of_dev_texts(tmp_path):
     from spacy_evokd.pool_source import PoolSource, read_pool_texts
 
     pool = tmp_path / "pool.jsonl"
-    pool.write_text("\n".join(json.dumps({"text": t}) for t in LOOK_ALIKES + ["Where is my parcel?"]) + "\n", encoding="utf8")
+    pool.write_text(
+        "\n".join(json.dumps({"text": t}) for t in LOOK_ALIKES + ["Where is my parcel?"]) + "\n", encoding="utf8"
+    )
     assert read_pool_texts(str(pool)) == [LOOK_ALIKES[0], "Where is my parcel?"]  # look-alikes are duplicates
     assert PoolSource(str(pool), blocked_texts=[DEV_TEXT]).texts == ["Where is my parcel?"]

@@ -1,4 +1,5 @@
 """Analysis-guided pool mode: which pool texts fill the hard / easy slots."""
+
 import json
 
 import pytest
@@ -73,7 +74,9 @@ def test_bad_pool_is_one_line(tmp_path):
 def test_pool_texts_over_max_chars_are_never_offered_and_counted(tmp_path):
     path = tmp_path / "pool.jsonl"
     long_text = "My parcel is late again. " * 84_000  # 2.1 M characters: past spaCy's nlp.max_length
-    path.write_text("\n".join(json.dumps(r) for r in POOL + [{"text": long_text}, {"text": "y" * 1001}]) + "\n", encoding="utf8")
+    path.write_text(
+        "\n".join(json.dumps(r) for r in POOL + [{"text": long_text}, {"text": "y" * 1001}]) + "\n", encoding="utf8"
+    )
     source = PoolSource(str(path), max_chars=1000)
     assert source.too_long == 2 and long_text not in source.texts and len(source.texts) == 5
     source.use_student(_student())  # embeds the pool: no E088

@@ -1,5 +1,6 @@
 """The two student profiles (configs/<task>_fast.cfg, configs/<task>_accurate.cfg): what each file
 holds, that each trains a student, and that the saved student loads with plain spaCy."""
+
 import os
 import subprocess
 import sys
@@ -16,8 +17,10 @@ from spacy_evokd.tasks import get_task
 ROOT = Path(__file__).parent.parent
 TASKS = ("textcat", "textcat_multilabel", "ner")
 # profile -> the model each task's file holds (the file a profile name points to says it)
-HOLDS = {"fast": {"textcat": "bow", "textcat_multilabel": "bow", "ner": "cnn"},
-         "accurate": {"textcat": "minilm", "textcat_multilabel": "minilm", "ner": "minilm"}}  # fmt: skip
+HOLDS = {
+    "fast": {"textcat": "bow", "textcat_multilabel": "bow", "ner": "cnn"},
+    "accurate": {"textcat": "minilm", "textcat_multilabel": "minilm", "ner": "minilm"},
+}
 
 
 @pytest.mark.parametrize("task", TASKS)
@@ -43,9 +46,11 @@ def _seed(task: str, path: Path, n: int) -> Path:
 def _loads_with_spacy_alone(model: Path, text: str) -> str:
     """What the saved student predicts for ``text`` in a fresh interpreter where spacy_evokd can't
     be imported: the shipped student must need spaCy (and spacy-transformers) only."""
-    code = ("import sys; sys.modules['spacy_evokd'] = None\n"
-            "import spacy; doc = spacy.load(sys.argv[1])(sys.argv[2])\n"
-            "print(sorted(doc.cats) if doc.cats else [e.label_ for e in doc.ents])")
+    code = (
+        "import sys; sys.modules['spacy_evokd'] = None\n"
+        "import spacy; doc = spacy.load(sys.argv[1])(sys.argv[2])\n"
+        "print(sorted(doc.cats) if doc.cats else [e.label_ for e in doc.ents])"
+    )
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     proc = subprocess.run([sys.executable, "-c", code, str(model), text], capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -81,8 +86,11 @@ def test_the_accurate_student_trains_and_loads_with_spacy_and_spacy_transformers
 def test_a_frozen_encoder_is_sourced_so_spacy_trains_its_head_alone(tmp_path):
     """spaCy skips frozen components when it initialises: student.train sources a frozen
     transformer from an initialised copy, and the trained head's encoder is that copy, unchanged."""
-    overrides = {"training.max_steps": 4, "training.frozen_components": ["transformer"],
-                 "training.annotating_components": ["transformer"]}  # fmt: skip
+    overrides = {
+        "training.max_steps": 4,
+        "training.frozen_components": ["transformer"],
+        "training.annotating_components": ["transformer"],
+    }
     cfg = load_config(ROOT / "configs/textcat_accurate.cfg", overrides)
     seed = _seed("textcat", tmp_path / "seed.spacy", 6)
     model = student.train(cfg, seed, seed, tmp_path / "model")
@@ -92,6 +100,10 @@ def test_a_frozen_encoder_is_sourced_so_spacy_trains_its_head_alone(tmp_path):
     resolved = cfg.interpolate()["components"]["transformer"]
     fresh.add_pipe("transformer", config={k: v for k, v in resolved.items() if k != "factory"}).initialize()
     params = lambda n: n.get_pipe("transformer").model.get_ref("transformer")  # noqa: E731
-    assert params(nlp).shims[0]._model.state_dict()["embeddings.word_embeddings.weight"].equal(
-        params(fresh).shims[0]._model.state_dict()["embeddings.word_embeddings.weight"])
+    assert (
+        params(nlp)
+        .shims[0]
+        ._model.state_dict()["embeddings.word_embeddings.weight"]
+        .equal(params(fresh).shims[0]._model.state_dict()["embeddings.word_embeddings.weight"])
+    )
     assert sorted(nlp("a question about my invoice").cats) == sorted(cfg["evokd"]["labels"])

@@ -1,5 +1,6 @@
 """README recipes run as written: the `spacy train` + augmenter section, both of its forms
 (command-line augmenter; augmenter section in the config)."""
+
 import re
 import shlex
 import subprocess
@@ -39,8 +40,10 @@ def project(tmp_path):
     write_docbin(seed, tmp_path / "corpus/textcat/seed.spacy")
     write_docbin(seed, tmp_path / "corpus/textcat/dev.spacy")
     rounds = tmp_path / "training/textcat/rounds"
-    write_docbin([doc(nlp, "where is my parcel", "shipping"), doc(nlp, "the courier lost it", "shipping")],
-                 rounds / "round_001.spacy")  # fmt: skip
+    write_docbin(
+        [doc(nlp, "where is my parcel", "shipping"), doc(nlp, "the courier lost it", "shipping")],
+        rounds / "round_001.spacy",
+    )
     (rounds / "round_001.json").write_text("{}")
     return tmp_path
 

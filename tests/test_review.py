@@ -3,6 +3,7 @@
 One textcat and one NER run (1 round each, simulated teacher, real `spacy train`) are shared by
 the module; every test that imports works on its own copy of the run directory.
 """
+
 import json
 import re
 import shutil
@@ -29,11 +30,16 @@ ID = re.compile(r"r001-\d{4}-[0-9a-f]{12}")
 
 def _overrides(corpus: Path, task: str, rounds: int = 1):
     return {
-        "evokd.rounds": rounds, "evokd.analyses_per_round": 2, "evokd.warm_start_steps": 4,
-        "training.max_steps": 10, "training.eval_frequency": 5,
-        "paths.train": str(corpus / "seed.spacy"), "paths.dev": str(corpus / "dev.spacy"),
-        "paths.test": str(corpus / "test.spacy"), "paths.pool": str(ROOT / f"assets/demo/{task}/train.jsonl"),
-    }  # fmt: skip
+        "evokd.rounds": rounds,
+        "evokd.analyses_per_round": 2,
+        "evokd.warm_start_steps": 4,
+        "training.max_steps": 10,
+        "training.eval_frequency": 5,
+        "paths.train": str(corpus / "seed.spacy"),
+        "paths.dev": str(corpus / "dev.spacy"),
+        "paths.test": str(corpus / "test.spacy"),
+        "paths.pool": str(ROOT / f"assets/demo/{task}/train.jsonl"),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -44,11 +50,27 @@ def runs(tmp_path_factory):
     base = {task: tmp_path_factory.mktemp(task) for task in ("textcat", "ner")}
     corpus = {task: write_demo_corpus(base[task] / "corpus", task) for task in base}
     ner_args = [f"--{k}={v}" for k, v in _overrides(corpus["ner"], "ner").items()]
-    ner = subprocess.Popen([sys.executable, "-m", "spacy_evokd", "evolve", str(ROOT / "configs/ner_cnn.cfg"),
-                            str(base["ner"] / "run"), *ner_args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    ner = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "spacy_evokd",
+            "evolve",
+            str(ROOT / "configs/ner_cnn.cfg"),
+            str(base["ner"] / "run"),
+            *ner_args,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
-        evolve(ROOT / "configs/textcat_bow.cfg", base["textcat"] / "run", _overrides(corpus["textcat"], "textcat"),
-               echo=lambda _: None)  # fmt: skip
+        evolve(
+            ROOT / "configs/textcat_bow.cfg",
+            base["textcat"] / "run",
+            _overrides(corpus["textcat"], "textcat"),
+            echo=lambda _: None,
+        )
     finally:
         output, _ = ner.communicate(timeout=600)
     assert ner.returncode == 0, output
@@ -105,9 +127,12 @@ def test_export_lines_match_the_docbins(runs, tmp_path, task):
             assert meta["student_prediction"] == judged[doc.text]["label"]
         else:
             assert [(s["start"], s["end"], s["label"]) for s in line["spans"]] == [
-                (e.start_char, e.end_char, e.label_) for e in doc.ents]  # fmt: skip
-            assert [(s["token_start"], s["token_end"]) for s in line["spans"]] == [(e.start, e.end - 1) for e in doc.ents]
-            assert [t["text"] for t in line["tokens"]] == [line["text"][t["start"]:t["end"]] for t in line["tokens"]]
+                (e.start_char, e.end_char, e.label_) for e in doc.ents
+            ]
+            assert [(s["token_start"], s["token_end"]) for s in line["spans"]] == [
+                (e.start, e.end - 1) for e in doc.ents
+            ]
+            assert [t["text"] for t in line["tokens"]] == [line["text"][t["start"] : t["end"]] for t in line["tokens"]]
             assert "student_prediction" in meta
     # the same sample exports with the same ids and hashes (Prodigy dedupes on them)
     export_run(run, tmp_path / "again.jsonl")
@@ -123,17 +148,33 @@ def test_rejected_samples_are_exported_as_kept_and_never_invented(runs, tmp_path
     rec = json.loads(path.read_text())
     rec["rejected"] = {"label_leak": 1, "near_duplicate": 1, "malformed_answer": 1}  # the parser's: no text
     rec["rejected_samples"] = [
-        {"text": "Billing: I was charged twice", "reason": "label_leak", "intent": "hard", "annotation": {"label": "billing"}},
-        {"text": "Where is my parcel??", "reason": "near_duplicate", "intent": "easy", "annotation": {"label": "shipping"}}]  # fmt: skip
+        {
+            "text": "Billing: I was charged twice",
+            "reason": "label_leak",
+            "intent": "hard",
+            "annotation": {"label": "billing"},
+        },
+        {
+            "text": "Where is my parcel??",
+            "reason": "near_duplicate",
+            "intent": "easy",
+            "annotation": {"label": "shipping"},
+        },
+    ]
     path.write_text(json.dumps(rec))
     result = cli("export", run, tmp_path / "out.jsonl", "--rejected")
     assert result.exit_code == 0 and "+ 2 rejected (1 more only counted)" in result.output, result.output
     rows = read_lines(tmp_path / "out.jsonl")
     rejected = [r for r in rows if r["meta"].get("rejection_reason")]
-    assert len(rows) - len(rejected) == sum(json.loads(p.read_text())["accepted"] for p in (run / "rounds").glob("round_00[1-9].json"))
-    assert [(r["text"], r["answer"], r["meta"]["rejection_reason"], r["meta"]["teacher_annotation"]) for r in rejected] == [
+    assert len(rows) - len(rejected) == sum(
+        json.loads(p.read_text())["accepted"] for p in (run / "rounds").glob("round_00[1-9].json")
+    )
+    assert [
+        (r["text"], r["answer"], r["meta"]["rejection_reason"], r["meta"]["teacher_annotation"]) for r in rejected
+    ] == [
         ("Billing: I was charged twice", "reject", "label_leak", {"label": "billing"}),
-        ("Where is my parcel??", "reject", "near_duplicate", {"label": "shipping"})]  # fmt: skip
+        ("Where is my parcel??", "reject", "near_duplicate", {"label": "shipping"}),
+    ]
     assert all(r["meta"]["evokd_id"].startswith("r001-rej-") for r in rejected)
     docs = (run / "rounds/round_001.spacy").read_bytes()
     import_review(run, tmp_path / "out.jsonl")  # the rejected rows are for reading: nothing changes
@@ -202,8 +243,13 @@ def test_ner_review_round_trip(runs, tmp_path):
     # the first entity becomes one token shorter (or longer) and gets another label
     end_tok = span["token_end"] - 1 if span["token_end"] > span["token_start"] else span["token_end"] + 1
     new_label = "ORG" if span["label"] != "ORG" else "PER"
-    edit["spans"][0] = {"start": span["start"], "end": tokens[end_tok]["end"], "token_start": span["token_start"],
-                        "token_end": end_tok, "label": new_label}  # fmt: skip
+    edit["spans"][0] = {
+        "start": span["start"],
+        "end": tokens[end_tok]["end"],
+        "token_start": span["token_start"],
+        "token_end": end_tok,
+        "label": new_label,
+    }
     if end_tok > span["token_end"] and len(edit["spans"]) > 1 and edit["spans"][1]["token_start"] <= end_tok:
         del edit["spans"][1]  # a longer span must not overlap the next entity
     drop["answer"] = "reject"
@@ -224,8 +270,14 @@ def _bad_textcat(rows):
     others = [o["id"] for o in rows[1]["options"] if o["id"] != rows[1]["label"]]
     return {
         "not JSON": ("{'text': 'single quotes'}", "invalid JSON"),
-        "unknown label": (dict(rows[1], accept=["refund_request"]), "label 'refund_request' is not in the run's labels"),
-        "unknown id": (dict(rows[1], meta=dict(rows[1]["meta"], evokd_id="r007-0001-0123456789ab")), "unknown sample r007-0001"),
+        "unknown label": (
+            dict(rows[1], accept=["refund_request"]),
+            "label 'refund_request' is not in the run's labels",
+        ),
+        "unknown id": (
+            dict(rows[1], meta=dict(rows[1]["meta"], evokd_id="r007-0001-0123456789ab")),
+            "unknown sample r007-0001",
+        ),
         "edited text": (dict(rows[1], text=rows[1]["text"] + " Thanks!"), "text edits are not imported"),
         "two labels": (dict(rows[1], accept=rows[1]["accept"] + [rows[0]["label"]]), "single-label"),
         "label and accept disagree": (dict(rows[1], label=others[0], accept=[others[1]]), "disagree"),
@@ -239,16 +291,32 @@ def _bad_ner(rows):
     n = len(row["text"])
     s = row["spans"][0]
     return {
-        "span outside the text": (dict(row, spans=[{"start": n - 2, "end": n + 5, "label": s["label"]}]), "outside the text"),
+        "span outside the text": (
+            dict(row, spans=[{"start": n - 2, "end": n + 5, "label": s["label"]}]),
+            "outside the text",
+        ),
         "span inside a token": (dict(row, spans=[dict(s, end=s["end"] - 1)]), "token boundaries"),
         "unknown span label": (dict(row, spans=[dict(s, label="GPE")]), "label 'GPE' is not in the run's labels"),
         "overlapping spans": (dict(row, spans=[s, dict(s)]), "overlaps span 0"),
     }
 
 
-BAD_LINES = [("textcat", c) for c in ("not JSON", "unknown label", "unknown id", "edited text", "two labels",
-                                      "label and accept disagree", "unknown answer", "same sample twice")]
-BAD_LINES += [("ner", c) for c in ("span outside the text", "span inside a token", "unknown span label", "overlapping spans")]
+BAD_LINES = [
+    ("textcat", c)
+    for c in (
+        "not JSON",
+        "unknown label",
+        "unknown id",
+        "edited text",
+        "two labels",
+        "label and accept disagree",
+        "unknown answer",
+        "same sample twice",
+    )
+]
+BAD_LINES += [
+    ("ner", c) for c in ("span outside the text", "span inside a token", "unknown span label", "overlapping spans")
+]
 
 
 @pytest.mark.parametrize("task,case", BAD_LINES)
@@ -260,7 +328,9 @@ def test_bad_review_line_is_one_error_and_nothing_is_written(runs, tmp_path, tas
     bad, message = (_bad_textcat if task == "textcat" else _bad_ner)(rows)[case]
     good = dict(rows[0], answer="reject")  # a valid line first: it must not be applied either
     path = tmp_path / "reviewed.jsonl"
-    path.write_text(json.dumps(good) + "\n" + (bad if isinstance(bad, str) else json.dumps(bad)) + "\n", encoding="utf8")
+    path.write_text(
+        json.dumps(good) + "\n" + (bad if isinstance(bad, str) else json.dumps(bad)) + "\n", encoding="utf8"
+    )
     with pytest.raises(DataError, match=re.escape(f"{path}:2: ")) as e:
         import_review(run, path)
     assert message in str(e.value) and "\n" not in str(e.value)
@@ -297,7 +367,9 @@ def test_unknown_task_in_the_run_config_is_one_line(runs, tmp_path):
     run = copy_run(runs["textcat"][0], tmp_path / "run")
     cfg = run / "config.cfg"
     cfg.write_text(re.sub(r'(?m)^task = "textcat"$', 'task = "pos"', cfg.read_text()))
-    with pytest.raises(RunDirError, match=re.escape(f"{cfg}: unknown task 'pos': expected one of textcat, ner, textcat_multilabel")) as e:
+    with pytest.raises(
+        RunDirError, match=re.escape(f"{cfg}: unknown task 'pos': expected one of textcat, ner, textcat_multilabel")
+    ) as e:
         export_run(run, tmp_path / "out.jsonl")
     assert "\n" not in str(e.value) and not (tmp_path / "out.jsonl").exists()
 
@@ -312,8 +384,12 @@ def ml_run(tmp_path_factory):
     """A committed round 1 of a textcat_multilabel run (its own fixture: only these tests wait for it)."""
     base = tmp_path_factory.mktemp("textcat_multilabel")
     corpus = write_demo_corpus(base / "corpus", "textcat_multilabel")
-    evolve(ROOT / "configs/textcat_multilabel_bow.cfg", base / "run", _overrides(corpus, "textcat_multilabel"),
-           echo=lambda _: None)  # fmt: skip
+    evolve(
+        ROOT / "configs/textcat_multilabel_bow.cfg",
+        base / "run",
+        _overrides(corpus, "textcat_multilabel"),
+        echo=lambda _: None,
+    )
     return base / "run"
 
 
@@ -324,7 +400,9 @@ def test_multilabel_review_round_trip(ml_run, tmp_path):
     rows, docs = read_lines(tmp_path / "out.jsonl"), docs_of(run)
     record = json.loads((run / "rounds/round_001.json").read_text())
     assert len(rows) == len(docs) == record["accepted"] >= 4
-    judged = {j["pred"]["text"]: j["pred"]["labels"] for j in record["feedback"]["correct"] + record["feedback"]["wrong"]}
+    judged = {
+        j["pred"]["text"]: j["pred"]["labels"] for j in record["feedback"]["correct"] + record["feedback"]["wrong"]
+    }
     for row, doc in zip(rows, docs):
         gold = sorted(l for l, v in doc.cats.items() if v == 1.0)
         # Prodigy's multiple choice: every label an option, the sample's set accepted
@@ -419,5 +497,7 @@ def test_resumed_loop_trains_on_the_reviewed_round(runs, tmp_path):
     from spacy_evokd.config import load_config
     from spacy_evokd.loop import EvoKDLoop
 
-    loop = EvoKDLoop(load_config(ROOT / "configs/textcat_bow.cfg", _overrides(corpus, "textcat", rounds=3)), run, echo=lambda _: None)
+    loop = EvoKDLoop(
+        load_config(ROOT / "configs/textcat_bow.cfg", _overrides(corpus, "textcat", rounds=3)), run, echo=lambda _: None
+    )
     assert rows[0]["text"] in loop._seen_texts(3)

@@ -1,5 +1,6 @@
 """The run directory: one process at a time (OUTPUT_DIR/.lock), JSON a kill can't truncate, and
 damaged files reported in one line (or repaired, for model-best/meta.json)."""
+
 import json
 import os
 import shutil
@@ -47,9 +48,16 @@ def test_lock_refuses_a_second_holder_and_survives_a_killed_one(tmp_path):
                 pass
     with hold_run_dir(run):  # released at the end of the block
         pass
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from spacy_evokd.run_files import hold_run_dir\n"
-                               f"with hold_run_dir({str(run)!r}):\n    print('held', flush=True); time.sleep(120)"],
-                              stdout=subprocess.PIPE, text=True)  # fmt: skip
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from spacy_evokd.run_files import hold_run_dir\n"
+            f"with hold_run_dir({str(run)!r}):\n    print('held', flush=True); time.sleep(120)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert holder.stdout.readline().strip() == "held"
     with pytest.raises(RunDirError, match=rf"pid {holder.pid}\)"):
         with hold_run_dir(run):
@@ -67,10 +75,15 @@ def test_second_evolve_on_the_same_directory_is_refused_and_the_first_is_untouch
     run = tmp_path / "run"
     responder = PoolResponder(ROOT / "assets/demo/textcat/train.jsonl", get_task("textcat"), LABELS)
     with FakeOpenAIServer(responder) as server:
-        ov = overrides(corpus, "textcat", **{
-            "evokd.teacher.model.base_url": server.base_url, "evokd.teacher.model.name": "test-llm",
-            "evokd.teacher.model.api_key_env": "null",
-        })  # fmt: skip
+        ov = overrides(
+            corpus,
+            "textcat",
+            **{
+                "evokd.teacher.model.base_url": server.base_url,
+                "evokd.teacher.model.name": "test-llm",
+                "evokd.teacher.model.api_key_env": "null",
+            },
+        )
         cmd = EVOLVE + [str(run), "--teacher", str(ROOT / "configs/teachers/local_server.cfg")] + cli_args(ov)
         first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.time() + 120
@@ -81,8 +94,9 @@ def test_second_evolve_on_the_same_directory_is_refused_and_the_first_is_untouch
         assert first.poll() is None, "the first run ended before the second could start"
         second = subprocess.run(cmd, capture_output=True, text=True)
         assert first.poll() is None, "the first run ended while the second started: the test proves nothing"
-        one_line_error(second, f"✘ {run} is in use by another run (pid {first.pid}); "
-                               "wait for it or use another output directory")  # fmt: skip
+        one_line_error(
+            second, f"✘ {run} is in use by another run (pid {first.pid}); wait for it or use another output directory"
+        )
         out, err = first.communicate(timeout=600)
         n_requests = len(server.requests)
     assert first.returncode == 0, err[-2000:]
@@ -97,11 +111,25 @@ def test_second_evolve_on_the_same_directory_is_refused_and_the_first_is_untouch
 
     # `select` into a directory held by another process (this one): refused the same way
     sel = tmp_path / "selection"
-    select = [sys.executable, "-m", "spacy_evokd", "select", str(CFG), str(ROOT / "assets/demo/textcat/train.jsonl"),
-              str(run / "model-best"), str(sel), "--teacher", str(ROOT / "configs/teachers/simulated_noisy.cfg"),
-              "--batch-size", "64"] + cli_args(overrides(corpus, "textcat"))  # fmt: skip
+    select = [
+        sys.executable,
+        "-m",
+        "spacy_evokd",
+        "select",
+        str(CFG),
+        str(ROOT / "assets/demo/textcat/train.jsonl"),
+        str(run / "model-best"),
+        str(sel),
+        "--teacher",
+        str(ROOT / "configs/teachers/simulated_noisy.cfg"),
+        "--batch-size",
+        "64",
+    ] + cli_args(overrides(corpus, "textcat"))
     with hold_run_dir(sel):
-        one_line_error(subprocess.run(select, capture_output=True, text=True), f"{sel} is in use by another run (pid {os.getpid()})")
+        one_line_error(
+            subprocess.run(select, capture_output=True, text=True),
+            f"{sel} is in use by another run (pid {os.getpid()})",
+        )
         assert not list(sel.glob("selected_*"))
     done = subprocess.run(select, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -142,7 +170,9 @@ def test_damaged_round_record_is_one_line_in_resume_and_report(run_copy):
     one_line_error(resume, f"{record}: damaged round record (missing key 'dev')")
     rec = dict(json.loads(text), usage={"requests": 0})
     record.write_text(json.dumps(rec))
-    with pytest.raises(RunDirError, match=r"round_001.json: damaged round record \('usage' lacks a numeric 'prompt_tokens'\)"):
+    with pytest.raises(
+        RunDirError, match=r"round_001.json: damaged round record \('usage' lacks a numeric 'prompt_tokens'\)"
+    ):
         from spacy_evokd.report import write_report
 
         write_report(run)
@@ -189,6 +219,9 @@ def test_damaged_meta_is_rebuilt_on_resume(run_copy, corpus):
     assert "resuming after round 1" in resume.stdout
     assert json.loads(meta.read_text())["evokd"] == before["evokd"]
     assert spacy.load(run / "model-best").meta["evokd"]["best_round"] == before["evokd"]["best_round"]
-    evaluate = subprocess.run([sys.executable, "-m", "spacy_evokd", "evaluate", str(run / "model-best"),
-                               str(corpus / "textcat/test.spacy")], capture_output=True, text=True)  # fmt: skip
+    evaluate = subprocess.run(
+        [sys.executable, "-m", "spacy_evokd", "evaluate", str(run / "model-best"), str(corpus / "textcat/test.spacy")],
+        capture_output=True,
+        text=True,
+    )
     assert evaluate.returncode == 0 and "macro_f" in evaluate.stdout, evaluate.stderr[-2000:]

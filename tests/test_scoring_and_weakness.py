@@ -1,4 +1,5 @@
 """Student metrics (macro-F1, accuracy, seqeval entity F1) and the weakness report."""
+
 import pytest
 
 from spacy_evokd.student import score
@@ -25,7 +26,9 @@ def test_ner_strict_entity_f1():
     text = "Tim Cook runs Apple in Cupertino"
     gold = [(0, 8, "PER"), (14, 19, "ORG"), (23, 32, "LOC")]
     pred = [(4, 8, "PER"), (14, 19, "ORG"), (23, 32, "ORG")]  # partial span, wrong label
-    s = score([Judged(Sample(text, annotation=gold), Sample(text, annotation=pred))], get_task("ner"), ["LOC", "ORG", "PER"])
+    s = score(
+        [Judged(Sample(text, annotation=gold), Sample(text, annotation=pred))], get_task("ner"), ["LOC", "ORG", "PER"]
+    )
     assert s["ents_p"] == pytest.approx(1 / 3) and s["ents_r"] == pytest.approx(1 / 3)
     assert s["per_label"]["PER"]["f"] == 0.0 and s["per_label"]["ORG"]["r"] == 1.0
     assert s["per_label"]["ORG"]["p"] == 0.5
@@ -44,7 +47,12 @@ def test_report_splits_correct_and_wrong_and_counts_confusions():
 
 def test_ner_confusions_mark_missed_and_spurious():
     text = "Ann met Bob"
-    judged = [Judged(Sample(text, annotation=[(0, 3, "PER"), (8, 11, "PER")]), Sample(text, annotation=[(0, 3, "ORG"), (4, 7, "LOC")]))]
+    judged = [
+        Judged(
+            Sample(text, annotation=[(0, 3, "PER"), (8, 11, "PER")]),
+            Sample(text, annotation=[(0, 3, "ORG"), (4, 7, "LOC")]),
+        )
+    ]
     r = build_report(get_task("ner"), ["LOC", "ORG", "PER"], {"per_label": {}}, judged, "x")
     assert r.confusions == {("PER", "ORG"): 1, ("PER", "O"): 1, ("O", "LOC"): 1}
 

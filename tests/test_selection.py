@@ -1,4 +1,5 @@
 """LLKD selection: thresholds on hand-built score tables, student uncertainty, the CLI end to end."""
+
 import json
 import math
 import subprocess
@@ -79,6 +80,7 @@ def test_stream_texts_is_lazy_and_names_bad_lines(tmp_path):
     it = stream_texts(pool, 2)
     assert next(it) == ["a", "b c"]
     from spacy_evokd.data import DataError
+
     with pytest.raises(DataError, match=r"pool.jsonl:4: expected a \"text\""):
         next(it)
 
@@ -89,21 +91,46 @@ def test_select_cli_with_simulated_teacher_and_resume(tmp_path):
     corpus = tmp_path / "corpus"
     py = [sys.executable, "-m", "spacy_evokd"]
     for split in ("train", "dev"):
-        subprocess.run(py + ["convert", ROOT / f"assets/demo/textcat/{split}.jsonl", corpus / f"{split}.spacy",
-                             "--task", "textcat"], check=True, capture_output=True)  # fmt: skip
-    subprocess.run(py + ["seed", corpus / "train.spacy", corpus / "seed.spacy", "--task", "textcat", "--k", "2"],
-                   check=True, capture_output=True)  # fmt: skip
+        subprocess.run(
+            py
+            + ["convert", ROOT / f"assets/demo/textcat/{split}.jsonl", corpus / f"{split}.spacy", "--task", "textcat"],
+            check=True,
+            capture_output=True,
+        )
+    subprocess.run(
+        py + ["seed", corpus / "train.spacy", corpus / "seed.spacy", "--task", "textcat", "--k", "2"],
+        check=True,
+        capture_output=True,
+    )
     from spacy_evokd import student
     from spacy_evokd.config import load_config
 
     cfg = load_config(ROOT / "configs/textcat_bow.cfg", {"training.max_steps": 30})
     model = student.train(cfg, corpus / "seed.spacy", corpus / "dev.spacy", tmp_path / "student")
     pool = tmp_path / "pool.jsonl"
-    pool.write_text("".join(json.dumps({"text": json.loads(l)["text"]}) + "\n"
-                            for l in (ROOT / "assets/demo/textcat/train.jsonl").read_text().splitlines()[:80]))  # fmt: skip
-    cmd = py + ["select", ROOT / "configs/textcat_bow.cfg", pool, model, tmp_path / "sel", "--batch-size", "20",
-                "--k", "5", "--paths.dev", corpus / "dev.spacy", "--paths.test", "",
-                "--evokd.teacher.label_noise", "0.3"]  # fmt: skip
+    pool.write_text(
+        "".join(
+            json.dumps({"text": json.loads(l)["text"]}) + "\n"
+            for l in (ROOT / "assets/demo/textcat/train.jsonl").read_text().splitlines()[:80]
+        )
+    )
+    cmd = py + [
+        "select",
+        ROOT / "configs/textcat_bow.cfg",
+        pool,
+        model,
+        tmp_path / "sel",
+        "--batch-size",
+        "20",
+        "--k",
+        "5",
+        "--paths.dev",
+        corpus / "dev.spacy",
+        "--paths.test",
+        "",
+        "--evokd.teacher.label_noise",
+        "0.3",
+    ]
     proc = subprocess.run(list(map(str, cmd)), capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "[evokd select | simulated teacher] batch 3" in proc.stdout
@@ -168,8 +195,16 @@ def tiny_student(tmp_path_factory):
 
 def _select(pool, tiny_student, out, lines):
     model, dev = tiny_student
-    return run_selection(ROOT / "configs/textcat_bow.cfg", pool, model, out, {"paths.dev": str(dev), "paths.test": ""},
-                         batch_size=8, k_samples=2, echo=lines.append)  # fmt: skip
+    return run_selection(
+        ROOT / "configs/textcat_bow.cfg",
+        pool,
+        model,
+        out,
+        {"paths.dev": str(dev), "paths.test": ""},
+        batch_size=8,
+        k_samples=2,
+        echo=lines.append,
+    )
 
 
 def test_select_skips_pool_texts_over_max_chars_before_any_request(tmp_path, tiny_student):

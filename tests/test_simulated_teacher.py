@@ -1,4 +1,5 @@
 """The simulated teacher: aims hard samples at weak labels, labels from the pool, says it is simulated."""
+
 import json
 import logging
 
@@ -69,8 +70,10 @@ def test_near_wrong_hard_samples_are_the_pool_texts_nearest_to_the_wrong_ones(tm
     wrong = "my parcel from the Berlin warehouse never arrived"
     near = "the parcel from the Berlin warehouse never arrived at all"
     rows = [{"text": wrong, "label": "a"}, {"text": near, "label": "a"}]
-    rows += [{"text": f"{w} question number {i} about something else", "label": lab}
-             for i, (w, lab) in enumerate([("billing", "b"), ("refund", "a"), ("login", "c")] * 8)]  # fmt: skip
+    rows += [
+        {"text": f"{w} question number {i} about something else", "label": lab}
+        for i, (w, lab) in enumerate([("billing", "b"), ("refund", "a"), ("login", "c")] * 8)
+    ]
     pool = tmp_path / "pool.jsonl"
     pool.write_text("\n".join(json.dumps(r) for r in rows))
     nlp = spacy.blank("en")
@@ -80,8 +83,14 @@ def test_near_wrong_hard_samples_are_the_pool_texts_nearest_to_the_wrong_ones(tm
         textcat.add_label(label)
     nlp.initialize()
     nlp.to_disk(tmp_path / "student")
-    rep = WeaknessReport("textcat", ["a", "b", "c"], {l: {"f": 0.5} for l in "abc"}, {},
-                         [], [Judged(Sample(wrong, annotation="a"), Sample(wrong, annotation="b"))])  # fmt: skip
+    rep = WeaknessReport(
+        "textcat",
+        ["a", "b", "c"],
+        {l: {"f": 0.5} for l in "abc"},
+        {},
+        [],
+        [Judged(Sample(wrong, annotation="a"), Sample(wrong, annotation="b"))],
+    )
     t = SimulatedTeacher(str(pool), get_task("textcat"), ["a", "b", "c"], seed=0, hard_from="near_wrong")
     assert "nearest to the student's wrong samples" in t.name and t.simulated
     t.begin_round(RoundContext(round=1, seen_texts=[wrong], student=tmp_path / "student"))

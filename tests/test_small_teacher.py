@@ -3,6 +3,7 @@ real parser, validator, prompts and (for the loop-level checks) the loop with th
 server as the teacher: near-duplicates, labels written into texts, placeholders of the format
 example, "label: definition" labels, NER answers wrapped in lists, the texts already written in
 the generation prompt, label disagreement, prompt sizes and the growing estimate."""
+
 import json
 from collections import Counter
 from pathlib import Path
@@ -39,18 +40,34 @@ def validate(task, labels, texts_or_samples, seen=(), definitions=None):
 
 NEAR = [
     ("digits differ", "Where is order 12345?", "Where is order 67890?", "near_duplicate"),
-    ("stop words and punctuation differ", "I want a refund for my broken blender", "I want a refund for the broken blender!!",
-     "near_duplicate"),
-    ("one content word in ten changed", "The screen of my new gaming laptop flickers badly whenever I open the lid after sleep mode",
-     "The screen of my new gaming laptop flickers badly whenever I open the lid after hibernation mode", "near_duplicate"),
-    ("one content word in eight changed", "The screen of my new laptop flickers whenever I open the lid after sleep mode",
-     "The screen of my new laptop flickers whenever I open the lid after hibernation mode", None),
-    ("same words, other order", "Why was my card charged twice this month?", "This month my card was charged twice, why?",
-     "near_duplicate"),
+    (
+        "stop words and punctuation differ",
+        "I want a refund for my broken blender",
+        "I want a refund for the broken blender!!",
+        "near_duplicate",
+    ),
+    (
+        "one content word in ten changed",
+        "The screen of my new gaming laptop flickers badly whenever I open the lid after sleep mode",
+        "The screen of my new gaming laptop flickers badly whenever I open the lid after hibernation mode",
+        "near_duplicate",
+    ),
+    (
+        "one content word in eight changed",
+        "The screen of my new laptop flickers whenever I open the lid after sleep mode",
+        "The screen of my new laptop flickers whenever I open the lid after hibernation mode",
+        None,
+    ),
+    (
+        "same words, other order",
+        "Why was my card charged twice this month?",
+        "This month my card was charged twice, why?",
+        "near_duplicate",
+    ),
     ("another question of the same form", "Who founded Google?", "Who founded Apple?", None),
     ("other entity", "Anna flew to Rome on Monday.", "Anna flew to Paris on Monday.", None),
     ("another topic", "Where is my parcel?", "Why was I charged twice?", None),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize("case,seen,text,reason", NEAR, ids=[c[0] for c in NEAR])
@@ -78,13 +95,18 @@ LEAKS = [
     ("label first", TC, "Billing: I was charged twice for one order.", True),
     ("multi-word label with a space", TC, "Does the lamp fit an E27 socket? (product question)", True),
     ("ner type in brackets", NER, "Anna [PER] flew to Rome on Monday.", True),
-    ("the label's definition copied", TC, "Delivery status, delays, tracking, addresses, parcels damaged in transit.", True),
+    (
+        "the label's definition copied",
+        TC,
+        "Delivery status, delays, tracking, addresses, parcels damaged in transit.",
+        True,
+    ),
     ("label word in a sentence", TC, "The shipping was slow and the box was wet.", False),
     ("label word at the end, no separator", TC, "I have a question about shipping", False),
     ("label word in parentheses with others", TC, "The fee (for shipping to Norway) is too high.", False),
     ("a dash inside the text", TC, "Billing cycle - when does the next one start?", False),
     ("a TREC word as a word", TREC, "Is a dolphin a human or a fish?", False),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize("case,labels,text,leak", LEAKS, ids=[c[0] for c in LEAKS])
@@ -99,10 +121,25 @@ def test_label_leak(case, labels, text, leak):
 # -- placeholders of the format example --------------------------------------------------------------
 
 
-@pytest.mark.parametrize("text", ["...", "…", "text", "<text>", "<new text>", "Your text here", '"..."', "Sentence 2",
-                                  "<entity as written>", "[sentence]"])  # fmt: skip
+@pytest.mark.parametrize(
+    "text",
+    [
+        "...",
+        "…",
+        "text",
+        "<text>",
+        "<new text>",
+        "Your text here",
+        '"..."',
+        "Sentence 2",
+        "<entity as written>",
+        "[sentence]",
+    ],
+)
 def test_placeholders_are_not_sent_on_to_labelling(text):
-    answer = json.dumps({"hard": [{"text": text, "label": "billing"}, {"text": "Where is my order from May?", "label": "shipping"}]})
+    answer = json.dumps(
+        {"hard": [{"text": text, "label": "billing"}, {"text": "Where is my order from May?", "label": "shipping"}]}
+    )
     samples, rejected = parse_generation(answer, get_task("textcat"), TC, with_labels=False, n_hard=2, n_easy=0)
     assert [s.text for s in samples] == ["Where is my order from May?"] and rejected == Counter(placeholder=1)
     assert validate("textcat", TC, [text])[1] == Counter(placeholder=1)  # and the validator's own check
@@ -116,11 +153,18 @@ def test_texts_that_merely_contain_placeholder_words_are_texts(text):
 # -- labels as the model copies them; NER answers wrapped in lists ----------------------------------
 
 
-@pytest.mark.parametrize("written,label", [
-    ("account: login, password", "account"), ("Account - login, password", "account"),
-    ("product question: specifications", "product_question"), ("shipping (delivery status)", "shipping"),
-    ("billing", "billing"), ("refund: money back", "refund: money back"), ("other", "other"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "written,label",
+    [
+        ("account: login, password", "account"),
+        ("Account - login, password", "account"),
+        ("product question: specifications", "product_question"),
+        ("shipping (delivery status)", "shipping"),
+        ("billing", "billing"),
+        ("refund: money back", "refund: money back"),
+        ("other", "other"),
+    ],
+)
 def test_labels_copied_with_their_definition(written, label):
     assert normalise_label(written, TC) == label
 
@@ -144,22 +188,36 @@ def test_recent_texts_are_bounded_newest_first():
     texts = [f"text number {i} " + "w" * 200 for i in range(100)]
     shown = recent_texts(texts)
     assert len(shown) <= SHOWN_TEXTS and all(len(t) <= SHOWN_TEXT_CHARS for t in shown)
-    assert sum(map(len, shown)) <= SHOWN_TEXTS_CHARS and shown[-1].startswith("text number 99 ") and shown[-1].endswith("…")
+    assert (
+        sum(map(len, shown)) <= SHOWN_TEXTS_CHARS
+        and shown[-1].startswith("text number 99 ")
+        and shown[-1].endswith("…")
+    )
     short = [f"Where is order {i}?" for i in range(50)] + ["Where is order 49?"]
     assert recent_texts(short) == [f"Where is order {i}?" for i in range(20, 50)]  # 30 newest, no repeats
 
 
 def test_generation_prompt_shows_the_texts_already_written():
-    with FakeOpenAIServer(PoolResponder(ROOT / "assets/demo/textcat/train.jsonl", get_task("textcat"), TC, mischief=False)) as server:
+    with FakeOpenAIServer(
+        PoolResponder(ROOT / "assets/demo/textcat/train.jsonl", get_task("textcat"), TC, mischief=False)
+    ) as server:
         from spacy_evokd.models.openai_compatible import OpenAICompatible
         from spacy_evokd.weakness import build_report
 
-        teacher = LLMTeacher(OpenAICompatible(name="m", base_url=server.base_url, api_key_env=None), get_task("textcat"), TC)
-        teacher.begin_round(RoundContext(round=2, seen_texts=["An older text about a parcel.", "A seed text about billing."]))
+        teacher = LLMTeacher(
+            OpenAICompatible(name="m", base_url=server.base_url, api_key_env=None), get_task("textcat"), TC
+        )
+        teacher.begin_round(
+            RoundContext(round=2, seen_texts=["An older text about a parcel.", "A seed text about billing."])
+        )
         report = build_report(get_task("textcat"), TC, {"per_label": {}, "score": 0.0}, [], "the seed data")
         first = teacher.propose(teacher.analyse(report, []), 2, 2)
         teacher.propose(teacher.analyse(report, []), 2, 2)
-        prompts = [r["body"]["messages"][-1]["content"] for r in server.requests if r["body"]["messages"][-1]["content"].startswith("Now write")]
+        prompts = [
+            r["body"]["messages"][-1]["content"]
+            for r in server.requests
+            if r["body"]["messages"][-1]["content"].startswith("Now write")
+        ]
     assert "already written (do not repeat" in prompts[0]
     assert '- "An older text about a parcel."' in prompts[0] and '- "A seed text about billing."' in prompts[0]
     # the second generation of the round also sees what the first one wrote
@@ -184,15 +242,23 @@ def test_label_prompt_shows_every_id_and_analysis_asks_for_120_words():
 def _analysis_values(teacher, history, examples=()):
 
     judged = [Judged(x, x).to_dict(teacher.task) for x in examples]
-    return dict(per_label={l: {"p": 0.5, "r": 0.5, "f": 0.5, "support": 10} for l in teacher.labels},
-                overall={"macro_f": 0.5, "accuracy": 0.5, "ents_f": 0.5}, confusions=[(("a", "b"), 3)] * 5,
-                evaluated_on="the round 3 batch", wrong=judged, correct=judged, history=history)  # fmt: skip
+    return dict(
+        per_label={l: {"p": 0.5, "r": 0.5, "f": 0.5, "support": 10} for l in teacher.labels},
+        overall={"macro_f": 0.5, "accuracy": 0.5, "ents_f": 0.5},
+        confusions=[(("a", "b"), 3)] * 5,
+        evaluated_on="the round 3 batch",
+        wrong=judged,
+        correct=judged,
+        history=history,
+    )
 
 
-ANALYSIS = ("- The student confuses billing with shipping when a refund mentions a parcel or a delivery fee.\n"
-            "- It labels account messages about passwords as technical because of words like error and app.\n"
-            "- Short questions without keywords are often product_question although they ask about an order.\n"
-            "- Long messages with several topics are labelled by their first sentence.\n")  # fmt: skip
+ANALYSIS = (
+    "- The student confuses billing with shipping when a refund mentions a parcel or a delivery fee.\n"
+    "- It labels account messages about passwords as technical because of words like error and app.\n"
+    "- Short questions without keywords are often product_question although they ask about an order.\n"
+    "- Long messages with several topics are labelled by their first sentence.\n"
+)
 
 
 @pytest.mark.parametrize("task", ["textcat", "ner"])
@@ -208,15 +274,26 @@ def test_every_prompt_fits_a_4k_context_at_its_caps(task):
 
     labels = TC if task == "textcat" else NER
     evokd = load_config(ROOT / f"configs/{task}_fast.cfg", {})["evokd"]
-    longest = sorted(load_samples(ROOT / f"assets/demo/{task}/train.jsonl", get_task(task), labels), key=lambda s: -len(s.text))
-    teacher = LLMTeacher(lambda p: p, get_task(task), labels, dict(evokd["label_definitions"]), task_description=evokd["task_description"])
+    longest = sorted(
+        load_samples(ROOT / f"assets/demo/{task}/train.jsonl", get_task(task), labels), key=lambda s: -len(s.text)
+    )
+    teacher = LLMTeacher(
+        lambda p: p,
+        get_task(task),
+        labels,
+        dict(evokd["label_definitions"]),
+        task_description=evokd["task_description"],
+    )
     history = bound_history([f"Round {i}: " + ANALYSIS * 2 for i in range(1, 20)])
     assert HISTORY_MAX_CHARS - 1000 < sum(map(len, history)) <= HISTORY_MAX_CHARS
     shown = recent_texts([s.text for s in longest[::-1]])
     assert len(shown) == SHOWN_TEXTS
-    turns = [("system", teacher.render("system")), ("user", teacher.render("analysis", **_analysis_values(teacher, history, longest[:8]))),
-             ("assistant", (ANALYSIS * 6)[:ANALYSIS_MAX_CHARS]),
-             ("user", teacher.render("generate", n_hard=2, n_easy=2, with_labels=False, shown_texts=shown))]  # fmt: skip
+    turns = [
+        ("system", teacher.render("system")),
+        ("user", teacher.render("analysis", **_analysis_values(teacher, history, longest[:8]))),
+        ("assistant", (ANALYSIS * 6)[:ANALYSIS_MAX_CHARS]),
+        ("user", teacher.render("generate", n_hard=2, n_easy=2, with_labels=False, shown_texts=shown)),
+    ]
     generation_call = "".join(f"<|im_start|>{role}\n{text}<|im_end|>\n" for role, text in turns)
     label_call = teacher.render("system") + teacher.render("label", texts=[s.text for s in longest[:4]])
     assert len(generation_call) // 4 <= 4096 and len(label_call) // 4 <= 1000, len(generation_call) // 4
@@ -226,10 +303,18 @@ def test_every_prompt_fits_a_4k_context_at_its_caps(task):
 
 
 def test_label_disagreements_are_counted_only_between_usable_labels():
-    proposed = [Sample("a b", annotation="billing"), Sample("c d", annotation="shipping"), Sample("e f", annotation="<label>"),
-                Sample("g h", annotation="account")]  # fmt: skip
-    labelled = [Sample("a b", annotation="billing"), Sample("c d", annotation="technical"), Sample("e f", annotation="billing"),
-                Sample("g h", annotation="other")]  # fmt: skip
+    proposed = [
+        Sample("a b", annotation="billing"),
+        Sample("c d", annotation="shipping"),
+        Sample("e f", annotation="<label>"),
+        Sample("g h", annotation="account"),
+    ]
+    labelled = [
+        Sample("a b", annotation="billing"),
+        Sample("c d", annotation="technical"),
+        Sample("e f", annotation="billing"),
+        Sample("g h", annotation="other"),
+    ]
     assert label_disagreements(proposed, labelled, get_task("textcat"), TC) == Counter(compared=2, disagreed=1)
     ner_p = [Sample("Anna sings.", annotation=[(0, 4, "PER")]), Sample("Rome is big.", annotation=[(0, 4, "LOC")])]
     ner_l = [Sample("Anna sings.", annotation=[(0, 4, "PER")]), Sample("Rome is big.", annotation=[(0, 4, "ORG")])]
@@ -258,11 +343,17 @@ def test_label_disagreement_is_recorded_and_shown_not_rejected(tmp_path):
 
     corpus = write_demo_corpus(tmp_path / "corpus", "textcat", TC)
     lines = []
-    with FakeOpenAIServer(Disagreeing(ROOT / "assets/demo/textcat/train.jsonl", get_task("textcat"), TC, mischief=False)) as server:
+    with FakeOpenAIServer(
+        Disagreeing(ROOT / "assets/demo/textcat/train.jsonl", get_task("textcat"), TC, mischief=False)
+    ) as server:
         evolve(CFG, tmp_path / "run", run_overrides(corpus, server), teacher=TEACHER, echo=lines.append)
     rec = json.loads((tmp_path / "run/rounds/round_001.json").read_text())
     checks = rec["teacher_checks"]
-    assert checks["label_compared"] == 8 and checks["label_disagreement"] == 2 and checks["label_disagreement_rate"] == 0.25
+    assert (
+        checks["label_compared"] == 8
+        and checks["label_disagreement"] == 2
+        and checks["label_disagreement_rate"] == 0.25
+    )
     assert checks["generate_answers"] == checks["generate_parsed"] == 2 and checks["parse_rate"] == 1.0
     assert checks["structured_output"] == "json_schema" and checks["structured_output_downgrades"] == 0
     assert "label_disagreement" not in rec["rejected"]  # a quality signal, not a rejection
@@ -283,12 +374,20 @@ def test_estimate_grows_with_the_history_and_the_shown_texts_up_to_their_caps(tm
     from spacy_evokd.estimate import estimate
 
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-used")  # the model is built, never called
-    write_docbin(jsonl_to_docs(ROOT / "assets/demo/textcat/train.jsonl", get_task("textcat"), spacy.blank("en"))[:5], tmp_path / "seed.spacy")
+    write_docbin(
+        jsonl_to_docs(ROOT / "assets/demo/textcat/train.jsonl", get_task("textcat"), spacy.blank("en"))[:5],
+        tmp_path / "seed.spacy",
+    )
 
     def prompt_tokens(teacher, **extra):
-        est = estimate(ROOT / "configs/textcat_bow.cfg", {"paths.train": str(tmp_path / "seed.spacy"), "evokd.rounds": 8,
-                       **extra}, teacher=ROOT / f"configs/teachers/{teacher}.cfg")  # fmt: skip
-        assert est["per_round"] == est["by_round"][-1] and est["total"]["prompt_tokens"] == sum(r["prompt_tokens"] for r in est["by_round"])
+        est = estimate(
+            ROOT / "configs/textcat_bow.cfg",
+            {"paths.train": str(tmp_path / "seed.spacy"), "evokd.rounds": 8, **extra},
+            teacher=ROOT / f"configs/teachers/{teacher}.cfg",
+        )
+        assert est["per_round"] == est["by_round"][-1] and est["total"]["prompt_tokens"] == sum(
+            r["prompt_tokens"] for r in est["by_round"]
+        )
         assert est["longest_prompt_tokens"] <= 4096
         return [r["prompt_tokens"] for r in est["by_round"]]
 
@@ -347,8 +446,12 @@ def test_copies_are_counted_as_duplicates_before_labelling_is_paid_for():
     from spacy_evokd.models.openai_compatible import OpenAICompatible
     from spacy_evokd.weakness import build_report
 
-    with FakeOpenAIServer(Copying(ROOT / "assets/demo/textcat/train.jsonl", get_task("textcat"), TC, mischief=False)) as server:
-        teacher = LLMTeacher(OpenAICompatible(name="m", base_url=server.base_url, api_key_env=None), get_task("textcat"), TC)
+    with FakeOpenAIServer(
+        Copying(ROOT / "assets/demo/textcat/train.jsonl", get_task("textcat"), TC, mischief=False)
+    ) as server:
+        teacher = LLMTeacher(
+            OpenAICompatible(name="m", base_url=server.base_url, api_key_env=None), get_task("textcat"), TC
+        )
         teacher.begin_round(RoundContext(round=1, seen_texts=["Where is my parcel?"]))
         report = build_report(get_task("textcat"), TC, {"per_label": {}, "score": 0.0}, [], "the seed data")
         proposal = teacher.propose(teacher.analyse(report, []), 2, 2)
@@ -399,11 +502,19 @@ def test_generation_chat_shows_the_students_texts_only_when_asked(examples_in_ge
     from spacy_evokd.models.openai_compatible import OpenAICompatible
     from spacy_evokd.weakness import build_report
 
-    judged = [Judged(Sample("My parcel never arrived at the pickup point.", annotation="shipping"),
-                     Sample("My parcel never arrived at the pickup point.", annotation="billing")),
-              Judged(Sample("Why was my card charged twice?", annotation="billing"),
-                     Sample("Why was my card charged twice?", annotation="billing"))]  # fmt: skip
-    with FakeOpenAIServer(PoolResponder(ROOT / "assets/demo/textcat/train.jsonl", get_task("textcat"), TC, mischief=False)) as server:
+    judged = [
+        Judged(
+            Sample("My parcel never arrived at the pickup point.", annotation="shipping"),
+            Sample("My parcel never arrived at the pickup point.", annotation="billing"),
+        ),
+        Judged(
+            Sample("Why was my card charged twice?", annotation="billing"),
+            Sample("Why was my card charged twice?", annotation="billing"),
+        ),
+    ]
+    with FakeOpenAIServer(
+        PoolResponder(ROOT / "assets/demo/textcat/train.jsonl", get_task("textcat"), TC, mischief=False)
+    ) as server:
         model = OpenAICompatible(name="m", base_url=server.base_url, api_key_env=None)
         teacher = LLMTeacher(model, get_task("textcat"), TC, examples_in_generation=examples_in_generation)
         teacher.begin_round(RoundContext(round=1))
@@ -429,7 +540,9 @@ def test_labelling_goes_in_small_requests_at_its_own_temperature_and_keeps_what_
 
     pool = [json.loads(line) for line in (ROOT / "assets/demo/textcat/train.jsonl").read_text().splitlines()[:10]]
     texts = [r["text"] for r in pool]
-    with FakeOpenAIServer(PoolResponder(ROOT / "assets/demo/textcat/train.jsonl", get_task("textcat"), TC, mischief=False)) as server:
+    with FakeOpenAIServer(
+        PoolResponder(ROOT / "assets/demo/textcat/train.jsonl", get_task("textcat"), TC, mischief=False)
+    ) as server:
         model = OpenAICompatible(name="m", base_url=server.base_url, api_key_env=None, config={"temperature": 0.7})
         labelled = LLMTeacher(model, get_task("textcat"), TC, label_batch=4).label(texts)
         sizes = [sum(t in r["body"]["messages"][-1]["content"] for t in texts) for r in server.requests]

@@ -1,5 +1,6 @@
 """Where a round's teacher tokens go: the student's brief, active picks, the planned budget and
 source = "auto"'s split (weakness.student_brief, active.py, sources.py)."""
+
 import json
 import random
 
@@ -38,7 +39,9 @@ def test_student_brief_names_weakest_labels_top_confusion_and_its_wrong_examples
     brief = student_brief(report(), get_task("textcat"), examples=2)
     lines = brief.text.splitlines()
     assert brief.conversation == []  # no call was made: the generation opens its own chat
-    assert "shipping F1 0.20" in lines[1] and lines[1].index("shipping") < lines[1].index("technical") < lines[1].index("billing")
+    assert "shipping F1 0.20" in lines[1] and lines[1].index("shipping") < lines[1].index("technical") < lines[1].index(
+        "billing"
+    )
     assert "shipping -> billing x2" in lines[2] and "technical -> shipping x1" in lines[2]
     wrong = [l for l in lines if l.startswith("- got wrong")]
     # two examples shown, both of the most frequent confusion (the rarer one is left out)
@@ -57,13 +60,20 @@ def test_split_follows_what_each_source_bought_with_a_floor():
     assert sources.split(16, 4, [], 0.2, has_pool=False)["generate"] == 16
     # active's samples were mostly wrong for the student at the same cost: it gets the most,
     # generation keeps its floor (one request of 4)
-    active_wins = [{"generate": {"cost": 100, "accepted": 8, "wrong": 0}, "active": {"cost": 100, "accepted": 8, "wrong": 8},
-                    "dev_gain": 0.01}]  # fmt: skip
+    active_wins = [
+        {
+            "generate": {"cost": 100, "accepted": 8, "wrong": 0},
+            "active": {"cost": 100, "accepted": 8, "wrong": 8},
+            "dev_gain": 0.01,
+        }
+    ]
     split = sources.split(16, 4, active_wins, 0.2, has_pool=True)
     assert (split["generate"], split["active"]) == (4, 12)
     assert split["value"]["active"] > split["value"]["generate"] > 0 and "floor 20%" in split["why"]
     # the other way round, by cost: generation bought as many useful samples for a tenth of the tokens
-    gen_wins = [{"generate": {"cost": 10, "accepted": 8, "wrong": 4}, "active": {"cost": 100, "accepted": 8, "wrong": 4}}]
+    gen_wins = [
+        {"generate": {"cost": 10, "accepted": 8, "wrong": 4}, "active": {"cost": 100, "accepted": 8, "wrong": 4}}
+    ]
     split = sources.split(16, 4, gen_wins, 0.2, has_pool=True)
     assert split["generate"] == 12 and split["active"] == 4
     # a source never tried yet: no evidence, an even split
@@ -85,8 +95,14 @@ def test_step_costs_plan_only_what_fits():
     assert "max_tokens_per_round=3000" in str(stop) and "a generation request" in str(stop) and "1000 left" in str(stop)
     stop = sources.planned_stop([("max_tokens", 9000, 500)], 1400, "an analysis")
     assert not stop.per_round and "budget reached (max_tokens=9000" in str(stop)  # the run's: it stops
-    by_source = sources.by_source({"analysis": Usage(1, 300, 100), "label": Usage(2, 200, 20),
-                                   "active_label": Usage(1, 90, 10), "pseudo_label": Usage(1, 1, 1)})  # fmt: skip
+    by_source = sources.by_source(
+        {
+            "analysis": Usage(1, 300, 100),
+            "label": Usage(2, 200, 20),
+            "active_label": Usage(1, 90, 10),
+            "pseudo_label": Usage(1, 1, 1),
+        }
+    )
     assert by_source["generate"].total_tokens == 620 and by_source["active"].total_tokens == 100 and len(by_source) == 2
 
 
@@ -101,11 +117,18 @@ def test_weights_are_realised_as_copies_with_the_right_mean():
 def student_and_pool(tmp_path_factory):
     """A real (barely trained) tok2vec + textcat student and an unlabelled pool."""
     tmp = tmp_path_factory.mktemp("active")
-    texts = (
-        ["my card was charged twice", "refund for the duplicate payment", "invoice shows the wrong amount",
-         "where is my parcel now", "where is my parcel today", "where is my parcel please", "the courier lost my box",
-         "the router keeps rebooting", "app crashes on login screen", "bluetooth will not pair with the speaker"]
-    )  # fmt: skip
+    texts = [
+        "my card was charged twice",
+        "refund for the duplicate payment",
+        "invoice shows the wrong amount",
+        "where is my parcel now",
+        "where is my parcel today",
+        "where is my parcel please",
+        "the courier lost my box",
+        "the router keeps rebooting",
+        "app crashes on login screen",
+        "bluetooth will not pair with the speaker",
+    ]
     pool = tmp / "pool.jsonl"
     pool.write_text("\n".join(json.dumps({"text": t}) for t in texts) + "\n")
     spacy.util.fix_random_seed(0)

@@ -2,6 +2,7 @@
 task knowledge stays in ``spacy_evokd/tasks/`` and is looked up by name only at the edges, and
 no two modules import each other, directly or round a circle. Imports inside functions count:
 they close a circle at run time as surely as module-level ones do."""
+
 import ast
 from pathlib import Path
 from typing import Dict, List, Set
@@ -142,8 +143,11 @@ def test_the_graph_reader_sees_relative_absolute_and_function_level_imports():
 def test_only_the_edges_look_tasks_up_by_name():
     graph = _graph()
     in_tasks = lambda name: name == TASKS or name.startswith(TASKS + ".")  # noqa: E731
-    importers = sorted(name for name, targets in graph.items()
-                       if not in_tasks(name) and name.partition(".")[2] not in EDGES and any(map(in_tasks, targets)))
+    importers = sorted(
+        name
+        for name, targets in graph.items()
+        if not in_tasks(name) and name.partition(".")[2] not in EDGES and any(map(in_tasks, targets))
+    )
     assert importers == [], f"these modules import {TASKS} but are not edges (take a Task instead): {importers}"
 
 

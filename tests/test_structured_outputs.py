@@ -2,6 +2,7 @@
 answer's JSON schema as ``response_format``, in the form ``structured_output`` chooses, with one
 fallback per refused form; request seeds; body fields the SDK does not know. Through the real
 teacher and transport against the local test server (spacy_evokd/testing/server.py)."""
+
 import json
 import logging
 from pathlib import Path
@@ -26,8 +27,14 @@ POOL = {"textcat": ROOT / "assets/demo/textcat/train.jsonl", "ner": ROOT / "asse
 
 def teacher_on(server, task, **model_args):
     labels = TC if task == "textcat" else NER
-    model = OpenAICompatible(name="test-llm", base_url=server.base_url, api_key_env=None, backoff=0.01,
-                             config={"max_tokens": 500}, **model_args)  # fmt: skip
+    model = OpenAICompatible(
+        name="test-llm",
+        base_url=server.base_url,
+        api_key_env=None,
+        backoff=0.01,
+        config={"max_tokens": 500},
+        **model_args,
+    )
     return LLMTeacher(model, get_task(task), labels)
 
 
@@ -59,8 +66,11 @@ def test_generation_and_labelling_send_their_json_schema(task):
     assert "response_format" not in steps["analysis"][0]  # free text
     gen = steps["generate"][0]["response_format"]
     assert gen["type"] == "json_schema" and gen["json_schema"]["strict"] is True
-    assert gen["json_schema"] == {"name": f"evokd_generation_{task}", "strict": True,
-                                  "schema": generation_schema(get_task(task), labels, 2, 1)["schema"]}  # fmt: skip
+    assert gen["json_schema"] == {
+        "name": f"evokd_generation_{task}",
+        "strict": True,
+        "schema": generation_schema(get_task(task), labels, 2, 1)["schema"],
+    }
     schema = gen["json_schema"]["schema"]
     assert (schema["properties"]["hard"]["minItems"], schema["properties"]["hard"]["maxItems"]) == (2, 2)
     assert schema["properties"]["easy"]["maxItems"] == 1 and schema["required"] == ["hard", "easy"]
@@ -78,6 +88,7 @@ def test_generation_and_labelling_send_their_json_schema(task):
 
 def test_every_object_of_a_schema_is_strict():
     """OpenAI's strict mode: every object lists all its properties as required, no others allowed."""
+
     def objects(node):
         if isinstance(node, dict):
             if node.get("type") == "object":
@@ -88,7 +99,9 @@ def test_every_object_of_a_schema_is_strict():
             for v in node:
                 yield from objects(v)
 
-    schemas = [generation_schema(t, l, 2, n) for t, l in ((get_task("textcat"), TC), (get_task("ner"), NER)) for n in (0, 2)]
+    schemas = [
+        generation_schema(t, l, 2, n) for t, l in ((get_task("textcat"), TC), (get_task("ner"), NER)) for n in (0, 2)
+    ]
     schemas += [labelling_schema(t, l, 4) for t, l in ((get_task("textcat"), TC), (get_task("ner"), NER))]
     for s in schemas:
         assert s["schema"]["type"] == "object"  # an object at the root
@@ -114,16 +127,26 @@ def test_list_schemas_are_capped_and_a_capped_entity_list_is_rejected():
     the request's other answers are kept."""
     from spacy_evokd.tasks.ner import MAX_ENTITIES_PER_TEXT
 
-    ents = labelling_schema(get_task("ner"), NER, 2)["schema"]["properties"]["answers"]["items"]["properties"]["entities"]
+    ents = labelling_schema(get_task("ner"), NER, 2)["schema"]["properties"]["answers"]["items"]["properties"][
+        "entities"
+    ]
     assert ents["maxItems"] == MAX_ENTITIES_PER_TEXT
-    gen_ents = generation_schema(get_task("ner"), NER, 1, 0)["schema"]["properties"]["hard"]["items"]["properties"]["entities"]
+    gen_ents = generation_schema(get_task("ner"), NER, 1, 0)["schema"]["properties"]["hard"]["items"]["properties"][
+        "entities"
+    ]
     assert gen_ents["maxItems"] == MAX_ENTITIES_PER_TEXT
-    multi = labelling_schema(get_task("textcat_multilabel"), TC, 1)["schema"]["properties"]["answers"]["items"]["properties"]["labels"]
+    multi = labelling_schema(get_task("textcat_multilabel"), TC, 1)["schema"]["properties"]["answers"]["items"][
+        "properties"
+    ]["labels"]
     assert multi["maxItems"] == len(TC)
     texts = ["Bossi spoke. ( Fini ) Why ?", "Anna sings in Rome."]
     runaway = [{"text": "Fini", "label": "PER"}] * MAX_ENTITIES_PER_TEXT
-    answer = {"answers": [{"id": 1, "entities": runaway},
-                          {"id": 2, "entities": [{"text": "Anna", "label": "PER"}, {"text": "Rome", "label": "LOC"}]}]}
+    answer = {
+        "answers": [
+            {"id": 1, "entities": runaway},
+            {"id": 2, "entities": [{"text": "Anna", "label": "PER"}, {"text": "Rome", "label": "LOC"}]},
+        ]
+    }
     samples, rejected = parse_labels(json.dumps(answer), texts, get_task("ner"), NER)
     assert rejected == {"too_many_entities": 1}
     assert [(s.text, s.annotation) for s in samples] == [("Anna sings in Rome.", [(0, 4, "PER"), (14, 18, "LOC")])]
@@ -175,8 +198,12 @@ def test_other_400s_and_the_configs_own_response_format_are_not_lowered():
         with pytest.raises(TeacherRequestError, match="HTTP 400"):
             model.chat([{"role": "user", "content": "x"}], answer_schema=labelling_schema(get_task("textcat"), TC, 1))
         assert model.structured_output == "json_schema" and len(server.requests) == 1
-        own = OpenAICompatible(name="m", base_url=server.base_url, api_key_env=None,
-                               config={"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {}}}})
+        own = OpenAICompatible(
+            name="m",
+            base_url=server.base_url,
+            api_key_env=None,
+            config={"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {}}}},
+        )
         server.refuse_formats = {"json_schema"}
         with pytest.raises(TeacherRequestError, match="response_format"):
             own.chat([{"role": "user", "content": "x"}], answer_schema=labelling_schema(get_task("textcat"), TC, 1))
@@ -199,8 +226,12 @@ def test_unknown_body_fields_are_sent_as_they_are():
     """``cache_prompt`` (llama.cpp's prompt cache) and ``top_k`` are not OpenAI SDK arguments:
     they go out in the body instead of failing in the SDK."""
     with FakeOpenAIServer(lambda body: "ok") as server:
-        model = OpenAICompatible(name="m", base_url=server.base_url, api_key_env=None,
-                                 config={"cache_prompt": True, "top_k": 40, "temperature": 0.5})  # fmt: skip
+        model = OpenAICompatible(
+            name="m",
+            base_url=server.base_url,
+            api_key_env=None,
+            config={"cache_prompt": True, "top_k": 40, "temperature": 0.5},
+        )
         assert model.chat([{"role": "user", "content": "x"}]).texts == ["ok"]
         body = server.requests[0]["body"]
     assert body["cache_prompt"] is True and body["top_k"] == 40 and body["temperature"] == 0.5
@@ -229,8 +260,15 @@ def test_llkd_pseudo_labelling_sends_the_one_text_schema():
         labelled = teacher.pseudo_label(["Where is my parcel?", "I was charged twice."])
         formats = [r["body"].get("response_format") for r in server.requests]
     assert len(labelled.samples) == 2
-    assert formats and all(f["json_schema"] == {"name": "evokd_labels_textcat", "strict": True,
-                                                 "schema": labelling_schema(get_task("textcat"), TC, 1)["schema"]} for f in formats)  # fmt: skip
+    assert formats and all(
+        f["json_schema"]
+        == {
+            "name": "evokd_labels_textcat",
+            "strict": True,
+            "schema": labelling_schema(get_task("textcat"), TC, 1)["schema"],
+        }
+        for f in formats
+    )
 
 
 def test_a_plain_spacy_llm_model_gets_no_response_format():

@@ -1,4 +1,5 @@
 """The training regime: a round's steps follow its data (epochs), within a floor and a cap."""
+
 from pathlib import Path
 
 import spacy
@@ -10,9 +11,15 @@ from spacy_evokd.student import TrainData, batches_per_epoch, regime_steps, stud
 
 def _config(epochs: int, min_steps: int, cap: int, batcher=None) -> Config:
     batcher = batcher or {"@batchers": "spacy.batch_by_sequence.v1", "size": 16, "get_length": None}
-    return Config({"evokd": {"task": "textcat", "train_epochs": epochs, "min_train_steps": min_steps},
-                   "paths": {}, "nlp": {"pipeline": ["textcat"]}, "components": {"textcat": {"factory": "textcat"}},
-                   "training": {"max_steps": cap, "eval_frequency": 50, "max_epochs": 0, "batcher": batcher}})  # fmt: skip
+    return Config(
+        {
+            "evokd": {"task": "textcat", "train_epochs": epochs, "min_train_steps": min_steps},
+            "paths": {},
+            "nlp": {"pipeline": ["textcat"]},
+            "components": {"textcat": {"factory": "textcat"}},
+            "training": {"max_steps": cap, "eval_frequency": 50, "max_epochs": 0, "batcher": batcher},
+        }
+    )
 
 
 def test_steps_scale_with_the_docs_between_floor_and_cap():
@@ -56,8 +63,15 @@ def test_train_data_counts_docs_and_words(tmp_path):
 
 def test_a_warmup_linear_rate_follows_the_round_steps():
     cfg = _config(epochs=4, min_steps=200, cap=1000)
-    cfg["training"]["optimizer"] = {"@optimizers": "Adam.v1", "learn_rate": {
-        "@schedules": "warmup_linear.v1", "warmup_steps": 250, "total_steps": 20000, "initial_rate": 5e-5}}
+    cfg["training"]["optimizer"] = {
+        "@optimizers": "Adam.v1",
+        "learn_rate": {
+            "@schedules": "warmup_linear.v1",
+            "warmup_steps": 250,
+            "total_steps": 20000,
+            "initial_rate": 5e-5,
+        },
+    }
     for docs, steps in ((5, 200), (1000, 252)):
         rate = student_config(cfg, data=TrainData(docs, docs * 20))["training"]["optimizer"]["learn_rate"]
         assert (rate["total_steps"], rate["warmup_steps"], rate["initial_rate"]) == (steps, steps // 10, 5e-5)
@@ -73,11 +87,18 @@ def test_training_progress_comes_as_numbers_and_the_saved_config_keeps_its_own_l
     from .conftest import ROOT, write_demo_corpus
 
     corpus = write_demo_corpus(tmp_path / "corpus", "textcat", k=2, splits=("dev",))
-    cfg = load_config(ROOT / "configs/textcat_fast.cfg", {"training.max_steps": 12, "training.eval_frequency": 4,
-                                                          "evokd.train_epochs": 0})  # fmt: skip
+    cfg = load_config(
+        ROOT / "configs/textcat_fast.cfg",
+        {"training.max_steps": 12, "training.eval_frequency": 4, "evokd.train_epochs": 0},
+    )
     lines = []
     best = student.train(cfg, corpus / "seed.spacy", corpus / "dev.spacy", tmp_path / "model", progress=lines.append)
-    assert [l.split(",")[0] for l in lines] == ["training step 0", "training step 4", "training step 8", "training step 12"]
+    assert [l.split(",")[0] for l in lines] == [
+        "training step 0",
+        "training step 4",
+        "training step 8",
+        "training step 12",
+    ]
     assert all(0.0 <= float(l.rsplit(" ", 1)[1]) <= 1.0 for l in lines)
     log = (tmp_path / "model/train.log").read_text()
     assert "E    #" in log and training_progress.PREFIX not in log  # spaCy's table, without our rows

@@ -1,5 +1,6 @@
 """The task registry (spacy_evokd/tasks/__init__.py): versioned registered names, the short config
 names, tasks another package adds (by decorator or entry point), and lazy task modules."""
+
 import subprocess
 import sys
 from importlib.metadata import EntryPoint, EntryPoints
@@ -77,7 +78,9 @@ def test_another_packages_task_by_entry_point(monkeypatch, forget):
 
 
 def test_importing_the_registry_loads_no_task_module():
-    code = ("import sys, spacy_evokd.tasks as t; loaded = lambda: sorted(m for m in sys.modules if m.startswith('spacy_evokd.tasks.')); "
-            "print(loaded()); t.get_task('ner'); print(loaded())")  # fmt: skip
+    code = (
+        "import sys, spacy_evokd.tasks as t; loaded = lambda: sorted(m for m in sys.modules if m.startswith('spacy_evokd.tasks.')); "
+        "print(loaded()); t.get_task('ner'); print(loaded())"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.splitlines()
     assert out == ["[]", "['spacy_evokd.tasks.base', 'spacy_evokd.tasks.ner']"]

@@ -2,6 +2,7 @@
 spans in ``doc.spans["sc"]``, a spaCy ``spancat`` student) registered by name, taught by the
 simulated teacher for two short rounds. Nothing under spacy_evokd/ names it: if the loop needed
 a change for it, the task was not one module."""
+
 import json
 from collections import Counter
 from pathlib import Path
@@ -75,11 +76,21 @@ def student_config(corpus: Path, path: Path) -> Path:
     cfg["components"]["spancat"]["model"]["reducer"]["hidden_size"] = 32
     cfg["training"].update(max_steps=20, eval_frequency=10, patience=0)
     cfg["evokd"] = {
-        "task": TASK.name, "labels": LABELS, "rounds": 2, "analyses_per_round": 1, "n_hard": 3, "n_easy": 2,
+        "task": TASK.name,
+        "labels": LABELS,
+        "rounds": 2,
+        "analyses_per_round": 1,
+        "n_hard": 3,
+        "n_easy": 2,
         "warm_start_steps": 6,
-        "teacher": {"@misc": "spacy_evokd.SimulatedTeacher.v1", "labelled_pool": str(corpus / "pool.jsonl"),
-                    "task": TASK.name, "labels": LABELS, "seed": 0},
-    }  # fmt: skip
+        "teacher": {
+            "@misc": "spacy_evokd.SimulatedTeacher.v1",
+            "labelled_pool": str(corpus / "pool.jsonl"),
+            "task": TASK.name,
+            "labels": LABELS,
+            "seed": 0,
+        },
+    }
     cfg.to_disk(path)
     return path
 
@@ -90,8 +101,13 @@ def test_the_validator_keeps_overlapping_spans_and_shifts_them_with_the_stripped
     sample = Sample(text, annotation=[(2, 10, "PER"), (6, 10, "PER"), (23, 27, "LOC")])
     docs, rejected = Validator(nlp, TASK, LABELS).validate([sample], set())
     assert not rejected and [(s.text, s.label_) for s in docs[0].spans[SPANS_KEY]] == [
-        ("Tim Cook", "PER"), ("Cook", "PER"), ("Rome", "LOC")]  # fmt: skip
-    _, rejected = Validator(nlp, TASK, LABELS).validate([Sample("Anna sings in Rome.", annotation=[(0, 4, "CITY")])], set())
+        ("Tim Cook", "PER"),
+        ("Cook", "PER"),
+        ("Rome", "LOC"),
+    ]
+    _, rejected = Validator(nlp, TASK, LABELS).validate(
+        [Sample("Anna sings in Rome.", annotation=[(0, 4, "CITY")])], set()
+    )
     assert rejected == Counter(unknown_label=1)
 
 
@@ -124,8 +140,9 @@ def test_an_llm_teacher_asks_with_the_task_s_own_templates(corpus, mischief):
     pool = load_samples(corpus / "pool.jsonl", TASK, LABELS)
     wrong = Judged(pool[0], Sample(pool[0].text, annotation=[]))
     with FakeOpenAIServer(PoolResponder(corpus / "pool.jsonl", TASK, LABELS, mischief=mischief)) as server:
-        model = OpenAICompatible(name="test-llm", base_url=server.base_url, api_key_env=None, backoff=0.01,
-                                 config={"max_tokens": 500})  # fmt: skip
+        model = OpenAICompatible(
+            name="test-llm", base_url=server.base_url, api_key_env=None, backoff=0.01, config={"max_tokens": 500}
+        )
         teacher = LLMTeacher(model, TASK, LABELS)
         report = build_report(TASK, LABELS, {"per_label": {}, "score": 0.0}, [wrong], "the seed data")
         proposal = teacher.propose(teacher.analyse(report, []), 2, 1)
@@ -137,5 +154,5 @@ def test_an_llm_teacher_asks_with_the_task_s_own_templates(corpus, mischief):
     assert labelled.rejected == (Counter(unalignable_span=1) if mischief else Counter())
     # the analysis shows the wrong sample's spans as the task's template renders them
     first = pool[0].annotation[0]
-    assert "span categoriser" in prompts[0] and f"{pool[0].text[first[0]:first[1]]} ({first[2]})" in prompts[0]
+    assert "span categoriser" in prompts[0] and f"{pool[0].text[first[0] : first[1]]} ({first[2]})" in prompts[0]
     assert '"spans": [{"text": "<span as written>"' in prompts[-1]

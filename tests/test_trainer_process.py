@@ -1,5 +1,6 @@
 """The `spacy train` child ends with its parent: killing only the loop's pid (SIGKILL, no chance
 to clean up) must not leave a trainer running on its own."""
+
 import os
 import signal
 import subprocess
@@ -49,8 +50,9 @@ def _clean_up(parent: subprocess.Popen, child) -> None:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
 def test_trainer_child_ends_when_its_parent_is_killed():
-    parent = subprocess.Popen([sys.executable, "-c", PARENT], stdout=subprocess.PIPE, text=True,
-                              env=dict(os.environ, PYTHONPATH=str(ROOT)))  # fmt: skip
+    parent = subprocess.Popen(
+        [sys.executable, "-c", PARENT], stdout=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT))
+    )
     child = None
     try:
         child = int(parent.stdout.readline())
@@ -88,10 +90,16 @@ def test_killing_the_loop_process_ends_its_spacy_train(tmp_path):
     from spacy_evokd.tasks import get_task
 
     nlp = spacy.blank("en")
-    write_docbin(jsonl_to_docs(ROOT / "assets/demo/textcat/dev.jsonl", get_task("textcat"), nlp), tmp_path / "dev.spacy")
+    write_docbin(
+        jsonl_to_docs(ROOT / "assets/demo/textcat/dev.jsonl", get_task("textcat"), nlp), tmp_path / "dev.spacy"
+    )
     args = [ROOT / "configs/textcat_bow.cfg", tmp_path / "dev.spacy", tmp_path / "dev.spacy", tmp_path / "out"]
-    parent = subprocess.Popen([sys.executable, "-c", TRAIN_PARENT, *map(str, args)], env=dict(os.environ, PYTHONPATH=str(ROOT)),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    parent = subprocess.Popen(
+        [sys.executable, "-c", TRAIN_PARENT, *map(str, args)],
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     trainer = None
     try:
         deadline = time.monotonic() + 120

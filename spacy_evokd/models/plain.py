@@ -11,6 +11,7 @@ token counts, so this adapter:
 - estimates tokens from characters (~4 per token) and marks the usage as estimated;
 - makes the answer storable (untrusted.storable): the model is someone else's transport.
 """
+
 from typing import Any, Callable, Dict, Iterable, List, Sequence
 
 from ..ty import ChatResult, Usage
@@ -47,8 +48,14 @@ class PlainPromptModel:
             answers = [list(shards) for shards in self.model([[prompt]])]
             text = storable(answers[0][0] if answers and answers[0] else "")
             texts.append(text)
-            usage.add(Usage(requests=1, prompt_tokens=max(1, len(prompt) // 4),
-                            completion_tokens=max(1, len(text) // 4), estimated=True))  # fmt: skip
+            usage.add(
+                Usage(
+                    requests=1,
+                    prompt_tokens=max(1, len(prompt) // 4),
+                    completion_tokens=max(1, len(text) // 4),
+                    estimated=True,
+                )
+            )
         return ChatResult(texts=texts, usage=usage)
 
     def chat_many(self, conversations: Sequence[List[Dict[str, str]]], **params: Any) -> List[ChatResult]:

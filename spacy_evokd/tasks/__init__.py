@@ -16,6 +16,7 @@ can import them without an import circle (tests/test_structure.py checks it). Ea
 its module on first lookup: spaCy imports our entry points on every pipeline it creates, and the
 config schema needs only the names.
 """
+
 from typing import Callable, Dict, List, Tuple
 
 from spacy.util import registry

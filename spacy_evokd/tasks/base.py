@@ -10,6 +10,7 @@ differ only in the hooks (how many labels a sample holds, in which field).
 (ner; a span-categorisation task, whose spans may overlap): storing, shifting, comparing and
 mislabelling the spans is the same whatever the doc keeps them in.
 """
+
 from abc import ABC, abstractmethod
 from collections import Counter
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple, Union
@@ -87,7 +88,7 @@ class ChoiceTask(TaskBase, ABC):
     def text_of(self, obj: Dict[str, Any], where: str) -> str:
         text = obj.get("text")
         if not isinstance(text, str) or not text.strip():
-            raise DataError(f"{where}: missing or empty \"text\"")
+            raise DataError(f'{where}: missing or empty "text"')
         return text
 
     def doc_labels(self, doc) -> List[str]:
@@ -99,8 +100,12 @@ class ChoiceTask(TaskBase, ABC):
         two a reviewer changed."""
         names = self.exported_names(doc)
         value = self.field_value(names)
-        return {self.field: value, "options": [{"id": l, "text": l} for l in labels], "accept": list(names),
-                "meta": {f"exported_{self.field}": value}}  # fmt: skip
+        return {
+            self.field: value,
+            "options": [{"id": l, "text": l} for l in labels],
+            "accept": list(names),
+            "meta": {f"exported_{self.field}": value},
+        }
 
     def review_annotation(self, sample: Sample) -> Any:
         return self.field_value(self.chosen(sample))
@@ -116,14 +121,14 @@ class ChoiceTask(TaskBase, ABC):
         meta = obj.get("meta") if isinstance(obj.get("meta"), dict) else {}
         accept = obj.get("accept")
         if accept is not None and not is_names(accept):
-            raise DataError(f"{where}: \"accept\" must be a list of labels")
+            raise DataError(f'{where}: "accept" must be a list of labels')
         edited = self.read_field(obj.get(self.field), where)
         for name in (accept or []) + (edited or []):
             if name not in labels:
                 raise DataError(f"{where}: label {name!r} is not in the run's labels {list(labels)}")
         self.check_accept(accept, where)
         if accept is None and edited is None:
-            raise DataError(f"{where}: no \"accept\" or \"{self.field}\": {self.missing}")
+            raise DataError(f'{where}: no "accept" or "{self.field}": {self.missing}')
         exported = self.read_exported(meta.get(f"exported_{self.field}"))
         accepted = set(accept) if accept is not None else None
         given = set(edited) if edited is not None else None

@@ -5,6 +5,7 @@ its tokens joined with single spaces, and its Doc keeps the file's tokenisation 
 convert` does). Metric: entity-level micro-F1 (seqeval, strict IOB2, over the student's own
 tokenisation). Uncertainty: entity marginals from a beam over the student's ``ner`` component.
 """
+
 import functools
 import math
 import re
@@ -111,7 +112,7 @@ class NERTask(SpanTask):
     def record_to_sample(self, obj: Dict[str, Any], where: str, labels: Optional[Sequence[str]]) -> Sample:
         tokens, tags = obj.get("tokens"), obj.get("tags")
         if not isinstance(tokens, list) or not isinstance(tags, list) or not tokens:
-            raise DataError(f"{where}: expected non-empty \"tokens\" and \"tags\" lists")
+            raise DataError(f'{where}: expected non-empty "tokens" and "tags" lists')
         if len(tokens) != len(tags):
             raise DataError(f"{where}: {len(tokens)} tokens but {len(tags)} tags")
         if not all(isinstance(t, str) and t and not t.isspace() for t in tokens):
@@ -163,7 +164,7 @@ class NERTask(SpanTask):
     # -- judging the student (the spans' key, comparison and mislabelling: SpanTask)
 
     def confusions(self, judged: Sequence[Judged]) -> Dict[Tuple[str, str], int]:
-        """"O" marks a missed or a spurious entity."""
+        """ "O" marks a missed or a spurious entity."""
         counts: Counter = Counter()
         for j in judged:
             gold = {(s, e): l for s, e, l in j.gold.annotation or []}
@@ -183,8 +184,11 @@ class NERTask(SpanTask):
         # the student's own tokenisation decides the IOB tags
         y_true = [list(_sample_tags(j.gold.text, tuple(map(tuple, j.gold.annotation or [])), lang)) for j in judged]
         y_pred = [list(_sample_tags(j.pred.text, tuple(map(tuple, j.pred.annotation or [])), lang)) for j in judged]
-        report = classification_report(y_true, y_pred, output_dict=True, mode="strict", scheme=IOB2,
-                                        zero_division=0) if judged else {}  # fmt: skip
+        report = (
+            classification_report(y_true, y_pred, output_dict=True, mode="strict", scheme=IOB2, zero_division=0)
+            if judged
+            else {}
+        )
         per_label = {}
         for label in labels:
             row = report.get(label, {})
@@ -212,8 +216,15 @@ class NERTask(SpanTask):
 
         rows = []
         for j in judged:
-            gold, pred = ({e.to_tuple() for e in Entities([list(_sample_tags(s.text, tuple(map(tuple, s.annotation or [])), lang))],
-                                                          IOB2, False).entities[0]} for s in (j.gold, j.pred))  # fmt: skip
+            gold, pred = (
+                {
+                    e.to_tuple()
+                    for e in Entities(
+                        [list(_sample_tags(s.text, tuple(map(tuple, s.annotation or [])), lang))], IOB2, False
+                    ).entities[0]
+                }
+                for s in (j.gold, j.pred)
+            )
             rows.append((len(gold & pred), len(pred), len(gold)))
         return rows
 
@@ -244,7 +255,9 @@ class NERTask(SpanTask):
         entity = json_object({"text": {"type": "string"}, "label": label_enum(labels)})
         return {"entities": {"type": "array", "items": entity, "maxItems": MAX_ENTITIES_PER_TEXT}}
 
-    def parse_answer(self, text: str, item: Dict[str, Any], labels: Sequence[str], rejected: Counter) -> Optional[Sample]:
+    def parse_answer(
+        self, text: str, item: Dict[str, Any], labels: Sequence[str], rejected: Counter
+    ) -> Optional[Sample]:
         """Entities given as strings are aligned to the text; one that can't be found rejects the
         whole sample (a partial annotation would teach that the missing one is no entity), and so
         does a list as long as the schema's cap (MAX_ENTITIES_PER_TEXT)."""
@@ -272,10 +285,20 @@ class NERTask(SpanTask):
         """Prodigy's "ner_manual" view: the Doc's tokens (a reviewer's spans snap to them) and its
         entities as character spans with their token indices (token_end inclusive, as Prodigy's)."""
         return {
-            "tokens": [{"text": t.text, "start": t.idx, "end": t.idx + len(t.text), "id": t.i, "ws": bool(t.whitespace_)}
-                       for t in doc],  # fmt: skip
-            "spans": [{"start": e.start_char, "end": e.end_char, "token_start": e.start, "token_end": e.end - 1,
-                       "label": e.label_} for e in doc.ents],  # fmt: skip
+            "tokens": [
+                {"text": t.text, "start": t.idx, "end": t.idx + len(t.text), "id": t.i, "ws": bool(t.whitespace_)}
+                for t in doc
+            ],
+            "spans": [
+                {
+                    "start": e.start_char,
+                    "end": e.end_char,
+                    "token_start": e.start,
+                    "token_end": e.end - 1,
+                    "label": e.label_,
+                }
+                for e in doc.ents
+            ],
         }
 
     def review_annotation(self, sample: Sample) -> Any:
@@ -289,21 +312,23 @@ class NERTask(SpanTask):
         have to keep in step, are ignored): each on token boundaries of ``doc``, none overlapping."""
         spans = obj.get("spans")
         if not isinstance(spans, list):
-            raise DataError(f"{where}: no \"spans\" list (an empty list means: no entities)")
+            raise DataError(f'{where}: no "spans" list (an empty list means: no entities)')
         text, out, taken = doc.text, [], []
         for k, span in enumerate(spans):
             if not isinstance(span, dict):
                 raise DataError(f"{where}: span {k} is not an object with start, end, label")
             start, end, label = span.get("start"), span.get("end"), span.get("label")
             if not all(isinstance(v, int) and not isinstance(v, bool) for v in (start, end)):
-                raise DataError(f"{where}: span {k} needs integer \"start\" and \"end\" character offsets")
+                raise DataError(f'{where}: span {k} needs integer "start" and "end" character offsets')
             if label not in labels:
                 raise DataError(f"{where}: span {k}: label {label!r} is not in the run's labels {list(labels)}")
             if not 0 <= start < end <= len(text):
                 raise DataError(f"{where}: span {k} ({start}-{end}) is outside the text (0-{len(text)})")
             token_span = doc.char_span(start, end, alignment_mode="strict")
             if token_span is None:
-                raise DataError(f"{where}: span {k} {text[start:end]!r} ({label}) does not start and end on token boundaries")
+                raise DataError(
+                    f"{where}: span {k} {text[start:end]!r} ({label}) does not start and end on token boundaries"
+                )
             for other_start, other_end, other in taken:
                 if token_span.start < other_end and other_start < token_span.end:
                     raise DataError(f"{where}: span {k} {text[start:end]!r} ({label}) overlaps span {other}")

@@ -4,6 +4,7 @@ JSONL: {"text": str, "label": str}. Gold Docs carry one-hot ``doc.cats``. Metric
 all labels, as spaCy's Scorer.score_cats averages exclusive classes (plus accuracy). Uncertainty:
 normalised predictive entropy of ``doc.cats``.
 """
+
 import math
 from collections import Counter
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
@@ -51,7 +52,7 @@ class TextcatTask(ChoiceTask):
     def record_to_sample(self, obj: Dict[str, Any], where: str, labels: Optional[Sequence[str]]) -> Sample:
         text, label = self.text_of(obj, where), obj.get("label")
         if not isinstance(label, str) or not label:
-            raise DataError(f"{where}: missing \"label\"")
+            raise DataError(f'{where}: missing "label"')
         if labels is not None and label not in labels:
             raise DataError(f"{where}: label {label!r} is not in the label set {list(labels)}")
         return Sample(text, annotation=label)
@@ -97,7 +98,9 @@ class TextcatTask(ChoiceTask):
         return sample.annotation if sample.annotation in labels else None
 
     def confusions(self, judged: Sequence[Judged]) -> Dict[Tuple[str, str], int]:
-        return dict(Counter((j.gold.annotation, j.pred.annotation) for j in judged if j.gold.annotation != j.pred.annotation))
+        return dict(
+            Counter((j.gold.annotation, j.pred.annotation) for j in judged if j.gold.annotation != j.pred.annotation)
+        )
 
     def score(self, judged: Sequence[Judged], labels: Sequence[str], lang: str = "en") -> Dict[str, Any]:
         per_label = {}
@@ -120,8 +123,12 @@ class TextcatTask(ChoiceTask):
     def answer_schema(self, labels: Sequence[str]) -> Dict[str, Any]:
         return {"label": label_enum(labels)}
 
-    def parse_answer(self, text: str, item: Dict[str, Any], labels: Sequence[str], rejected: Counter) -> Optional[Sample]:
-        return Sample(text, annotation=normalise_label(item.get("label"), labels))  # None/unknown: the validator counts it
+    def parse_answer(
+        self, text: str, item: Dict[str, Any], labels: Sequence[str], rejected: Counter
+    ) -> Optional[Sample]:
+        return Sample(
+            text, annotation=normalise_label(item.get("label"), labels)
+        )  # None/unknown: the validator counts it
 
     def answer_of(self, sample: Sample) -> Dict[str, Any]:
         return {"label": sample.annotation}
@@ -142,7 +149,7 @@ class TextcatTask(ChoiceTask):
 
     def read_field(self, value: Any, where: str) -> Optional[List[str]]:
         if value is not None and not isinstance(value, str):
-            raise DataError(f"{where}: \"label\" must be a string")
+            raise DataError(f'{where}: "label" must be a string')
         return None if value is None else [value]
 
     def exported_names(self, doc) -> List[str]:
@@ -153,11 +160,13 @@ class TextcatTask(ChoiceTask):
 
     def check_accept(self, accept: Optional[List[str]], where: str) -> None:
         if accept is not None and len(accept) != 1:
-            raise DataError(f"{where}: \"accept\" holds {len(accept)} labels; this textcat is single-label: choose one, "
-                            "or answer \"reject\" to remove the sample")  # fmt: skip
+            raise DataError(
+                f'{where}: "accept" holds {len(accept)} labels; this textcat is single-label: choose one, '
+                'or answer "reject" to remove the sample'
+            )
 
     def disagreement(self, edited: List[str], accept: List[str]) -> str:
-        return f"\"label\" {edited[0]!r} and \"accept\" {accept} disagree"
+        return f'"label" {edited[0]!r} and "accept" {accept} disagree'
 
     def reviewed(self, text: str, names: Set[str], where: str) -> Sample:
         (label,) = names  # check_accept and read_field let one name through

@@ -18,6 +18,7 @@ the decision point at the threshold instead of 0.5. The largest, not the mean, b
 label near its flip point is enough to make the predicted set wrong (exact-set correctness),
 and a mean over 5+ labels would dilute it with the confident ones.
 """
+
 import math
 import re
 from collections import Counter
@@ -86,12 +87,12 @@ class TextcatMultilabelTask(ChoiceTask):
     def record_to_sample(self, obj: Dict[str, Any], where: str, labels: Optional[Sequence[str]]) -> Sample:
         text, names = self.text_of(obj, where), obj.get("labels")
         if names is None:
-            hint = " (this record has a single \"label\": a textcat file? use --task textcat)" if "label" in obj else ""
-            raise DataError(f"{where}: missing \"labels\" (a list of one or more label names){hint}")
+            hint = ' (this record has a single "label": a textcat file? use --task textcat)' if "label" in obj else ""
+            raise DataError(f'{where}: missing "labels" (a list of one or more label names){hint}')
         if not isinstance(names, list):
-            raise DataError(f"{where}: \"labels\" must be a list of label names, got {type(names).__name__}")
+            raise DataError(f'{where}: "labels" must be a list of label names, got {type(names).__name__}')
         if not names:
-            raise DataError(f"{where}: \"labels\" is empty: every text needs at least one label")
+            raise DataError(f'{where}: "labels" is empty: every text needs at least one label')
         for name in names:
             if not isinstance(name, str) or not name.strip():
                 raise DataError(f"{where}: label {name!r} is not a label name")
@@ -182,8 +183,10 @@ class TextcatMultilabelTask(ChoiceTask):
             examples.append(Example(pred, gold))
         s = Scorer.score_cats(examples, "cats", labels=labels, multi_label=True, threshold=0.5)
         support = Counter(l for j in judged for l in set(j.gold.annotation or []))
-        per_label = {l: {"p": float(row["p"]), "r": float(row["r"]), "f": float(row["f"]), "support": support[l]}
-                     for l, row in s["cats_f_per_type"].items()}  # fmt: skip
+        per_label = {
+            l: {"p": float(row["p"]), "r": float(row["r"]), "f": float(row["f"]), "support": support[l]}
+            for l, row in s["cats_f_per_type"].items()
+        }
         per_label = {l: per_label[l] for l in labels}  # label-set order (spaCy's is a set's)
         exact = sum(self.answer_key(j.gold) == self.answer_key(j.pred) for j in judged)
         macro_f = float(s["cats_macro_f"]) if judged else 0.0
@@ -213,8 +216,10 @@ class TextcatMultilabelTask(ChoiceTask):
         # each label) ends a runaway repetition before max_tokens (see ner.MAX_ENTITIES_PER_TEXT)
         return {"labels": {"type": "array", "items": label_enum(labels), "minItems": 1, "maxItems": len(labels)}}
 
-    def parse_answer(self, text: str, item: Dict[str, Any], labels: Sequence[str], rejected: Counter) -> Optional[Sample]:
-        """"labels" as a list of names (a lone "label", a name or a list, is read too; so is a
+    def parse_answer(
+        self, text: str, item: Dict[str, Any], labels: Sequence[str], rejected: Counter
+    ) -> Optional[Sample]:
+        """ "labels" as a list of names (a lone "label", a name or a list, is read too; so is a
         string of comma-separated names). Names are normalised like textcat's, repeats dropped;
         an unknown name is kept so the validator rejects the sample as unknown_label; a list
         holding a non-string is malformed_item."""
@@ -232,12 +237,14 @@ class TextcatMultilabelTask(ChoiceTask):
         return {"labels": list(sample.annotation or [])}
 
     def answer_from_string(self, answer: str) -> Optional[Dict[str, Any]]:
-        """"1. billing, shipping": the names after the number."""
+        """ "1. billing, shipping": the names after the number."""
         names = [n for n in _SPLIT.split(answer.strip()) if n]
         return {"labels": names} if names else None
 
     def confidence_from_logprobs(self, logprobs: Sequence[float]) -> float:
-        return math.exp(sum(logprobs) / len(logprobs)) if logprobs else 0.0  # per-token geometric mean: lists vary in length
+        return (
+            math.exp(sum(logprobs) / len(logprobs)) if logprobs else 0.0
+        )  # per-token geometric mean: lists vary in length
 
     # -- review files (ChoiceTask: one or more labels, in "labels"; Prodigy's choice view with
     # "choice_style": "multiple", and an Argilla MultiLabelQuestion "labels")
@@ -250,7 +257,7 @@ class TextcatMultilabelTask(ChoiceTask):
 
     def read_field(self, value: Any, where: str) -> Optional[List[str]]:
         if value is not None and not is_names(value):
-            raise DataError(f"{where}: \"labels\" must be a list of labels")
+            raise DataError(f'{where}: "labels" must be a list of labels')
         return value
 
     def exported_names(self, doc) -> List[str]:
@@ -260,10 +267,11 @@ class TextcatMultilabelTask(ChoiceTask):
         return set(value) if is_names(value) else None
 
     def disagreement(self, edited: List[str], accept: List[str]) -> str:
-        return f"\"labels\" {sorted(set(edited))} and \"accept\" {sorted(set(accept))} disagree"
+        return f'"labels" {sorted(set(edited))} and "accept" {sorted(set(accept))} disagree'
 
     def reviewed(self, text: str, names: Set[str], where: str) -> Sample:
         if not names:
-            raise DataError(f"{where}: no label chosen: every text needs at least one label "
-                            "(answer \"reject\" to remove the sample)")  # fmt: skip
+            raise DataError(
+                f'{where}: no label chosen: every text needs at least one label (answer "reject" to remove the sample)'
+            )
         return Sample(text, annotation=_label_set(names))

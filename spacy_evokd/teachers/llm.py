@@ -36,6 +36,7 @@ For small teachers (a 1.5B model on a CPU server writes weak samples):
   generation chat (it keeps the scores, confusions and the analysis): the 1.5B model copied them;
 - ``drain_stats`` gives the answers asked and parsed per step (the parse rate).
 """
+
 import hashlib
 import json
 import logging
@@ -77,8 +78,9 @@ SHOWN_TEXTS_CHARS = 3000
 UNPARSED = ("malformed_answer", "huge_answer")
 
 
-def recent_texts(texts: Sequence[str], n: int = SHOWN_TEXTS, each: int = SHOWN_TEXT_CHARS,
-                 total: int = SHOWN_TEXTS_CHARS) -> List[str]:  # fmt: skip
+def recent_texts(
+    texts: Sequence[str], n: int = SHOWN_TEXTS, each: int = SHOWN_TEXT_CHARS, total: int = SHOWN_TEXTS_CHARS
+) -> List[str]:
     """The newest ``n`` distinct texts (the end of ``texts``), each cut to ``each`` characters
     (ending in "…"), as many as fit in ``total`` characters, oldest first."""
     out, used, keys = [], 0, set()
@@ -105,11 +107,23 @@ def request_seed(run_seed: int, round_id: int, step: str, index: int) -> int:
 class LLMTeacher:
     simulated = False
 
-    def __init__(self, model: Any, task: Task, labels: List[str], label_definitions: Optional[Dict[str, str]] = None,
-                 task_description: str = "", prompt_version: str = "v1", template_dir: Optional[str] = None,
-                 max_examples_shown: int = 8, lang: str = "en", written_texts_shown: int = SHOWN_TEXTS,
-                 situation_hints: bool = True, examples_in_generation: bool = True,
-                 label_temperature: Optional[float] = 0.0, label_batch: int = 4):  # fmt: skip
+    def __init__(
+        self,
+        model: Any,
+        task: Task,
+        labels: List[str],
+        label_definitions: Optional[Dict[str, str]] = None,
+        task_description: str = "",
+        prompt_version: str = "v1",
+        template_dir: Optional[str] = None,
+        max_examples_shown: int = 8,
+        lang: str = "en",
+        written_texts_shown: int = SHOWN_TEXTS,
+        situation_hints: bool = True,
+        examples_in_generation: bool = True,
+        label_temperature: Optional[float] = 0.0,
+        label_batch: int = 4,
+    ):
         import jinja2
 
         # a plain spacy-llm model is wrapped here, once: below, every model is a ChatModel
@@ -135,14 +149,22 @@ class LLMTeacher:
         # a task from outside the package brings its templates (its optional ``template_dir``)
         task_dir = getattr(self.task, "template_dir", None)
         dirs = [str(d) for d in (template_dir, task_dir) if d] + [str(PROMPTS_DIR)]
-        self.env = jinja2.Environment(loader=jinja2.FileSystemLoader(dirs), undefined=jinja2.StrictUndefined,
-                                      autoescape=False, keep_trailing_newline=False)  # fmt: skip
+        self.env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(dirs),
+            undefined=jinja2.StrictUndefined,
+            autoescape=False,
+            keep_trailing_newline=False,
+        )
         # texts are quoted as JSON strings, but not HTML-safe ones: Jinja's own tojson writes ' & < >
         # as \u0027 etc., and the teacher then copies "It\u0027s" into entity spans
         self.env.filters["tojson"] = lambda value: json.dumps(value, ensure_ascii=False)
         self.templates = {}
         for step in STEPS + ("system",):
-            fname = f"system.{prompt_version}.jinja" if step == "system" else f"{step}.{self.task.name}.{prompt_version}.jinja"
+            fname = (
+                f"system.{prompt_version}.jinja"
+                if step == "system"
+                else f"{step}.{self.task.name}.{prompt_version}.jinja"
+            )
             try:
                 self.templates[step] = self.env.get_template(fname)
             except jinja2.TemplateNotFound:
@@ -196,8 +218,13 @@ class LLMTeacher:
         self.model.use_cache(cache)
 
     def render(self, step: str, **values: Any) -> str:
-        common = dict(task=self.task.name, task_kind=self.task.kind, labels=self.labels, definitions=self.definitions,
-                      task_description=self.task_description)  # fmt: skip
+        common = dict(
+            task=self.task.name,
+            task_kind=self.task.kind,
+            labels=self.labels,
+            definitions=self.definitions,
+            task_description=self.task_description,
+        )
         return self.templates[step].render(**common, **values).strip() + "\n"
 
     # -- the three calls -------------------------------------------------------------------
@@ -218,10 +245,15 @@ class LLMTeacher:
         k = self.max_examples_shown if examples else 0
         confusions = sorted(report.confusions.items(), key=lambda kv: -kv[1])[:5]
         return self.render(
-            "analysis", per_label=report.per_label, overall=report.overall, confusions=confusions,
-            wrong=[j.to_dict(self.task) for j in report.wrong[:k]], correct=[j.to_dict(self.task) for j in report.correct[:k]],
-            evaluated_on=report.evaluated_on, history=list(history),
-        )  # fmt: skip
+            "analysis",
+            per_label=report.per_label,
+            overall=report.overall,
+            confusions=confusions,
+            wrong=[j.to_dict(self.task) for j in report.wrong[:k]],
+            correct=[j.to_dict(self.task) for j in report.correct[:k]],
+            evaluated_on=report.evaluated_on,
+            history=list(history),
+        )
 
     def _analysis_limit(self) -> Dict[str, Any]:
         """max_tokens for the analysis request: ANALYSIS_MAX_TOKENS, or the config's if lower. A
@@ -237,10 +269,17 @@ class LLMTeacher:
         """New inputs, each with the annotation the teacher intends: the final one with
         ``with_labels``, else a proposal (``Sample.annotation``) the labelling call
         checks."""
-        hints = situations(n_hard + n_easy, request_seed(self._ctx.run_seed, self._ctx.round, "situations", self._sent["generate"]))
-        prompt = self.render("generate", n_hard=n_hard, n_easy=n_easy, with_labels=with_labels,
-                             shown_texts=recent_texts(self._written, n=self.written_texts_shown),
-                             situations=hints if self.situation_hints else [])  # fmt: skip
+        hints = situations(
+            n_hard + n_easy, request_seed(self._ctx.run_seed, self._ctx.round, "situations", self._sent["generate"])
+        )
+        prompt = self.render(
+            "generate",
+            n_hard=n_hard,
+            n_easy=n_easy,
+            with_labels=with_labels,
+            shown_texts=recent_texts(self._written, n=self.written_texts_shown),
+            situations=hints if self.situation_hints else [],
+        )
         schema = generation_schema(self.task, self.labels, n_hard, n_easy)
         chat = self._generation_chat(analysis, prompt)
         answer = self._chat(chat, "generate", schema=schema)
@@ -308,8 +347,13 @@ class LLMTeacher:
         probability of a short answer, a per-token geometric mean of a long one); otherwise
         "agreement_k": the share of k sampled answers (temperature 1) that agree with the
         majority, which is also the label kept."""
-        convs = [[{"role": "system", "content": self.render("system")},
-                  {"role": "user", "content": self.render("label", texts=[t])}] for t in texts]  # fmt: skip
+        convs = [
+            [
+                {"role": "system", "content": self.render("system")},
+                {"role": "user", "content": self.render("label", texts=[t])},
+            ]
+            for t in texts
+        ]
         out, rejected = [], Counter()
         schema = self._schema_param(labelling_schema(self.task, self.labels, 1))
         results = self._chat_many(convs, logprobs=True, **schema) if self.model.offers_logprobs else None
@@ -363,8 +407,9 @@ class LLMTeacher:
             return {}
         return {"seed": request_seed(self._ctx.run_seed, self._ctx.round, step, index)}
 
-    def _chat(self, messages: List[Message], step: str = "chat", schema: Optional[Dict[str, Any]] = None,
-              **params: Any) -> str:  # fmt: skip
+    def _chat(
+        self, messages: List[Message], step: str = "chat", schema: Optional[Dict[str, Any]] = None, **params: Any
+    ) -> str:
         """One chat request; ``step`` names it for its seed, ``schema`` is its answer's JSON schema."""
         payload = [{"role": m.role, "content": m.content} for m in messages]
         self._before_request()
@@ -373,6 +418,8 @@ class LLMTeacher:
         # (the in-round history did not grow): it must be a new sample, not the cached answer
         key = hashlib.sha256(json.dumps([payload, params], sort_keys=True).encode("utf8", "surrogatepass")).digest()
         sample, self._asked[key] = self._asked[key], self._asked[key] + 1
-        result = self.model.chat(payload, **params, **self._schema_param(schema), **({"sample": sample} if sample else {}))
+        result = self.model.chat(
+            payload, **params, **self._schema_param(schema), **({"sample": sample} if sample else {})
+        )
         self._usage.add(result.usage)
         return result.texts[0] if result.texts else ""

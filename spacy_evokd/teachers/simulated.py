@@ -6,6 +6,7 @@ text: the "analysis" ranks labels by the student's weakness (low dev F1, frequen
 returns the pool's gold label (optionally flipped with ``label_noise``). It never pretends to be
 an LLM: its name starts with "simulated", every log line says so, and the loop marks reports.
 """
+
 import logging
 import random
 from collections import Counter
@@ -30,8 +31,17 @@ HARD_FROM = ("weak_labels", "near_wrong")
 class SimulatedTeacher:
     simulated = True
 
-    def __init__(self, pool: str, task: Task, labels: List[str], label_noise: float = 0.0, seed: int = 0, lang: str = "en",
-                 hard_from: str = "weak_labels", embedder: str = "student"):  # fmt: skip
+    def __init__(
+        self,
+        pool: str,
+        task: Task,
+        labels: List[str],
+        label_noise: float = 0.0,
+        seed: int = 0,
+        lang: str = "en",
+        hard_from: str = "weak_labels",
+        embedder: str = "student",
+    ):
         if not 0.0 <= label_noise <= 1.0:
             raise ValueError(f"label_noise must be in [0, 1], got {label_noise}")
         if hard_from not in HARD_FROM:
@@ -89,7 +99,9 @@ class SimulatedTeacher:
         # the dev F1 as it is, and the confusions that also raised the label's weakness
         text = (
             "[simulated teacher] No LLM was asked. Weakest labels (low dev F1, frequent confusions): "
-            + ", ".join(f"{l} (dev F1 {f1[l]:.2f}{f', in {confused[l]} confusions' if confused[l] else ''})" for l in ranked[:3])
+            + ", ".join(
+                f"{l} (dev F1 {f1[l]:.2f}{f', in {confused[l]} confusions' if confused[l] else ''})" for l in ranked[:3]
+            )
             + ("; frequent confusions: " + ", ".join(f"{g}->{p} x{n}" for (g, p), n in conf) if conf else "")
             + f". Evidence: {len(report.wrong)} wrong, {len(report.correct)} correct samples from {report.evaluated_on}."
         )
@@ -170,7 +182,9 @@ class SimulatedTeacher:
         if not self._wrong_texts or self._near._pool_vectors is None:
             return []
         seen = {normalise(t) for t in self._used}
-        chosen = [self._by_text[t] for t, _ in self._near.choose(self._wrong_texts, [], n, 0, seen) if t in self._by_text]
+        chosen = [
+            self._by_text[t] for t, _ in self._near.choose(self._wrong_texts, [], n, 0, seen) if t in self._by_text
+        ]
         self._used.update(s.text for s in chosen)
         return chosen
 

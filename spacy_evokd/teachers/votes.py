@@ -1,4 +1,5 @@
 """Majority votes over a teacher's sampled answers (LLKD's agreement confidence)."""
+
 from collections import Counter
 from typing import Sequence, Tuple
 

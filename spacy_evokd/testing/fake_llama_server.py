@@ -4,6 +4,7 @@ boundary): takes the same command line, serves GET /v1/models with the --alias o
     FAKE_LLAMA_LOAD_SECONDS=1   answer only after this long (503 before, as llama-server does)
     FAKE_LLAMA_EXIT=3           print a line and exit with this code instead of serving
 """
+
 import argparse
 import json
 import os

@@ -6,6 +6,7 @@ at temperature 0 would be. With ``mischief`` it also answers like a sloppy LLM: 
 Markdown-fenced JSON, a label in the wrong case, an unknown label, an entity not in the text
 (by the shape of the task's answer object: the responder names no task).
 """
+
 import hashlib
 import json
 import random

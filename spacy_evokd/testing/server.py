@@ -16,6 +16,7 @@ GET /v1/models lists one model (each such GET is kept in ``server.gets``). Every
 body and headers are kept in ``server.requests``; ``max_in_flight`` is the
 highest number of requests handled at once.
 """
+
 import json
 import threading
 import time
@@ -28,8 +29,9 @@ def _tokens(text: str) -> int:
 
 
 class FakeOpenAIServer:
-    def __init__(self, responder: Callable[[Dict], str], usage: bool = True, logprobs: bool = True,
-                 prompt_cache: str = ""):  # fmt: skip
+    def __init__(
+        self, responder: Callable[[Dict], str], usage: bool = True, logprobs: bool = True, prompt_cache: str = ""
+    ):
         self.responder = responder
         self.usage = usage
         # report reused prompt tokens (half the prompt) as "openai" (usage.prompt_tokens_details)
@@ -55,7 +57,9 @@ class FakeOpenAIServer:
                 if self.path.rstrip("/") == "/v1/models":  # what a run's preflight asks (check_reachable)
                     with server.lock:
                         server.gets.append(self.path)
-                    self._send(200, {"object": "list", "data": [{"id": "test-llm", "object": "model", "owned_by": "test"}]})
+                    self._send(
+                        200, {"object": "list", "data": [{"id": "test-llm", "object": "model", "owned_by": "test"}]}
+                    )
                     return
                 self._send(404, {"error": {"message": "only GET /v1/models and POST /v1/chat/completions here"}})
 
@@ -63,8 +67,14 @@ class FakeOpenAIServer:
                 length = int(self.headers.get("Content-Length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
                 with server.lock:
-                    server.requests.append({"path": self.path, "body": body, "time": time.monotonic(),
-                                            "headers": {k.lower(): v for k, v in self.headers.items()}})
+                    server.requests.append(
+                        {
+                            "path": self.path,
+                            "body": body,
+                            "time": time.monotonic(),
+                            "headers": {k.lower(): v for k, v in self.headers.items()},
+                        }
+                    )
                     fault = server.faults.pop(0) if server.faults else None
                     server.in_flight += 1
                     server.max_in_flight = max(server.max_in_flight, server.in_flight)
@@ -90,8 +100,16 @@ class FakeOpenAIServer:
                     return
                 refused = (body.get("response_format") or {}).get("type")
                 if refused in server.refuse_formats:
-                    self._send(400, {"error": {"message": f"Invalid parameter: 'response_format' of type '{refused}' is "
-                                                          "not supported with this model.", "type": "invalid_request_error"}})
+                    self._send(
+                        400,
+                        {
+                            "error": {
+                                "message": f"Invalid parameter: 'response_format' of type '{refused}' is "
+                                "not supported with this model.",
+                                "type": "invalid_request_error",
+                            }
+                        },
+                    )
                     return
                 if self.path.rstrip("/") != "/v1/chat/completions":
                     self._send(404, {"error": {"message": f"no route {self.path}"}})
@@ -103,14 +121,25 @@ class FakeOpenAIServer:
                 for i, text in enumerate(texts):
                     choice = {"index": i, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
                     if body.get("logprobs") and server.logprobs:
-                        choice["logprobs"] = {"content": [
-                            {"token": tok, "logprob": -0.05, "bytes": None,
-                             "top_logprobs": [{"token": tok, "logprob": -0.05, "bytes": None}]}
-                            for tok in text.split()
-                        ]}  # fmt: skip
+                        choice["logprobs"] = {
+                            "content": [
+                                {
+                                    "token": tok,
+                                    "logprob": -0.05,
+                                    "bytes": None,
+                                    "top_logprobs": [{"token": tok, "logprob": -0.05, "bytes": None}],
+                                }
+                                for tok in text.split()
+                            ]
+                        }
                     choices.append(choice)
-                answer = {"id": "chatcmpl-test", "object": "chat.completion", "created": int(time.time()),
-                          "model": body.get("model", "?"), "choices": choices}  # fmt: skip
+                answer = {
+                    "id": "chatcmpl-test",
+                    "object": "chat.completion",
+                    "created": int(time.time()),
+                    "model": body.get("model", "?"),
+                    "choices": choices,
+                }
                 if server.usage:
                     pt, ct = _tokens(prompt), sum(_tokens(t) for t in texts)
                     answer["usage"] = {"prompt_tokens": pt, "completion_tokens": ct, "total_tokens": pt + ct}

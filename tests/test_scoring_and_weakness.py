@@ -79,3 +79,76 @@ def test_ner_counts_give_the_score_of_any_resample():
         idx = [rng.randrange(len(judged)) for _ in judged]
         totals = [sum(c) for c in zip(*(rows[i] for i in idx))]
         assert ner.score_from_counts(totals) == pytest.approx(score([judged[i] for i in idx], ner, labels)["score"])
+
+
+# -- the figures are spaCy's own: Scorer.score_cats as spaCy's textcat components report them
+
+
+def _demo_judged(task_name: str, labels):
+    """The demo dev split as gold, each third text mislabelled (task.mislabel) as the prediction."""
+    import random
+
+    from spacy_evokd.data import load_samples
+
+    from .conftest import demo_jsonl
+
+    task, rng = get_task(task_name), random.Random(0)
+    gold = load_samples(demo_jsonl(task_name, "dev"), task, None)
+    return [Judged(g, task.mislabel(g, labels, rng) if i % 3 == 0 else g) for i, g in enumerate(gold)]
+
+
+def _spacy_cats(judged, task, labels, multi_label):
+    """spaCy's Scorer.score_cats on Docs annotated by the task, as its textcat (multi_label=False)
+    or textcat_multilabel component scores them."""
+    import spacy
+    from spacy.scorer import Scorer
+    from spacy.training import Example
+
+    nlp, examples = spacy.blank("en"), []
+    for j in judged:
+        pred, gold = nlp.make_doc(j.pred.text), nlp.make_doc(j.gold.text)
+        assert task.annotate(pred, j.pred, labels) is None and task.annotate(gold, j.gold, labels) is None
+        examples.append(Example(pred, gold))
+    return Scorer.score_cats(examples, "cats", labels=labels, multi_label=multi_label)
+
+
+@pytest.mark.parametrize("task_name,multi_label", [("textcat", False), ("textcat_multilabel", True)])
+def test_choice_scores_equal_spacys_scorer_on_the_demo_data(task_name, multi_label):
+    """Exactly (==) spaCy's figures, with a label of the set that is neither gold nor predicted
+    anywhere ("refund": spaCy and we count it 0 in the macro average) and, for textcat, one that
+    is gold but never predicted (``technical``: every such prediction made ``account``)."""
+    from .conftest import TEXTCAT_LABELS
+
+    labels = TEXTCAT_LABELS + ["refund"]
+    task = get_task(task_name)
+    judged = _demo_judged(task_name, TEXTCAT_LABELS)
+    if task_name == "textcat":
+        judged = [
+            Judged(j.gold, Sample(j.pred.text, annotation="account")) if j.pred.annotation == "technical" else j
+            for j in judged
+        ]
+        assert "technical" in {j.gold.annotation for j in judged} and "technical" not in {
+            j.pred.annotation for j in judged
+        }
+    ours, theirs = task.score(judged, labels), _spacy_cats(judged, task, labels, multi_label)
+    assert 0.3 < ours["macro_f"] < 1.0 and ours["per_label"]["refund"] == {"p": 0.0, "r": 0.0, "f": 0.0, "support": 0}
+    assert ours["macro_f"] == ours["score"] == theirs["cats_macro_f"]
+    assert {l: {k: v[k] for k in "prf"} for l, v in ours["per_label"].items()} == theirs["cats_f_per_type"]
+    if multi_label:
+        assert (ours["micro_f"], ours["macro_p"], ours["macro_r"]) == (
+            theirs["cats_micro_f"],
+            theirs["cats_macro_p"],
+            theirs["cats_macro_r"],
+        )
+
+
+def test_textcat_prediction_without_a_label_is_a_miss_only():
+    """A prediction with no label of the set (None: a student with empty cats; a name outside the
+    set) misses its gold label and is no false positive: spaCy's exclusive-class scorer would take
+    the argmax of all-zero scores and charge the first label (ChoiceTask.cat_scores says why we
+    call its multi-label form)."""
+    judged = [tc("a", "a"), tc("b", None), tc("b", "zzz"), tc("b", "b")]
+    s = score(judged, get_task("textcat"), ["a", "b"])
+    assert s["per_label"]["a"] == {"p": 1.0, "r": 1.0, "f": 1.0, "support": 1}
+    assert s["per_label"]["b"]["p"] == 1.0 and s["per_label"]["b"]["r"] == pytest.approx(1 / 3)
+    assert s["macro_f"] == pytest.approx((1.0 + 0.5) / 2) and s["accuracy"] == 0.5

@@ -4,8 +4,9 @@
 factory, the student's annotation read like the gold one, answers that are JSON objects only).
 ``ChoiceTask``: text classification, where a text's annotation is a choice of labels from a fixed
 set kept in ``doc.cats`` and reviewed in Prodigy's "choice" view: textcat (one label) and
-textcat_multilabel (one or more) share their data checks, review files and descriptions here and
-differ only in the hooks (how many labels a sample holds, in which field).
+textcat_multilabel (one or more) share their data checks, review files, descriptions and scores
+(spaCy's own Scorer.score_cats) here and differ only in the hooks (how many labels a sample
+holds, in which field).
 ``SpanTask``: an annotation that is a list of labelled character spans, [(start, end, label), ...]
 (ner; a span-categorisation task, whose spans may overlap): storing, shifting, comparing and
 mislabelling the spans is the same whatever the doc keeps them in.
@@ -16,7 +17,7 @@ from collections import Counter
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple, Union
 
 from ..data import DataError
-from ..ty import CharSpan, Sample
+from ..ty import CharSpan, Judged, Sample
 
 
 def pipe_by_factory(nlp, factories: Sequence[str]) -> Optional[str]:
@@ -81,6 +82,47 @@ class ChoiceTask(TaskBase, ABC):
         """The reviewed sample of ``text`` with the chosen ``names``; DataError when the task refuses them."""
 
     # -- the shared part
+
+    def cat_scores(self, judged: Sequence[Judged], labels: Sequence[str]) -> Dict[str, Any]:
+        """spaCy's Scorer.score_cats of the chosen labels (1.0 chosen, 0.0 not; every label of
+        ``labels`` on both sides): its ``cats_*`` results, plus ``per_label`` {label: {p, r, f,
+        support}} in ``labels``' order.
+
+        Always its multi-label form at 0.5, for textcat too: on one-hot cats it counts each
+        label's true and false positives and negatives exactly as the exclusive form
+        (``multi_label=False``, what spaCy's textcat component reports) does whenever the
+        prediction is one of ``labels`` (tests/test_scoring_and_weakness.py holds the figures
+        equal on the demo data). It differs where the exclusive form takes an argmax of nothing:
+        a prediction with no label (None, or a label outside ``labels``) there becomes a false
+        positive of the first label (all scores 0.0), or a ValueError (spaCy 3.8 unpacks a
+        label name when the predicted cats are empty); here it is what it is, a missed gold label.
+        """
+        from spacy.scorer import Scorer
+        from spacy.tokens import Doc
+        from spacy.training import Example
+        from spacy.vocab import Vocab
+
+        vocab = Vocab()
+        examples = []
+        for j in judged:
+            pred, gold = Doc(vocab, words=["_"]), Doc(vocab, words=["_"])  # only the cats are scored
+            for doc, sample in ((pred, j.pred), (gold, j.gold)):
+                chosen = set(self.chosen(sample))
+                doc.cats = {l: float(l in chosen) for l in labels}
+            examples.append(Example(pred, gold))
+        s = Scorer.score_cats(examples, "cats", labels=labels, multi_label=True, threshold=0.5)
+        support = Counter(l for j in judged for l in set(self.chosen(j.gold)))
+        per_type = s["cats_f_per_type"]
+        s["per_label"] = {  # label-set order (spaCy's is a set's)
+            l: {
+                "p": float(per_type[l]["p"]),
+                "r": float(per_type[l]["r"]),
+                "f": float(per_type[l]["f"]),
+                "support": support[l],
+            }
+            for l in labels
+        }
+        return s
 
     def shift(self, annotation: Any, offset: int) -> Any:
         return annotation  # labels point at no characters

@@ -3,7 +3,8 @@
 JSONL: {"tokens": [str, ...], "tags": ["B-PER", "I-PER", "O", ...]} (IOB2); a record's text is
 its tokens joined with single spaces, and its Doc keeps the file's tokenisation (as `spacy
 convert` does). Metric: entity-level micro-F1 (seqeval, strict IOB2, over the student's own
-tokenisation). Uncertainty: entity marginals from a beam over the student's ``ner`` component.
+tokenisation: the CoNLL figure NER papers report; see ``NERTask.score``). Uncertainty: entity
+marginals from a beam over the student's ``ner`` component.
 """
 
 import functools
@@ -178,6 +179,13 @@ class NERTask(SpanTask):
         return dict(counts)
 
     def score(self, judged: Sequence[Judged], labels: Sequence[str], lang: str = "en") -> Dict[str, Any]:
+        """Entity-level micro-F1 by seqeval in strict IOB2 mode, not spaCy's Scorer.score_spans:
+        the strict IOB2 figure is the point. It is the CoNLL shared tasks' exact-match entity F1
+        (conlleval's), the figure NER papers report for conll04 and CoNLL-2003, so a student's
+        figure here is comparable with theirs; ``score_counts`` counts the same entities for the
+        report's bootstrap. (spaCy's own ents_f is only what `spacy train` picks model-best by
+        inside the student's training; nothing of ours scores ner with it.)
+        """
         from seqeval.metrics import classification_report
         from seqeval.scheme import IOB2
 

@@ -1,7 +1,7 @@
 """textcat: one label per text, from a fixed set (exclusive classes).
 
 JSONL: {"text": str, "label": str}. Gold Docs carry one-hot ``doc.cats``. Metric: macro-F1 over
-all labels, as spaCy's Scorer.score_cats averages exclusive classes (plus accuracy). Uncertainty:
+all labels by spaCy's own Scorer.score_cats (the figure its textcat component reports; plus accuracy). Uncertainty:
 normalised predictive entropy of ``doc.cats``.
 """
 
@@ -15,13 +15,6 @@ from ..parsing import normalise_label
 from ..ty import Judged, Sample
 from ..uncertainty import entropy
 from .base import ChoiceTask
-
-
-def _prf(tp: int, fp: int, fn: int) -> Tuple[float, float, float]:
-    p = tp / (tp + fp) if tp + fp else 0.0
-    r = tp / (tp + fn) if tp + fn else 0.0
-    f = 2 * p * r / (p + r) if p + r else 0.0
-    return p, r, f
 
 
 def _top_label(doc) -> Optional[str]:
@@ -103,17 +96,18 @@ class TextcatTask(ChoiceTask):
         )
 
     def score(self, judged: Sequence[Judged], labels: Sequence[str], lang: str = "en") -> Dict[str, Any]:
-        per_label = {}
-        for label in labels:
-            tp = sum(j.gold.annotation == label and j.pred.annotation == label for j in judged)
-            fp = sum(j.gold.annotation != label and j.pred.annotation == label for j in judged)
-            fn = sum(j.gold.annotation == label and j.pred.annotation != label for j in judged)
-            p, r, f = _prf(tp, fp, fn)
-            per_label[label] = {"p": p, "r": r, "f": f, "support": tp + fn}
-        # spaCy's Scorer.score_cats averages exclusive classes over all labels: so do we
-        macro_f = sum(v["f"] for v in per_label.values()) / max(1, len(per_label))
+        """spaCy's Scorer.score_cats (ChoiceTask.cat_scores): macro-F1 over all labels, a label
+        never predicted nor gold counting 0, as spaCy averages exclusive classes; plus accuracy."""
+        s = self.cat_scores(judged, labels)
+        macro_f = float(s["cats_macro_f"])
         accuracy = sum(j.gold.annotation == j.pred.annotation for j in judged) / max(1, len(judged))
-        return {"score": macro_f, "macro_f": macro_f, "accuracy": accuracy, "per_label": per_label, "n": len(judged)}
+        return {
+            "score": macro_f,
+            "macro_f": macro_f,
+            "accuracy": accuracy,
+            "per_label": s["per_label"],
+            "n": len(judged),
+        }
 
     def uncertainty(self, nlp, texts: Sequence[str]) -> List[float]:
         return [entropy(list(doc.cats.values())) for doc in nlp.pipe(texts)]

@@ -167,27 +167,11 @@ class TextcatMultilabelTask(ChoiceTask):
         return dict(counts)
 
     def score(self, judged: Sequence[Judged], labels: Sequence[str], lang: str = "en") -> Dict[str, Any]:
-        """spaCy's Scorer.score_cats (multi_label) on the label sets: the predictions are already
-        thresholded (1.0 / 0.0), so its threshold of 0.5 reproduces the student's own decisions."""
-        from spacy.scorer import Scorer
-        from spacy.tokens import Doc
-        from spacy.training import Example
-        from spacy.vocab import Vocab
-
-        vocab = Vocab()
-        examples = []
-        for j in judged:
-            pred, gold = Doc(vocab, words=["_"]), Doc(vocab, words=["_"])  # only the cats are scored
-            pred.cats = {l: float(l in (j.pred.annotation or [])) for l in labels}
-            gold.cats = {l: float(l in (j.gold.annotation or [])) for l in labels}
-            examples.append(Example(pred, gold))
-        s = Scorer.score_cats(examples, "cats", labels=labels, multi_label=True, threshold=0.5)
-        support = Counter(l for j in judged for l in set(j.gold.annotation or []))
-        per_label = {
-            l: {"p": float(row["p"]), "r": float(row["r"]), "f": float(row["f"]), "support": support[l]}
-            for l, row in s["cats_f_per_type"].items()
-        }
-        per_label = {l: per_label[l] for l in labels}  # label-set order (spaCy's is a set's)
+        """spaCy's Scorer.score_cats (multi_label; ChoiceTask.cat_scores) on the label sets: the
+        predictions are already thresholded (1.0 / 0.0), so its threshold of 0.5 reproduces the
+        student's own decisions."""
+        s = self.cat_scores(judged, labels)
+        per_label = s["per_label"]
         exact = sum(self.answer_key(j.gold) == self.answer_key(j.pred) for j in judged)
         macro_f = float(s["cats_macro_f"]) if judged else 0.0
         return {

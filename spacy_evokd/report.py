@@ -238,7 +238,7 @@ def _interval(task, labels: List[str], before: list, after: list) -> Tuple[float
     rng = random.Random(0)
     n, diffs = len(before), []
     if isinstance(task, CountScored) and n:
-        rows_after, rows_before = task.score_counts(after, "en"), task.score_counts(before, "en")
+        rows_after, rows_before = task.score_counts(after, labels, "en"), task.score_counts(before, labels, "en")
 
         def score_of(rows, idx):
             return task.score_from_counts([sum(col) for col in zip(*(rows[i] for i in idx))])

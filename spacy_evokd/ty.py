@@ -417,11 +417,12 @@ class ChatModel(Protocol):
 @runtime_checkable
 class CountScored(Protocol):
     """An optional capability of a Task: its main score is a function of counts summed over docs
-    (micro-F1: true positives, predicted, gold). The report's paired bootstrap then sums resampled
-    rows instead of scoring each resample again (a NER resample took 15 ms; 800 per interval)."""
+    (ner's micro-F1: true positives, predicted, gold; textcat's macro-F1: each label's true and
+    false positives and false negatives). The report's paired bootstrap then sums resampled rows
+    instead of scoring each resample again (a NER resample took 15 ms; 800 per interval)."""
 
-    def score_counts(self, judged: Sequence[Judged], lang: str) -> List[Tuple[int, ...]]:
-        """One row of counts per judged doc."""
+    def score_counts(self, judged: Sequence[Judged], labels: Sequence[str], lang: str) -> List[Tuple[int, ...]]:
+        """One row of counts per judged doc (``labels``: those ``score`` is given)."""
         ...
 
     def score_from_counts(self, totals: Sequence[int]) -> float:

@@ -71,8 +71,8 @@ def test_ner_counts_give_the_score_of_any_resample():
     preds = [gold, [], [(4, 8, "PER"), (14, 19, "ORG")], [(0, 8, "ORG"), (23, 32, "LOC")], [(0, 3, "PER")]]
     judged = [Judged(Sample(text, annotation=gold), Sample(text, annotation=p)) for p in preds]
     judged.append(Judged(Sample("Nothing here", annotation=[]), Sample("Nothing here", annotation=[(0, 7, "ORG")])))
-    assert isinstance(ner, CountScored) and not isinstance(get_task("textcat"), CountScored)
-    rows = ner.score_counts(judged)
+    assert isinstance(ner, CountScored)
+    rows = ner.score_counts(judged, labels)
     assert rows[0] == (3, 3, 3) and rows[1] == (0, 0, 3) and rows[2] == (1, 2, 3) and rows[5] == (0, 1, 0)
     rng = random.Random(1)
     for _ in range(30):
@@ -152,3 +152,24 @@ def test_textcat_prediction_without_a_label_is_a_miss_only():
     assert s["per_label"]["a"] == {"p": 1.0, "r": 1.0, "f": 1.0, "support": 1}
     assert s["per_label"]["b"]["p"] == 1.0 and s["per_label"]["b"]["r"] == pytest.approx(1 / 3)
     assert s["macro_f"] == pytest.approx((1.0 + 0.5) / 2) and s["accuracy"] == 0.5
+
+
+@pytest.mark.parametrize("task_name", ["textcat", "textcat_multilabel"])
+def test_choice_counts_give_the_score_of_any_resample(task_name):
+    """ty.CountScored for the choice tasks: summed per-text counts give exactly (==) the macro-F1
+    that spaCy's Scorer gives the same resampled texts (the report's bootstrap sums them)."""
+    import random
+
+    from spacy_evokd.ty import CountScored
+
+    from .conftest import TEXTCAT_LABELS
+
+    task, labels = get_task(task_name), TEXTCAT_LABELS + ["refund"]
+    judged = _demo_judged(task_name, TEXTCAT_LABELS)
+    assert isinstance(task, CountScored)
+    rows, rng = task.score_counts(judged, labels), random.Random(1)
+    assert len(rows) == len(judged) and all(len(r) == 3 * len(labels) for r in rows)
+    for _ in range(20):
+        idx = [rng.randrange(len(judged)) for _ in judged]
+        totals = [sum(c) for c in zip(*(rows[i] for i in idx))]
+        assert task.score_from_counts(totals) == task.score([judged[i] for i in idx], labels)["score"]

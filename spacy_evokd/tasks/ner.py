@@ -217,7 +217,9 @@ class NERTask(SpanTask):
             "n": len(judged),
         }
 
-    def score_counts(self, judged: Sequence[Judged], lang: str = "en") -> List[Tuple[int, int, int]]:
+    def score_counts(
+        self, judged: Sequence[Judged], labels: Sequence[str] = (), lang: str = "en"
+    ) -> List[Tuple[int, ...]]:
         """(true positives, predicted, gold) entities per doc, as seqeval's strict IOB2 mode counts
         them (ty.CountScored: the micro-F1 of ``score`` is 2 tp / (predicted + gold) of the sums)."""
         from seqeval.scheme import IOB2, Entities

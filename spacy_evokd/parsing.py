@@ -31,7 +31,7 @@ Rejections here are counted by reason in the returned Counter.
 import json
 import re
 from collections import Counter
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple, overload
 
 from .answer_schemas import ANSWERS_KEY
 from .ty import Sample, Task
@@ -70,6 +70,14 @@ def _key(label: str) -> str:
 
 # "label: definition", "label - definition", "label (definition)": the prompt's label-list form
 _LABEL_PREFIX = re.compile(r"^\s*([^:(\[]+?)\s*(?::|\s[-\u2013\u2014]\s|\(|\[)")
+
+
+@overload
+def normalise_label(label: str, labels: Sequence[str]) -> str: ...
+
+
+@overload
+def normalise_label(label: Any, labels: Sequence[str]) -> Optional[str]: ...
 
 
 def normalise_label(label: Any, labels: Sequence[str]) -> Optional[str]:

@@ -71,7 +71,7 @@ from .records import RoundRecord
 from .run_dir import RunDir
 from .run_files import RunDirError, hold_run_dir, write_text
 from .tasks import get_task
-from .ty import Judged, Sample, Task
+from .ty import Judged, Reviewable, Sample, Task
 from .validation import normalise
 
 ANSWERS = ("accept", "reject", "ignore")
@@ -132,6 +132,17 @@ def _open_run(run_dir: PathLike) -> _Run:
     return _Run(files.dir, task, labels, lang)
 
 
+def _reviewable(run: _Run) -> _Run:
+    """The run, when its task writes and reads review files (ty.Reviewable); else one line that
+    says it doesn't."""
+    if not isinstance(run.task, Reviewable):
+        raise RunDirError(
+            f"{run.config_path}: task {run.task.name!r} has no review files (it does not implement ty.Reviewable: "
+            "review_task, review_annotation, reviewed_sample)"
+        )
+    return run
+
+
 def _vocab(run: _Run):
     import spacy
 
@@ -162,7 +173,7 @@ def export_run(run_dir: PathLike, out: PathLike, rejected: bool = False) -> Dict
     docstring); returns {"samples": .., "rounds": .., "rejected": .., "rejected_unkept": ..}.
     ``rejected``: the rejected samples the round records keep follow (see the module docstring);
     "rejected_unkept" counts the others (over the cap, or never parsed into a text)."""
-    run = _open_run(run_dir)
+    run = _reviewable(_open_run(run_dir))
     if not run.rounds:
         raise RunDirError(
             f"{run.dir}: no round with generated samples is committed yet (round 0 trains on the seed only)"
@@ -276,7 +287,7 @@ def import_review(run_dir: PathLike, reviewed: PathLike) -> Dict[str, Any]:
     {"rounds": {N: {"corrected", "removed", "kept", "already_removed"}}, "totals": {...}, ...}.
     Raises DataError naming file:line for a bad line, RunDirError for the run directory (locked
     by a running loop, not a run, damaged); in both cases nothing is written."""
-    run = _open_run(run_dir)
+    run = _reviewable(_open_run(run_dir))
     reviewed = Path(reviewed)
     with ExitStack() as stack:
         try:

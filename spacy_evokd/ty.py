@@ -241,11 +241,17 @@ class RoundContext:
 
 @runtime_checkable
 class Task(Protocol):
-    """Everything task-specific (one module per task under ``tasks/``; ``tasks.get_task(name)``).
-    The loop, student, validator, parser, teachers, selection and report call these and never
+    """What a task must have (one module per task under ``tasks/``; ``tasks.get_task(name)``):
+    the loop, student, validator, parser, teachers, selection and report call these and never
     look at the task's name. A task whose docs carry a *set* of labels (multi-label textcat)
-    fits: samples, keys, classes and scores are the task's own. Optional: ``template_dir``, a
-    folder of the task's own prompt templates (LLMTeacher looks there before the package's)."""
+    fits: samples, keys, classes and scores are the task's own. ``tasks/base.py``'s TaskBase,
+    ChoiceTask and SpanTask give shared defaults of much of it.
+
+    Optional capabilities, each a protocol of its own that callers test with ``isinstance``
+    (a task without one still runs the loop): ``Reviewable`` (review files: `export` and
+    `import-review`), ``CountScored`` (a main score of summed counts: a faster bootstrap in the
+    report), ``OwnTemplates`` (prompt templates of its own). The type check in .ci/run (mypy,
+    ``tasks/conformance.py``) proves each shipped task has this and the capabilities it claims."""
 
     name: str  # the [evokd] task value; also the middle part of prompt template names
     kind: str  # what the task is, in words ("text classification"): the system prompt names it
@@ -360,26 +366,10 @@ class Task(Protocol):
         """The teacher's confidence in an answer from its tokens' logprobs."""
         ...
 
-    # -- review files (review.py: `export` / `import-review`, Prodigy's JSONL task format)
-    def review_task(self, doc: Any, labels: Sequence[str]) -> Dict[str, Any]:
-        """The annotation fields of an exported line for a gold Doc, as Prodigy's view for the task
-        reads them (textcat: "label", "options", "accept"; ner: "tokens", "spans"). A "meta" key
-        holds what ``reviewed_sample`` needs back (merged into the line's meta), e.g. the exported
-        label, so that it can tell which of two fields a reviewer edited."""
-        ...
-
-    def review_annotation(self, sample: Sample) -> Any:
-        """The sample's annotation as JSON for a person (meta.teacher_annotation, the annotation
-        of a removed sample); also what an exported line's task hash covers."""
-        ...
-
+    # -- what the analysis prompt shows
     def describe(self, sample: Sample) -> str:
-        """The annotation in one short line of words (meta.student_prediction)."""
-        ...
-
-    def reviewed_sample(self, obj: Dict[str, Any], doc: Any, labels: Sequence[str], where: str) -> Sample:
-        """A reviewed line's annotation of ``doc`` (its sample, exported by ``review_task``) ->
-        Sample that ``annotate`` applies; DataError naming ``where`` (file:line) when it is bad."""
+        """The annotation in one short line of words (the analysis prompt's wrong answers; an
+        exported review line's meta.student_prediction)."""
         ...
 
 
@@ -393,11 +383,16 @@ class ChatModel(Protocol):
     # the request-body fields the model sends with every request: the teacher adds a seed only
     # where none is set here, and caps max_tokens only where max_completion_tokens is not set
     config: Dict[str, Any]
-    # the form an ``answer_schema`` is sent in ("json_schema", "json_object", "off"); None: the
-    # model takes no answer schema (its requests carry the prompt only)
-    structured_output: Optional[str]
     structured_output_downgrades: int  # forms a server refused this run
     offers_logprobs: bool  # a request can ask for logprobs (a server may still return none)
+
+    @property
+    def structured_output(self) -> Optional[str]:
+        """The form an ``answer_schema`` is sent in ("json_schema", "json_object", "off"); None:
+        the model takes no answer schema (its requests carry the prompt only). Read-only here (a
+        property): teachers only read it, and a model whose form is always a name (a str
+        attribute) is one too."""
+        ...
 
     def chat(self, messages: List[Dict[str, str]], n: int = 1, **params: Any) -> ChatResult:
         """One request: ``messages`` ({"role", "content"}) -> ``n`` answers. ``params``: request
@@ -428,6 +423,38 @@ class CountScored(Protocol):
     def score_from_counts(self, totals: Sequence[int]) -> float:
         """The main score (``score(...)["score"]``) of docs whose rows sum to ``totals``."""
         ...
+
+
+@runtime_checkable
+class Reviewable(Protocol):
+    """An optional capability of a Task: review files (review.py: `export` / `import-review`,
+    Prodigy's JSONL task format). A task without it runs the loop; `export` refuses its runs."""
+
+    def review_task(self, doc: Any, labels: Sequence[str]) -> Dict[str, Any]:
+        """The annotation fields of an exported line for a gold Doc, as Prodigy's view for the task
+        reads them (textcat: "label", "options", "accept"; ner: "tokens", "spans"). A "meta" key
+        holds what ``reviewed_sample`` needs back (merged into the line's meta), e.g. the exported
+        label, so that it can tell which of two fields a reviewer edited."""
+        ...
+
+    def review_annotation(self, sample: Sample) -> Any:
+        """The sample's annotation as JSON for a person (meta.teacher_annotation, the annotation
+        of a removed sample); also what an exported line's task hash covers."""
+        ...
+
+    def reviewed_sample(self, obj: Dict[str, Any], doc: Any, labels: Sequence[str], where: str) -> Sample:
+        """A reviewed line's annotation of ``doc`` (its sample, exported by ``review_task``) ->
+        Sample that ``annotate`` applies; DataError naming ``where`` (file:line) when it is bad."""
+        ...
+
+
+@runtime_checkable
+class OwnTemplates(Protocol):
+    """An optional capability of a Task: a folder of its own prompt templates, which LLMTeacher
+    looks in before the package's (``<step>_<task name>.jinja``; a task from outside the package
+    brings its prompts this way)."""
+
+    template_dir: Path
 
 
 @runtime_checkable

@@ -571,9 +571,11 @@ class OpenAICompatible:
                         for t in content
                     ]
                 )
-        counts = [getattr(resp.usage, k, None) for k in ("prompt_tokens", "completion_tokens")]
-        if all(isinstance(c, int) for c in counts):
-            usage = Usage(requests=1, prompt_tokens=counts[0], completion_tokens=counts[1])
+        prompt_tokens, completion_tokens = (
+            getattr(resp.usage, k, None) for k in ("prompt_tokens", "completion_tokens")
+        )
+        if isinstance(prompt_tokens, int) and isinstance(completion_tokens, int):
+            usage = Usage(requests=1, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
         else:  # llama.cpp and some proxies omit usage: estimate, and say so
             usage = Usage(
                 requests=1,

@@ -12,7 +12,7 @@ token counts, so this adapter:
 - makes the answer storable (untrusted.storable): the model is someone else's transport.
 """
 
-from typing import Any, Callable, Dict, Iterable, List, Sequence
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
 
 from ..ty import ChatResult, Usage
 from ..untrusted import storable
@@ -28,7 +28,7 @@ def transcript(messages: Sequence[Dict[str, str]]) -> str:
 class PlainPromptModel:
     """A spacy-llm model behind the ChatModel surface LLMTeacher talks to."""
 
-    structured_output = None  # takes no answer schema: the prompt only
+    structured_output: Optional[str] = None  # takes no answer schema: the prompt only
     structured_output_downgrades = 0
     offers_logprobs = False
 

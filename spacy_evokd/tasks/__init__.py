@@ -25,6 +25,8 @@ from ..ty import Task
 
 if not hasattr(registry, "evokd_tasks"):  # one process-wide registry: a second import must not recreate it
     registry.create("evokd_tasks", entry_points=True)
+# registry.create sets the attribute at run time: spaCy's registry class doesn't declare it for mypy
+TASK_REGISTRY = registry.evokd_tasks  # type: ignore[attr-defined]
 
 # the config's short name -> the registered name of the current version
 SHORT_NAMES: Dict[str, str] = {
@@ -34,21 +36,21 @@ SHORT_NAMES: Dict[str, str] = {
 }
 
 
-@registry.evokd_tasks("spacy_evokd.textcat.v1")
+@TASK_REGISTRY("spacy_evokd.textcat.v1")
 def make_textcat_task() -> Task:
     from .textcat import TextcatTask
 
     return TextcatTask()
 
 
-@registry.evokd_tasks("spacy_evokd.ner.v1")
+@TASK_REGISTRY("spacy_evokd.ner.v1")
 def make_ner_task() -> Task:
     from .ner import NERTask
 
     return NERTask()
 
 
-@registry.evokd_tasks("spacy_evokd.textcat_multilabel.v1")
+@TASK_REGISTRY("spacy_evokd.textcat_multilabel.v1")
 def make_textcat_multilabel_task() -> Task:
     from .textcat_multilabel import TextcatMultilabelTask
 
@@ -59,7 +61,7 @@ def task_names() -> Tuple[str, ...]:
     """The names a config may give: the short names, then every other package's registered tasks
     (this package's versioned names are accepted too; each is listed by its short name)."""
     aliased = set(SHORT_NAMES.values())
-    others = sorted(name for name in registry.evokd_tasks.get_all() if name not in aliased)
+    others = sorted(name for name in TASK_REGISTRY.get_all() if name not in aliased)
     return tuple(SHORT_NAMES) + tuple(others)
 
 
@@ -73,7 +75,7 @@ def register_task(name: str, task: Task) -> None:
     no factory of its own), like any other registered task: the config, ``task_names`` and
     ``get_task`` see it. A name already registered (a short name: its current version) is replaced."""
     registered = SHORT_NAMES.get(name, name)
-    registry.evokd_tasks.register(registered, func=lambda: task)
+    TASK_REGISTRY.register(registered, func=lambda: task)
     _loaded[registered] = task
 
 
@@ -83,13 +85,13 @@ def unregister_task(name: str) -> None:
     import catalogue
 
     registered = SHORT_NAMES.get(name, name)
-    catalogue._remove(registry.evokd_tasks.namespace + (registered,))
+    catalogue._remove(TASK_REGISTRY.namespace + (registered,))
     _loaded.pop(registered, None)
 
 
 def is_task_name(name: str) -> bool:
     """Whether ``name`` is a short name or a registered task (imports none of our task modules)."""
-    return name in SHORT_NAMES or name in registry.evokd_tasks
+    return name in SHORT_NAMES or name in TASK_REGISTRY
 
 
 def get_task(name: str) -> Task:
@@ -101,7 +103,7 @@ def get_task(name: str) -> Task:
             from ..data import DataError
 
             raise DataError(f"unknown task {name!r}: expected one of {', '.join(task_names())}")
-        factory: Callable[[], Task] = registry.evokd_tasks.get(registered)
+        factory: Callable[[], Task] = TASK_REGISTRY.get(registered)
         _loaded[registered] = factory()
     return _loaded[registered]
 

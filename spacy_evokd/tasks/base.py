@@ -12,6 +12,7 @@ holds, in which field).
 mislabelling the spans is the same whatever the doc keeps them in.
 """
 
+import math
 from abc import ABC, abstractmethod
 from collections import Counter
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple, Union
@@ -30,9 +31,15 @@ def is_names(value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(n, str) for n in value)
 
 
-class TaskBase:
+class TaskBase(ABC):
+    """The defaults of ty.Task that most tasks share; a task overrides what it does otherwise."""
+
     label_unit = "example"
     factories: Tuple[str, ...] = ()  # the spaCy factories of a component that does the task
+
+    @abstractmethod
+    def doc_to_sample(self, doc) -> Sample:
+        """ty.Task.doc_to_sample (``predicted_sample`` reads the student's Doc with it)."""
 
     def student_pipe(self, nlp) -> Optional[str]:
         return pipe_by_factory(nlp, self.factories)
@@ -43,8 +50,13 @@ class TaskBase:
     def answer_from_string(self, answer: str) -> Optional[Dict[str, Any]]:
         return None  # the task's answers are JSON objects, never a bare string
 
+    def confidence_from_logprobs(self, logprobs: Sequence[float]) -> float:
+        """The per-token geometric mean of the answer's probability: answers of several tokens
+        vary in length (a one-label answer's whole probability is textcat's own)."""
+        return math.exp(sum(logprobs) / len(logprobs)) if logprobs else 0.0
 
-class ChoiceTask(TaskBase, ABC):
+
+class ChoiceTask(TaskBase):
     field: str  # the JSONL and review field of the annotation: "label" (one name) or "labels" (a list)
     missing: str  # the end of the message for a reviewed line without the annotation
 
@@ -181,7 +193,9 @@ class ChoiceTask(TaskBase, ABC):
         sets; when both are given and differ, the one that differs from meta.exported_<field> is
         the edit (not "differs from the sample's labels now": a second import of the same file
         would undo the first)."""
-        meta = obj.get("meta") if isinstance(obj.get("meta"), dict) else {}
+        meta = obj.get("meta")
+        if not isinstance(meta, dict):
+            meta = {}
         accept = obj.get("accept")
         if accept is not None and not is_names(accept):
             raise DataError(f'{where}: "accept" must be a list of labels')
@@ -193,12 +207,12 @@ class ChoiceTask(TaskBase, ABC):
         if accept is None and edited is None:
             raise DataError(f'{where}: no "accept" or "{self.field}": {self.missing}')
         exported = self.read_exported(meta.get(f"exported_{self.field}"))
-        accepted = set(accept) if accept is not None else None
-        given = set(edited) if edited is not None else None
-        if accepted is None or given is None or accepted == given or given == exported:
-            chosen = accepted if accepted is not None else given
-        elif accepted == exported:
-            chosen = given
+        if accept is None or edited is None:  # one of them given (both None: refused above)
+            chosen = set(accept) if accept is not None else set(edited or [])
+        elif set(accept) == set(edited) or set(edited) == exported:
+            chosen = set(accept)
+        elif set(accept) == exported:
+            chosen = set(edited)
         else:
             raise DataError(f"{where}: {self.disagreement(edited, accept)}; set one of them")
         return self.reviewed(doc.text, chosen, where)
@@ -252,6 +266,12 @@ class SpanTask(TaskBase):
 
     def answer_key(self, sample: Sample):
         return tuple(sorted(tuple(span) for span in sample.annotation or []))
+
+    def describe(self, sample: Sample) -> str:
+        return ", ".join(f"{sample.text[s:e]} ({l})" for s, e, l in sample.annotation or []) or "(none)"
+
+    def review_annotation(self, sample: Sample) -> Any:
+        return [{"start": s, "end": e, "label": l} for s, e, l in sample.annotation or []]
 
     def comparable(self, sample: Sample, labels: Sequence[str]):
         """(mention, label) pairs: the two calls may place the same mention differently."""

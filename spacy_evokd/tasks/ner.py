@@ -8,7 +8,6 @@ marginals from a beam over the student's ``ner`` component.
 """
 
 import functools
-import math
 import re
 from collections import Counter
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
@@ -102,7 +101,7 @@ class NERTask(SpanTask):
     name = "ner"
     kind = "named-entity recognition"
     metric_name = "entity F1"
-    main_score_keys = ("ents_f", "ents_p", "ents_r")
+    main_score_keys: Tuple[str, ...] = ("ents_f", "ents_p", "ents_r")
     answer_tokens = 30  # a short entity list
     label_unit = "entity"
     factories = ("ner", "beam_ner")
@@ -224,7 +223,7 @@ class NERTask(SpanTask):
         them (ty.CountScored: the micro-F1 of ``score`` is 2 tp / (predicted + gold) of the sums)."""
         from seqeval.scheme import IOB2, Entities
 
-        rows = []
+        rows: List[Tuple[int, ...]] = []
         for j in judged:
             gold, pred = (
                 {
@@ -286,9 +285,6 @@ class NERTask(SpanTask):
     def answer_of(self, sample: Sample) -> Dict[str, Any]:
         return {"entities": [{"text": sample.text[a:b], "label": l} for a, b, l in sample.annotation or []]}
 
-    def confidence_from_logprobs(self, logprobs: Sequence[float]) -> float:
-        return math.exp(sum(logprobs) / len(logprobs))  # per-token geometric mean: answers are long
-
     # -- review files
 
     def review_task(self, doc, labels: Sequence[str]) -> Dict[str, Any]:
@@ -311,26 +307,26 @@ class NERTask(SpanTask):
             ],
         }
 
-    def review_annotation(self, sample: Sample) -> Any:
-        return [{"start": s, "end": e, "label": l} for s, e, l in sample.annotation or []]
-
-    def describe(self, sample: Sample) -> str:
-        return ", ".join(f"{sample.text[s:e]} ({l})" for s, e, l in sample.annotation or []) or "(none)"
-
     def reviewed_sample(self, obj: Dict[str, Any], doc, labels: Sequence[str], where: str) -> Sample:
         """The reviewed "spans" (character offsets; token indices, which a text editor user would
         have to keep in step, are ignored): each on token boundaries of ``doc``, none overlapping."""
         spans = obj.get("spans")
         if not isinstance(spans, list):
             raise DataError(f'{where}: no "spans" list (an empty list means: no entities)')
-        text, out, taken = doc.text, [], []
+        text = doc.text
+        out: List[CharSpan] = []
+        taken: List[Tuple[int, int, int]] = []  # (token start, token end, span index)
         for k, span in enumerate(spans):
             if not isinstance(span, dict):
                 raise DataError(f"{where}: span {k} is not an object with start, end, label")
             start, end, label = span.get("start"), span.get("end"), span.get("label")
-            if not all(isinstance(v, int) and not isinstance(v, bool) for v in (start, end)):
+            if (
+                not (isinstance(start, int) and isinstance(end, int))
+                or isinstance(start, bool)
+                or isinstance(end, bool)
+            ):
                 raise DataError(f'{where}: span {k} needs integer "start" and "end" character offsets')
-            if label not in labels:
+            if not isinstance(label, str) or label not in labels:
                 raise DataError(f"{where}: span {k}: label {label!r} is not in the run's labels {list(labels)}")
             if not 0 <= start < end <= len(text):
                 raise DataError(f"{where}: span {k} ({start}-{end}) is outside the text (0-{len(text)})")

@@ -25,7 +25,7 @@ class TextcatTask(ChoiceTask):
     name = "textcat"
     kind = "text classification"
     metric_name = "macro-F1"
-    main_score_keys = ("macro_f", "accuracy")
+    main_score_keys: Tuple[str, ...] = ("macro_f", "accuracy")
     answer_tokens = 8  # one label
     factories = ("textcat",)
     field = "label"

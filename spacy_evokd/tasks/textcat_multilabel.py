@@ -19,7 +19,6 @@ label near its flip point is enough to make the predicted set wrong (exact-set c
 and a mean over 5+ labels would dilute it with the confident ones.
 """
 
-import math
 import re
 from collections import Counter
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
@@ -67,7 +66,7 @@ class TextcatMultilabelTask(ChoiceTask):
     name = "textcat_multilabel"
     kind = "multi-label text classification"
     metric_name = "macro-F1 (multi-label)"
-    main_score_keys = ("macro_f", "micro_f", "accuracy")
+    main_score_keys: Tuple[str, ...] = ("macro_f", "micro_f", "accuracy")
     answer_tokens = 16  # a short list of label names
     factories = (FACTORY,)
     field = "labels"
@@ -224,11 +223,6 @@ class TextcatMultilabelTask(ChoiceTask):
         """ "1. billing, shipping": the names after the number."""
         names = [n for n in _SPLIT.split(answer.strip()) if n]
         return {"labels": names} if names else None
-
-    def confidence_from_logprobs(self, logprobs: Sequence[float]) -> float:
-        return (
-            math.exp(sum(logprobs) / len(logprobs)) if logprobs else 0.0
-        )  # per-token geometric mean: lists vary in length
 
     # -- review files (ChoiceTask: one or more labels, in "labels"; Prodigy's choice view with
     # "choice_style": "multiple", and an Argilla MultiLabelQuestion "labels")

@@ -55,6 +55,7 @@ from ..ty import (
     ChatModel,
     Labelled,
     Message,
+    OwnTemplates,
     Proposal,
     RoundContext,
     Sample,
@@ -83,7 +84,8 @@ def recent_texts(
 ) -> List[str]:
     """The newest ``n`` distinct texts (the end of ``texts``), each cut to ``each`` characters
     (ending in "…"), as many as fit in ``total`` characters, oldest first."""
-    out, used, keys = [], 0, set()
+    out: List[str] = []
+    used, keys = 0, set()
     for text in reversed(texts):
         text = " ".join(str(text).split())
         key = text.casefold()
@@ -146,8 +148,8 @@ class LLMTeacher:
         self.label_temperature = label_temperature
         self.label_batch = label_batch
         self.name = self.model.name
-        # a task from outside the package brings its templates (its optional ``template_dir``)
-        task_dir = getattr(self.task, "template_dir", None)
+        # a task from outside the package brings its templates (ty.OwnTemplates)
+        task_dir = self.task.template_dir if isinstance(self.task, OwnTemplates) else None
         dirs = [str(d) for d in (template_dir, task_dir) if d] + [str(PROMPTS_DIR)]
         self.env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(dirs),
@@ -354,7 +356,8 @@ class LLMTeacher:
             ]
             for t in texts
         ]
-        out, rejected = [], Counter()
+        out: List[Sample] = []
+        rejected: Counter = Counter()
         schema = self._schema_param(labelling_schema(self.task, self.labels, 1))
         results = self._chat_many(convs, logprobs=True, **schema) if self.model.offers_logprobs else None
         for i, text in enumerate(texts):

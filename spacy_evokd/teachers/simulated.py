@@ -91,10 +91,10 @@ class SimulatedTeacher:
     def analyse(self, report: WeaknessReport, history: Sequence[str]) -> Analysis:
         weakness = label_focus(replace(report, labels=self.labels))
         f1 = {label: report.per_label.get(label, {}).get("f", 0.0) or 0.0 for label in self.labels}
-        confused = Counter()
+        confused: Counter = Counter()
         for (gold, pred), n in report.confusions.items():
             confused.update({label: n for label in {gold, pred} if label in weakness})
-        ranked = sorted(weakness, key=weakness.get, reverse=True)
+        ranked = sorted(weakness, key=lambda label: weakness[label], reverse=True)
         conf = sorted(report.confusions.items(), key=lambda kv: -kv[1])[:3]
         # the dev F1 as it is, and the confusions that also raised the label's weakness
         text = (
@@ -133,7 +133,7 @@ class SimulatedTeacher:
                 yield gold
 
     def label(self, texts: Sequence[str]) -> Labelled:
-        rejected = Counter()
+        rejected: Counter = Counter()
         out = [self._noisy(gold) for gold in self._golds(texts, rejected)]
         self._used.update(texts)  # labelled this round (pool picks too): never drawn again
         self._usage.requests += 1
@@ -144,7 +144,8 @@ class SimulatedTeacher:
         """LLKD pseudo-labels: k noisy draws of the pool's gold label per text; the majority is
         the label and its share the confidence ("simulated_agreement_k", seeded per text, so a
         rerun gives the same answers). Texts not in the pool can't be labelled."""
-        out, rejected = [], Counter()
+        out: List[Sample] = []
+        rejected: Counter = Counter()
         for gold in self._golds(texts, rejected):
             rng, self._rng = self._rng, random.Random(f"{self.seed}:{gold.text}")
             draws = [self._noisy(gold) for _ in range(max(1, k))]
@@ -179,12 +180,11 @@ class SimulatedTeacher:
     def _nearest_to_wrong(self, n: int) -> List[Sample]:
         """The unused pool samples nearest to the wrong samples the analysis saw (the student's
         own vectors or MiniLM, as the pool mode chooses)."""
-        if not self._wrong_texts or self._near._pool_vectors is None:
+        near = self._near
+        if near is None or not self._wrong_texts or near._pool_vectors is None:
             return []
         seen = {normalise(t) for t in self._used}
-        chosen = [
-            self._by_text[t] for t, _ in self._near.choose(self._wrong_texts, [], n, 0, seen) if t in self._by_text
-        ]
+        chosen = [self._by_text[t] for t, _ in near.choose(self._wrong_texts, [], n, 0, seen) if t in self._by_text]
         self._used.update(s.text for s in chosen)
         return chosen
 

@@ -3,7 +3,8 @@ take the reviewed file back into the run.
 
 Export (``export_run``; `python -m spacy_evokd export RUN_DIR OUT.jsonl`) writes one JSON object
 per accepted sample in spaCy/Prodigy's JSONL task format; the task's fields come from the run's
-Task (``review_task``; import reads them back with ``reviewed_sample``), the rest from here:
+Task, whose optional ty.Reviewable capability this needs (``review_task``; import reads them back
+with ``reviewed_sample``; a task without it is refused in one line), the rest from here:
 
   textcat  {"text", "label", "options": [{"id", "text"}, ...], "accept": [label], "answer": "accept",
             "meta": {...}, "_input_hash", "_task_hash"}                       (Prodigy's "choice" view)

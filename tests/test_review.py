@@ -374,6 +374,41 @@ def test_unknown_task_in_the_run_config_is_one_line(runs, tmp_path):
     assert "\n" not in str(e.value) and not (tmp_path / "out.jsonl").exists()
 
 
+class _WithoutReviewFiles:
+    """textcat without ty.Reviewable's members: a task that runs the loop but writes no review files."""
+
+    def __init__(self, inner):
+        self._inner = inner
+
+    def __getattr__(self, name):
+        if name in ("review_task", "review_annotation", "reviewed_sample"):
+            raise AttributeError(name)
+        return getattr(self._inner, name)
+
+
+def test_a_task_without_review_files_is_refused_in_one_line(runs, tmp_path):
+    from spacy_evokd.tasks import get_task, register_task, unregister_task
+    from spacy_evokd.ty import Reviewable, Task
+
+    task = _WithoutReviewFiles(get_task("textcat"))
+    assert isinstance(task, Task) and not isinstance(task, Reviewable)
+    run = copy_run(runs["textcat"][0], tmp_path / "run")
+    cfg = run / "config.cfg"
+    cfg.write_text(re.sub(r'(?m)^task = "textcat"$', 'task = "plain_textcat"', cfg.read_text()))
+    register_task("plain_textcat", task)
+    try:
+        for call in (
+            lambda: export_run(run, tmp_path / "out.jsonl"),
+            lambda: import_review(run, tmp_path / "in.jsonl"),
+        ):
+            with pytest.raises(RunDirError, match=re.escape(f"{cfg}: task 'textcat' has no review files")) as e:
+                call()
+            assert "\n" not in str(e.value)
+    finally:
+        unregister_task("plain_textcat")
+    assert not (tmp_path / "out.jsonl").exists()
+
+
 # -- textcat_multilabel: the same export / import, through its Task's review members ----------
 
 ML_LABELS = ["account", "billing", "product_question", "shipping", "technical"]

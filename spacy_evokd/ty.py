@@ -428,7 +428,8 @@ class CountScored(Protocol):
 @runtime_checkable
 class Reviewable(Protocol):
     """An optional capability of a Task: review files (review.py: `export` / `import-review`,
-    Prodigy's JSONL task format). A task without it runs the loop; `export` refuses its runs."""
+    Prodigy's JSONL task format). A task without it runs the loop; `export` and `import-review`
+    refuse its runs in one line."""
 
     def review_task(self, doc: Any, labels: Sequence[str]) -> Dict[str, Any]:
         """The annotation fields of an exported line for a gold Doc, as Prodigy's view for the task
@@ -451,8 +452,8 @@ class Reviewable(Protocol):
 @runtime_checkable
 class OwnTemplates(Protocol):
     """An optional capability of a Task: a folder of its own prompt templates, which LLMTeacher
-    looks in before the package's (``<step>_<task name>.jinja``; a task from outside the package
-    brings its prompts this way)."""
+    looks in before the package's (``<step>.<task name>.<version>.jinja``; a task from outside the
+    package brings its prompts this way)."""
 
     template_dir: Path
 

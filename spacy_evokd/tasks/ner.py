@@ -220,7 +220,8 @@ class NERTask(SpanTask):
         self, judged: Sequence[Judged], labels: Sequence[str] = (), lang: str = "en"
     ) -> List[Tuple[int, ...]]:
         """(true positives, predicted, gold) entities per doc, as seqeval's strict IOB2 mode counts
-        them (ty.CountScored: the micro-F1 of ``score`` is 2 tp / (predicted + gold) of the sums)."""
+        them (ty.CountScored: the micro-F1 of ``score`` is 2 tp / (predicted + gold) of the sums;
+        a micro average over every entity, so ``labels`` changes nothing)."""
         from seqeval.scheme import IOB2, Entities
 
         rows: List[Tuple[int, ...]] = []

@@ -1,8 +1,8 @@
 """textcat: one label per text, from a fixed set (exclusive classes).
 
 JSONL: {"text": str, "label": str}. Gold Docs carry one-hot ``doc.cats``. Metric: macro-F1 over
-all labels by spaCy's own Scorer.score_cats (the figure its textcat component reports; plus accuracy). Uncertainty:
-normalised predictive entropy of ``doc.cats``.
+all labels by spaCy's own Scorer.score_cats (the figure its textcat component reports; see
+ChoiceTask.cat_scores), plus accuracy. Uncertainty: normalised predictive entropy of ``doc.cats``.
 """
 
 import math

@@ -8,6 +8,7 @@ Every problem is reported as a DataError naming the file and line (and label, wh
 """
 
 import codecs
+import itertools
 import json
 import os
 import random
@@ -61,30 +62,38 @@ def read_jsonl(path: Union[str, Path]) -> Iterator[Tuple[int, dict]]:
             yield lineno, obj
 
 
-def pool_texts(path: Union[str, Path]) -> Iterator[Tuple[int, str]]:
-    """(line, text) of an unlabelled JSONL pool ({"text"} or {"tokens"}; labels are ignored),
-    streaming; blank texts are skipped. The one reader of pool records (`select`, pool mode)."""
-    for lineno, obj in read_jsonl(path):
-        if isinstance(obj.get("text"), str):
-            text = obj["text"]
-        elif isinstance(obj.get("tokens"), list) and all(isinstance(t, str) for t in obj["tokens"]):
-            text = " ".join(obj["tokens"])
-        else:
-            raise DataError(f'{path}:{lineno}: expected a "text" string or a "tokens" list in a pool record')
-        if text.strip():
-            yield lineno, text
-
-
-def check_pool_has_texts(path: Union[str, Path], n_texts: Optional[int] = None) -> None:
-    """The refusal of an empty pool, shared by `select` and pool mode: ``n_texts`` is the count
-    already read (None: look for a first text)."""
-    if n_texts is None:
-        n_texts = sum(1 for _ in zip(range(1), pool_texts(path)))
-    if n_texts == 0:
+def pool_texts(path: Union[str, Path], docbin_ok: bool = False) -> Iterator[str]:
+    """The texts of an unlabelled pool, streamed (memory does not grow with the pool): the one
+    reader of pool files, for `select` and for evolve's pool sources. JSONL with a "text" string
+    or a "tokens" list per line (labels are ignored), or, with ``docbin_ok``, a DocBin; blank
+    texts are skipped. A missing file, a DocBin where JSONL is expected and a pool without a
+    text are refused here, before the first text is used; a bad line when the stream reaches it.
+    Each as a DataError naming the file (and line)."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: file not found (the unlabelled pool, JSONL)")
+    if path.suffix == ".spacy":
+        if not docbin_ok:
+            raise DataError(f'{path}: a DocBin; the pool is JSONL with a "text" (or "tokens") per line')
+        texts = (d.text for d in read_docbin(path))
+    else:
+        texts = (_pool_text(path, n, obj) for n, obj in read_jsonl(path))
+    texts = (t for t in texts if t.strip())
+    first = next(texts, None)  # an empty pool is refused, not "kept 0 of 0"
+    if first is None:
         raise DataError(
             f"{path}: the pool has no texts (empty, or only blank texts): add unlabelled texts, "
             'one JSON object with "text" per line'
         )
+    return itertools.chain([first], texts)
+
+
+def _pool_text(path: Path, lineno: int, obj: dict) -> str:
+    if isinstance(obj.get("text"), str):
+        return obj["text"]
+    if isinstance(obj.get("tokens"), list) and all(isinstance(t, str) for t in obj["tokens"]):
+        return " ".join(obj["tokens"])
+    raise DataError(f'{path}:{lineno}: expected a "text" string or a "tokens" list in a pool record')
 
 
 def load_samples(path: Union[str, Path], task: Task, labels: Optional[Sequence[str]] = None) -> List[Sample]:

@@ -19,24 +19,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
-import spacy
 from spacy.tokens import Doc
 
 from . import active, preflight, sources, student, weakness
 from .augment import copies, doc_weight
 from .budget import RunBudget
 from .cache import ResponseCache, UsageLedger
-from .config import load_config, resolve_evokd
+from .config import load_config
 from .data import DataError, read_docbin, write_docbin
 from .doc_meta import DocMeta, update_meta
 from .pool_source import PoolSource
 from .records import RoundRecord, describe_checks, rejected_samples
-from .run_files import hold_run_dir
+from .run_setup import RunSetup
 from .run_state import RunState
 from .selection import llkd_weights
 from .ty import Analysis, BudgetExceeded, Judged, Proposal, RoundContext, Sample, Teacher, Usage, WeaknessReport
 from .untrusted import bound_history, cap_analysis, judge_analysis
-from .validation import Validator, label_disagreements, normalise
+from .validation import label_disagreements, normalise
 
 logger = logging.getLogger("spacy_evokd.loop")
 
@@ -106,20 +105,23 @@ class Trained:
 
 
 class EvoKDLoop:
+    """A run: ``__init__`` checks every input (run_setup.py), ``run`` holds OUTPUT_DIR and runs
+    or resumes the rounds."""
+
+    cache: ResponseCache  # opened by ``run``, inside the lock
+    ledger: UsageLedger
+
     def __init__(self, config, output_dir: Path, echo: Callable[[str], None] = print):
-        self.config = config
-        self.settings, self.teacher = resolve_evokd(config)
+        self.setup = setup = RunSetup.of(config, output_dir)
+        self.config, self.settings, self.teacher = config, setup.settings, setup.teacher
         s = self.settings
-        self.task = s.task_object
-        self.dir = Path(output_dir)
-        preflight.check_output_dir(self.dir)  # before anything is read, trained or asked
+        self.task, self.dir, self.nlp = setup.task, setup.dir, setup.nlp
         self.state = RunState(self.dir)
         self.progress = Progress(self.teacher, echo)
-        paths = config.interpolate()["paths"]
-        self.nlp = spacy.blank(config["nlp"]["lang"])
-        self.seed_docs = self._read("paths.train", paths.get("train"))
-        self.dev_docs = self._read("paths.dev", paths.get("dev"))
-        test_docs = self._read("paths.test", paths["test"]) if paths.get("test") else []
+        paths = setup.paths
+        self.seed_docs = setup.read("train")
+        self.dev_docs = setup.read("dev")
+        test_docs = setup.read("test", required=False)
         if not self.seed_docs:
             raise DataError(
                 f"seed data {paths.get('train')} is empty: the loop needs at least one labelled example per label"
@@ -129,14 +131,7 @@ class EvoKDLoop:
         self.extra_docs = self._read_extra(s.extra_train)
         where = str(paths.get("train")) + (f" (with extra_train {s.extra_train})" if s.extra_train else "")
         preflight.check_label_coverage(self.seed_docs + self.extra_docs, self.task, s.labels, where)
-        self.validator = Validator(
-            self.nlp,
-            self.task,
-            s.labels,
-            max_chars=s.max_chars,
-            blocked_texts=[d.text for d in self.dev_docs + test_docs],
-            definitions=s.label_definitions,
-        )
+        self.validator = setup.validator(self.dev_docs + test_docs, definitions=s.label_definitions)
         # source = "pool" | "both": unlabelled texts chosen by the analysis' evidence (pool_source.py)
         self.pool_source = None
         if s.source != "generate" and s.unlabelled_pool:
@@ -150,19 +145,10 @@ class EvoKDLoop:
                 self.progress(
                     f"pool {s.unlabelled_pool}: {self.pool_source.too_long} texts over max_chars {s.max_chars} skipped"
                 )
-        preflight.check_teacher(self.teacher, reach=s.check_teacher)  # last: the only check that goes out
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.cache = ResponseCache(self.state.cache_path)
-        self.ledger = UsageLedger(self.state.cache_path)
-        self.teacher.use_cache(self.cache)
+        setup.check_teacher()  # last: the only check that goes out
         self.costs = sources.StepCosts()  # recent tokens per request / labelled text: the round plans with them
 
     # -- setup helpers ---------------------------------------------------------------------
-
-    def _read(self, key: str, path) -> List[Doc]:
-        if not path:
-            raise DataError(f"config: {key} is not set")
-        return read_docbin(path, self.nlp.vocab)
 
     def _read_extra(self, where: str) -> List[Doc]:
         """Extra labelled docs for every round's training (unweighted here; the augmenter in
@@ -187,7 +173,7 @@ class EvoKDLoop:
     def run(self) -> Dict[str, Any]:
         """Run or resume, holding OUTPUT_DIR/.lock throughout: a second process on the same
         directory would discard this one's round in progress, so it is refused (run_files.py)."""
-        with hold_run_dir(self.dir):
+        with self.setup.hold() as (self.cache, self.ledger):
             return self._run()
 
     def _run(self) -> Dict[str, Any]:

@@ -18,12 +18,11 @@ same texts (and the teacher's labels come from the cache).
 """
 
 import functools
-from pathlib import Path
 from typing import List, Optional, Sequence, Set, Tuple
 
 import numpy
 
-from .data import DataError, check_pool_has_texts, pool_texts, read_docbin
+from .data import DataError, pool_texts
 from .validation import normalise
 
 EMBEDDERS = ("student", "minilm")
@@ -33,18 +32,12 @@ MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 def read_pool_texts(path: str) -> List[str]:
     """Texts of an unlabelled pool: JSONL ({"text"} or {"tokens"}) or a DocBin; any labels are
     dropped. Duplicate texts (normalised) are kept once."""
-    p = Path(path)
-    if p.suffix == ".spacy":
-        texts = [d.text for d in read_docbin(p)]
-    else:
-        texts = [t for _, t in pool_texts(p)]
     seen, out = set(), []
-    for t in texts:
+    for t in pool_texts(path, docbin_ok=True):
         key = normalise(t)
-        if t.strip() and key not in seen:
+        if key not in seen:
             seen.add(key)
             out.append(t)
-    check_pool_has_texts(p, len(out))
     return out
 
 

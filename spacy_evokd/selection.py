@@ -23,11 +23,21 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from itertools import islice
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
+from spacy.language import Language
 from spacy.tokens import Doc
 
-from .ty import LLKDTeacher, Task
+from . import student
+from .cache import UsageLedger
+from .config import load_config
+from .data import DataError, pool_texts, write_docbin
+from .doc_meta import DocMeta, update_meta
+from .records import SelectionBatch
+from .run_files import write_json
+from .run_setup import RunSetup
+from .ty import LLKDTeacher, Sample, Task
+from .validation import normalise
 
 logger = logging.getLogger("spacy_evokd.selection")
 
@@ -122,31 +132,132 @@ def llkd_weights(kept: List[int], conf: Sequence[float], unc: Sequence[float]) -
 
 def stream_texts(path: Path, batch_size: int) -> Iterator[List[str]]:
     """Batches of texts from a JSONL pool ({"text"} or {"tokens"}), read lazily: memory does
-    not grow with the pool."""
-    from .data import pool_texts
-
-    it = (text for _, text in pool_texts(path))
-    while True:
-        batch = list(islice(it, batch_size))
-        if not batch:
-            return
-        yield batch
+    not grow with the pool. A missing, DocBin or empty pool is refused on the call (data.pool_texts)."""
+    texts = pool_texts(path)  # the pool is checked now, not when the first batch is taken
+    return iter(lambda: list(islice(texts, batch_size)), [])  # until a batch comes back empty
 
 
-def _load_student(student_mod, path: Path, task: Task):
+def load_student(path: Path, task: Task) -> Language:
     """The student whose uncertainty counts, or one DataError line saying why it can't be used."""
-    from .data import DataError
-
     if not path.is_dir():
         raise DataError(f"{path}: no student model there (expected a trained pipeline directory, e.g. RUN/model-best)")
     try:
-        nlp = student_mod.load(path)
+        nlp = student.load(path)
     except (OSError, ValueError) as e:  # spaCy's E050/E053 etc.: no or broken config.cfg / meta.json
         why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise DataError(f"{path}: can't load the student pipeline ({why[:200]})") from None
     if task.student_pipe(nlp) is None:
-        raise DataError(f"{path}: a {student_mod.task_of(nlp).name} student, but [evokd] task is {task.name!r}")
+        raise DataError(f"{path}: a {student.task_of(nlp).name} student, but [evokd] task is {task.name!r}")
     return nlp
+
+
+class SelectionRun:
+    """`evokd select`: pseudo-label a pool with the teacher, score it with the student, keep what
+    the selector keeps. ``__init__`` checks every input (run_setup.py: a failed start leaves no
+    OUTPUT_DIR behind); ``run`` writes OUTPUT_DIR/selected_NNNN.spacy + .json per batch (committed
+    by the JSON, as loop rounds are), so a rerun continues after the last committed batch."""
+
+    ledger: UsageLedger  # opened by ``run``, inside the lock
+
+    def __init__(
+        self,
+        setup: RunSetup,
+        pool: Path,
+        student_path: Path,
+        mode: str = "llkd",
+        batch_size: int = 32,
+        k_samples: int = 5,
+        momentum: float = 0.9,
+        ratio: float = 0.25,
+        echo: Callable[[str], None] = print,
+    ):
+        if not isinstance(setup.teacher, LLKDTeacher):
+            raise ValueError(f"teacher {setup.teacher.name} can't pseudo-label")
+        self.setup, self.teacher, self.task = setup, setup.teacher, setup.task
+        self.selector = Selector(mode=mode, momentum=momentum, ratio=ratio)
+        if batch_size < 1 or k_samples < 1:
+            raise ValueError(f"--batch-size and --k must be >= 1, got {batch_size} and {k_samples}")
+        self.batches = stream_texts(Path(pool), batch_size)
+        self.nlp = load_student(Path(student_path), self.task)
+        self.validator = setup.validator(setup.read("dev", required=False) + setup.read("test", required=False))
+        setup.check_teacher()
+        self.mode, self.k_samples, self.echo = mode, k_samples, echo
+        self.prefix = "[evokd select | simulated teacher]" if self.teacher.simulated else "[evokd select]"
+        self.seen: Set[str] = set()  # normalised valid texts of the committed batches: never taken twice
+        self.totals: Counter = Counter(skipped_too_long=0)
+
+    def run(self) -> Dict[str, Any]:
+        out = self.setup.dir
+        with self.setup.hold() as (_, self.ledger):
+            for b, texts in enumerate(self.batches):
+                record_path = out / f"selected_{b:04d}.json"
+                if record_path.exists():  # committed earlier: restore state, skip the work
+                    self._restore(SelectionBatch.load(record_path), len(texts))
+                else:
+                    self._select(b, texts, record_path)
+            totals = self.totals
+            summary = {"mode": self.mode, **totals, "usage": self.ledger.totals().to_dict()}
+            summary["simulated"] = self.teacher.simulated
+            write_json(out / "summary.json", summary)
+            skipped = f" ({totals['skipped_too_long']} over max_chars skipped)" if totals["skipped_too_long"] else ""
+            self.echo(f"{self.prefix} done: kept {totals['kept']} of {totals['pool']} pool texts{skipped} -> {out}")
+            return summary
+
+    def _restore(self, done: SelectionBatch, pool: int) -> None:
+        self.selector.restore(done.thresholds)
+        self.seen |= {normalise(t) for t in done.texts}
+        too_long = done.rejected.get("too_long", 0)
+        self.totals.update({"pool": pool, "valid": done.valid, "kept": done.kept, "skipped_too_long": too_long})
+
+    def _select(self, b: int, texts: List[str], record_path: Path) -> None:
+        """Batch ``b``: label, validate, score, keep; DocBin, then the record that commits it."""
+        max_chars = self.setup.settings.max_chars
+        # over max_chars: never sent (the validator would reject the answer; spaCy's E088
+        # would end the selection on a text over nlp.max_length), counted as too_long
+        sent = [t for t in texts if len(t.strip()) <= max_chars]
+        too_long = len(texts) - len(sent)
+        docs: List[Doc] = []
+        rejected: Counter = Counter()
+        labelled_samples: List[Sample] = []
+        if sent:
+            labelled = self.teacher.pseudo_label(sent, k=self.k_samples)
+            usage = self.teacher.drain_usage()
+            self.ledger.record(round=b + 1, step="pseudo_label", model=self.teacher.name, usage=usage)
+            docs, rejected = self.validator.validate(labelled.samples, self.seen)
+            rejected.update(labelled.rejected)
+            labelled_samples = labelled.samples
+        if too_long:
+            rejected["too_long"] += too_long
+        conf = [DocMeta.of(d).confidence or 0.0 for d in docs]
+        unc = self.task.uncertainty(self.nlp, [d.text for d in docs]) if docs else []
+        by_text = {s.text.strip(): s for s in labelled_samples}
+        classes = [self.task.sample_class(by_text[d.text]) for d in docs]
+        chosen: List[Doc] = []
+        for i, w in self.selector.select(conf, unc, classes):
+            d = docs[i]
+            update_meta(d, weight=round(w, 4), student_uncertainty=round(unc[i], 4), selection=self.mode, batch=b)
+            chosen.append(d)
+        write_docbin(chosen, self.setup.dir / f"selected_{b:04d}.spacy")
+        SelectionBatch(
+            batch=b,
+            pool=len(texts),
+            valid=len(docs),
+            kept=len(chosen),
+            rejected=dict(rejected),
+            methods=dict(Counter(DocMeta.of(d).confidence_method for d in docs)),
+            thresholds=self.selector.state(),
+            usage=self.ledger.totals(round=b + 1).to_dict(),
+            texts=[d.text for d in docs],
+            task=self.task.name,
+        ).save(record_path)
+        self.totals.update({"pool": len(texts), "valid": len(docs), "kept": len(chosen), "skipped_too_long": too_long})
+        run_usage = self.ledger.totals()
+        skipped = f", {too_long} over max_chars {max_chars} skipped" if too_long else ""
+        self.echo(
+            f"{self.prefix} batch {b}: {len(texts)} texts{skipped}, {len(docs)} valid, kept {len(chosen)} "
+            f"(run: {self.totals['kept']}/{self.totals['pool']}) | tokens {run_usage.total_tokens:,}, "
+            f"cost ${run_usage.cost:.4f}"
+        )
 
 
 def run_selection(
@@ -156,119 +267,10 @@ def run_selection(
     output_dir: Path,
     overrides: Optional[Dict[str, Any]] = None,
     teacher: Optional[Path] = None,
-    mode: str = "llkd",
-    batch_size: int = 32,
-    k_samples: int = 5,
-    momentum: float = 0.9,
-    ratio: float = 0.25,
     echo: Callable[[str], None] = print,
+    **options: Any,
 ) -> Dict[str, Any]:
-    """Pseudo-label ``pool`` with the configured teacher, score it with the student, keep what
-    the selector keeps. Output: OUTPUT_DIR/selected_NNNN.spacy + .json per batch (committed by the
-    JSON, as loop rounds are), so a rerun continues after the last committed batch."""
-    import spacy
-
-    from . import student as student_mod
-    from .cache import ResponseCache, UsageLedger
-    from .config import load_config, resolve_evokd
-    from .data import DataError, check_pool_has_texts, read_docbin, write_docbin
-    from .doc_meta import DocMeta, update_meta
-    from .preflight import check_output_dir, check_teacher
-    from .records import SelectionBatch
-    from .run_files import hold_run_dir, write_json
-    from .validation import Validator, normalise
-
-    # every input is checked before OUTPUT_DIR is created: a failed start leaves nothing behind
-    config = load_config(config_path, overrides or {}, teacher=teacher)
-    settings, teacher_obj = resolve_evokd(config)
-    task = settings.task_object
-    if not isinstance(teacher_obj, LLKDTeacher):
-        raise ValueError(f"teacher {teacher_obj.name} can't pseudo-label")
-    selector = Selector(mode=mode, momentum=momentum, ratio=ratio)
-    if batch_size < 1 or k_samples < 1:
-        raise ValueError(f"--batch-size and --k must be >= 1, got {batch_size} and {k_samples}")
-    pool = Path(pool)
-    if not pool.is_file():
-        raise DataError(f"{pool}: file not found (the unlabelled pool, JSONL)")
-    if pool.suffix == ".spacy":
-        raise DataError(f'{pool}: a DocBin; the pool is JSONL with a "text" (or "tokens") per line')
-    check_pool_has_texts(pool)  # as evolve's pool mode: an empty pool is refused, not "kept 0 of 0"
-    nlp = _load_student(student_mod, Path(student_path), task)
-    paths = config.interpolate()["paths"]
-    blocked = [d.text for key in ("dev", "test") if paths.get(key) for d in read_docbin(paths[key], nlp.vocab)]
-    validator = Validator(
-        spacy.blank(config["nlp"]["lang"]), task, settings.labels, max_chars=settings.max_chars, blocked_texts=blocked
-    )
-    out = Path(output_dir)
-    check_output_dir(out)
-    check_teacher(teacher_obj, reach=settings.check_teacher)
-    with hold_run_dir(out):  # creates OUTPUT_DIR; a second process on it is refused (run_files.py)
-        cache, ledger = ResponseCache(out / "cache.sqlite"), UsageLedger(out / "cache.sqlite")
-        teacher_obj.use_cache(cache)
-        prefix = "[evokd select | simulated teacher]" if teacher_obj.simulated else "[evokd select]"
-        seen: set = set()
-        totals = Counter(skipped_too_long=0)
-        for b, texts in enumerate(stream_texts(Path(pool), batch_size)):
-            record_path = out / f"selected_{b:04d}.json"
-            if record_path.exists():  # committed earlier: restore state, skip the work
-                done = SelectionBatch.load(record_path)
-                selector.restore(done.thresholds)
-                seen |= {normalise(t) for t in done.texts}
-                totals.update(
-                    {
-                        "pool": len(texts),
-                        "valid": done.valid,
-                        "kept": done.kept,
-                        "skipped_too_long": done.rejected.get("too_long", 0),
-                    }
-                )
-                continue
-            # over max_chars: never sent (the validator would reject the answer; spaCy's E088
-            # would end the selection on a text over nlp.max_length), counted as too_long
-            sent = [t for t in texts if len(t.strip()) <= settings.max_chars]
-            too_long = len(texts) - len(sent)
-            docs, rejected, labelled_samples = [], Counter(), []
-            if sent:
-                labelled = teacher_obj.pseudo_label(sent, k=k_samples)
-                ledger.record(round=b + 1, step="pseudo_label", model=teacher_obj.name, usage=teacher_obj.drain_usage())
-                docs, rejected = validator.validate(labelled.samples, seen)
-                rejected.update(labelled.rejected)
-                labelled_samples = labelled.samples
-            if too_long:
-                rejected["too_long"] += too_long
-            conf = [DocMeta.of(d).confidence or 0.0 for d in docs]
-            unc = task.uncertainty(nlp, [d.text for d in docs]) if docs else []
-            by_text = {s.text.strip(): s for s in labelled_samples}
-            classes = [task.sample_class(by_text[d.text]) for d in docs]
-            kept = selector.select(conf, unc, classes)
-            chosen: List[Doc] = []
-            for i, w in kept:
-                d = docs[i]
-                update_meta(d, weight=round(w, 4), student_uncertainty=round(unc[i], 4), selection=mode, batch=b)
-                chosen.append(d)
-            write_docbin(chosen, out / f"selected_{b:04d}.spacy")
-            usage = ledger.totals(round=b + 1)
-            SelectionBatch(
-                batch=b,
-                pool=len(texts),
-                valid=len(docs),
-                kept=len(chosen),
-                rejected=dict(rejected),
-                methods=dict(Counter(DocMeta.of(d).confidence_method for d in docs)),
-                thresholds=selector.state(),
-                usage=usage.to_dict(),
-                texts=[d.text for d in docs],
-                task=task.name,
-            ).save(record_path)
-            totals.update({"pool": len(texts), "valid": len(docs), "kept": len(chosen), "skipped_too_long": too_long})
-            run_usage = ledger.totals()
-            skipped = f", {too_long} over max_chars {settings.max_chars} skipped" if too_long else ""
-            echo(
-                f"{prefix} batch {b}: {len(texts)} texts{skipped}, {len(docs)} valid, kept {len(chosen)} "
-                f"(run: {totals['kept']}/{totals['pool']}) | tokens {run_usage.total_tokens:,}, cost ${run_usage.cost:.4f}"
-            )
-        summary = {"mode": mode, **totals, "usage": ledger.totals().to_dict(), "simulated": teacher_obj.simulated}
-        write_json(out / "summary.json", summary)
-        skipped = f" ({totals['skipped_too_long']} over max_chars skipped)" if totals["skipped_too_long"] else ""
-        echo(f"{prefix} done: kept {totals['kept']} of {totals['pool']} pool texts{skipped} -> {out}")
-        return summary
+    """`evokd select` from its command line: ``options`` are SelectionRun's (mode, batch_size,
+    k_samples, momentum, ratio)."""
+    setup = RunSetup.of(load_config(config_path, overrides or {}, teacher=teacher), output_dir)
+    return SelectionRun(setup, pool, student_path, echo=echo, **options).run()

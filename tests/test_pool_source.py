@@ -82,3 +82,21 @@ def test_pool_texts_over_max_chars_are_never_offered_and_counted(tmp_path):
     source.use_student(_student())  # embeds the pool: no E088
     assert len(source.choose(["the app crashes"], [], 5, 0, set())) == 5
     assert PoolSource(str(path)).too_long == 0  # no limit given: nothing skipped
+
+
+def test_one_pool_reader_for_select_and_pool_mode(tmp_path):
+    """data.pool_texts reads the pool for both: pool mode takes a DocBin too, select (whose
+    batches stream JSONL) refuses one, and both name a missing file when called, before any
+    batch is taken (select checks its inputs before OUTPUT_DIR is created)."""
+    from spacy_evokd.data import write_docbin
+    from spacy_evokd.selection import stream_texts
+
+    nlp = spacy.blank("en")
+    docbin = tmp_path / "pool.spacy"
+    write_docbin([nlp("first text"), nlp("  "), nlp("second text"), nlp("first text")], docbin)
+    assert read_pool_texts(str(docbin)) == ["first text", "second text"]  # blank and duplicate dropped
+    with pytest.raises(DataError, match=r'pool.spacy: a DocBin; the pool is JSONL with a "text"'):
+        stream_texts(docbin, 8)
+    for read in (lambda p: read_pool_texts(str(p)), lambda p: stream_texts(p, 8)):
+        with pytest.raises(DataError, match=r"nope.jsonl: file not found \(the unlabelled pool, JSONL\)"):
+            read(tmp_path / "nope.jsonl")

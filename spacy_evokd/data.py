@@ -1,4 +1,5 @@
-"""Reading labelled data (JSONL or DocBin), converting it to DocBins, k-shot seed sampling.
+"""Reading labelled data (JSONL or DocBin) and unlabelled pools, converting to DocBins, k-shot
+seed sampling.
 
 The JSONL format of each task is its Task's (tasks/<task>.py: ``record_to_sample``), e.g.
   textcat: {"text": str, "label": str}
@@ -71,7 +72,8 @@ def pool_texts(path: Union[str, Path], docbin_ok: bool = False) -> Iterator[str]
     Each as a DataError naming the file (and line)."""
     path = Path(path)
     if not path.exists():
-        raise DataError(f"{path}: file not found (the unlabelled pool, JSONL)")
+        what = "JSONL or a DocBin" if docbin_ok else "JSONL"
+        raise DataError(f"{path}: file not found (the unlabelled pool, {what})")
     if path.suffix == ".spacy":
         if not docbin_ok:
             raise DataError(f'{path}: a DocBin; the pool is JSONL with a "text" (or "tokens") per line')

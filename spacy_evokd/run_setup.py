@@ -26,7 +26,7 @@ from .run_files import hold_run_dir
 from .ty import Task, Teacher
 from .validation import Validator
 
-CACHE_NAME = "cache.sqlite"  # the response cache and the usage ledger, one SQLite file in OUTPUT_DIR
+CACHE_NAME = "cache.sqlite"  # the response cache and the usage ledger in one SQLite file (as run_dir.py lays out)
 
 
 @dataclass

@@ -97,6 +97,7 @@ def test_one_pool_reader_for_select_and_pool_mode(tmp_path):
     assert read_pool_texts(str(docbin)) == ["first text", "second text"]  # blank and duplicate dropped
     with pytest.raises(DataError, match=r'pool.spacy: a DocBin; the pool is JSONL with a "text"'):
         stream_texts(docbin, 8)
-    for read in (lambda p: read_pool_texts(str(p)), lambda p: stream_texts(p, 8)):
-        with pytest.raises(DataError, match=r"nope.jsonl: file not found \(the unlabelled pool, JSONL\)"):
-            read(tmp_path / "nope.jsonl")
+    with pytest.raises(DataError, match=r"nope.jsonl: file not found \(the unlabelled pool, JSONL or a DocBin\)"):
+        read_pool_texts(str(tmp_path / "nope.jsonl"))
+    with pytest.raises(DataError, match=r"nope.jsonl: file not found \(the unlabelled pool, JSONL\)"):
+        stream_texts(tmp_path / "nope.jsonl", 8)

@@ -20,7 +20,7 @@ the same examples. The augmenter only reads DocBins written beforehand; it never
 import math
 import random
 from pathlib import Path
-from typing import Callable, Iterator, List, Optional, Tuple
+from typing import Iterator, List, Optional, Tuple
 
 from spacy.language import Language
 from spacy.tokens import Doc, DocBin
@@ -106,13 +106,3 @@ class EvolvingAugmenter:
         if example.reference.text == self._first_text:
             yield from self.generated(nlp)
         yield example
-
-
-def make_evolving_augmenter(
-    rounds_dir: str,
-    recency_decay: float = 1.0,
-    max_round: Optional[int] = None,
-    use_weights: bool = True,
-    seed: int = 0,
-) -> Callable[[Language, Example], Iterator[Example]]:
-    return EvolvingAugmenter(rounds_dir, recency_decay, max_round, use_weights, seed)

@@ -170,6 +170,6 @@ def make_evolving_augmenter(
     use_weights (bool): honour ``doc.user_data["evokd"]["weight"]``.
     seed (int): for the fractional part of weights.
     """
-    from .augment import make_evolving_augmenter as make
+    from .augment import EvolvingAugmenter
 
-    return make(rounds_dir, recency_decay, max_round, use_weights, seed)
+    return EvolvingAugmenter(rounds_dir, recency_decay, max_round, use_weights, seed)

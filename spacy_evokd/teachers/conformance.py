@@ -2,6 +2,8 @@
 each shipped teacher has the teacher protocols of ty.py that the loop, `select` and `estimate`
 use it through, and each chat model ty.ChatModel."""
 
+from typing import List
+
 from ..models.openai_compatible import OpenAICompatible
 from ..models.plain import PlainPromptModel
 from ..ty import ChatModel, LLKDTeacher, PromptedTeacher, Teacher
@@ -9,16 +11,12 @@ from .llm import LLMTeacher
 from .simulated import SimulatedTeacher
 
 
-def llm_teacher(teacher: LLMTeacher) -> None:
-    _required: Teacher = teacher
-    _select: LLKDTeacher = teacher
-    _estimate: PromptedTeacher = teacher
-
-
-def simulated_teacher(teacher: SimulatedTeacher) -> None:
-    _required: Teacher = teacher
+def shipped_teachers(llm: LLMTeacher, simulated: SimulatedTeacher) -> None:
+    # each list element is checked against the declared protocol
+    _required: List[Teacher] = [llm, simulated]
+    _select: LLKDTeacher = llm
+    _estimate: PromptedTeacher = llm
 
 
 def chat_models(openai: OpenAICompatible, plain: PlainPromptModel) -> None:
-    _served: ChatModel = openai
-    _wrapped: ChatModel = plain
+    _models: List[ChatModel] = [openai, plain]

@@ -74,6 +74,11 @@ class EvokdSettings(BaseModel):
         0.2, ge=0.0, le=0.5
     )  # source = "auto": the least share of a round's samples a source gets
     pool_embedder: Literal["student", "minilm"] = "student"  # what "nearest" means (pool_source.py)
+    # a second labelling vote (Teacher.vote) for labelled texts the round's student labels
+    # differently, or whose teacher confidence is under second_vote_below (where the teacher gives
+    # one); the sample is kept only when both votes agree
+    second_vote: bool = False
+    second_vote_below: float = Field(0.0, ge=0.0, le=1.0)
     # per-round students under OUTPUT_DIR/models (model-best only; model-last is never read): "all"
     # keeps every round's (the report scores each on test); "best" keeps the best one and the
     # latest (the next round starts from it)

@@ -40,6 +40,9 @@ from .validation import Validator, label_disagreements, normalise
 
 logger = logging.getLogger("spacy_evokd.loop")
 
+# the round record's teacher_checks["second_vote"]: samples in doubt, and what their second vote gave
+VOTE_COUNTS = ("asked", "agreed", "disagreed", "unanswered", "one_vote")
+
 __all__ = ["EvoKDLoop", "RunState", "evolve"]  # RunState: where the kill tests have always found it
 
 
@@ -74,6 +77,8 @@ class Teaching:
     split: Dict[str, Any] = field(default_factory=dict)  # samples per source (sources.split)
     planned_stop: Optional[str] = None  # a call not started because its texts could not be labelled in budget
     needs: Dict[str, float] = field(default_factory=dict)  # active picks: normalised text -> the student's uncertainty
+    student: Any = None  # the round's starting student, loaded when pool picks or second votes need it
+    votes: Counter = field(default_factory=Counter)  # second_vote: asked, agreed, disagreed, unanswered, one_vote
 
 
 @dataclass
@@ -352,10 +357,11 @@ class EvoKDLoop:
         )
         history = self._history(n)
         nlp = None
-        if self.pool_source is not None:
+        if self.pool_source is not None or s.second_vote:
             nlp = student.load(self.state.student_path(n - 1))
+        if self.pool_source is not None:
             self.pool_source.use_student(nlp)
-        out = Teaching(split=self._split(n))
+        out = Teaching(split=self._split(n), student=nlp)
         try:
             if out.split["active"]:
                 self._teach_active(n, out.split["active"], nlp, seen, out)
@@ -370,6 +376,8 @@ class EvoKDLoop:
             )
         out.seconds = time.time() - t0
         out.checks = self.teacher.round_checks(out.agreement)
+        if s.second_vote:
+            out.checks["second_vote"] = {k: out.votes[k] for k in VOTE_COUNTS}
         return out
 
     def _split(self, n: int) -> Dict[str, Any]:
@@ -510,11 +518,81 @@ class EvoKDLoop:
         intents = {p.text: p.intent for p in to_label}
         for sample in labelled.samples:
             sample.intent = intents.get(sample.text)
-        out.candidates += labelled.samples
+        kept, stop = labelled.samples, None
+        if self.settings.second_vote:
+            kept, stop = self._second_vote(n, labelled.samples, out, step, budget_hit=labelled.budget is not None)
+        out.candidates += kept
         if labelled.budget is not None:
             unasked = set(labelled.unasked)
             self._keep_unlabelled([p for p in to_label if p.text in unasked], out)
             raise labelled.budget
+        if stop is not None:
+            raise stop
+
+    def _second_vote(
+        self, n: int, samples: List[Sample], out: Teaching, step: str, budget_hit: bool
+    ) -> Tuple[List[Sample], Optional[BudgetExceeded]]:
+        """[evokd] second_vote: the labelled samples in doubt (``_in_doubt``) are labelled again
+        (Teacher.vote, booked as the step "<step>_vote"); one whose votes differ is dropped
+        (``rejected["vote_disagreed"]``), one the second vote left unlabelled too
+        (``rejected["vote_unanswered"]``). A budget reached before the vote keeps them with one
+        vote (``repaired["one_vote_at_budget"]``) and is returned to be raised after."""
+        doubtful = self._in_doubt(samples, out.student)
+        out.votes["asked"] += len(doubtful)
+        if not doubtful:
+            return samples, None
+        if budget_hit:
+            out.repaired["one_vote_at_budget"] += len(doubtful)
+            out.votes["one_vote"] += len(doubtful)
+            return samples, None
+        out.step = f"{step}_vote"
+        try:
+            votes = self.teacher.vote([samples[i].text for i in doubtful])
+        except BudgetExceeded as e:
+            out.repaired["one_vote_at_budget"] += len(doubtful)
+            out.votes["one_vote"] += len(doubtful)
+            return samples, e
+        self._book(n, out.step, len(doubtful) - len(votes.unasked))
+        labels, unasked = self.settings.labels, set(votes.unasked)
+        second = {v.text: self.task.comparable(v, labels) for v in votes.samples}
+        dropped = set()
+        for i in doubtful:
+            text = samples[i].text
+            if text in unasked:
+                reason = "one_vote"
+                out.repaired["one_vote_at_budget"] += 1
+            elif second.get(text) is None:  # not answered, or answered with an unusable annotation
+                reason = "unanswered"
+            elif second[text] == self.task.comparable(samples[i], labels):
+                reason = "agreed"
+            else:
+                reason = "disagreed"
+            out.votes[reason] += 1
+            if reason in ("unanswered", "disagreed"):
+                out.rejected[f"vote_{reason}"] += 1
+                out.rejects.append((samples[i], f"vote_{reason}"))
+                dropped.add(i)
+        return [x for i, x in enumerate(samples) if i not in dropped], votes.budget
+
+    def _in_doubt(self, samples: List[Sample], nlp) -> List[int]:
+        """Indexes of the samples that get a second vote: those the round's starting student
+        labels differently (the task's ``comparable``: ner compares the entity sets), or whose
+        teacher confidence is under ``second_vote_below``. Unusable annotations and texts over
+        max_chars are left to the validator, which rejects them anyway."""
+        s = self.settings
+        usable = [
+            i
+            for i, x in enumerate(samples)
+            if len(x.text.strip()) <= s.max_chars and self.task.comparable(x, s.labels) is not None
+        ]
+        preds = [self.task.predicted_sample(d, nlp) for d in nlp.pipe(samples[i].text for i in usable)]
+        out = []
+        for i, pred in zip(usable, preds):
+            confidence = samples[i].confidence
+            unsure = confidence is not None and confidence < s.second_vote_below
+            if unsure or self.task.comparable(pred, s.labels) != self.task.comparable(samples[i], s.labels):
+                out.append(i)
+        return out
 
     def _keep_unlabelled(self, samples: List[Sample], out: Teaching) -> None:
         for p in samples:

@@ -446,6 +446,11 @@ class Teacher(Protocol):
 
     def label(self, texts: Sequence[str]) -> Labelled: ...
 
+    def vote(self, texts: Sequence[str]) -> Labelled:
+        """A second, independent labelling of ``texts`` ([evokd] second_vote): the labelling
+        call sampled anew, not its cached answer."""
+        ...
+
     def drain_usage(self) -> Usage:
         """Usage since the last call (the loop books it to the current round)."""
         ...

@@ -123,6 +123,7 @@ class LLMTeacher:
         examples_in_generation: bool = True,
         label_temperature: Optional[float] = 0.0,
         label_batch: int = 4,
+        vote_temperature: Optional[float] = 0.7,
     ):
         import jinja2
 
@@ -145,6 +146,7 @@ class LLMTeacher:
             raise ValueError(f"label_batch must be at least 1, got {label_batch}")
         self.label_temperature = label_temperature
         self.label_batch = label_batch
+        self.vote_temperature = vote_temperature
         self.name = self.model.name
         # a task from outside the package brings its templates (its optional ``template_dir``)
         task_dir = getattr(self.task, "template_dir", None)
@@ -321,21 +323,31 @@ class LLMTeacher:
         teacher labelled 48 demo tickets 36 right in fours at temperature 0, 27 in sixteens at 0
         and 22 in sixteens at 0.7 (bench/label_batch.py). A budget reached after the first
         request keeps what was labelled; the next request raises it again."""
+        return self._label(texts, "label", self.label_temperature)
+
+    def vote(self, texts: Sequence[str]) -> Labelled:
+        """The second labelling vote: the same prompts at ``vote_temperature`` under the "vote"
+        step's request seeds, so the answer is a new sample, not the first vote's cached one (a
+        model that takes no temperature, a plain spacy-llm one, is simply asked again). Cached
+        under its own key: a redone round gets the same second votes."""
+        return self._label(texts, "vote", self.vote_temperature)
+
+    def _label(self, texts: Sequence[str], step: str, temperature: Optional[float]) -> Labelled:
         out = Labelled(samples=[])
-        params = {} if self.label_temperature is None else {"temperature": self.label_temperature}
+        params = {} if temperature is None else {"temperature": temperature}
         for i in range(0, len(texts), self.label_batch):
             chunk = list(texts[i : i + self.label_batch])
             schema = labelling_schema(self.task, self.labels, len(chunk))
             messages = [Message("system", self.render("system")), Message("user", self.render("label", texts=chunk))]
             try:
-                answer = self._chat(messages, "label", schema=schema, **params)
+                answer = self._chat(messages, step, schema=schema, **params)
             except BudgetExceeded as e:
                 if i == 0:
                     raise
                 out.unasked, out.budget = list(texts[i:]), e
                 break
             samples, rejected = parse_labels(answer, chunk, self.task, self.labels)
-            self._count_answer("label", rejected)
+            self._count_answer(step, rejected)
             out.samples += samples
             out.rejected.update(rejected)
             out.raw += ("\n" if out.raw else "") + answer

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
+import numpy
 import spacy
 from spacy.tokens import Doc
 
@@ -34,7 +35,7 @@ from .records import RoundRecord, describe_checks, rejected_samples
 from .run_files import hold_run_dir
 from .run_state import RunState
 from .selection import llkd_weights
-from .ty import Analysis, BudgetExceeded, Judged, Proposal, RoundContext, Sample, Teacher, Usage, WeaknessReport
+from .ty import Analysis, Anchor, BudgetExceeded, Judged, Proposal, RoundContext, Sample, Teacher, Usage, WeaknessReport
 from .untrusted import bound_history, cap_analysis, judge_analysis
 from .validation import Validator, label_disagreements, normalise
 
@@ -79,6 +80,7 @@ class Teaching:
     needs: Dict[str, float] = field(default_factory=dict)  # active picks: normalised text -> the student's uncertainty
     student: Any = None  # the round's starting student, loaded when pool picks or second votes need it
     votes: Counter = field(default_factory=Counter)  # second_vote: asked, agreed, disagreed, unanswered, one_vote
+    seen_vectors: Any = None  # grounded: the seen texts' embeddings, computed once per round
 
 
 @dataclass
@@ -144,7 +146,7 @@ class EvoKDLoop:
         )
         # source = "pool" | "both": unlabelled texts chosen by the analysis' evidence (pool_source.py)
         self.pool_source = None
-        if s.source != "generate" and s.unlabelled_pool:
+        if s.unlabelled_pool:  # read only where used (config: source and grounded)
             self.pool_source = PoolSource(
                 s.unlabelled_pool,
                 s.pool_embedder,
@@ -441,20 +443,96 @@ class EvoKDLoop:
             return
         picked = self._pool_picks(shown, seen.taken)
         per_request = s.n_hard + s.n_easy
+        # pool texts and rewrites are always labelled in the separate call: they come without labels
+        separate = s.separate_labelling or s.grounded
         for _ in range(proposals):
             proposal = Proposal(samples=[])
-            if s.source != "pool":
+            if s.source != "pool" and s.grounded:
+                proposal = self._rewrite(n, shown, seen, out, picked)
+            elif s.source != "pool":
                 self._plan(n, "a generation request", out, generate=1, label=per_request if s.separate_labelling else 0)
                 out.step = "generate"
                 proposal = self.teacher.propose(analysis, s.n_hard, s.n_easy, with_labels=not s.separate_labelling)
                 self._book(n, out.step)
                 out.rejected.update(proposal.rejected)
-            # pool texts are always labelled in the separate call: they come without labels
-            to_label = picked + (proposal.samples if s.separate_labelling else [])
+            to_label = picked + (proposal.samples if separate else [])
             picked = []
-            if not s.separate_labelling:
+            if not separate:
                 out.candidates += proposal.samples
             self._label(n, to_label, out, "label")
+
+    def _rewrite(self, n: int, shown: WeaknessReport, seen: SeenTexts, out: Teaching, picked: List[Sample]) -> Proposal:
+        """Grounded generation: the request's slots as anchors (``_anchors``) the teacher rewrites
+        toward their targets (ledger step "rewrite"); rewrites too close to a text already had
+        are dropped before they are labelled (``_drop_similar``)."""
+        s = self.settings
+        per_request = s.n_hard + s.n_easy
+        self._plan(n, "a rewrite request", out, rewrite=1, label=per_request)
+        anchors = self._anchors(shown, per_request, seen.taken)
+        if not anchors:
+            out.rejected["no_anchor"] += per_request  # the pool is used up
+            return Proposal(samples=[])
+        out.step = "rewrite"
+        proposal = self.teacher.rewrite(anchors)
+        self._book(n, out.step)
+        out.rejected.update(proposal.rejected)
+        proposal.samples = self._drop_similar(proposal.samples, seen, out, picked)
+        return proposal
+
+    def _anchors(self, shown: WeaknessReport, k: int, taken: Set[str]) -> List[Anchor]:
+        """``k`` real pool texts to rewrite: slot i aims at the i-th (cycling) of the student's
+        three most frequent confusions (gold -> predicted; ner's missed entities count, spurious
+        ones have no label to aim at), its anchor the unused pool text nearest to the wrong
+        samples of that confusion, its target the gold label. Without a confusion: the weakest
+        labels (weakness.label_focus), anchors nearest to any wrong sample (pool order without)."""
+        assert self.pool_source is not None  # config: grounded needs unlabelled_pool
+        labels = self.settings.labels
+        pairs = sorted(
+            ((pair, c) for pair, c in shown.confusions.items() if pair[0] in labels), key=lambda pc: (-pc[1], pc[0])
+        )
+        aims: List[Tuple[str, Optional[str]]] = [pair for pair, _ in pairs[:3]]
+        if not aims:
+            focus = weakness.label_focus(shown)
+            aims = [(label, None) for label in sorted(labels, key=lambda l: -focus[l])[:3]]
+        anchors = []
+        for i in range(k):
+            target, confused = aims[i % len(aims)]
+            evidence = [
+                j.gold.text for j in shown.wrong if confused is None or (target, confused) in self.task.confusions([j])
+            ] or [j.gold.text for j in shown.wrong]
+            picks = self.pool_source.choose(evidence, [], 1, 0, taken)
+            if picks:
+                anchors.append(Anchor(picks[0][0], target, confused))
+        return anchors
+
+    def _drop_similar(
+        self, samples: List[Sample], seen: SeenTexts, out: Teaching, picked: List[Sample]
+    ) -> List[Sample]:
+        """Rewrites whose cosine similarity (the pool embedder) to the seed, earlier rounds, this
+        round's candidates (pool picks, rewrites) or each other reaches grounded_max_similarity
+        (``rejected["near_duplicate_embedding"]``); over max_chars: left to the validator."""
+        assert self.pool_source is not None
+        s = self.settings
+        if not samples:
+            return samples
+        if out.seen_vectors is None:  # once per round: the seed and earlier rounds don't change
+            out.seen_vectors = self.pool_source.embed(seen.texts) if seen.texts else None
+        refs = [v for v in (out.seen_vectors,) if v is not None]
+        this_round = [c.text for c in out.candidates + picked]
+        if this_round:
+            refs.append(self.pool_source.embed(this_round))
+        new = self.pool_source.embed([x.text for x in samples])
+        kept: List[Sample] = []
+        kept_vectors: List[numpy.ndarray] = []
+        for x, v in zip(samples, new):
+            sims = [float((r @ v).max()) for r in refs + ([numpy.vstack(kept_vectors)] if kept_vectors else [])]
+            if sims and max(sims) >= s.grounded_max_similarity:
+                out.rejected["near_duplicate_embedding"] += 1
+                out.rejects.append((x, "near_duplicate_embedding"))
+            else:
+                kept.append(x)
+                kept_vectors.append(v)
+        return kept
 
     def _brief(
         self, n: int, shown: WeaknessReport, history: List[str], out: Teaching, proposals: int
@@ -515,12 +593,18 @@ class EvoKDLoop:
         self._book(n, step, len(to_label) - len(labelled.unasked))
         out.rejected.update(labelled.rejected)
         out.agreement.update(label_disagreements(to_label, labelled.samples, self.task, self.settings.labels))
-        intents = {p.text: p.intent for p in to_label}
+        intents = {p.text: (p.intent, p.target) for p in to_label}
+        on_target = []
         for sample in labelled.samples:
-            sample.intent = intents.get(sample.text)
-        kept, stop = labelled.samples, None
+            sample.intent, sample.target = intents.get(sample.text, (None, None))
+            if sample.target is not None and sample.target not in self.task.sample_labels(sample):
+                out.rejected["off_target"] += 1  # a rewrite the labelling call did not give its target
+                out.rejects.append((sample, "off_target"))
+            else:
+                on_target.append(sample)
+        kept, stop = on_target, None
         if self.settings.second_vote:
-            kept, stop = self._second_vote(n, labelled.samples, out, step, budget_hit=labelled.budget is not None)
+            kept, stop = self._second_vote(n, on_target, out, step, budget_hit=labelled.budget is not None)
         out.candidates += kept
         if labelled.budget is not None:
             unasked = set(labelled.unasked)

@@ -22,6 +22,7 @@ LOOKBACK = 2  # rounds whose purchases decide the next split
 STEP_SOURCE = {
     "analysis": "generate",
     "generate": "generate",
+    "rewrite": "generate",
     "label": "generate",
     "label_vote": "generate",
     "active_label": "active",

@@ -46,11 +46,12 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from ..answer_schemas import generation_schema, labelling_schema
 from ..models.plain import PlainPromptModel
-from ..parsing import parse_generation, parse_labels
+from ..parsing import parse_generation, parse_labels, parse_rewrites
 from ..records import teacher_checks
 from ..situations import situations
 from ..ty import (
     Analysis,
+    Anchor,
     BudgetExceeded,
     ChatModel,
     Labelled,
@@ -148,6 +149,7 @@ class LLMTeacher:
         self.label_batch = label_batch
         self.vote_temperature = vote_temperature
         self.name = self.model.name
+        self.prompt_version = prompt_version
         # a task from outside the package brings its templates (its optional ``template_dir``)
         task_dir = getattr(self.task, "template_dir", None)
         dirs = [str(d) for d in (template_dir, task_dir) if d] + [str(PROMPTS_DIR)]
@@ -324,6 +326,31 @@ class LLMTeacher:
         and 22 in sixteens at 0.7 (bench/label_batch.py). A budget reached after the first
         request keeps what was labelled; the next request raises it again."""
         return self._label(texts, "label", self.label_temperature)
+
+    def rewrite(self, anchors: Sequence[Anchor]) -> Proposal:
+        """Grounded generation: one request rewriting each anchor (a real pool text) toward its
+        target label (``rewrite.<task>.<version>.jinja``, read when first used: a task that
+        never runs grounded needs no such template). The rewritten texts come unlabelled, each
+        with its ``target``; an anchor handed back unchanged is counted (prompt_echo)."""
+        if "rewrite" not in self.templates:
+            import jinja2
+
+            fname = f"rewrite.{self.task.name}.{self.prompt_version}.jinja"
+            try:
+                self.templates["rewrite"] = self.env.get_template(fname)
+            except jinja2.TemplateNotFound:
+                raise ValueError(f"prompt template {fname} not found (grounded generation needs it)") from None
+        prompt = self.render("rewrite", anchors=list(anchors))
+        answer = self._chat([Message("system", self.render("system")), Message("user", prompt)], "rewrite")
+        texts, rejected = parse_rewrites(answer, len(anchors), prompt)
+        self._count_answer("rewrite", rejected)
+        samples = [
+            Sample(texts[i + 1], intent="hard", target=a.target) for i, a in enumerate(anchors) if i + 1 in texts
+        ]
+        samples = self._drop_copies(samples, rejected)
+        self._written += [s.text for s in samples]
+        logger.info("rewrote %d of %d anchors (rejections: %s)", len(samples), len(anchors), dict(rejected) or "none")
+        return Proposal(samples=samples, rejected=rejected, raw=answer)
 
     def vote(self, texts: Sequence[str]) -> Labelled:
         """The second labelling vote: the same prompts at ``vote_temperature`` under the "vote"

@@ -17,7 +17,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence
 from ..data import load_samples
 from ..pool_source import PoolSource
 from ..records import teacher_checks
-from ..ty import Analysis, Labelled, Proposal, RoundContext, Sample, Task, Usage, WeaknessReport
+from ..ty import Analysis, Anchor, Labelled, Proposal, RoundContext, Sample, Task, Usage, WeaknessReport
 from ..validation import normalise
 from ..weakness import label_focus
 from .votes import majority
@@ -141,6 +141,22 @@ class SimulatedTeacher:
         self._usage.requests += 1
         self._log("labelled %d texts (label_noise=%.2f)", len(out), self.label_noise)
         return Labelled(samples=out, rejected=rejected)
+
+    def rewrite(self, anchors: Sequence[Anchor]) -> Proposal:
+        """Grounded generation, simulated: no text is rewritten. For each anchor an unused pool
+        sample whose gold annotation has the target label stands in for the rewrite (unlabelled,
+        with its ``target``; none left: nothing for that anchor). The labelling call then decides
+        as for any text, so label noise shows up as off-target rewrites."""
+        samples = []
+        for anchor in anchors:
+            fits = [s for s in self.pool if s.text not in self._used and anchor.target in self.task.sample_labels(s)]
+            if fits:
+                pick = self._rng.choice(fits)
+                self._used.add(pick.text)
+                samples.append(Sample(pick.text, intent="hard", target=anchor.target))
+        self._usage.requests += 1
+        self._log("rewrite: no LLM; %d unused pool samples of the target labels stand in for rewrites", len(samples))
+        return Proposal(samples=samples)
 
     def vote(self, texts: Sequence[str]) -> Labelled:
         """The second labelling vote ([evokd] second_vote): the pool's gold label with a fresh draw

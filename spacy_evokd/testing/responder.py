@@ -30,6 +30,7 @@ class PoolResponder:
         self.calls = {"analysis": 0, "generate": 0, "label": 0}
         self.sampled_flips = sampled_flips
         self.flipped: Set[str] = set()
+        self.rewrites = 0  # rewrite requests (grounded generation)
 
     def __call__(self, body: Dict) -> str:
         messages = body["messages"]
@@ -47,6 +48,9 @@ class PoolResponder:
             # the prompt names the task's answer keys ("label", "entities") when it wants them with the texts
             with_labels = any(f'"{key}"' in ask for key in self.task.answer_schema(self.labels))
             return self._generate(ask, rng, with_labels=with_labels)
+        if "Rewrite each text" in last:
+            self.rewrites += 1
+            return self._rewrite(last, rng)
         if "Answer with JSON only: one object per" in last:
             self.calls["label"] += 1
             sampled = (body.get("temperature") or 0) > 0
@@ -66,6 +70,21 @@ class PoolResponder:
         if self.mischief:
             return f"Here are the new samples, aimed at the weaknesses:\n```json\n{text}\n```\nHope this helps!"
         return text
+
+    def _rewrite(self, prompt: str, rng: random.Random) -> str:
+        """Each anchor "rewritten" as a pool text of its target label; with mischief, anchor 2's
+        is a text of another label (off target) and anchor 3 comes back unchanged."""
+        out = []
+        for m in re.finditer(r"^(\d+)\. target (.+?)(?:, confused with .+?)?: (\".*\")$", prompt, re.M):
+            i, target, anchor = int(m.group(1)), m.group(2), json.loads(m.group(3))
+            on_target = [s for s in self.pool if target in self.task.sample_labels(s)]
+            off_target = [s for s in self.pool if target not in self.task.sample_labels(s)]
+            if self.mischief and i == 3:
+                text = anchor
+            else:
+                text = rng.choice(off_target if self.mischief and i == 2 else on_target or self.pool).text
+            out.append({"id": i, "text": text})
+        return json.dumps({"answers": out}, ensure_ascii=False)
 
     def _item(self, s: Sample) -> Dict:
         return {"text": s.text, **self.task.answer_of(s)}

@@ -10,6 +10,7 @@ stands in for each rewrite) and the LLM teacher against the local test server.
 import json
 import re
 
+import pytest
 import spacy
 
 from spacy_evokd.cache import UsageLedger
@@ -106,3 +107,16 @@ def test_llm_grounded_generation_aims_at_the_worst_confusion(corpus, tmp_path):
     pairs = [(pair, c) for pair, c in task.confusions(judged).items() if pair[0] in labels]
     (gold, pred), _ = sorted(pairs, key=lambda pc: (-pc[1], pc[0]))[0]
     assert anchors[2][0][1] == gold and anchors[2][0][2] == pred
+
+
+def test_grounded_needs_a_pool_and_a_source_that_generates():
+    from spacy_evokd.config import ConfigError, validate_settings
+
+    base = {"task": "textcat", "labels": ["a", "b"], "grounded": True}
+    with pytest.raises(ConfigError, match="grounded = true needs unlabelled_pool"):
+        validate_settings(base)
+    with pytest.raises(ConfigError, match="source = 'active' generates none"):
+        validate_settings({**base, "source": "active", "unlabelled_pool": "pool.jsonl"})
+    settings = validate_settings({**base, "unlabelled_pool": "pool.jsonl"})  # source = "generate"
+    assert settings.grounded and settings.grounded_max_similarity == 0.95
+    assert validate_settings({"task": "textcat", "labels": ["a"]}).grounded is False  # off by default

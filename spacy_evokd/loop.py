@@ -144,7 +144,8 @@ class EvoKDLoop:
             blocked_texts=[d.text for d in self.dev_docs + test_docs],
             definitions=s.label_definitions,
         )
-        # source = "pool" | "both": unlabelled texts chosen by the analysis' evidence (pool_source.py)
+        # unlabelled texts: source = "pool" | "both" (chosen by the analysis' evidence, pool_source.py),
+        # "active" | "auto" (picked by the student, active.py), grounded = true (rewritten, _rewrite)
         self.pool_source = None
         if s.unlabelled_pool:  # read only where used (config: source and grounded)
             self.pool_source = PoolSource(
@@ -469,8 +470,9 @@ class EvoKDLoop:
         per_request = s.n_hard + s.n_easy
         self._plan(n, "a rewrite request", out, rewrite=1, label=per_request)
         anchors = self._anchors(shown, per_request, seen.taken)
+        if len(anchors) < per_request:  # not a rejection: nothing was asked for those slots
+            self.progress(f"round {n}: the pool has {len(anchors)} unused texts for {per_request} rewrites")
         if not anchors:
-            out.rejected["no_anchor"] += per_request  # the pool is used up
             return Proposal(samples=[])
         out.step = "rewrite"
         proposal = self.teacher.rewrite(anchors)

@@ -98,3 +98,29 @@ def test_llm_teacher_second_vote_is_sampled_booked_and_decides(corpus, tmp_path)
 
 def _numbered(body):
     return [l for l in body["messages"][-1]["content"].splitlines() if l[:1].isdigit() and '. "' in l]
+
+
+def test_multilabel_votes_compare_label_sets(tmp_path):
+    """textcat_multilabel: the votes agree only on the same set of labels."""
+    from .conftest import write_demo_corpus
+
+    labels = ["account", "billing", "product_question", "shipping", "technical"]
+    corpus = write_demo_corpus(tmp_path / "corpus", "textcat_multilabel", labels)
+    ov = {
+        "training.max_steps": 30,
+        "training.eval_frequency": 10,
+        "evokd.analyses_per_round": 2,
+        "paths.train": str(corpus / "seed.spacy"),
+        "paths.dev": str(corpus / "dev.spacy"),
+        "paths.test": str(corpus / "test.spacy"),
+        "paths.pool": str(ROOT / "assets/demo/textcat_multilabel/train.jsonl"),
+        **VOTE,
+        "evokd.second_vote_below": 0.9,
+        "evokd.teacher.label_noise": 0.4,
+    }
+    evolve(ROOT / "configs/textcat_multilabel_bow.cfg", tmp_path / "run", ov, echo=lambda _: None)
+    rec = _record(tmp_path / "run")
+    votes = _check_counts(rec)
+    assert votes["agreed"] >= 1 and rec["usage_by_step"]["label_vote"]["requests"] == 2
+    dropped = {k["text"] for k in rec["rejected_samples"] if k["reason"].startswith("vote_")}
+    assert not dropped & set(_accepted(tmp_path / "run"))

@@ -74,6 +74,17 @@ class EvokdSettings(BaseModel):
         0.2, ge=0.0, le=0.5
     )  # source = "auto": the least share of a round's samples a source gets
     pool_embedder: Literal["student", "minilm"] = "student"  # what "nearest" means (pool_source.py)
+    # a second labelling vote (Teacher.vote) for labelled texts the round's student labels
+    # differently, or whose teacher confidence is under second_vote_below (where the teacher gives
+    # one); the sample is kept only when both votes agree
+    second_vote: bool = False
+    second_vote_below: float = Field(0.0, ge=0.0, le=1.0)
+    # grounded generation: each generation request rewrites real unlabelled_pool texts nearest to
+    # the student's worst confusions toward the confused-away label (loop._rewrite), instead of
+    # writing texts from nothing; rewrites closer than grounded_max_similarity (cosine, the pool
+    # embedder) to the seed, earlier rounds or this round's texts are dropped before labelling
+    grounded: bool = False
+    grounded_max_similarity: float = Field(0.95, gt=0.0, le=1.0)
     # per-round students under OUTPUT_DIR/models (model-best only; model-last is never read): "all"
     # keeps every round's (the report scores each on test); "best" keeps the best one and the
     # latest (the next round starts from it)
@@ -107,9 +118,13 @@ class EvokdSettings(BaseModel):
             raise ValueError("n_hard and n_easy are both 0: each analysis must ask for at least one input")
         if self.source not in ("generate", "auto") and not self.unlabelled_pool:
             raise ValueError(f"source = {self.source!r} needs unlabelled_pool: a file of unlabelled texts")
-        if self.source == "generate" and self.unlabelled_pool:
+        if self.grounded and not self.unlabelled_pool:
+            raise ValueError("grounded = true needs unlabelled_pool: the real texts the rewrites start from")
+        if self.grounded and self.source in ("pool", "active"):
+            raise ValueError(f"grounded = true rewrites generated texts: source = {self.source!r} generates none")
+        if self.source == "generate" and self.unlabelled_pool and not self.grounded:
             raise ValueError(
-                'unlabelled_pool is read only with source = "pool", "both", "active" or "auto" '
+                'unlabelled_pool is read only with source = "pool", "both", "active" or "auto", or grounded = true '
                 "(unlabelled texts the teacher labels); the simulated teacher's labelled examples go in "
                 "[evokd.teacher] labelled_pool"
             )

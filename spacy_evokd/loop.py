@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
+import numpy
 from spacy.tokens import Doc
 
 from . import active, preflight, sources, student, weakness
@@ -33,11 +34,14 @@ from .records import RoundRecord, describe_checks, rejected_samples
 from .run_setup import RunSetup
 from .run_state import RunState
 from .selection import llkd_weights
-from .ty import Analysis, BudgetExceeded, Judged, Proposal, RoundContext, Sample, Teacher, Usage, WeaknessReport
+from .ty import Analysis, Anchor, BudgetExceeded, Judged, Proposal, RoundContext, Sample, Teacher, Usage, WeaknessReport
 from .untrusted import bound_history, cap_analysis, judge_analysis
 from .validation import label_disagreements, normalise
 
 logger = logging.getLogger("spacy_evokd.loop")
+
+# the round record's teacher_checks["second_vote"]: samples in doubt, and what their second vote gave
+VOTE_COUNTS = ("asked", "agreed", "disagreed", "unanswered", "one_vote")
 
 __all__ = ["EvoKDLoop", "RunState", "evolve"]  # RunState: where the kill tests have always found it
 
@@ -73,6 +77,9 @@ class Teaching:
     split: Dict[str, Any] = field(default_factory=dict)  # samples per source (sources.split)
     planned_stop: Optional[str] = None  # a call not started because its texts could not be labelled in budget
     needs: Dict[str, float] = field(default_factory=dict)  # active picks: normalised text -> the student's uncertainty
+    student: Any = None  # the round's starting student, loaded when pool picks or second votes need it
+    votes: Counter = field(default_factory=Counter)  # second_vote: asked, agreed, disagreed, unanswered, one_vote
+    seen_vectors: Any = None  # grounded: the seen texts' embeddings, computed once per round
 
 
 @dataclass
@@ -132,9 +139,10 @@ class EvoKDLoop:
         where = str(paths.get("train")) + (f" (with extra_train {s.extra_train})" if s.extra_train else "")
         preflight.check_label_coverage(self.seed_docs + self.extra_docs, self.task, s.labels, where)
         self.validator = setup.validator(self.dev_docs + test_docs, definitions=s.label_definitions)
-        # source = "pool" | "both": unlabelled texts chosen by the analysis' evidence (pool_source.py)
+        # unlabelled texts: source = "pool" | "both" (chosen by the analysis' evidence, pool_source.py),
+        # "active" | "auto" (picked by the student, active.py), grounded = true (rewritten, _rewrite)
         self.pool_source = None
-        if s.source != "generate" and s.unlabelled_pool:
+        if s.unlabelled_pool:  # read only where used (config: source and grounded)
             self.pool_source = PoolSource(
                 s.unlabelled_pool,
                 s.pool_embedder,
@@ -338,10 +346,11 @@ class EvoKDLoop:
         )
         history = self._history(n)
         nlp = None
-        if self.pool_source is not None:
+        if self.pool_source is not None or s.second_vote:
             nlp = student.load(self.state.student_path(n - 1))
+        if self.pool_source is not None:
             self.pool_source.use_student(nlp)
-        out = Teaching(split=self._split(n))
+        out = Teaching(split=self._split(n), student=nlp)
         try:
             if out.split["active"]:
                 self._teach_active(n, out.split["active"], nlp, seen, out)
@@ -356,6 +365,8 @@ class EvoKDLoop:
             )
         out.seconds = time.time() - t0
         out.checks = self.teacher.round_checks(out.agreement)
+        if s.second_vote:
+            out.checks["second_vote"] = {k: out.votes[k] for k in VOTE_COUNTS}
         return out
 
     def _split(self, n: int) -> Dict[str, Any]:
@@ -419,20 +430,97 @@ class EvoKDLoop:
             return
         picked = self._pool_picks(shown, seen.taken)
         per_request = s.n_hard + s.n_easy
+        # pool texts and rewrites are always labelled in the separate call: they come without labels
+        separate = s.separate_labelling or s.grounded
         for _ in range(proposals):
             proposal = Proposal(samples=[])
-            if s.source != "pool":
+            if s.source != "pool" and s.grounded:
+                proposal = self._rewrite(n, shown, seen, out, picked)
+            elif s.source != "pool":
                 self._plan(n, "a generation request", out, generate=1, label=per_request if s.separate_labelling else 0)
                 out.step = "generate"
                 proposal = self.teacher.propose(analysis, s.n_hard, s.n_easy, with_labels=not s.separate_labelling)
                 self._book(n, out.step)
                 out.rejected.update(proposal.rejected)
-            # pool texts are always labelled in the separate call: they come without labels
-            to_label = picked + (proposal.samples if s.separate_labelling else [])
+            to_label = picked + (proposal.samples if separate else [])
             picked = []
-            if not s.separate_labelling:
+            if not separate:
                 out.candidates += proposal.samples
             self._label(n, to_label, out, "label")
+
+    def _rewrite(self, n: int, shown: WeaknessReport, seen: SeenTexts, out: Teaching, picked: List[Sample]) -> Proposal:
+        """Grounded generation: the request's slots as anchors (``_anchors``) the teacher rewrites
+        toward their targets (ledger step "rewrite"); rewrites too close to a text already had
+        are dropped before they are labelled (``_drop_similar``)."""
+        s = self.settings
+        per_request = s.n_hard + s.n_easy
+        self._plan(n, "a rewrite request", out, rewrite=1, label=per_request)
+        anchors = self._anchors(shown, per_request, seen.taken)
+        if len(anchors) < per_request:  # not a rejection: nothing was asked for those slots
+            self.progress(f"round {n}: the pool has {len(anchors)} unused texts for {per_request} rewrites")
+        if not anchors:
+            return Proposal(samples=[])
+        out.step = "rewrite"
+        proposal = self.teacher.rewrite(anchors)
+        self._book(n, out.step)
+        out.rejected.update(proposal.rejected)
+        proposal.samples = self._drop_similar(proposal.samples, seen, out, picked)
+        return proposal
+
+    def _anchors(self, shown: WeaknessReport, k: int, taken: Set[str]) -> List[Anchor]:
+        """``k`` real pool texts to rewrite: slot i aims at the i-th (cycling) of the student's
+        three most frequent confusions (gold -> predicted; ner's missed entities count, spurious
+        ones have no label to aim at), its anchor the unused pool text nearest to the wrong
+        samples of that confusion, its target the gold label. Without a confusion: the weakest
+        labels (weakness.label_focus), anchors nearest to any wrong sample (pool order without)."""
+        assert self.pool_source is not None  # config: grounded needs unlabelled_pool
+        labels = self.settings.labels
+        pairs = sorted(
+            ((pair, c) for pair, c in shown.confusions.items() if pair[0] in labels), key=lambda pc: (-pc[1], pc[0])
+        )
+        aims: List[Tuple[str, Optional[str]]] = [pair for pair, _ in pairs[:3]]
+        if not aims:
+            focus = weakness.label_focus(shown)
+            aims = [(label, None) for label in sorted(labels, key=lambda l: -focus[l])[:3]]
+        anchors = []
+        for i in range(k):
+            target, confused = aims[i % len(aims)]
+            evidence = [
+                j.gold.text for j in shown.wrong if confused is None or (target, confused) in self.task.confusions([j])
+            ] or [j.gold.text for j in shown.wrong]
+            picks = self.pool_source.choose(evidence, [], 1, 0, taken)
+            if picks:
+                anchors.append(Anchor(picks[0][0], target, confused))
+        return anchors
+
+    def _drop_similar(
+        self, samples: List[Sample], seen: SeenTexts, out: Teaching, picked: List[Sample]
+    ) -> List[Sample]:
+        """Rewrites whose cosine similarity (the pool embedder) to the seed, earlier rounds, this
+        round's candidates (pool picks, rewrites) or each other reaches grounded_max_similarity
+        (``rejected["near_duplicate_embedding"]``); over max_chars: left to the validator."""
+        assert self.pool_source is not None
+        s = self.settings
+        if not samples:
+            return samples
+        if out.seen_vectors is None:  # once per round: the seed and earlier rounds don't change
+            out.seen_vectors = self.pool_source.embed(seen.texts) if seen.texts else None
+        refs = [v for v in (out.seen_vectors,) if v is not None]
+        this_round = [c.text for c in out.candidates + picked]
+        if this_round:
+            refs.append(self.pool_source.embed(this_round))
+        new = self.pool_source.embed([x.text for x in samples])
+        kept: List[Sample] = []
+        kept_vectors: List[numpy.ndarray] = []
+        for x, v in zip(samples, new):
+            sims = [float((r @ v).max()) for r in refs + ([numpy.vstack(kept_vectors)] if kept_vectors else [])]
+            if sims and max(sims) >= s.grounded_max_similarity:
+                out.rejected["near_duplicate_embedding"] += 1
+                out.rejects.append((x, "near_duplicate_embedding"))
+            else:
+                kept.append(x)
+                kept_vectors.append(v)
+        return kept
 
     def _brief(
         self, n: int, shown: WeaknessReport, history: List[str], out: Teaching, proposals: int
@@ -493,14 +581,90 @@ class EvoKDLoop:
         self._book(n, step, len(to_label) - len(labelled.unasked))
         out.rejected.update(labelled.rejected)
         out.agreement.update(label_disagreements(to_label, labelled.samples, self.task, self.settings.labels))
-        intents = {p.text: p.intent for p in to_label}
+        intents = {p.text: (p.intent, p.target) for p in to_label}
+        on_target = []
         for sample in labelled.samples:
-            sample.intent = intents.get(sample.text)
-        out.candidates += labelled.samples
+            sample.intent, sample.target = intents.get(sample.text, (None, None))
+            if sample.target is not None and sample.target not in self.task.sample_labels(sample):
+                out.rejected["off_target"] += 1  # a rewrite the labelling call did not give its target
+                out.rejects.append((sample, "off_target"))
+            else:
+                on_target.append(sample)
+        kept, stop = on_target, None
+        if self.settings.second_vote:
+            kept, stop = self._second_vote(n, on_target, out, step, budget_hit=labelled.budget is not None)
+        out.candidates += kept
         if labelled.budget is not None:
             unasked = set(labelled.unasked)
             self._keep_unlabelled([p for p in to_label if p.text in unasked], out)
             raise labelled.budget
+        if stop is not None:
+            raise stop
+
+    def _second_vote(
+        self, n: int, samples: List[Sample], out: Teaching, step: str, budget_hit: bool
+    ) -> Tuple[List[Sample], Optional[BudgetExceeded]]:
+        """[evokd] second_vote: the labelled samples in doubt (``_in_doubt``) are labelled again
+        (Teacher.vote, booked as the step "<step>_vote"); one whose votes differ is dropped
+        (``rejected["vote_disagreed"]``), one the second vote left unlabelled too
+        (``rejected["vote_unanswered"]``). A budget reached before the vote keeps them with one
+        vote (``repaired["one_vote_at_budget"]``) and is returned to be raised after."""
+        doubtful = self._in_doubt(samples, out.student)
+        out.votes["asked"] += len(doubtful)
+        if not doubtful:
+            return samples, None
+        if budget_hit:
+            out.repaired["one_vote_at_budget"] += len(doubtful)
+            out.votes["one_vote"] += len(doubtful)
+            return samples, None
+        out.step = f"{step}_vote"
+        try:
+            votes = self.teacher.vote([samples[i].text for i in doubtful])
+        except BudgetExceeded as e:
+            out.repaired["one_vote_at_budget"] += len(doubtful)
+            out.votes["one_vote"] += len(doubtful)
+            return samples, e
+        self._book(n, out.step, len(doubtful) - len(votes.unasked))
+        labels, unasked = self.settings.labels, set(votes.unasked)
+        second = {v.text: self.task.comparable(v, labels) for v in votes.samples}
+        dropped = set()
+        for i in doubtful:
+            text = samples[i].text
+            if text in unasked:
+                reason = "one_vote"
+                out.repaired["one_vote_at_budget"] += 1
+            elif second.get(text) is None:  # not answered, or answered with an unusable annotation
+                reason = "unanswered"
+            elif second[text] == self.task.comparable(samples[i], labels):
+                reason = "agreed"
+            else:
+                reason = "disagreed"
+            out.votes[reason] += 1
+            if reason in ("unanswered", "disagreed"):
+                out.rejected[f"vote_{reason}"] += 1
+                out.rejects.append((samples[i], f"vote_{reason}"))
+                dropped.add(i)
+        return [x for i, x in enumerate(samples) if i not in dropped], votes.budget
+
+    def _in_doubt(self, samples: List[Sample], nlp) -> List[int]:
+        """Indexes of the samples that get a second vote: those the round's starting student
+        labels differently (the task's ``comparable``: ner compares the entity sets), or whose
+        teacher confidence is under ``second_vote_below``. Unusable annotations and texts over
+        max_chars are left to the validator, which rejects them anyway."""
+        s = self.settings
+        usable = [
+            i
+            for i, x in enumerate(samples)
+            if len(x.text.strip()) <= s.max_chars and self.task.comparable(x, s.labels) is not None
+        ]
+        preds = [self.task.predicted_sample(d, nlp) for d in nlp.pipe(samples[i].text for i in usable)]
+        out = []
+        for i, pred in zip(usable, preds):
+            confidence = samples[i].confidence
+            unsure = confidence is not None and confidence < s.second_vote_below
+            if unsure or self.task.comparable(pred, s.labels) != self.task.comparable(samples[i], s.labels):
+                out.append(i)
+        return out
 
     def _keep_unlabelled(self, samples: List[Sample], out: Teaching) -> None:
         for p in samples:

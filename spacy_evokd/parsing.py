@@ -253,3 +253,55 @@ def _as_int(value: Any) -> Optional[int]:
         return int(value)
     except (TypeError, ValueError):
         return None
+
+
+def parse_rewrites(text: str, n: int, prompt: str = "") -> Tuple[Dict[int, str], Counter]:
+    """The answer to the rewrite prompt (grounded generation): {"answers": [{"id": i, "text":
+    "<rewritten text>"}]} (or a bare list of such objects) -> {id: text} for ids 1..n. Items
+    with another id, no text, a placeholder, a line of ``prompt`` (the anchor handed back
+    unchanged: prompt_echo) or a repeated id are dropped and counted."""
+    rejected: Counter = Counter()
+    if text and len(text) > MAX_ANSWER_CHARS:
+        rejected["huge_answer"] += 1
+        return {}, rejected
+    data = extract_json(text)
+    if isinstance(data, dict):
+        data = data.get("answers")
+    if not isinstance(data, list):
+        rejected["malformed_answer"] += 1
+        return {}, rejected
+    from .validation import is_placeholder, normalise
+
+    echoes = {normalise(json_text) for json_text in _quoted_lines(prompt)}
+    out: Dict[int, str] = {}
+    for item in data:
+        item = _unwrap(item)
+        i = _as_int(item.get("id")) if isinstance(item, dict) else None
+        if i is None or not isinstance(item.get("text"), str):
+            rejected["malformed_item"] += 1
+            continue
+        rewritten = _clean_item(item["text"])
+        if not 1 <= i <= n or i in out:
+            rejected["too_many"] += 1
+        elif not rewritten or is_placeholder(rewritten):
+            rejected["placeholder"] += 1
+        elif normalise(rewritten) in echoes:
+            rejected["prompt_echo"] += 1
+        else:
+            out[i] = rewritten
+    return out, rejected
+
+
+def _quoted_lines(prompt: str) -> List[str]:
+    """The JSON strings quoted at the end of the prompt's lines (the texts it shows)."""
+    out = []
+    for line in prompt.splitlines():
+        start = line.find(' "')
+        if start >= 0 and line.rstrip().endswith('"'):
+            try:
+                value = json.loads(line[start + 1 :].rstrip())
+            except ValueError:
+                continue
+            if isinstance(value, str):
+                out.append(value)
+    return out

@@ -64,7 +64,7 @@ class RoundRecord:
     # source, the values it weighed, why), per source {"slots", "tokens", "cost", "accepted",
     # "wrong"}, "dev_gain", and the planner's stop ("planned_stop")
     sources: Dict[str, Any] = field(default_factory=dict)
-    # usage per ledger step ("analysis", "generate", "label", "active_label"): the analysis' share of tokens
+    # usage per ledger step ("analysis", "generate", "label", "active_label", "label_vote", ...): the analysis' share of tokens
     usage_by_step: Dict[str, Dict[str, Any]] = field(default_factory=dict)
     analysis_repeats: int = 0  # analyses that repeated an earlier one of the round word for word (normalised)
     schema_version: int = SCHEMA_VERSION

@@ -34,6 +34,7 @@ def make_llm_teacher(
     examples_in_generation: bool = True,
     label_temperature: Optional[float] = 0.0,
     label_batch: int = 4,
+    vote_temperature: Optional[float] = 0.7,
 ):
     """The EvoKD teacher over any spacy-llm model (``@llm_models``): weakness analysis,
     generation of hard and easy inputs in the same chat, labelling in a separate chat.
@@ -59,6 +60,8 @@ def make_llm_teacher(
     label_temperature (float or null): the labelling requests' temperature (0: the model's most
         likely labels; null: the model's own setting). Generation keeps the model's temperature.
     label_batch (int): texts per labelling request (small models label long lists worse).
+    vote_temperature (float or null): the second labelling vote's temperature ([evokd]
+        second_vote): above 0, so the vote is a new sample of the labelling answer.
     """
     from .tasks import get_task
     from .teachers.llm import LLMTeacher
@@ -78,6 +81,7 @@ def make_llm_teacher(
         examples_in_generation=examples_in_generation,
         label_temperature=label_temperature,
         label_batch=label_batch,
+        vote_temperature=vote_temperature,
     )
 
 

@@ -19,7 +19,15 @@ ESTIMATE_FROM = 3  # requests per step the estimate averages
 SOURCES = ("generate", "active")
 LOOKBACK = 2  # rounds whose purchases decide the next split
 # ledger steps -> the source whose tokens they are
-STEP_SOURCE = {"analysis": "generate", "generate": "generate", "label": "generate", "active_label": "active"}
+STEP_SOURCE = {
+    "analysis": "generate",
+    "generate": "generate",
+    "rewrite": "generate",
+    "label": "generate",
+    "label_vote": "generate",
+    "active_label": "active",
+    "active_label_vote": "active",
+}
 
 
 def cost_of(usage: Usage, slots: int) -> float:

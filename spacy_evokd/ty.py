@@ -58,6 +58,8 @@ class Sample:
     intent: Optional[str] = None
     confidence: Optional[float] = None
     confidence_method: Optional[str] = None
+    # grounded generation: the label the rewrite aims at (the labelling call must give it)
+    target: Optional[str] = None
 
     def to_dict(self, task: "Task") -> Dict[str, Any]:
         """The JSON form (round records, prompts): the annotation under the task's
@@ -168,6 +170,16 @@ class Analysis:
     conversation: List[Message] = field(default_factory=list)
     # label -> weight of attention the analysis asks for (used by the simulated teacher)
     focus: Dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Anchor:
+    """A real pool text grounded generation asks to be rewritten toward ``target``: the label the
+    student confuses with ``confused`` (None where it showed no confusion to aim at)."""
+
+    text: str
+    target: str
+    confused: Optional[str] = None
 
 
 @dataclass
@@ -474,6 +486,16 @@ class Teacher(Protocol):
     def propose(self, analysis: Analysis, n_hard: int, n_easy: int, with_labels: bool = False) -> Proposal: ...
 
     def label(self, texts: Sequence[str]) -> Labelled: ...
+
+    def rewrite(self, anchors: Sequence[Anchor]) -> Proposal:
+        """Grounded generation ([evokd] grounded): each anchor's text rewritten toward its
+        target, as samples with ``target`` set (unlabelled: the labelling call decides)."""
+        ...
+
+    def vote(self, texts: Sequence[str]) -> Labelled:
+        """A second, independent labelling of ``texts`` ([evokd] second_vote): the labelling
+        call sampled anew, not its cached answer."""
+        ...
 
     def drain_usage(self) -> Usage:
         """Usage since the last call (the loop books it to the current round)."""

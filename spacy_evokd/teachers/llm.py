@@ -46,11 +46,12 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from ..answer_schemas import generation_schema, labelling_schema
 from ..models.plain import PlainPromptModel
-from ..parsing import parse_generation, parse_labels
+from ..parsing import parse_generation, parse_labels, parse_rewrites
 from ..records import teacher_checks
 from ..situations import situations
 from ..ty import (
     Analysis,
+    Anchor,
     BudgetExceeded,
     ChatModel,
     Labelled,
@@ -125,6 +126,7 @@ class LLMTeacher:
         examples_in_generation: bool = True,
         label_temperature: Optional[float] = 0.0,
         label_batch: int = 4,
+        vote_temperature: Optional[float] = 0.7,
     ):
         import jinja2
 
@@ -147,7 +149,9 @@ class LLMTeacher:
             raise ValueError(f"label_batch must be at least 1, got {label_batch}")
         self.label_temperature = label_temperature
         self.label_batch = label_batch
+        self.vote_temperature = vote_temperature
         self.name = self.model.name
+        self.prompt_version = prompt_version
         # a task from outside the package brings its templates (ty.OwnTemplates)
         task_dir = self.task.template_dir if isinstance(self.task, OwnTemplates) else None
         dirs = [str(d) for d in (template_dir, task_dir) if d] + [str(PROMPTS_DIR)]
@@ -323,21 +327,56 @@ class LLMTeacher:
         teacher labelled 48 demo tickets 36 right in fours at temperature 0, 27 in sixteens at 0
         and 22 in sixteens at 0.7 (bench/label_batch.py). A budget reached after the first
         request keeps what was labelled; the next request raises it again."""
+        return self._label(texts, "label", self.label_temperature)
+
+    def rewrite(self, anchors: Sequence[Anchor]) -> Proposal:
+        """Grounded generation: one request rewriting each anchor (a real pool text) toward its
+        target label (``rewrite.<task>.<version>.jinja``, read when first used: a task that
+        never runs grounded needs no such template). The rewritten texts come unlabelled, each
+        with its ``target``; an anchor handed back unchanged is counted (prompt_echo)."""
+        if "rewrite" not in self.templates:
+            import jinja2
+
+            fname = f"rewrite.{self.task.name}.{self.prompt_version}.jinja"
+            try:
+                self.templates["rewrite"] = self.env.get_template(fname)
+            except jinja2.TemplateNotFound:
+                raise ValueError(f"prompt template {fname} not found (grounded generation needs it)") from None
+        prompt = self.render("rewrite", anchors=list(anchors))
+        answer = self._chat([Message("system", self.render("system")), Message("user", prompt)], "rewrite")
+        texts, rejected = parse_rewrites(answer, len(anchors), prompt)
+        self._count_answer("rewrite", rejected)
+        samples = [
+            Sample(texts[i + 1], intent="hard", target=a.target) for i, a in enumerate(anchors) if i + 1 in texts
+        ]
+        samples = self._drop_copies(samples, rejected)
+        self._written += [s.text for s in samples]
+        logger.info("rewrote %d of %d anchors (rejections: %s)", len(samples), len(anchors), dict(rejected) or "none")
+        return Proposal(samples=samples, rejected=rejected, raw=answer)
+
+    def vote(self, texts: Sequence[str]) -> Labelled:
+        """The second labelling vote: the same prompts at ``vote_temperature`` under the "vote"
+        step's request seeds, so the answer is a new sample, not the first vote's cached one (a
+        model that takes no temperature, a plain spacy-llm one, is simply asked again). Cached
+        under its own key: a redone round gets the same second votes."""
+        return self._label(texts, "vote", self.vote_temperature)
+
+    def _label(self, texts: Sequence[str], step: str, temperature: Optional[float]) -> Labelled:
         out = Labelled(samples=[])
-        params = {} if self.label_temperature is None else {"temperature": self.label_temperature}
+        params = {} if temperature is None else {"temperature": temperature}
         for i in range(0, len(texts), self.label_batch):
             chunk = list(texts[i : i + self.label_batch])
             schema = labelling_schema(self.task, self.labels, len(chunk))
             messages = [Message("system", self.render("system")), Message("user", self.render("label", texts=chunk))]
             try:
-                answer = self._chat(messages, "label", schema=schema, **params)
+                answer = self._chat(messages, step, schema=schema, **params)
             except BudgetExceeded as e:
                 if i == 0:
                     raise
                 out.unasked, out.budget = list(texts[i:]), e
                 break
             samples, rejected = parse_labels(answer, chunk, self.task, self.labels)
-            self._count_answer("label", rejected)
+            self._count_answer(step, rejected)
             out.samples += samples
             out.rejected.update(rejected)
             out.raw += ("\n" if out.raw else "") + answer

@@ -12,12 +12,12 @@ import random
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Sequence
+from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 from ..data import load_samples
 from ..pool_source import PoolSource
 from ..records import teacher_checks
-from ..ty import Analysis, Labelled, Proposal, RoundContext, Sample, Task, Usage, WeaknessReport
+from ..ty import Analysis, Anchor, Labelled, Proposal, RoundContext, Sample, Task, Usage, WeaknessReport
 from ..validation import normalise
 from ..weakness import label_focus
 from .votes import majority
@@ -62,6 +62,7 @@ class SimulatedTeacher:
         self._by_text: Dict[str, Sample] = {s.text: s for s in self.pool}
         self._used: set = set()
         self._rng = random.Random(seed)
+        self._round = 0
         self._usage = Usage()
 
     def _log(self, msg: str, *args) -> None:
@@ -71,6 +72,7 @@ class SimulatedTeacher:
         """Reseed per round and skip texts already used, so a resumed run draws the same
         samples as an uninterrupted one. No budget: a simulated teacher spends no tokens."""
         self._rng = random.Random(f"{self.seed}:{ctx.round}")
+        self._round = ctx.round
         self._used = set(ctx.seen_texts)
         if self._near is not None and ctx.student is not None:
             import spacy
@@ -140,6 +142,35 @@ class SimulatedTeacher:
         self._log("labelled %d texts (label_noise=%.2f)", len(out), self.label_noise)
         return Labelled(samples=out, rejected=rejected)
 
+    def rewrite(self, anchors: Sequence[Anchor]) -> Proposal:
+        """Grounded generation, simulated: no text is rewritten. For each anchor an unused pool
+        sample whose gold annotation has the target label stands in for the rewrite (unlabelled,
+        with its ``target``; none left: nothing for that anchor). The labelling call then decides
+        as for any text, so label noise shows up as off-target rewrites."""
+        samples = []
+        for anchor in anchors:
+            fits = [s for s in self.pool if s.text not in self._used and anchor.target in self.task.sample_labels(s)]
+            if fits:
+                pick = self._rng.choice(fits)
+                self._used.add(pick.text)
+                samples.append(Sample(pick.text, intent="hard", target=anchor.target))
+        self._usage.requests += 1
+        self._log("rewrite: no LLM; %d unused pool samples of the target labels stand in for rewrites", len(samples))
+        return Proposal(samples=samples)
+
+    def vote(self, texts: Sequence[str]) -> Labelled:
+        """The second labelling vote ([evokd] second_vote): the pool's gold label with a fresh draw
+        of the label noise per text, seeded by seed, round and text (a redone round votes the
+        same). Independent of the first vote, as an LLM's sampled answers are not quite."""
+        rejected: Counter = Counter()
+        out = [
+            self._noisy(gold, random.Random(f"{self.seed}:{self._round}:vote:{gold.text}"))
+            for gold in self._golds(texts, rejected)
+        ]
+        self._usage.requests += 1
+        self._log("second vote on %d texts (label_noise=%.2f)", len(out), self.label_noise)
+        return Labelled(samples=out, rejected=rejected)
+
     def pseudo_label(self, texts: Sequence[str], k: int = 5) -> Labelled:
         """LLKD pseudo-labels: k noisy draws of the pool's gold label per text; the majority is
         the label and its share the confidence ("simulated_agreement_k", seeded per text, so a
@@ -195,7 +226,8 @@ class SimulatedTeacher:
             return noisy
         return Sample(s.text, intent=intent)
 
-    def _noisy(self, gold: Sample) -> Sample:
-        flip = self.label_noise > 0 and self._rng.random() < self.label_noise
-        answer = self.task.mislabel(gold, self.labels, self._rng) if flip else gold
+    def _noisy(self, gold: Sample, rng: Optional[random.Random] = None) -> Sample:
+        rng = rng or self._rng
+        flip = self.label_noise > 0 and rng.random() < self.label_noise
+        answer = self.task.mislabel(gold, self.labels, rng) if flip else gold
         return replace(answer, intent=None, confidence=1.0 - self.label_noise, confidence_method="simulated")

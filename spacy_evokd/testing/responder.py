@@ -4,7 +4,9 @@ pool, so loop tests exercise the real prompts, transport, parsing and validation
 Answers are a pure function of the request (seeded by a hash of the messages), as a cached LLM
 at temperature 0 would be. With ``mischief`` it also answers like a sloppy LLM: chatter around
 Markdown-fenced JSON, a label in the wrong case, an unknown label, an entity not in the text
-(by the shape of the task's answer object: the responder names no task).
+(by the shape of the task's answer object: the responder names no task). With ``sampled_flips``
+a labelling request sent at a temperature above 0 (a second vote) names another label for that
+share of its texts, as a sampled answer may; the texts are kept in ``flipped``.
 """
 
 import hashlib
@@ -12,20 +14,23 @@ import json
 import random
 import re
 from collections import Counter
-from typing import Dict, List
+from typing import Dict, List, Optional, Set
 
 from ..data import load_samples
 from ..ty import Sample, Task
 
 
 class PoolResponder:
-    def __init__(self, pool_path, task: Task, labels: List[str], mischief: bool = True):
+    def __init__(self, pool_path, task: Task, labels: List[str], mischief: bool = True, sampled_flips: float = 0.0):
         self.task = task
         self.labels = labels
         self.pool = load_samples(pool_path, task, labels)
         self.by_text: Dict[str, Sample] = {s.text: s for s in self.pool}
         self.mischief = mischief
         self.calls = {"analysis": 0, "generate": 0, "label": 0}
+        self.sampled_flips = sampled_flips
+        self.flipped: Set[str] = set()
+        self.rewrites = 0  # rewrite requests (grounded generation)
 
     def __call__(self, body: Dict) -> str:
         messages = body["messages"]
@@ -43,9 +48,13 @@ class PoolResponder:
             # the prompt names the task's answer keys ("label", "entities") when it wants them with the texts
             with_labels = any(f'"{key}"' in ask for key in self.task.answer_schema(self.labels))
             return self._generate(ask, rng, with_labels=with_labels)
+        if "Rewrite each text" in last:
+            self.rewrites += 1
+            return self._rewrite(last, rng)
         if "Answer with JSON only: one object per" in last:
             self.calls["label"] += 1
-            return self._label(last)
+            sampled = (body.get("temperature") or 0) > 0
+            return self._label(last, rng if sampled else None)
         return "I don't understand the request."
 
     def _generate(self, prompt: str, rng: random.Random, with_labels: bool) -> str:
@@ -62,6 +71,21 @@ class PoolResponder:
             return f"Here are the new samples, aimed at the weaknesses:\n```json\n{text}\n```\nHope this helps!"
         return text
 
+    def _rewrite(self, prompt: str, rng: random.Random) -> str:
+        """Each anchor "rewritten" as a pool text of its target label; with mischief, anchor 2's
+        is a text of another label (off target) and anchor 3 comes back unchanged."""
+        out = []
+        for m in re.finditer(r"^(\d+)\. target (.+?)(?:, confused with .+?)?: (\".*\")$", prompt, re.M):
+            i, target, anchor = int(m.group(1)), m.group(2), json.loads(m.group(3))
+            on_target = [s for s in self.pool if target in self.task.sample_labels(s)]
+            off_target = [s for s in self.pool if target not in self.task.sample_labels(s)]
+            if self.mischief and i == 3:
+                text = anchor
+            else:
+                text = rng.choice(off_target if self.mischief and i == 2 else on_target or self.pool).text
+            out.append({"id": i, "text": text})
+        return json.dumps({"answers": out}, ensure_ascii=False)
+
     def _item(self, s: Sample) -> Dict:
         return {"text": s.text, **self.task.answer_of(s)}
 
@@ -69,12 +93,17 @@ class PoolResponder:
         answer = self.task.answer_from_string(self.labels[0]) or {}
         return self.task.parse_answer(text, answer, self.labels, Counter()) or Sample(text)
 
-    def _label(self, prompt: str) -> str:
+    def _label(self, prompt: str, sampled: Optional[random.Random] = None) -> str:
         texts = [json.loads(m.group(1)) for m in re.finditer(r"^\d+\. (\".*\")$", prompt, re.M)]
         out = []
         for i, text in enumerate(texts, start=1):
             # a text not in the pool: the task's reading of a bare first label (ner: no entities)
             gold = self.by_text.get(text) or self._default(text)
+            if sampled is not None and sampled.random() < self.sampled_flips:
+                other = self.task.mislabel(gold, self.labels, sampled)
+                if self.task.answer_key(other) != self.task.answer_key(gold):  # ner: a text without entities stays
+                    self.flipped.add(text)
+                gold = other
             answer = self.task.answer_of(gold)
             if self.mischief:
                 answer = self._mischief(answer, i)

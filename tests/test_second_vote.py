@@ -41,7 +41,8 @@ def _check_counts(rec):
     return votes
 
 
-@pytest.mark.parametrize("task", ["textcat", "ner"])
+# ner repeats textcat's path with entity sets compared: -m slow (keeps the default run short)
+@pytest.mark.parametrize("task", ["textcat", pytest.param("ner", marks=pytest.mark.slow)])
 def test_simulated_teacher_votes_twice_and_drops_disagreements(corpus, tmp_path, task):
     """Noise 0.4, confidence 0.6 < second_vote_below 0.9: every usable sample is voted on again."""
     ov = overrides(corpus, task, **VOTE, **{"evokd.second_vote_below": 0.9, "evokd.teacher.label_noise": 0.4})
@@ -100,6 +101,7 @@ def _numbered(body):
     return [l for l in body["messages"][-1]["content"].splitlines() if l[:1].isdigit() and '. "' in l]
 
 
+@pytest.mark.slow  # the textcat path again, with label sets compared
 def test_multilabel_votes_compare_label_sets(tmp_path):
     """textcat_multilabel: the votes agree only on the same set of labels."""
     from .conftest import write_demo_corpus

@@ -569,3 +569,5 @@ def test_labelling_goes_in_small_requests_at_its_own_temperature_and_keeps_what_
             teacher.label(texts[6:])
     with pytest.raises(ValueError, match="label_batch"):
         LLMTeacher(model, get_task("textcat"), TC, label_batch=0)
+    with pytest.raises(ValueError, match="vote_temperature must be between 0 and 2"):
+        LLMTeacher(model, get_task("textcat"), TC, vote_temperature=-1.0)

@@ -147,6 +147,10 @@ class LLMTeacher:
         self.examples_in_generation = examples_in_generation
         if label_batch < 1:
             raise ValueError(f"label_batch must be at least 1, got {label_batch}")
+        # OpenAI-compatible servers take 0..2: checked here, not answered with a 400 mid-round
+        for name, t in (("label_temperature", label_temperature), ("vote_temperature", vote_temperature)):
+            if t is not None and not 0 <= t <= 2:
+                raise ValueError(f"{name} must be between 0 and 2 (or null), got {t}")
         self.label_temperature = label_temperature
         self.label_batch = label_batch
         self.vote_temperature = vote_temperature

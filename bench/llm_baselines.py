@@ -5,7 +5,9 @@ transport, cache, ledger, validation and budgets are the product's own.
   plain     plain generation (AugGPT / ZeroGen style): the teacher writes labelled samples per
             label in turn, with no weakness analysis and no feedback from the student;
   llm_pool  LLM-labelled pool: uniformly random unlabelled pool texts, labelled by the teacher
-            in the usual separate call (what spacy-llm + `spacy train` gives).
+            in the usual separate call (what spacy-llm + `spacy train` gives); `stratified`
+            draws them evenly over the pool's gold labels instead (ner: a text's first entity
+            type, or none), which a user could not do but the teacher never sees.
 
 Neither asks for an analysis: ``analyse`` returns a fixed note without calling the model (the
 loop records it, so reports show the arm had none).
@@ -75,9 +77,10 @@ class PlainGenerationTeacher(LLMTeacher):
 class RandomPoolLLMTeacher(LLMTeacher):
     NOTE = "no analysis: uniformly random pool texts, labelled by the teacher"
 
-    def __init__(self, *args, pool: str, seed: int = 0, **kwargs):
+    def __init__(self, *args, pool: str, seed: int = 0, stratified: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
         self.pool_texts = read_pool_texts(pool)
+        self.strata = _gold_strata(pool, self.task, self.labels) if stratified else {}
         self.seed = seed
         self._rng = random.Random(seed)
         self._used: set = set()
@@ -93,8 +96,37 @@ class RandomPoolLLMTeacher(LLMTeacher):
     def propose(self, analysis: Analysis, n_hard: int, n_easy: int, with_labels: bool = False) -> Proposal:
         free = [t for t in self.pool_texts if normalise(t) not in self._used]
         picked = self._rng.sample(free, min(n_hard + n_easy, len(free)))
+        if self.strata:
+            picked = self._stratified(n_hard + n_easy)
         self._used.update(normalise(t) for t in picked)
         return Proposal(samples=[Sample(t, intent="random") for t in picked])
+
+    def _stratified(self, n: int) -> List[str]:
+        """n unused texts, one gold stratum after another (the strata in a random order each draw)."""
+        free = {k: [t for t in ts if normalise(t) not in self._used] for k, ts in self.strata.items()}
+        keys = sorted(free)
+        self._rng.shuffle(keys)
+        for ts in free.values():
+            self._rng.shuffle(ts)
+        picked: List[str] = []
+        while len(picked) < n and any(free.values()):
+            for k in keys:
+                if free[k] and len(picked) < n:
+                    picked.append(free[k].pop())
+        return picked
+
+
+def _gold_strata(pool: str, task, labels: List[str]) -> Dict[str, List[str]]:
+    """The pool's texts by gold stratum: a text's first gold label (ner: first entity type, "" for none)."""
+    import spacy
+
+    from spacy_evokd.data import jsonl_to_docs
+
+    strata: Dict[str, List[str]] = {}
+    for doc in jsonl_to_docs(pool, task, spacy.blank("en"), labels):
+        gold = [e.label_ for e in doc.ents] if task.name == "ner" else [k for k, v in sorted(doc.cats.items()) if v]
+        strata.setdefault(gold[0] if gold else "", []).append(doc.text)
+    return strata
 
 
 def _teacher(
@@ -126,7 +158,16 @@ def random_pool_llm_teacher(
     label_definitions: Dict[str, str] = {},
     task_description: str = "",
     seed: int = 0,
+    stratified: bool = False,
 ) -> RandomPoolLLMTeacher:
     return _teacher(
-        RandomPoolLLMTeacher, model, task, labels, label_definitions, task_description, pool=pool, seed=seed
+        RandomPoolLLMTeacher,
+        model,
+        task,
+        labels,
+        label_definitions,
+        task_description,
+        pool=pool,
+        seed=seed,
+        stratified=stratified,
     )

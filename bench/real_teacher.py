@@ -8,14 +8,18 @@ one thread). Every arm is the product's EvoKDLoop with the same default student,
 and the same teacher-token budget per round (`max_tokens_per_round`): an arm gets as many
 samples as its way of using the teacher buys with those tokens.
 
-Arms (bench/llm_baselines.py has the two rivals):
-  evokd          the full loop: analysis -> hard/easy generation -> separate labelling
+Arms (bench/llm_baselines.py has the rivals):
+  paper          EvoKD as published: LLM analysis -> hard/easy generation -> separate labelling
+  evokd          the same loop aimed by the student's own brief (`analysis = "student"`, no analysis call)
+  active         the student picks pool texts (uncertainty x diversity), the teacher only labels (`source = "active"`)
+  auto           each round split between student-brief generation and active picks (`source = "auto"`)
   guided_pool    analysis-guided pool mode (`source = "pool"`): the analysis' evidence picks
                  unlabelled pool texts, the teacher labels them
   plain          plain generation: labelled samples per label, no analysis, no feedback
   llm_pool       random pool texts labelled by the teacher (spacy-llm + `spacy train`)
+  llm_pool_stratified   the same, drawn evenly over the pool's gold labels (which the teacher never sees)
   simulated      the simulated teacher (pool examples with gold labels, no LLM), for reference
-  wo_easy, wo_correct, wo_review, wo_separation   the paper's ablations of `evokd` (one set)
+  wo_easy, wo_correct, wo_review, wo_separation   the paper's ablations of `paper` (one set)
 
 Printed per data set: dev and test per round (mean ± std over seeds), teacher tokens and seconds
 per round, seconds per accepted sample, parse rate of the teacher's answers, acceptance and the
@@ -46,7 +50,16 @@ ROOT = Path(__file__).parent.parent
 TEACHER_CFG = ROOT / "configs/teachers/local_server.cfg"
 PORT = 8095
 ALIAS = "qwen2.5-coder-1.5b-instruct"
-ARMS = ("evokd", "guided_pool", "plain", "llm_pool", "simulated")
+ARMS = ("paper", "evokd", "active", "auto", "guided_pool", "plain", "llm_pool", "llm_pool_stratified", "simulated")
+OURS = ("auto", "active", "evokd", "paper", "guided_pool")
+RIVALS = ("plain", "llm_pool", "llm_pool_stratified")
+# the product's [evokd] settings per arm; the pool arms also get unlabelled_pool
+ARM_SETTINGS = {
+    "evokd": {"analysis": "student"},
+    "active": {"source": "active"},
+    "auto": {"source": "auto", "analysis": "student"},
+    "guided_pool": {"source": "pool"},
+}
 ABLATIONS = {
     "wo_easy": {"n_easy": 0},
     "wo_correct": {"show_correct": False},
@@ -104,13 +117,14 @@ def _teacher_block(arm: str, prep: bench_data.Prepared, base_url: str, seed: int
     )
     block.pop("max_examples_shown", None)
     block["model"].update(name=ALIAS, base_url=base_url, concurrency=1)
-    if arm in ("plain", "llm_pool"):  # no analysis chat: nothing written or shown to hold back
+    if arm in ("plain", "llm_pool", "llm_pool_stratified"):  # no analysis chat: nothing written or shown to hold back
         block.pop("written_texts_shown", None)
         block.pop("examples_in_generation", None)
     if arm == "plain":
         block["@misc"] = "spacy_evokd_bench.PlainGenerationTeacher.v1"
-    elif arm == "llm_pool":
+    elif arm in ("llm_pool", "llm_pool_stratified"):
         block.update({"@misc": "spacy_evokd_bench.RandomPoolLLMTeacher.v1", "pool": str(prep.pool), "seed": seed})
+        block["stratified"] = arm == "llm_pool_stratified"
     return block
 
 
@@ -128,12 +142,14 @@ def config_for(arm: str, prep: bench_data.Prepared, seed_path: Path, seed: int, 
     if arm == "simulated":
         evokd["analyses_per_round"] = a.simulated_analyses
         evokd["max_tokens_per_round"] = 0
-    if arm in ("guided_pool", "llm_pool"):
+    if arm in ("guided_pool", "llm_pool", "llm_pool_stratified"):
         # labelling is cheap next to an analysis: one analysis picks a.pool_batch texts (half nearest
         # the wrong samples, half nearest the correct ones); llm_pool draws as many at a time
         evokd.update(n_hard=a.pool_batch // 2, n_easy=a.pool_batch - a.pool_batch // 2)
-    if arm == "guided_pool":
-        evokd.update(source="pool", pool=str(prep.pool))
+    if arm in ARM_SETTINGS:
+        evokd.update(ARM_SETTINGS[arm])
+    if evokd.get("source", "generate") != "generate":
+        evokd["unlabelled_pool"] = str(prep.pool)
     if arm == "plain":
         evokd["separate_labelling"] = False  # the label it was asked to write is the label
     evokd.update(ABLATIONS.get(arm, {}))
@@ -295,12 +311,12 @@ def summarise(prep: bench_data.Prepared, results: List[Dict]) -> Dict:
     by_arm = {a: [r for r in results if r["arm"] == a] for a in arms}
     n_rounds = max(len(r["dev"]) for r in results)
     print(f"\n{prep.name} ({prep.task}, {metric}), 1-shot, seeds {sorted({r['seed'] for r in results})}")
-    print(f"{'arm':<14}" + "".join(f"{'dev r' + str(i):>14}" for i in range(n_rounds)) + f"{'test last':>14}")
+    print(f"{'arm':<21}" + "".join(f"{'dev r' + str(i):>14}" for i in range(n_rounds)) + f"{'test last':>14}")
     for a in arms:
         cells = "".join(f"{_ms([r['dev'][i] for r in by_arm[a] if len(r['dev']) > i]):>14}" for i in range(n_rounds))
-        print(f"{a:<14}{cells}{_ms([r['test'][-1] for r in by_arm[a]]):>14}")
+        print(f"{a:<21}{cells}{_ms([r['test'][-1] for r in by_arm[a]]):>14}")
     print(
-        f"\n{'arm':<14}{'tokens/rnd':>11}{'teacher s/rnd':>14}{'s/accepted':>11}{'parse rate':>11}"
+        f"\n{'arm':<21}{'tokens/rnd':>11}{'teacher s/rnd':>14}{'s/accepted':>11}{'parse rate':>11}"
         f"{'acc/gen':>9}{'dup share':>10}{'accepted':>9}{'top label':>10}{'vs gold':>8}"
     )
     rows = {}
@@ -325,15 +341,15 @@ def summarise(prep: bench_data.Prepared, results: List[Dict]) -> Dict:
         rows[a] = row
         fmt = lambda v, f: "–" if v is None else format(v, f)  # noqa: E731
         print(
-            f"{a:<14}{row['tokens_per_round']:>11,.0f}{row['teacher_s_per_round']:>14.1f}"
+            f"{a:<21}{row['tokens_per_round']:>11,.0f}{row['teacher_s_per_round']:>14.1f}"
             f"{fmt(row['s_per_accepted'], '.1f'):>11}{fmt(row['parse_rate'], '.3f'):>11}"
             f"{fmt(row['acceptance'], '.2f'):>9}{fmt(row['duplicate_share'], '.3f'):>10}{acc:>9}"
             f"{fmt(row['top_label_share'], '.2f'):>10}{fmt(row['vs_gold'], '.2f'):>8}"
         )
     verdicts = {}
     finals = {a: [r["test"][-1] for r in by_arm[a]] for a in arms}
-    for ours in ("evokd", "guided_pool"):
-        for rival in ("plain", "llm_pool"):
+    for ours in OURS:
+        for rival in RIVALS:
             if finals.get(ours) and finals.get(rival):
                 verdicts[f"{ours} vs {rival}"] = runs.verdict(finals[ours], finals[rival])
     if verdicts:

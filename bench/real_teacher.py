@@ -148,6 +148,8 @@ def config_for(arm: str, prep: bench_data.Prepared, seed_path: Path, seed: int, 
         evokd.update(n_hard=a.pool_batch // 2, n_easy=a.pool_batch - a.pool_batch // 2)
     if arm in ARM_SETTINGS:
         evokd.update(ARM_SETTINGS[arm])
+    if arm == "paper" or arm in ABLATIONS:
+        evokd["preset"] = "paper"
     if evokd.get("source", "generate") != "generate":
         evokd["unlabelled_pool"] = str(prep.pool)
     if arm == "plain":

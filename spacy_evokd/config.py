@@ -17,6 +17,16 @@ from .data import DataError
 from .tasks import get_task, is_task_name, task_names
 from .ty import ConfigError, EvokdError, Task, Teacher  # ConfigError: still importable from here
 
+# what [evokd] preset = "paper" pins (the paper's loop; the defaults today, kept if those change)
+PAPER_SETTINGS: Dict[str, Any] = {
+    "source": "generate",
+    "analysis": "llm",
+    "generations_per_brief": 1,
+    "unlabelled_pool": "",
+    "grounded": False,
+    "second_vote": False,
+}
+
 
 class EvokdSettings(BaseModel):
     """The [evokd] loop settings, validated before any work the way spaCy validates [training]
@@ -25,6 +35,11 @@ class EvokdSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
+    # "paper": EvoKD as published (Liu et al., 2024) and kept so: generation aimed by the teacher's
+    # analysis, one generation per analysis, no pool, no second vote; PAPER_SETTINGS pins them and
+    # a config that sets one of them otherwise is refused. The paper's four ablations (n_easy = 0,
+    # show_correct, review_history, separate_labelling = false) stay open.
+    preset: Literal["", "paper"] = ""
     task: str  # a registered task's name (tasks.task_names: "textcat", "ner", ...); get it as task_object
     labels: List[str] = Field(min_length=1)
     task_description: str = ""  # what the texts are; shown to LLM teachers
@@ -116,6 +131,14 @@ class EvokdSettings(BaseModel):
         # one ignores them, and data with unknown labels is reported by file and line)
         if self.n_hard + self.n_easy == 0:
             raise ValueError("n_hard and n_easy are both 0: each analysis must ask for at least one input")
+        if self.preset == "paper":
+            for name, value in PAPER_SETTINGS.items():
+                if name in self.model_fields_set and getattr(self, name) != value:
+                    raise ValueError(
+                        f'preset = "paper" runs EvoKD as published: {name} = {getattr(self, name)!r} is not '
+                        f"the paper's ({value!r}); drop the preset or the setting"
+                    )
+                setattr(self, name, value)
         if self.source not in ("generate", "auto") and not self.unlabelled_pool:
             raise ValueError(f"source = {self.source!r} needs unlabelled_pool: a file of unlabelled texts")
         if self.grounded and not self.unlabelled_pool:

@@ -155,6 +155,7 @@ class EvoKDLoop:
                 )
         setup.check_teacher()  # last: the only check that goes out
         self.costs = sources.StepCosts()  # recent tokens per request / labelled text: the round plans with them
+        self.doubt = Counter()  # second_vote: labelled texts checked and found in doubt (the plan's vote share)
 
     # -- setup helpers ---------------------------------------------------------------------
 
@@ -556,10 +557,12 @@ class EvoKDLoop:
         return analysis
 
     def _plan(self, n: int, what: str, out: Optional[Teaching] = None, **texts_per_step: int) -> None:
-        """A call (with the labelling of its texts) is not started when the estimated tokens of
-        ``texts_per_step`` exceed what is left of a token budget: the BudgetExceeded it would run
+        """A call (with the labelling of its texts, and their expected second votes) is not started
+        when the estimated tokens of ``texts_per_step`` exceed what is left of a token budget: the BudgetExceeded it would run
         into is raised before it (recorded as the round's ``planned_stop``)."""
         need = sum(self.costs.estimate(step, count) for step, count in texts_per_step.items() if count)
+        if self.settings.second_vote:
+            need += sources.vote_tokens(self.costs, texts_per_step, self.doubt["asked"], self.doubt["checked"])
         stop = sources.planned_stop(RunBudget(self.settings, self.ledger, n).tokens_left(), need, what)
         if stop is not None:
             if out is not None:
@@ -611,6 +614,7 @@ class EvoKDLoop:
         vote (``repaired["one_vote_at_budget"]``) and is returned to be raised after."""
         doubtful = self._in_doubt(samples, out.student)
         out.votes["asked"] += len(doubtful)
+        self.doubt.update(asked=len(doubtful), checked=len(samples))
         if not doubtful:
             return samples, None
         if budget_hit:

@@ -52,6 +52,21 @@ class StepCosts:
         return sum(seen) / len(seen) * texts if seen else 0.0
 
 
+def vote_tokens(costs: StepCosts, texts_per_step: Dict[str, int], asked: int, checked: int) -> float:
+    """[evokd] second_vote: the tokens the votes on a call's labelled texts are expected to cost:
+    the share of labelled texts found in doubt so far ((asked + 1) / (checked + 2): one half
+    before any were checked) x a vote's tokens per text (the labelling step's until a vote has
+    been seen: a vote is the same request at another temperature)."""
+    share = (asked + 1) / (checked + 2)
+    total = 0.0
+    for step in ("label", "active_label"):
+        texts = texts_per_step.get(step, 0)
+        if texts:
+            per_text = costs.estimate(f"{step}_vote") or costs.estimate(step)
+            total += per_text * texts * share
+    return total
+
+
 def planned_stop(limits: Sequence[Tuple[str, int, int]], need: float, what: str) -> Optional[BudgetExceeded]:
     """Why ``what`` (estimated at ``need`` tokens) is not started: the first of ``limits``
     ((name, limit, tokens left), RunBudget.tokens_left) it does not fit in, as the

@@ -91,6 +91,11 @@ def free_port() -> int:
         ({"evokd.labels": ["billing", "billing"]}, "[evokd] labels: 'billing' is listed twice"),
         ({"evokd.roundz": 3}, "[evokd] has unknown setting 'roundz'"),
         ({"evokd.n_hard": 0, "evokd.n_easy": 0}, "n_hard and n_easy are both 0"),
+        (
+            {"evokd.preset": "paper", "evokd.analysis": "student"},
+            "[evokd] preset = \"paper\" runs EvoKD as published: analysis = 'student' is not the paper's ('llm')",
+        ),
+        ({"evokd.preset": "papers"}, "[evokd] preset: 'papers': expected one of '' or 'paper'"),
         ({"evokd.teacher.label_noise": "high"}, "[evokd.teacher] label_noise: 'high' is not float"),
     ],
 )
@@ -99,6 +104,18 @@ def test_evokd_settings_are_validated_before_any_work(corpus, tmp_path, extra, m
         evolve(CFG, tmp_path / "run", ov(corpus, **extra), echo=lambda _: None)
     assert message in str(err.value) and "\n" not in str(err.value)
     assert not (tmp_path / "run").exists()
+
+
+def test_paper_preset_pins_the_published_loop_and_keeps_its_ablations():
+    from spacy_evokd.config import PAPER_SETTINGS, validate_settings
+
+    base = {"task": "textcat", "labels": ["a", "b"], "preset": "paper"}
+    paper = validate_settings({**base, "n_easy": 0, "show_correct": False, "separate_labelling": False})
+    assert {k: getattr(paper, k) for k in PAPER_SETTINGS} == PAPER_SETTINGS
+    assert (paper.n_easy, paper.show_correct, paper.separate_labelling) == (0, False, False)  # the ablations
+    assert validate_settings({**base, "generations_per_brief": 1}).preset == "paper"  # the paper's value is fine
+    with pytest.raises(ConfigError, match="source = 'active' is not the paper's"):
+        validate_settings({**base, "source": "active", "unlabelled_pool": "pool.jsonl"})
 
 
 def test_valid_settings_keep_their_types(corpus):

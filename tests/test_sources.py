@@ -106,6 +106,21 @@ def test_step_costs_plan_only_what_fits():
     assert by_source["generate"].total_tokens == 620 and by_source["active"].total_tokens == 100 and len(by_source) == 2
 
 
+def test_second_votes_are_planned_at_the_doubt_share_seen():
+    """A vote is planned at the labelling step's tokens per text until a vote has been seen, for
+    the share of texts found in doubt so far (one half before any were checked)."""
+    costs = sources.StepCosts()
+    costs.observe("label", Usage(requests=1, prompt_tokens=360, completion_tokens=40), texts=4)  # 100 a text
+    assert sources.vote_tokens(costs, {"generate": 1, "label": 4}, asked=0, checked=0) == pytest.approx(200)
+    assert sources.vote_tokens(costs, {"label": 4}, asked=9, checked=18) == pytest.approx(200)
+    assert sources.vote_tokens(costs, {"label": 4}, asked=0, checked=98) == pytest.approx(4 * 100 / 100)
+    costs.observe("label_vote", Usage(requests=1, prompt_tokens=500, completion_tokens=100), texts=2)  # 300 a text
+    assert sources.vote_tokens(costs, {"label": 4}, asked=0, checked=0) == pytest.approx(600)
+    assert sources.vote_tokens(costs, {"generate": 1, "analysis": 1}, asked=5, checked=5) == 0
+    # active picks: their own step
+    assert sources.vote_tokens(costs, {"active_label": 2}, asked=0, checked=0) == 0  # no active label seen yet
+
+
 def test_weights_are_realised_as_copies_with_the_right_mean():
     rng = random.Random(0)
     assert [copies(1.0, rng) for _ in range(5)] == [1] * 5

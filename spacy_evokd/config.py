@@ -28,6 +28,11 @@ PAPER_SETTINGS: Dict[str, Any] = {
 }
 
 
+# the source of a config that gives an unlabelled_pool and names no source (without a pool:
+# "generate"); chosen by measurement, bench/real_teacher.md
+POOL_DEFAULT_SOURCE = "auto"
+
+
 class EvokdSettings(BaseModel):
     """The [evokd] loop settings, validated before any work the way spaCy validates [training]
     (spacy/schemas.py): strict types (no "abc" for rounds, no 1 for true), ranges, no unknown
@@ -131,6 +136,8 @@ class EvokdSettings(BaseModel):
         # one ignores them, and data with unknown labels is reported by file and line)
         if self.n_hard + self.n_easy == 0:
             raise ValueError("n_hard and n_easy are both 0: each analysis must ask for at least one input")
+        if self.unlabelled_pool and "source" not in self.model_fields_set and self.preset != "paper":
+            self.source = POOL_DEFAULT_SOURCE  # a pool given and no source named: use the pool
         if self.preset == "paper":
             for name, value in PAPER_SETTINGS.items():
                 if name in self.model_fields_set and getattr(self, name) != value:

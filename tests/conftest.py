@@ -11,7 +11,7 @@ k-shot seed, and the CLI run as a user runs it.
 import subprocess
 import sys
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 import pytest
 
@@ -69,3 +69,10 @@ def corpus(tmp_path_factory):
             run_cli("convert", demo_jsonl(task, split), out / task / f"{split}.spacy", "--task", task)
         run_cli("seed", out / task / "train.spacy", out / task / "seed.spacy", "--task", task, "--k", "1")
     return out
+
+
+def server_teacher(base_url: str, **model: Any) -> Dict[str, Any]:
+    """Overrides that point a config's LLM teacher at the local test server: model "test-llm", no
+    API key (``api_key_env="..."`` names one), quick retries; ``model`` adds [evokd.teacher.model] settings."""
+    settings = {"name": "test-llm", "api_key_env": None, "backoff": 0.01, **model}
+    return {"evokd.teacher.model.base_url": base_url, **{f"evokd.teacher.model.{k}": v for k, v in settings.items()}}

@@ -19,6 +19,7 @@ from spacy_evokd.loop import evolve
 from spacy_evokd.records import RoundRecord
 from spacy_evokd.tasks import get_task
 
+from .conftest import server_teacher
 from .test_loop import ROOT, overrides
 
 POOL = ROOT / "assets/demo/textcat/train.jsonl"
@@ -78,10 +79,7 @@ def test_llm_grounded_generation_aims_at_the_worst_confusion(corpus, tmp_path):
             **{
                 **GROUNDED,
                 "evokd.rounds": 2,
-                "evokd.teacher.model.base_url": server.base_url,
-                "evokd.teacher.model.name": "test-llm",
-                "evokd.teacher.model.api_key_env": None,
-                "evokd.teacher.model.backoff": 0.01,
+                **server_teacher(server.base_url),
             },
         )
         evolve(cfg, tmp_path / "run", ov, teacher=ROOT / "configs/teachers/local_server.cfg", echo=lambda _: None)

@@ -18,6 +18,7 @@ from spacy_evokd.tasks import get_task
 from spacy_evokd.testing.responder import PoolResponder
 from spacy_evokd.testing.server import FakeOpenAIServer
 
+from .conftest import server_teacher
 from .test_loop import ROOT, overrides
 
 pytestmark = pytest.mark.slow
@@ -57,9 +58,7 @@ def test_twenty_random_kills_change_nothing(corpus, tmp_path):
             "textcat",
             **{
                 "evokd.rounds": 4,
-                "evokd.teacher.model.base_url": server.base_url,
-                "evokd.teacher.model.name": "test-llm",
-                "evokd.teacher.model.api_key_env": "null",
+                **server_teacher(server.base_url),
                 "training.max_steps": 20,
             },
         )

@@ -20,7 +20,7 @@ from spacy_evokd.data import DataError, read_docbin
 from spacy_evokd.loop import evolve
 from spacy_evokd.tasks import get_task
 
-from .conftest import run_cli
+from .conftest import run_cli, server_teacher
 
 ROOT = Path(__file__).parent.parent
 BUDGET = 3000  # tokens a round in the auto test: about what 8 samples cost with the local server's answers
@@ -265,10 +265,7 @@ def test_two_rounds_with_llm_teacher_on_local_server(corpus, tmp_path, task, mon
             corpus,
             task,
             **{
-                "evokd.teacher.model.base_url": server.base_url,
-                "evokd.teacher.model.name": "test-llm",
-                "evokd.teacher.model.api_key_env": "EVOKD_TEST_KEY",
-                "evokd.teacher.model.backoff": 0.01,
+                **server_teacher(server.base_url, api_key_env="EVOKD_TEST_KEY"),
             },
         )
         server.fail(("status", 429, {"Retry-After": "0"}), ("status", 500))  # the run shrugs these off
@@ -324,11 +321,7 @@ def test_teacher_outage_stops_with_a_clear_message_and_resumes(corpus, tmp_path)
             corpus,
             "textcat",
             **{
-                "evokd.teacher.model.base_url": server.base_url,
-                "evokd.teacher.model.name": "test-llm",
-                "evokd.teacher.model.api_key_env": None,
-                "evokd.teacher.model.backoff": 0.01,
-                "evokd.teacher.model.max_retries": 2,
+                **server_teacher(server.base_url, max_retries=2),
             },
         )
 
@@ -377,11 +370,7 @@ def test_budget_stops_before_the_request_that_would_exceed_it(corpus, tmp_path, 
             corpus,
             "textcat",
             **{
-                "evokd.teacher.model.base_url": server.base_url,
-                "evokd.teacher.model.name": "test-llm",
-                "evokd.teacher.model.api_key_env": None,
-                "evokd.teacher.model.price_input_per_mtok": 1.0,
-                "evokd.teacher.model.price_output_per_mtok": 1.0,
+                **server_teacher(server.base_url, price_input_per_mtok=1.0, price_output_per_mtok=1.0),
                 "evokd.rounds": 3,
                 "evokd.analyses_per_round": 3,
                 budget: limit,
@@ -566,10 +555,7 @@ def test_auto_source_with_the_student_brief_plans_within_the_round_budget(corpus
             corpus,
             "textcat",
             **{
-                "evokd.teacher.model.base_url": server.base_url,
-                "evokd.teacher.model.name": "test-llm",
-                "evokd.teacher.model.api_key_env": None,
-                "evokd.teacher.model.backoff": 0.01,
+                **server_teacher(server.base_url),
                 "evokd.source": "auto",
                 "evokd.analysis": "student",
                 "evokd.unlabelled_pool": str(ROOT / "assets/demo/textcat/train.jsonl"),
@@ -612,9 +598,7 @@ def test_run_budget_hit_with_nothing_valid_commits_the_round_and_a_resume_does_n
             corpus,
             "textcat",
             **{
-                "evokd.teacher.model.base_url": server.base_url,
-                "evokd.teacher.model.name": "test-llm",
-                "evokd.teacher.model.api_key_env": None,
+                **server_teacher(server.base_url),
                 "evokd.max_tokens": 1,
                 "evokd.rounds": 2,
             },

@@ -23,7 +23,7 @@ from spacy_evokd.tasks import TASK_NAMES, get_task
 from spacy_evokd.ty import Judged, Sample, Task
 from spacy_evokd.validation import Validator
 
-from .conftest import write_demo_corpus
+from .conftest import server_teacher, write_demo_corpus
 
 ROOT = Path(__file__).parent.parent
 CFG = ROOT / "configs/textcat_multilabel_bow.cfg"
@@ -281,9 +281,7 @@ def test_a_round_with_llm_teacher_on_local_server(sim_run, tmp_path):
             _corpus_of(run),
             **{
                 "evokd.rounds": 3,
-                "evokd.teacher.model.base_url": server.base_url,
-                "evokd.teacher.model.name": "test-llm",
-                "evokd.teacher.model.backoff": 0.01,
+                **server_teacher(server.base_url),
             },
         )
         evolve(CFG, run, ov, teacher=ROOT / "configs/teachers/local_server.cfg", echo=lambda _: None)

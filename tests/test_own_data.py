@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from markdown_it import MarkdownIt
 
-from spacy_evokd.config import ConfigError, load_config, resolve_evokd
+from spacy_evokd.config import POOL_DEFAULT_SOURCE, ConfigError, load_config, resolve_evokd
 from spacy_evokd.data import DataError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -196,7 +196,10 @@ def test_the_two_pools_cannot_be_confused(initialised, tmp_path, caplog, monkeyp
     with pytest.raises(
         ConfigError, match=r"unlabelled_pool is read only with source .* \[evokd.teacher\] labelled_pool"
     ):
-        resolve_evokd(load_config(config, {"evokd.unlabelled_pool": str(unlabelled)}))
+        resolve_evokd(load_config(config, {"evokd.unlabelled_pool": str(unlabelled), "evokd.source": "generate"}))
+    # a pool and no source named: the loop uses the pool (config.POOL_DEFAULT_SOURCE)
+    settings, _ = resolve_evokd(load_config(config, {"evokd.unlabelled_pool": str(unlabelled)}))
+    assert settings.source == POOL_DEFAULT_SOURCE != "generate"
     # the old names still work, with a deprecation line each
     cfg = load_config(config, {"evokd.pool": str(unlabelled), "evokd.source": "pool"})
     cfg["evokd"]["teacher"]["pool"] = cfg["evokd"]["teacher"].pop("labelled_pool")

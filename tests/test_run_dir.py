@@ -19,6 +19,7 @@ from spacy_evokd.tasks import get_task
 from spacy_evokd.testing.responder import PoolResponder
 from spacy_evokd.testing.server import FakeOpenAIServer
 
+from .conftest import server_teacher
 from .test_loop import ROOT, check_run, overrides
 
 CFG = ROOT / "configs/textcat_bow.cfg"
@@ -79,9 +80,7 @@ def test_second_evolve_on_the_same_directory_is_refused_and_the_first_is_untouch
             corpus,
             "textcat",
             **{
-                "evokd.teacher.model.base_url": server.base_url,
-                "evokd.teacher.model.name": "test-llm",
-                "evokd.teacher.model.api_key_env": "null",
+                **server_teacher(server.base_url),
             },
         )
         cmd = EVOLVE + [str(run), "--teacher", str(ROOT / "configs/teachers/local_server.cfg")] + cli_args(ov)

@@ -17,6 +17,7 @@ from spacy_evokd.data import read_docbin
 from spacy_evokd.loop import evolve
 from spacy_evokd.tasks import get_task
 
+from .conftest import server_teacher
 from .test_loop import ROOT, overrides
 
 VOTE = {"evokd.rounds": 1, "evokd.second_vote": True}
@@ -73,10 +74,7 @@ def test_llm_teacher_second_vote_is_sampled_booked_and_decides(corpus, tmp_path)
             "textcat",
             **VOTE,
             **{
-                "evokd.teacher.model.base_url": server.base_url,
-                "evokd.teacher.model.name": "test-llm",
-                "evokd.teacher.model.api_key_env": None,
-                "evokd.teacher.model.backoff": 0.01,
+                **server_teacher(server.base_url),
             },
         )
         evolve(cfg, tmp_path / "run", ov, teacher=ROOT / "configs/teachers/local_server.cfg", echo=lambda _: None)

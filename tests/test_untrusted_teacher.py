@@ -31,7 +31,7 @@ from spacy_evokd.untrusted import (
 )
 from spacy_evokd.validation import REASONS, Validator, normalise
 
-from .conftest import write_demo_corpus
+from .conftest import server_teacher, write_demo_corpus
 
 ROOT = Path(__file__).parent.parent
 CFG = ROOT / "configs/textcat_bow.cfg"
@@ -58,10 +58,7 @@ def run_overrides(corpus, server, **extra):
         "paths.dev": str(corpus / "dev.spacy"),
         "paths.test": str(corpus / "test.spacy"),
         "paths.pool": str(POOL),
-        "evokd.teacher.model.base_url": server.base_url,
-        "evokd.teacher.model.name": "test-llm",
-        "evokd.teacher.model.api_key_env": None,
-        "evokd.teacher.model.backoff": 0.01,
+        **server_teacher(server.base_url),
         **extra,
     }
 

@@ -23,7 +23,7 @@ from .conftest import server_teacher
 from .test_loop import ROOT, overrides
 
 POOL = ROOT / "assets/demo/textcat/train.jsonl"
-GROUNDED = {"evokd.rounds": 1, "evokd.grounded": True, "evokd.unlabelled_pool": str(POOL)}
+GROUNDED = {"evokd.rounds": 1, "evokd.grounded": True, "evokd.source": "generate", "evokd.unlabelled_pool": str(POOL)}
 ANCHOR = re.compile(r"^(\d+)\. target (.+?)(?:, confused with (.+?))?: (\".*\")$", re.M)
 
 
@@ -115,6 +115,7 @@ def test_grounded_needs_a_pool_and_a_source_that_generates():
         validate_settings(base)
     with pytest.raises(ConfigError, match="source = 'active' generates none"):
         validate_settings({**base, "source": "active", "unlabelled_pool": "pool.jsonl"})
-    settings = validate_settings({**base, "unlabelled_pool": "pool.jsonl"})  # source = "generate"
-    assert settings.grounded and settings.grounded_max_similarity == 0.95
+    settings = validate_settings({**base, "unlabelled_pool": "pool.jsonl"})  # no source named: "auto"
+    assert settings.grounded and settings.grounded_max_similarity == 0.95 and settings.source == "auto"
+    assert validate_settings({**base, "unlabelled_pool": "p.jsonl", "source": "generate"}).source == "generate"
     assert validate_settings({"task": "textcat", "labels": ["a"]}).grounded is False  # off by default

@@ -13,6 +13,7 @@ Arms (bench/llm_baselines.py has the rivals):
   evokd          the same loop aimed by the student's own brief (`analysis = "student"`, no analysis call)
   active         the student picks pool texts (uncertainty x diversity), the teacher only labels (`source = "active"`)
   auto           each round split between student-brief generation and active picks (`source = "auto"`)
+  auto_vote      auto with the second labelling vote (`second_vote = true`): does self-consistency pay?
   guided_pool    analysis-guided pool mode (`source = "pool"`): the analysis' evidence picks
                  unlabelled pool texts, the teacher labels them
   plain          plain generation: labelled samples per label, no analysis, no feedback
@@ -50,14 +51,26 @@ ROOT = Path(__file__).parent.parent
 TEACHER_CFG = ROOT / "configs/teachers/local_server.cfg"
 PORT = 8095
 ALIAS = "qwen2.5-coder-1.5b-instruct"
-ARMS = ("paper", "evokd", "active", "auto", "guided_pool", "plain", "llm_pool", "llm_pool_stratified", "simulated")
-OURS = ("auto", "active", "evokd", "paper", "guided_pool")
+ARMS = (
+    "paper",
+    "evokd",
+    "active",
+    "auto",
+    "auto_vote",
+    "guided_pool",
+    "plain",
+    "llm_pool",
+    "llm_pool_stratified",
+    "simulated",
+)
+OURS = ("auto", "auto_vote", "active", "evokd", "paper", "guided_pool")
 RIVALS = ("plain", "llm_pool", "llm_pool_stratified")
 # the product's [evokd] settings per arm; the pool arms also get unlabelled_pool
 ARM_SETTINGS = {
     "evokd": {"analysis": "student"},
     "active": {"source": "active"},
     "auto": {"source": "auto", "analysis": "student"},
+    "auto_vote": {"source": "auto", "analysis": "student", "second_vote": True},
     "guided_pool": {"source": "pool"},
 }
 ABLATIONS = {

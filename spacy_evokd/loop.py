@@ -19,10 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
-import numpy
 from spacy.tokens import Doc
 
-from . import active, preflight, sources, student, weakness
+from . import active, grounding, preflight, second_vote, sources, student, weakness
 from .augment import copies, doc_weight
 from .budget import RunBudget
 from .cache import ResponseCache, UsageLedger
@@ -34,14 +33,11 @@ from .records import RoundRecord, describe_checks, rejected_samples
 from .run_setup import RunSetup
 from .run_state import RunState
 from .selection import llkd_weights
-from .ty import Analysis, Anchor, BudgetExceeded, Judged, Proposal, RoundContext, Sample, Teacher, Usage, WeaknessReport
+from .ty import Analysis, BudgetExceeded, Judged, Proposal, RoundContext, Sample, Teacher, Usage, WeaknessReport
 from .untrusted import bound_history, cap_analysis, judge_analysis
 from .validation import label_disagreements, normalise
 
 logger = logging.getLogger("spacy_evokd.loop")
-
-# the round record's teacher_checks["second_vote"]: samples in doubt, and what their second vote gave
-VOTE_COUNTS = ("asked", "agreed", "disagreed", "unanswered", "one_vote")
 
 __all__ = ["EvoKDLoop", "RunState", "evolve"]  # RunState: where the kill tests have always found it
 
@@ -367,7 +363,7 @@ class EvoKDLoop:
         out.seconds = time.time() - t0
         out.checks = self.teacher.round_checks(out.agreement)
         if s.second_vote:
-            out.checks["second_vote"] = {k: out.votes[k] for k in VOTE_COUNTS}
+            out.checks["second_vote"] = {k: out.votes[k] for k in second_vote.VOTE_COUNTS}
         return out
 
     def _split(self, n: int) -> Dict[str, Any]:
@@ -450,13 +446,14 @@ class EvoKDLoop:
             self._label(n, to_label, out, "label")
 
     def _rewrite(self, n: int, shown: WeaknessReport, seen: SeenTexts, out: Teaching, picked: List[Sample]) -> Proposal:
-        """Grounded generation: the request's slots as anchors (``_anchors``) the teacher rewrites
+        """Grounded generation: the request's slots as anchors (``grounding.anchors``) the teacher rewrites
         toward their targets (ledger step "rewrite"); rewrites too close to a text already had
         are dropped before they are labelled (``_drop_similar``)."""
         s = self.settings
         per_request = s.n_hard + s.n_easy
         self._plan(n, "a rewrite request", out, rewrite=1, label=per_request)
-        anchors = self._anchors(shown, per_request, seen.taken)
+        assert self.pool_source is not None  # config: grounded needs unlabelled_pool
+        anchors = grounding.anchors(self.pool_source, self.task, s.labels, shown, per_request, seen.taken)
         if len(anchors) < per_request:  # not a rejection: nothing was asked for those slots
             self.progress(f"round {n}: the pool has {len(anchors)} unused texts for {per_request} rewrites")
         if not anchors:
@@ -468,32 +465,6 @@ class EvoKDLoop:
         proposal.samples = self._drop_similar(proposal.samples, seen, out, picked)
         return proposal
 
-    def _anchors(self, shown: WeaknessReport, k: int, taken: Set[str]) -> List[Anchor]:
-        """``k`` real pool texts to rewrite: slot i aims at the i-th (cycling) of the student's
-        three most frequent confusions (gold -> predicted; ner's missed entities count, spurious
-        ones have no label to aim at), its anchor the unused pool text nearest to the wrong
-        samples of that confusion, its target the gold label. Without a confusion: the weakest
-        labels (weakness.label_focus), anchors nearest to any wrong sample (pool order without)."""
-        assert self.pool_source is not None  # config: grounded needs unlabelled_pool
-        labels = self.settings.labels
-        pairs = sorted(
-            ((pair, c) for pair, c in shown.confusions.items() if pair[0] in labels), key=lambda pc: (-pc[1], pc[0])
-        )
-        aims: List[Tuple[str, Optional[str]]] = [pair for pair, _ in pairs[:3]]
-        if not aims:
-            focus = weakness.label_focus(shown)
-            aims = [(label, None) for label in sorted(labels, key=lambda l: -focus[l])[:3]]
-        anchors = []
-        for i in range(k):
-            target, confused = aims[i % len(aims)]
-            evidence = [
-                j.gold.text for j in shown.wrong if confused is None or (target, confused) in self.task.confusions([j])
-            ] or [j.gold.text for j in shown.wrong]
-            picks = self.pool_source.choose(evidence, [], 1, 0, taken)
-            if picks:
-                anchors.append(Anchor(picks[0][0], target, confused))
-        return anchors
-
     def _drop_similar(
         self, samples: List[Sample], seen: SeenTexts, out: Teaching, picked: List[Sample]
     ) -> List[Sample]:
@@ -501,7 +472,6 @@ class EvoKDLoop:
         round's candidates (pool picks, rewrites) or each other reaches grounded_max_similarity
         (``rejected["near_duplicate_embedding"]``); over max_chars: left to the validator."""
         assert self.pool_source is not None
-        s = self.settings
         if not samples:
             return samples
         if out.seen_vectors is None:  # once per round: the seed and earlier rounds don't change
@@ -510,18 +480,11 @@ class EvoKDLoop:
         this_round = [c.text for c in out.candidates + picked]
         if this_round:
             refs.append(self.pool_source.embed(this_round))
-        new = self.pool_source.embed([x.text for x in samples])
-        kept: List[Sample] = []
-        kept_vectors: List[numpy.ndarray] = []
-        for x, v in zip(samples, new):
-            sims = [float((r @ v).max()) for r in refs + ([numpy.vstack(kept_vectors)] if kept_vectors else [])]
-            if sims and max(sims) >= s.grounded_max_similarity:
-                out.rejected["near_duplicate_embedding"] += 1
-                out.rejects.append((x, "near_duplicate_embedding"))
-            else:
-                kept.append(x)
-                kept_vectors.append(v)
-        return kept
+        close = grounding.too_similar(self.pool_source, samples, refs, self.settings.grounded_max_similarity)
+        for x in (x for x, c in zip(samples, close) if c):
+            out.rejected["near_duplicate_embedding"] += 1
+            out.rejects.append((x, "near_duplicate_embedding"))
+        return [x for x, c in zip(samples, close) if not c]
 
     def _brief(
         self, n: int, shown: WeaknessReport, history: List[str], out: Teaching, proposals: int
@@ -607,12 +570,13 @@ class EvoKDLoop:
     def _second_vote(
         self, n: int, samples: List[Sample], out: Teaching, step: str, budget_hit: bool
     ) -> Tuple[List[Sample], Optional[BudgetExceeded]]:
-        """[evokd] second_vote: the labelled samples in doubt (``_in_doubt``) are labelled again
+        """[evokd] second_vote: the labelled samples in doubt (``second_vote.in_doubt``) are labelled again
         (Teacher.vote, booked as the step "<step>_vote"); one whose votes differ is dropped
         (``rejected["vote_disagreed"]``), one the second vote left unlabelled too
         (``rejected["vote_unanswered"]``). A budget reached before the vote keeps them with one
         vote (``repaired["one_vote_at_budget"]``) and is returned to be raised after."""
-        doubtful = self._in_doubt(samples, out.student)
+        s = self.settings
+        doubtful = second_vote.in_doubt(samples, out.student, self.task, s.labels, s.max_chars, s.second_vote_below)
         out.votes["asked"] += len(doubtful)
         self.doubt.update(asked=len(doubtful), checked=len(samples))
         if not doubtful:
@@ -629,46 +593,19 @@ class EvoKDLoop:
             out.votes["one_vote"] += len(doubtful)
             return samples, e
         self._book(n, out.step, len(doubtful) - len(votes.unasked))
-        labels, unasked = self.settings.labels, set(votes.unasked)
-        second = {v.text: self.task.comparable(v, labels) for v in votes.samples}
+        unasked, second = set(votes.unasked), {v.text: v for v in votes.samples}
         dropped = set()
         for i in doubtful:
             text = samples[i].text
-            if text in unasked:
-                reason = "one_vote"
-                out.repaired["one_vote_at_budget"] += 1
-            elif second.get(text) is None:  # not answered, or answered with an unusable annotation
-                reason = "unanswered"
-            elif second[text] == self.task.comparable(samples[i], labels):
-                reason = "agreed"
-            else:
-                reason = "disagreed"
+            reason = second_vote.outcome(samples[i], second.get(text), self.task, self.settings.labels, text in unasked)
             out.votes[reason] += 1
-            if reason in ("unanswered", "disagreed"):
+            if reason == "one_vote":
+                out.repaired["one_vote_at_budget"] += 1
+            elif reason in ("unanswered", "disagreed"):
                 out.rejected[f"vote_{reason}"] += 1
                 out.rejects.append((samples[i], f"vote_{reason}"))
                 dropped.add(i)
         return [x for i, x in enumerate(samples) if i not in dropped], votes.budget
-
-    def _in_doubt(self, samples: List[Sample], nlp) -> List[int]:
-        """Indexes of the samples that get a second vote: those the round's starting student
-        labels differently (the task's ``comparable``: ner compares the entity sets), or whose
-        teacher confidence is under ``second_vote_below``. Unusable annotations and texts over
-        max_chars are left to the validator, which rejects them anyway."""
-        s = self.settings
-        usable = [
-            i
-            for i, x in enumerate(samples)
-            if len(x.text.strip()) <= s.max_chars and self.task.comparable(x, s.labels) is not None
-        ]
-        preds = [self.task.predicted_sample(d, nlp) for d in nlp.pipe(samples[i].text for i in usable)]
-        out = []
-        for i, pred in zip(usable, preds):
-            confidence = samples[i].confidence
-            unsure = confidence is not None and confidence < s.second_vote_below
-            if unsure or self.task.comparable(pred, s.labels) != self.task.comparable(samples[i], s.labels):
-                out.append(i)
-        return out
 
     def _keep_unlabelled(self, samples: List[Sample], out: Teaching) -> None:
         for p in samples:

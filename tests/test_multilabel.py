@@ -25,6 +25,9 @@ from spacy_evokd.validation import Validator
 
 from .conftest import server_teacher, write_demo_corpus
 
+# its module-scoped fixtures run once: the parallel run (-n 2 --dist loadgroup) keeps the file on one worker
+pytestmark = pytest.mark.xdist_group("test_multilabel")
+
 ROOT = Path(__file__).parent.parent
 CFG = ROOT / "configs/textcat_multilabel_bow.cfg"
 DEMO = ROOT / "assets/demo/textcat_multilabel"

@@ -15,6 +15,9 @@ from markdown_it import MarkdownIt
 from spacy_evokd.config import POOL_DEFAULT_SOURCE, ConfigError, load_config, resolve_evokd
 from spacy_evokd.data import DataError
 
+# its module-scoped fixtures run once: the parallel run (-n 2 --dist loadgroup) keeps the file on one worker
+pytestmark = pytest.mark.xdist_group("test_own_data")
+
 ROOT = Path(__file__).resolve().parents[1]
 TOPICS = {
     "weather": ["rain", "sunny skies", "a storm", "snowfall", "fog", "a heatwave", "wind gusts", "hail"],

@@ -23,7 +23,7 @@ import spacy
 
 from spacy_evokd import local_server as ls
 
-pytestmark = pytest.mark.llm
+pytestmark = [pytest.mark.llm, pytest.mark.xdist_group("test_real_llm")]  # one llama-server for the module
 
 ROOT = Path(__file__).parent.parent
 # structured outputs on: the answer's JSON schema as response_format (llama-server accepts it)

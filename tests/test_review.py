@@ -24,6 +24,9 @@ from spacy_evokd.run_files import RunDirError, hold_run_dir
 
 from .conftest import write_demo_corpus
 
+# its module-scoped fixtures run once: the parallel run (-n 2 --dist loadgroup) keeps the file on one worker
+pytestmark = pytest.mark.xdist_group("test_review")
+
 ROOT = Path(__file__).parent.parent
 ID = re.compile(r"r001-\d{4}-[0-9a-f]{12}")
 

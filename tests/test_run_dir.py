@@ -22,6 +22,9 @@ from spacy_evokd.testing.server import FakeOpenAIServer
 from .conftest import server_teacher
 from .test_loop import ROOT, check_run, overrides
 
+# its module-scoped fixtures run once: the parallel run (-n 2 --dist loadgroup) keeps the file on one worker
+pytestmark = pytest.mark.xdist_group("test_run_dir")
+
 CFG = ROOT / "configs/textcat_bow.cfg"
 LABELS = ["account", "billing", "product_question", "shipping", "technical"]
 EVOLVE = [sys.executable, "-m", "spacy_evokd", "evolve", str(CFG)]

@@ -16,6 +16,9 @@ from spacy_evokd.uncertainty import entropy, marginal_uncertainty
 
 from .conftest import write_demo_corpus
 
+# its module-scoped fixtures run once: the parallel run (-n 2 --dist loadgroup) keeps the file on one worker
+pytestmark = pytest.mark.xdist_group("test_selection")
+
 ROOT = Path(__file__).parent.parent
 
 

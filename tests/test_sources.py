@@ -17,6 +17,9 @@ from spacy_evokd.ty import BudgetExceeded, Judged, Sample, Usage
 from spacy_evokd.validation import normalise
 from spacy_evokd.weakness import build_report, student_brief
 
+# its module-scoped fixtures run once: the parallel run (-n 2 --dist loadgroup) keeps the file on one worker
+pytestmark = pytest.mark.xdist_group("test_sources")
+
 LABELS = ["billing", "shipping", "technical"]
 
 

@@ -381,18 +381,44 @@ class EvoKDLoop:
 
     def _teach_active(self, n: int, slots: int, nlp, seen: SeenTexts, out: Teaching) -> None:
         """Pool texts the student picks (active.py), as many as can be labelled in the budget;
-        the first round's picks are label-stratified (the seed student knows next to nothing)."""
+        the first round's picks are label-stratified (the seed student knows next to nothing).
+        Under source = "auto" with a token budget, active labelling spends at most its share of
+        the tokens left (``_active_cap``): labelled a request's worth at a time, it stops before
+        the share is used up, so generation gets the rest (else active, labelled first, would
+        take the whole round budget whatever the split said)."""
+        cap = self._active_cap(n, out.split)
         per_text = self.costs.estimate("active_label")
-        left = min([left for _, _, left in RunBudget(self.settings, self.ledger, n).tokens_left()], default=None)
+        lefts = [left for _, _, left in RunBudget(self.settings, self.ledger, n).tokens_left()]
+        left = min(lefts + ([cap] if cap is not None else []), default=None)
         if left is not None and per_text and left // per_text < slots:
             fits = int(left // per_text)
             out.planned_stop = f"planned: {fits} of {slots} pool texts can be labelled in the {left} tokens left"
-            if not fits:
+            if not fits and cap is None:
                 self._plan(n, f"labelling {slots} pool texts", out, active_label=slots)  # raises
             slots = fits
         picks = active.pick(self.pool_source, nlp, self.task, slots, seen.taken, seen.texts, stratified=n == 1)
-        out.needs.update({normalise(p.text): p.need for p in picks})
-        self._label(n, [Sample(p.text, intent="active") for p in picks], out, "active_label")
+        chunk = len(picks) if cap is None else self.settings.n_hard + self.settings.n_easy
+        spent_before = self.ledger.totals(round=n).total_tokens
+        for i in range(0, len(picks), max(1, chunk)):
+            part = picks[i : i + chunk]
+            spent = self.ledger.totals(round=n).total_tokens - spent_before
+            if cap is not None and i and spent + self.costs.estimate("active_label", len(part)) > cap:
+                out.planned_stop = f"planned: source = auto's active share ({cap} tokens) used after {i} pool texts"
+                for p in picks[i:]:  # never labelled: free for later rounds
+                    seen.taken.discard(normalise(p.text))
+                break
+            out.needs.update({normalise(p.text): p.need for p in part})
+            self._label(n, [Sample(p.text, intent="active") for p in part], out, "active_label")
+
+    def _active_cap(self, n: int, split: Dict[str, Any]) -> Optional[int]:
+        """source = "auto": the tokens active labelling may spend this round: its share of the
+        round's samples x the tokens left of the tightest token budget (None: no token budget,
+        or active alone)."""
+        lefts = [left for _, _, left in RunBudget(self.settings, self.ledger, n).tokens_left()]
+        total = split["active"] + split["generate"]
+        if self.settings.source != "auto" or not lefts or not split["generate"] or not total:
+            return None
+        return int(min(lefts) * split["active"] / total)
 
     def _teach_generation(
         self, n: int, slots: int, report: WeaknessReport, history: List[str], seen: SeenTexts, out: Teaching

@@ -68,7 +68,9 @@ def check_run(out: Path, task: str, rounds: int, intents=("hard", "easy")):
     return recs
 
 
-@pytest.mark.parametrize("task", ["textcat", "ner"])
+# ner's loop also runs in the default suite in test_review's fixture (one round, through the CLI)
+# and test_toy_task's span task; its two-round check here is in -m slow
+@pytest.mark.parametrize("task", ["textcat", pytest.param("ner", marks=pytest.mark.slow)])
 def test_two_rounds_with_simulated_teacher(corpus, tmp_path, task):
     lines = []
     ov = overrides(corpus, task, **{"evokd.warm_start_steps": 6})

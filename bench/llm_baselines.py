@@ -94,10 +94,11 @@ class RandomPoolLLMTeacher(LLMTeacher):
         return Analysis(text=self.NOTE, conversation=[])
 
     def propose(self, analysis: Analysis, n_hard: int, n_easy: int, with_labels: bool = False) -> Proposal:
-        free = [t for t in self.pool_texts if normalise(t) not in self._used]
-        picked = self._rng.sample(free, min(n_hard + n_easy, len(free)))
         if self.strata:
             picked = self._stratified(n_hard + n_easy)
+        else:
+            free = [t for t in self.pool_texts if normalise(t) not in self._used]
+            picked = self._rng.sample(free, min(n_hard + n_easy, len(free)))
         self._used.update(normalise(t) for t in picked)
         return Proposal(samples=[Sample(t, intent="random") for t in picked])
 

@@ -29,7 +29,8 @@ PAPER_SETTINGS: Dict[str, Any] = {
 
 
 # the source of a config that gives an unlabelled_pool and names no source (without a pool:
-# "generate"); chosen by measurement, bench/real_teacher.md
+# "generate"): issue 21's default; measured so far (bench/real_teacher.md, 2 seeds) it ties
+# plain generation and the LLM-labelled random pool
 POOL_DEFAULT_SOURCE = "auto"
 
 

@@ -117,11 +117,21 @@ def test_every_real_teacher_arm_builds_its_teacher_from_the_shipped_config(tmp_p
             arm, prep, tmp_path / "seed.spacy", 0, real_teacher.Settings(), "http://127.0.0.1:9/v1"
         )
         settings, teacher = resolve_evokd(config)  # builds the teacher; no request is sent
-        built[arm] = (type(teacher).__name__, settings.max_tokens_per_round)
+        built[arm] = (type(teacher).__name__, settings.max_tokens_per_round, settings, teacher)
     assert built["plain"][0] == "PlainGenerationTeacher" and built["llm_pool"][0] == "RandomPoolLLMTeacher"
     assert built["evokd"][0] == built["guided_pool"][0] == "LLMTeacher" and built["simulated"][0] == "SimulatedTeacher"
     # the same teacher-token budget per round for every LLM arm
-    assert {b for arm, (_, b) in built.items() if arm != "simulated"} == {real_teacher.Settings().tokens_per_round}
+    assert {b[1] for arm, b in built.items() if arm != "simulated"} == {real_teacher.Settings().tokens_per_round}
+    # the arms are the product's settings: the paper preset, the student's brief, the pool sources
+    assert built["paper"][2].preset == built["wo_easy"][2].preset == "paper" and built["wo_easy"][2].n_easy == 0
+    assert built["evokd"][2].analysis == "student" and built["auto_vote"][2].second_vote
+    assert {built[a][2].source for a in ("active", "auto", "guided_pool")} == {"active", "auto", "pool"}
+    # the stratified rival draws evenly over the pool's gold labels (5 labels, 36 texts each)
+    stratified, uniform = built["llm_pool_stratified"][3], built["llm_pool"][3]
+    assert stratified.strata and not uniform.strata
+    gold = {t: label for label, texts in stratified.strata.items() for t in texts}
+    picked = [s.text for s in stratified.propose(None, 5, 5).samples]
+    assert len(picked) == 10 and sorted(Counter(gold[t] for t in picked).values()) == [2] * 5
 
 
 def test_teacher_labels_of_pool_texts_are_scored_against_the_pool_gold(tmp_path):

@@ -386,9 +386,9 @@ class EvoKDLoop:
         the tokens left (``_active_cap``): labelled a request's worth at a time, it stops before
         the share is used up, so generation gets the rest (else active, labelled first, would
         take the whole round budget whatever the split said)."""
-        cap = self._active_cap(n, out.split)
-        per_text = self.costs.estimate("active_label")
         lefts = [left for _, _, left in RunBudget(self.settings, self.ledger, n).tokens_left()]
+        cap = self._active_cap(lefts, out.split)
+        per_text = self.costs.estimate("active_label")
         left = min(lefts + ([cap] if cap is not None else []), default=None)
         if left is not None and per_text and left // per_text < slots:
             fits = int(left // per_text)
@@ -410,11 +410,10 @@ class EvoKDLoop:
             out.needs.update({normalise(p.text): p.need for p in part})
             self._label(n, [Sample(p.text, intent="active") for p in part], out, "active_label")
 
-    def _active_cap(self, n: int, split: Dict[str, Any]) -> Optional[int]:
+    def _active_cap(self, lefts: List[int], split: Dict[str, Any]) -> Optional[int]:
         """source = "auto": the tokens active labelling may spend this round: its share of the
-        round's samples x the tokens left of the tightest token budget (None: no token budget,
-        or active alone)."""
-        lefts = [left for _, _, left in RunBudget(self.settings, self.ledger, n).tokens_left()]
+        round's samples x the tokens left of the tightest token budget (``lefts``; None: no token
+        budget, or active alone)."""
         total = split["active"] + split["generate"]
         if self.settings.source != "auto" or not lefts or not split["generate"] or not total:
             return None

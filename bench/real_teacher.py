@@ -228,6 +228,57 @@ def teacher_vs_gold(run_dir: Path, prep: bench_data.Prepared, rounds: Sequence[i
     return out
 
 
+def seed_round_dir(cache_dir: Path, prep, seed: int, config, seed_path: Path, code: str, tmp: Path) -> Path:
+    """Where round 0 of (set, seed, student) is kept for the other arms: round 0 trains the student
+    on the seed alone, so every arm of a seed would retrain the same model (a third of an arm's
+    time with the accurate student). Keyed like a run, on the config without the [evokd] settings
+    that round 0 never reads."""
+    from thinc.api import Config
+
+    student_only = Config(config).copy()
+    student_only["evokd"] = {k: config["evokd"].get(k) for k in ROUND0_SETTINGS}
+    return (
+        cache_dir / "seed_rounds" / f"{prep.tag}-s{seed}-{runs.run_key(student_only, (seed_path, prep.dev), code, tmp)}"
+    )
+
+
+# the [evokd] settings round 0 reads (student.train's regime, the labels it scores)
+ROUND0_SETTINGS = ("labels", "train_epochs", "min_train_steps", "gpu_id")
+
+
+def reuse_seed_round(shared: Path, run_dir: Path, config) -> bool:
+    """Start ``run_dir`` with the kept round 0 (record and student) when there is one: the loop
+    then resumes after it, as after an interruption."""
+    from spacy_evokd.run_dir import RunDir
+
+    kept = RunDir(shared)
+    if kept.committed() != [0]:
+        return False
+    run = RunDir(run_dir)
+    run.rounds_dir.mkdir(parents=True)
+    shutil.copytree(kept.model_path(0), run.model_path(0))
+    shutil.copy(kept.record_path(0), run.record_path(0))
+    config.to_disk(run.config_path)
+    return True
+
+
+def keep_seed_round(run, shared: Path) -> None:
+    from spacy_evokd.run_dir import RunDir
+
+    if 0 not in run.committed() or RunDir(shared).committed():
+        return
+    part = shared.with_name(shared.name + ".tmp")
+    shutil.rmtree(part, ignore_errors=True)
+    kept = RunDir(part)
+    kept.rounds_dir.mkdir(parents=True)
+    shutil.copytree(run.model_path(0), kept.model_path(0))
+    shutil.copy(run.record_path(0), kept.record_path(0))
+    try:
+        part.rename(shared)  # whole or absent: a crash mid-copy leaves only the .tmp
+    except OSError:  # another process kept the same round first
+        shutil.rmtree(part, ignore_errors=True)
+
+
 def run_arm(arm: str, prep: bench_data.Prepared, seed: int, a, base_url: str, cache_dir: Path, code: str) -> Dict:
     """One loop run (or its cached result): per-round dev/test and what the teacher cost."""
     import spacy
@@ -249,10 +300,14 @@ def run_arm(arm: str, prep: bench_data.Prepared, seed: int, a, base_url: str, ca
         )
         if cached.exists():
             return json.loads(cached.read_text())
+        shared = seed_round_dir(cache_dir, prep, seed, config, tmp / "seed.spacy", code, tmp)
+        seed_reused = reuse_seed_round(shared, tmp / "run", config)
         t0 = time.time()
         EvoKDLoop(config, tmp / "run", echo=lambda m: print(f"    {arm} s{seed}: {m}", flush=True)).run()
         wall = time.time() - t0
         run = RunDir(tmp / "run")
+        if not seed_reused:
+            keep_seed_round(run, shared)
         recs = run.load_records()
         steps = {}
         for row in UsageLedger(run.cache_path).rows():
@@ -270,6 +325,7 @@ def run_arm(arm: str, prep: bench_data.Prepared, seed: int, a, base_url: str, ca
             "dataset": prep.name,
             "seed": seed,
             "wall": wall,
+            "seed_round_reused": seed_reused,  # wall then leaves out the seed round's training
             "test": test,
             "dev": [r.dev["score"] for r in recs],
             "rounds": [

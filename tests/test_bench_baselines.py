@@ -184,3 +184,39 @@ def test_real_teacher_runs_on_another_port_share_their_cache_key(tmp_path):
         keys.append(run_key(config, [tmp_path / "seed.spacy", prep.pool], "code1", tmp_path, url))
     assert keys[0] == keys[1]
     assert run_key(config, [tmp_path / "seed.spacy", prep.pool], "code1", tmp_path) != keys[0]  # without it: differ
+
+
+def test_real_teacher_arms_of_a_seed_share_one_seed_round(tmp_path):
+    # round 0 trains the student on the seed alone: the arms of a seed keep it once and resume
+    # after it, as after an interruption, instead of retraining the same student
+    import bench_data
+    import real_teacher
+    from runs import write_seed
+
+    from spacy_evokd.run_dir import RunDir
+
+    prep = bench_data.prepare_demo(ROOT / "assets/demo", "textcat", tmp_path)
+    write_seed(prep, 1, 0, tmp_path / "seed.spacy")
+    s = real_teacher.Settings()
+
+    def shared(arm, seed=0, url="http://127.0.0.1:8095/v1", code="code1"):
+        config = real_teacher.config_for(arm, prep, tmp_path / "seed.spacy", seed, s, url)
+        return real_teacher.seed_round_dir(
+            tmp_path / "cache", prep, seed, config, tmp_path / "seed.spacy", code, tmp_path
+        ), config
+
+    auto_dir, auto_config = shared("auto")
+    assert shared("plain")[0] == shared("paper", url="http://127.0.0.1:8096/v1")[0] == auto_dir
+    assert shared("auto", seed=1)[0] != auto_dir and shared("auto", code="code2")[0] != auto_dir
+
+    first = RunDir(tmp_path / "first")
+    first.rounds_dir.mkdir(parents=True)
+    (first.model_path(0) / "model-best").mkdir(parents=True)
+    (first.model_path(0) / "model-best" / "meta.json").write_text("{}")
+    first.record_path(0).write_text(json.dumps({"round": 0}))
+    assert not real_teacher.reuse_seed_round(auto_dir, tmp_path / "second", auto_config)  # nothing kept yet
+    real_teacher.keep_seed_round(first, auto_dir)
+    assert real_teacher.reuse_seed_round(auto_dir, tmp_path / "second", auto_config)
+    second = RunDir(tmp_path / "second")
+    assert second.committed() == [0] and (second.student_path(0) / "meta.json").exists()
+    assert second.config_path.read_text() == auto_config.to_str()

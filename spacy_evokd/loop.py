@@ -72,6 +72,9 @@ class Teaching:
     analysis_repeats: int = 0  # analyses that repeated an earlier one of the round (normalised)
     split: Dict[str, Any] = field(default_factory=dict)  # samples per source (sources.split)
     planned_stop: Optional[str] = None  # a call not started because its texts could not be labelled in budget
+    active_share_used: Optional[str] = (
+        None  # source = "auto": active labelling stopped at its share; generation goes on
+    )
     needs: Dict[str, float] = field(default_factory=dict)  # active picks: normalised text -> the student's uncertainty
     student: Any = None  # the round's starting student, loaded when pool picks or second votes need it
     votes: Counter = field(default_factory=Counter)  # second_vote: asked, agreed, disagreed, unanswered, one_vote
@@ -403,7 +406,7 @@ class EvoKDLoop:
             part = picks[i : i + chunk]
             spent = self.ledger.totals(round=n).total_tokens - spent_before
             if cap is not None and i and spent + self.costs.estimate("active_label", len(part)) > cap:
-                out.planned_stop = f"planned: source = auto's active share ({cap} tokens) used after {i} pool texts"
+                out.active_share_used = f"active share ({cap} tokens) used after {i} pool texts"
                 for p in picks[i:]:  # never labelled: free for later rounds
                     seen.taken.discard(normalise(p.text))
                 break
@@ -798,6 +801,8 @@ class EvoKDLoop:
                 }
         if teaching.planned_stop:
             out["planned_stop"] = teaching.planned_stop
+        if teaching.active_share_used:
+            out["active_share_used"] = teaching.active_share_used
         return out
 
     def _pool_picks(self, shown: WeaknessReport, seen: set) -> List[Sample]:

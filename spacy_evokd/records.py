@@ -62,7 +62,8 @@ class RoundRecord:
     rejected_samples: List[Dict[str, Any]] = field(default_factory=list)
     # where the round's tokens went (sources.py): "split" (source = "auto"'s decision: samples per
     # source, the values it weighed, why), per source {"slots", "tokens", "cost", "accepted",
-    # "wrong"}, "dev_gain", and the planner's stop ("planned_stop")
+    # "wrong"}, "dev_gain", the planner's stop ("planned_stop") and, under source = "auto", where
+    # active labelling stopped at its share of the tokens ("active_share_used")
     sources: Dict[str, Any] = field(default_factory=dict)
     # usage per ledger step ("analysis", "generate", "label", "active_label", "label_vote", ...): the analysis' share of tokens
     usage_by_step: Dict[str, Dict[str, Any]] = field(default_factory=dict)

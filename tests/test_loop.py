@@ -578,6 +578,8 @@ def test_auto_source_with_the_student_brief_plans_within_the_round_budget(corpus
         assert split["generate"] + split["active"] == 8 and split["generate"] % 4 == 0
         if split["generate"]:  # active, labelled first, stops at its share: generation gets the rest
             assert r["usage_by_step"]["generate"]["requests"] >= 1
+        # the active share's end is its own entry: planned_stop means a call was not started
+        assert "active share" not in r["sources"].get("planned_stop", "")
         assert set(r["usage_by_step"]) <= {"generate", "label", "active_label"}
         booked = sum(r["sources"].get(s, {}).get("tokens", 0) for s in ("generate", "active"))
         assert booked == r["usage"]["total_tokens"]

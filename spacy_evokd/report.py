@@ -438,7 +438,11 @@ def _source_lines(recs) -> List[str]:
             for k, v in r.sources.items()
             if isinstance(v, dict) and "slots" in v
         ]
-        out.append(f"- round {r.round} sources: {', '.join(parts)} ({split.get('why', '')})")
+        limits = "; ".join(r.sources[k] for k in ("active_share_used", "planned_stop") if r.sources.get(k))
+        out.append(
+            f"- round {r.round} sources: {', '.join(parts)} ({split.get('why', '')})"
+            + (f"; {limits}" if limits else "")
+        )
     return out
 
 

@@ -546,6 +546,7 @@ def test_auto_source_with_the_student_brief_plans_within_the_round_budget(corpus
     each round split between generation and active picks with its reasons recorded, and no call
     started whose texts could not be labelled in the round's token budget."""
     from spacy_evokd.config import load_config
+    from spacy_evokd.report import write_report
     from spacy_evokd.testing.responder import PoolResponder
     from spacy_evokd.testing.server import FakeOpenAIServer
 
@@ -585,6 +586,12 @@ def test_auto_source_with_the_student_brief_plans_within_the_round_budget(corpus
         assert booked == r["usage"]["total_tokens"]
     for r in recs[2:]:  # with estimates from round 1: planned, never cut by the budget
         assert r["budget_hit"] is None and r["usage"]["total_tokens"] <= BUDGET
+    md = write_report(tmp_path / "run").read_text()  # each split, its reasons and where a share ended
+    for r in recs[1:]:
+        if r["sources"]["split"]["active"]:
+            line = next(x for x in md.splitlines() if x.startswith(f"- round {r['round']} sources: "))
+            assert r["sources"]["split"]["why"] in line
+            assert all(r["sources"][k] in line for k in ("active_share_used", "planned_stop") if k in r["sources"])
 
 
 def test_run_budget_hit_with_nothing_valid_commits_the_round_and_a_resume_does_not_redo_it(corpus, tmp_path):

@@ -339,6 +339,7 @@ def run_arm(arm: str, prep: bench_data.Prepared, seed: int, a, base_url: str, ca
                     "analyses": r.analyses[:2],
                     "accepted_per_label": r.accepted_per_label,
                     "label_disagreement": (r.teacher_checks or {}).get("label_disagreement"),
+                    "sources": r.sources,  # auto's split and why, each source's tokens and accepted
                 }
                 for r in recs[1:]
             ],

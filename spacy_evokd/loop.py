@@ -768,7 +768,13 @@ class EvoKDLoop:
             f"tokens {usage.total_tokens:,} (run {totals.total_tokens:,}), cost ${totals.cost:.4f} | "
             f"dev {s.metric} {trained.dev['score']:.3f} (best {best:.3f}, round {best_n})"
             + (f" | teacher: {quality}" if quality else "")
+            + (self._split_line(teaching.split) if s.source == "auto" else "")
         )
+
+    @staticmethod
+    def _split_line(split: Dict[str, Any]) -> str:
+        """source = "auto": the round's split in its progress line (the reasons: round record, report)."""
+        return f" | auto: {split.get('generate', 0)} generated + {split.get('active', 0)} active samples asked"
 
     def _usage_by_step(self, n: int) -> Dict[str, Usage]:
         out: Dict[str, Usage] = {}

@@ -566,9 +566,14 @@ def test_auto_source_with_the_student_brief_plans_within_the_round_budget(corpus
                 "evokd.max_tokens_per_round": BUDGET,
             },
         )
-        evolve(cfg, tmp_path / "run", ov, teacher=ROOT / "configs/teachers/local_server.cfg", echo=lambda _: None)
+        lines = []
+        evolve(cfg, tmp_path / "run", ov, teacher=ROOT / "configs/teachers/local_server.cfg", echo=lines.append)
         bodies = [r["body"] for r in server.requests]
     recs = check_run(tmp_path / "run", "textcat", 3, intents=("hard", "easy", "active"))
+    for r in recs[1:]:  # each round's progress line says how auto split it
+        split = r["sources"]["split"]
+        said = f"auto: {split['generate']} generated + {split['active']} active samples asked"
+        assert any(f"round {r['round']}/3:" in line and said in line for line in lines)
     assert responder.calls["analysis"] == 0 and responder.calls["generate"] >= 1
     generation = [b for b in bodies if "Now write" in b["messages"][-1]["content"]]
     assert generation and all([m["role"] for m in b["messages"]] == ["system", "user"] for b in generation)

@@ -224,6 +224,12 @@ def spawn_trainer(cmd: Sequence[str], **popen_kwargs) -> subprocess.Popen:
     write, which can be minutes away). The signal follows the calling thread, which waits for
     the child in ``train``. Elsewhere a plain Popen."""
     die_with_parent = _parent_death_signal()
+    # a preexec_fn makes Python fork (not vfork): a Hugging Face fast tokenizer that already ran
+    # threads here (MiniLM pool embeddings, a transformer student's evaluation) then prints a
+    # four-line "process just got forked" warning into the user's log every round. Turning the
+    # tokenizer's threads off (unless the user chose) silences it; the forked child turns them
+    # off anyway, and here tokenizing is a small part of what the model costs.
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     return subprocess.Popen(list(cmd), preexec_fn=die_with_parent, **popen_kwargs)
 
 

@@ -118,3 +118,19 @@ def test_killing_the_loop_process_ends_its_spacy_train(tmp_path):
         assert _ends_with_parent(parent, trainer), f"spacy train {trainer} outlived its killed parent"
     finally:
         _clean_up(parent, trainer)
+
+
+def test_training_after_minilm_embeddings_prints_no_tokenizer_fork_warning():
+    # active picks embed pool texts with MiniLM (a fast tokenizer running threads) before every
+    # round's `spacy train` is forked: the tokenizer's four-line warning must not reach the log
+    code = (
+        "from spacy_evokd.pool_source import minilm_vectors\n"
+        "from spacy_evokd.student import spawn_trainer\n"
+        "v = minilm_vectors(['a short text', 'another one, longer than the first'] * 40, batch_size=80)\n"
+        "assert v.shape == (80, 384)\n"
+        "assert spawn_trainer(['true']).wait() == 0\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "TOKENIZERS_PARALLELISM"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "huggingface/tokenizers" not in proc.stderr

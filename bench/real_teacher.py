@@ -29,7 +29,8 @@ label") and, for samples that are pool texts, how the teacher's labels compare w
 gold ("vs gold": exact share for textcat, entity F1 for ner); a verdict per rival ("ahead"/"behind" only with >= 3 seeds
 and a gap larger than the pooled std, else "tie"). Results: bench/results/real_teacher.json; finished runs are
 kept in bench/results/real_runs/ under a hash of code, config and data, so a code change never
-reuses old numbers.
+reuses old numbers; the seed round, the same for every arm of a seed, is trained once and kept in
+real_runs/seed_rounds/ (seed_round_dir).
 """
 
 import json

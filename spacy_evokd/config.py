@@ -29,8 +29,9 @@ PAPER_SETTINGS: Dict[str, Any] = {
 
 
 # the source of a config that gives an unlabelled_pool and names no source (without a pool:
-# "generate"): issue 21's default; measured so far (bench/real_teacher.md, 2 seeds) it ties
-# plain generation and the LLM-labelled random pool
+# "generate"): issue 21's default, not yet confirmed by measurement: on demo_textcat (3 seeds,
+# bench/real_teacher.md) auto with the student's brief was behind plain generation and tied the
+# LLM-labelled random pool; auto with the LLM's analysis (this default) was not measured
 POOL_DEFAULT_SOURCE = "auto"
 
 

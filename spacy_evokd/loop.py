@@ -72,9 +72,8 @@ class Teaching:
     analysis_repeats: int = 0  # analyses that repeated an earlier one of the round (normalised)
     split: Dict[str, Any] = field(default_factory=dict)  # samples per source (sources.split)
     planned_stop: Optional[str] = None  # a call not started because its texts could not be labelled in budget
-    active_share_used: Optional[str] = (
-        None  # source = "auto": active labelling stopped at its share; generation goes on
-    )
+    # source = "auto": where active labelling stopped at its share of the tokens (generation goes on)
+    active_share_used: Optional[str] = None
     needs: Dict[str, float] = field(default_factory=dict)  # active picks: normalised text -> the student's uncertainty
     student: Any = None  # the round's starting student, loaded when pool picks or second votes need it
     votes: Counter = field(default_factory=Counter)  # second_vote: asked, agreed, disagreed, unanswered, one_vote

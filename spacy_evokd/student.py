@@ -11,7 +11,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Set, Tuple
 
 import spacy
 from spacy.language import Language
@@ -226,11 +226,20 @@ def spawn_trainer(cmd: Sequence[str], **popen_kwargs) -> subprocess.Popen:
     die_with_parent = _parent_death_signal()
     # a preexec_fn makes Python fork (not vfork): a Hugging Face fast tokenizer that already ran
     # threads here (MiniLM pool embeddings, a transformer student's evaluation) then prints a
-    # four-line "process just got forked" warning into the user's log every round. Turning the
-    # tokenizer's threads off (unless the user chose) silences it; the forked child turns them
-    # off anyway, and here tokenizing is a small part of what the model costs.
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    return subprocess.Popen(list(cmd), preexec_fn=die_with_parent, **popen_kwargs)
+    # four-line "process just got forked" warning into the user's log every round. Turning this
+    # process's tokenizer threads off (unless the user chose) silences it; the child gets the
+    # environment it would have had, so every round's training tokenizes as before.
+    if "TOKENIZERS_PARALLELISM" not in os.environ:
+        os.environ["TOKENIZERS_PARALLELISM"] = "false"
+        _QUIETED.add("TOKENIZERS_PARALLELISM")
+    env = popen_kwargs.pop("env", None)
+    env = dict(os.environ if env is None else env)
+    for name in _QUIETED:
+        env.pop(name, None)
+    return subprocess.Popen(list(cmd), preexec_fn=die_with_parent, env=env, **popen_kwargs)
+
+
+_QUIETED: Set[str] = set()  # environment variables spawn_trainer set here, not the user
 
 
 _PR_SET_PDEATHSIG = 1

@@ -124,11 +124,16 @@ def test_training_after_minilm_embeddings_prints_no_tokenizer_fork_warning():
     # active picks embed pool texts with MiniLM (a fast tokenizer running threads) before every
     # round's `spacy train` is forked: the tokenizer's four-line warning must not reach the log
     code = (
+        "import sys\n"
         "from spacy_evokd.pool_source import minilm_vectors\n"
         "from spacy_evokd.student import spawn_trainer\n"
         "v = minilm_vectors(['a short text', 'another one, longer than the first'] * 40, batch_size=80)\n"
         "assert v.shape == (80, 384)\n"
         "assert spawn_trainer(['true']).wait() == 0\n"
+        # the child trains with the environment it would have had: no variable of ours in it
+        "child = 'import os, sys; sys.exit(7 if \"TOKENIZERS_PARALLELISM\" in os.environ else 0)'\n"
+        "assert spawn_trainer([sys.executable, '-c', child]).wait() == 0\n"
+        "assert spawn_trainer([sys.executable, '-c', child], env={'PATH': '/usr/bin'}).wait() == 0\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "TOKENIZERS_PARALLELISM"}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)

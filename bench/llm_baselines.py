@@ -1,77 +1,28 @@
-"""The real-teacher benchmark's rival arms: the same LLM teacher and loop as EvoKD, used the way
-the usual alternatives use it. They live in bench/ (not the product) and subclass LLMTeacher, so
+"""The real-teacher benchmark's rival arm: the same LLM teacher and loop as EvoKD, used the way
+the usual alternative uses it. It lives in bench/ (not the product) and subclasses LLMTeacher, so
 transport, cache, ledger, validation and budgets are the product's own.
 
-  plain     plain generation (AugGPT / ZeroGen style): the teacher writes labelled samples per
-            label in turn, with no weakness analysis and no feedback from the student;
   llm_pool  LLM-labelled pool: uniformly random unlabelled pool texts, labelled by the teacher
             in the usual separate call (what spacy-llm + `spacy train` gives); `stratified`
             draws them evenly over the pool's gold labels instead (ner: a text's first entity
             type, or none), which a user could not do but the teacher never sees.
 
-Neither asks for an analysis: ``analyse`` returns a fixed note without calling the model (the
-loop records it, so reports show the arm had none).
-Importing this module registers both in spaCy's `misc` registry (bench processes only).
+The other rival, plain generation (AugGPT / ZeroGen style: labelled texts per label in turn,
+no analysis, no feedback), is the product's own `[evokd] analysis = "none"` (LLMTeacher.write).
+``analyse`` returns a fixed note without calling the model (the loop records it, so reports show
+the arm had none). Importing this module registers it in spaCy's `misc` registry (bench processes only).
 """
 
 import random
-from pathlib import Path
 from typing import Any, Dict, List, Sequence
 
 from spacy.util import registry
 
-from spacy_evokd.answer_schemas import generation_schema
-from spacy_evokd.parsing import parse_generation
 from spacy_evokd.pool_source import read_pool_texts
 from spacy_evokd.tasks import get_task
 from spacy_evokd.teachers.llm import LLMTeacher
-from spacy_evokd.ty import Analysis, Message, Proposal, RoundContext, Sample, WeaknessReport
+from spacy_evokd.ty import Analysis, Proposal, RoundContext, Sample, WeaknessReport
 from spacy_evokd.validation import normalise
-
-PROMPTS = Path(__file__).parent / "prompts"
-
-
-class PlainGenerationTeacher(LLMTeacher):
-    NOTE = "no analysis: plain generation, labels in turn, no student feedback"
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, template_dir=str(PROMPTS), **kwargs)
-        self.plain = self.env.get_template(f"plain.{self.task.name}.v1.jinja")
-        self._turn = 0
-
-    def begin_round(self, ctx: RoundContext) -> None:
-        super().begin_round(ctx)
-        self._turn = (ctx.round - 1) * 997  # a different label order each round, the same on resume
-
-    def analyse(self, report: WeaknessReport, history: Sequence[str]) -> Analysis:
-        return Analysis(text=self.NOTE, conversation=[])
-
-    def propose(self, analysis: Analysis, n_hard: int, n_easy: int, with_labels: bool = False) -> Proposal:
-        label = self.labels[self._turn % len(self.labels)]
-        self._turn += 1
-        n = n_hard + n_easy
-        prompt = (
-            self.plain.render(
-                n=n,
-                label=label,
-                labels=self.labels,
-                definitions=self.definitions,
-                task_description=self.task_description,
-            ).strip()
-            + "\n"
-        )
-        # the same structured output as EvoKD's generation call: n labelled items
-        answer = self._chat(
-            [Message("system", self.render("system")), Message("user", prompt)],
-            step="generate",
-            schema=generation_schema(self.task, self.labels, n, 0),
-        )
-        samples, rejected = parse_generation(answer, self.task, self.labels, with_labels=True, n_hard=n, prompt=prompt)
-        for s in samples:
-            s.intent = "plain"
-        if not with_labels:  # the loop labels them in a separate call: drop what the writer meant
-            samples = [Sample(s.text, intent=s.intent) for s in samples]
-        return Proposal(samples=samples, rejected=rejected, raw=answer)
 
 
 class RandomPoolLLMTeacher(LLMTeacher):
@@ -141,13 +92,6 @@ def _teacher(
         task_description=task_description,
         **extra,
     )
-
-
-@registry.misc("spacy_evokd_bench.PlainGenerationTeacher.v1")
-def plain_generation_teacher(
-    model: Any, task: str, labels: List[str], label_definitions: Dict[str, str] = {}, task_description: str = ""
-) -> PlainGenerationTeacher:
-    return _teacher(PlainGenerationTeacher, model, task, labels, label_definitions, task_description)
 
 
 @registry.misc("spacy_evokd_bench.RandomPoolLLMTeacher.v1")

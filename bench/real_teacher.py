@@ -16,7 +16,7 @@ Arms (bench/llm_baselines.py has the rivals):
   auto_vote      auto with the second labelling vote (`second_vote = true`): does self-consistency pay?
   guided_pool    analysis-guided pool mode (`source = "pool"`): the analysis' evidence picks
                  unlabelled pool texts, the teacher labels them
-  plain          plain generation: labelled samples per label, no analysis, no feedback
+  plain          plain generation (`analysis = "none"`): labelled samples per label, no analysis, no feedback
   llm_pool       random pool texts labelled by the teacher (spacy-llm + `spacy train`)
   llm_pool_stratified   the same, drawn evenly over the pool's gold labels (which the teacher never sees)
   simulated      the simulated teacher (pool examples with gold labels, no LLM), for reference
@@ -69,6 +69,7 @@ RIVALS = ("plain", "llm_pool", "llm_pool_stratified")
 # the product's [evokd] settings per arm; the pool arms also get unlabelled_pool
 ARM_SETTINGS = {
     "evokd": {"analysis": "student"},
+    "plain": {"analysis": "none", "separate_labelling": False},  # the label it was asked to write is the label
     "active": {"source": "active"},
     "auto": {"source": "auto", "analysis": "student"},
     "auto_vote": {"source": "auto", "analysis": "student", "second_vote": True},
@@ -134,9 +135,7 @@ def _teacher_block(arm: str, prep: bench_data.Prepared, base_url: str, seed: int
     if arm in ("plain", "llm_pool", "llm_pool_stratified"):  # no analysis chat: nothing written or shown to hold back
         block.pop("written_texts_shown", None)
         block.pop("examples_in_generation", None)
-    if arm == "plain":
-        block["@misc"] = "spacy_evokd_bench.PlainGenerationTeacher.v1"
-    elif arm in ("llm_pool", "llm_pool_stratified"):
+    if arm in ("llm_pool", "llm_pool_stratified"):
         block.update({"@misc": "spacy_evokd_bench.RandomPoolLLMTeacher.v1", "pool": str(prep.pool), "seed": seed})
         block["stratified"] = arm == "llm_pool_stratified"
     return block
@@ -166,8 +165,6 @@ def config_for(arm: str, prep: bench_data.Prepared, seed_path: Path, seed: int, 
         evokd["preset"] = "paper"
     if evokd.get("source", "generate") != "generate":
         evokd["unlabelled_pool"] = str(prep.pool)
-    if arm == "plain":
-        evokd["separate_labelling"] = False  # the label it was asked to write is the label
     evokd.update(ABLATIONS.get(arm, {}))
     overrides = {
         "paths.train": str(seed_path),

@@ -88,9 +88,12 @@ class EvokdSettings(BaseModel):
     # or DocBin; not the simulated teacher's labelled examples ([evokd.teacher] labelled_pool).
     # Old name: pool
     unlabelled_pool: str = ""
-    # the weakness brief generation is aimed with: the teacher's analysis call ("llm", the paper)
-    # or the student's own scores, confusions and wrong examples, for free ("student", weakness.student_brief)
-    analysis: Literal["llm", "student"] = "llm"
+    # the weakness brief generation is aimed with: the teacher's analysis call ("llm", the paper),
+    # the student's own scores, confusions and wrong examples, for free ("student",
+    # weakness.student_brief), or none ("none": plain generation, each request asks for texts of
+    # one label, the labels in turn; with separate_labelling = false the label asked for is the
+    # label, else the labelling call decides and a text it labels otherwise is dropped, off_target)
+    analysis: Literal["llm", "student", "none"] = "llm"
     generations_per_brief: int = Field(1, ge=1)  # generation requests each brief feeds (the paper: 1)
     auto_floor: float = Field(
         0.2, ge=0.0, le=0.5
@@ -148,6 +151,12 @@ class EvokdSettings(BaseModel):
                         f"the paper's ({value!r}); drop the preset or the setting"
                     )
                 setattr(self, name, value)
+        if self.analysis == "none" and (self.source in ("pool", "both") or self.grounded):
+            what = "grounded = true" if self.grounded else f"source = {self.source!r}"
+            raise ValueError(
+                f'analysis = "none" writes texts label by label, without a brief; {what} picks or '
+                'rewrites pool texts by the student\'s weaknesses: use analysis = "student" or "llm"'
+            )
         if self.source not in ("generate", "auto") and not self.unlabelled_pool:
             raise ValueError(f"source = {self.source!r} needs unlabelled_pool: a file of unlabelled texts")
         if self.grounded and not self.unlabelled_pool:

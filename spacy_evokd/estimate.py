@@ -116,6 +116,12 @@ class _RoundCalls:
         ]
         written = self.seed_texts + [self.text(i) for i in range((n - 1) * per_round * self.n)]
         for i in range(per_round):
+            if s.analysis == "none":  # plain generation: a short request per label, no analysis
+                label = s.labels[i % len(s.labels)]
+                yield _tok(self.system) + _tok(self.t.render("write", n=self.n, label=label)), self.gen_out
+                if s.separate_labelling:
+                    yield self.label_in, self.label_out
+                continue
             in_round = [f"Round {n}: " + "x" * ANALYSIS_ANSWER_CHARS] * i
             history = bound_history(earlier + in_round) if s.review_history else []
             analysis_in = _tok(self.system) + _tok(self.t.render("analysis", history=history, **self.analysis_values))

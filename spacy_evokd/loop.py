@@ -425,15 +425,45 @@ class EvoKDLoop:
         self, n: int, slots: int, report: WeaknessReport, history: List[str], seen: SeenTexts, out: Teaching
     ) -> None:
         """``slots`` samples written by the teacher: briefs (one per window of the report), each
-        feeding up to ``generations_per_brief`` generation requests (the paper: 1)."""
+        feeding up to ``generations_per_brief`` generation requests (the paper: 1); with
+        analysis = "none", plain requests without a brief (``_teach_plain``)."""
         s = self.settings
         requests = slots // (s.n_hard + s.n_easy)
+        if s.analysis == "none":
+            self._teach_plain(n, requests, out)
+            return
         i = 0
         while requests > 0:
             k = min(s.generations_per_brief, requests)
             self._teach_once(n, i, report, history, seen, out, k)
             requests -= k
             i += 1
+
+    def _teach_plain(self, n: int, requests: int, out: Teaching) -> None:
+        """analysis = "none": ``requests`` requests for n_hard + n_easy texts of one label each,
+        the labels in turn, in an order drawn per round (every label gets its turn in a round
+        that ends early as often as any other; the same order on resume)."""
+        s = self.settings
+        order = random.Random(f"{s.seed}:{n}:write").sample(s.labels, len(s.labels))
+        for i in range(requests):
+            label = order[i % len(order)]
+            proposal = self._generate(
+                n, out, lambda: self.teacher.write(label, s.n_hard + s.n_easy, with_labels=not s.separate_labelling)
+            )
+            if s.separate_labelling:
+                self._label(n, proposal.samples, out, "label")  # drops a text labelled off its target
+            else:
+                out.candidates += proposal.samples
+
+    def _generate(self, n: int, out: Teaching, ask: Callable[[], Proposal]) -> Proposal:
+        """One generation request (``ask``), planned with the labelling of its texts."""
+        s = self.settings
+        self._plan(n, "a generation request", out, generate=1, label=s.n_hard + s.n_easy if s.separate_labelling else 0)
+        out.step = "generate"
+        proposal = ask()
+        self._book(n, out.step)
+        out.rejected.update(proposal.rejected)
+        return proposal
 
     def _teach_once(
         self,
@@ -453,7 +483,6 @@ class EvoKDLoop:
         if analysis is None:
             return
         picked = self._pool_picks(shown, seen.taken)
-        per_request = s.n_hard + s.n_easy
         # pool texts and rewrites are always labelled in the separate call: they come without labels
         separate = s.separate_labelling or s.grounded
         for _ in range(proposals):
@@ -461,11 +490,9 @@ class EvoKDLoop:
             if s.source != "pool" and s.grounded:
                 proposal = self._rewrite(n, shown, seen, out, picked)
             elif s.source != "pool":
-                self._plan(n, "a generation request", out, generate=1, label=per_request if s.separate_labelling else 0)
-                out.step = "generate"
-                proposal = self.teacher.propose(analysis, s.n_hard, s.n_easy, with_labels=not s.separate_labelling)
-                self._book(n, out.step)
-                out.rejected.update(proposal.rejected)
+                proposal = self._generate(
+                    n, out, lambda: self.teacher.propose(analysis, s.n_hard, s.n_easy, not s.separate_labelling)
+                )
             to_label = picked + (proposal.samples if separate else [])
             picked = []
             if not separate:

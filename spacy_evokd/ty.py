@@ -492,6 +492,11 @@ class Teacher(Protocol):
         target, as samples with ``target`` set (unlabelled: the labelling call decides)."""
         ...
 
+    def write(self, label: str, n: int, with_labels: bool = False) -> Proposal:
+        """Plain generation ([evokd] analysis = "none"): ``n`` new texts of ``label``, no brief;
+        with ``with_labels`` labelled as written, else unlabelled with ``target`` = ``label``."""
+        ...
+
     def vote(self, texts: Sequence[str]) -> Labelled:
         """A second, independent labelling of ``texts`` ([evokd] second_vote): the labelling
         call sampled anew, not its cached answer."""

@@ -118,13 +118,15 @@ def test_every_real_teacher_arm_builds_its_teacher_from_the_shipped_config(tmp_p
         )
         settings, teacher = resolve_evokd(config)  # builds the teacher; no request is sent
         built[arm] = (type(teacher).__name__, settings.max_tokens_per_round, settings, teacher)
-    assert built["plain"][0] == "PlainGenerationTeacher" and built["llm_pool"][0] == "RandomPoolLLMTeacher"
-    assert built["evokd"][0] == built["guided_pool"][0] == "LLMTeacher" and built["simulated"][0] == "SimulatedTeacher"
+    assert built["llm_pool"][0] == "RandomPoolLLMTeacher" and built["simulated"][0] == "SimulatedTeacher"
+    assert built["evokd"][0] == built["guided_pool"][0] == built["plain"][0] == "LLMTeacher"
     # the same teacher-token budget per round for every LLM arm
     assert {b[1] for arm, b in built.items() if arm != "simulated"} == {real_teacher.Settings().tokens_per_round}
     # the arms are the product's settings: the paper preset, the student's brief, the pool sources
     assert built["paper"][2].preset == built["wo_easy"][2].preset == "paper" and built["wo_easy"][2].n_easy == 0
     assert built["evokd"][2].analysis == "student" and built["auto_vote"][2].second_vote
+    # plain generation is the product's analysis = "none", the labels written with the texts
+    assert built["plain"][2].analysis == "none" and not built["plain"][2].separate_labelling
     assert {built[a][2].source for a in ("active", "auto", "guided_pool")} == {"active", "auto", "pool"}
     # the stratified rival draws evenly over the pool's gold labels (5 labels, 36 texts each)
     stratified, uniform = built["llm_pool_stratified"][3], built["llm_pool"][3]

@@ -71,6 +71,8 @@ logger = logging.getLogger("spacy_evokd.teacher")
 
 PROMPTS_DIR = Path(__file__).parent.parent / "prompts"
 STEPS = ("analysis", "generate", "label")
+# templates only some settings use, read when first rendered: a task that never runs them needs none
+OPTIONAL_STEPS = {"rewrite": "grounded generation", "write": 'analysis = "none"'}
 
 # the texts already written, shown in the generation prompt (bounded: the prompt stays small)
 SHOWN_TEXTS = 30
@@ -168,17 +170,10 @@ class LLMTeacher:
         # texts are quoted as JSON strings, but not HTML-safe ones: Jinja's own tojson writes ' & < >
         # as \u0027 etc., and the teacher then copies "It\u0027s" into entity spans
         self.env.filters["tojson"] = lambda value: json.dumps(value, ensure_ascii=False)
-        self.templates = {}
-        for step in STEPS + ("system",):
-            fname = (
-                f"system.{prompt_version}.jinja"
-                if step == "system"
-                else f"{step}.{self.task.name}.{prompt_version}.jinja"
-            )
-            try:
-                self.templates[step] = self.env.get_template(fname)
-            except jinja2.TemplateNotFound:
-                raise ValueError(f"prompt template {fname} not found in {dirs}") from None
+        self._dirs = dirs
+        self.templates: Dict[str, Any] = {}
+        for step in STEPS + ("system",):  # the others (OPTIONAL_STEPS) are read when first rendered
+            self._template(step)
         self._usage = Usage()
         # times each request was sent this round: a repeat asks for a fresh answer, not the cached one
         self._asked: Counter = Counter()
@@ -227,6 +222,22 @@ class LLMTeacher:
         """The run's response cache, for our model (a plain spacy-llm model has none)."""
         self.model.use_cache(cache)
 
+    def _template(self, step: str) -> Any:
+        if step not in self.templates:
+            import jinja2
+
+            fname = (
+                f"system.{self.prompt_version}.jinja"
+                if step == "system"
+                else f"{step}.{self.task.name}.{self.prompt_version}.jinja"
+            )
+            try:
+                self.templates[step] = self.env.get_template(fname)
+            except jinja2.TemplateNotFound:
+                needs = f" ({OPTIONAL_STEPS[step]} needs it)" if step in OPTIONAL_STEPS else ""
+                raise ValueError(f"prompt template {fname} not found in {self._dirs}{needs}") from None
+        return self.templates[step]
+
     def render(self, step: str, **values: Any) -> str:
         common = dict(
             task=self.task.name,
@@ -235,7 +246,7 @@ class LLMTeacher:
             definitions=self.definitions,
             task_description=self.task_description,
         )
-        return self.templates[step].render(**common, **values).strip() + "\n"
+        return self._template(step).render(**common, **values).strip() + "\n"
 
     # -- the three calls -------------------------------------------------------------------
 
@@ -338,14 +349,6 @@ class LLMTeacher:
         target label (``rewrite.<task>.<version>.jinja``, read when first used: a task that
         never runs grounded needs no such template). The rewritten texts come unlabelled, each
         with its ``target``; an anchor handed back unchanged is counted (prompt_echo)."""
-        if "rewrite" not in self.templates:
-            import jinja2
-
-            fname = f"rewrite.{self.task.name}.{self.prompt_version}.jinja"
-            try:
-                self.templates["rewrite"] = self.env.get_template(fname)
-            except jinja2.TemplateNotFound:
-                raise ValueError(f"prompt template {fname} not found (grounded generation needs it)") from None
         prompt = self.render("rewrite", anchors=list(anchors))
         answer = self._chat([Message("system", self.render("system")), Message("user", prompt)], "rewrite")
         texts, rejected = parse_rewrites(answer, len(anchors), prompt)
@@ -356,6 +359,26 @@ class LLMTeacher:
         samples = self._drop_copies(samples, rejected)
         self._written += [s.text for s in samples]
         logger.info("rewrote %d of %d anchors (rejections: %s)", len(samples), len(anchors), dict(rejected) or "none")
+        return Proposal(samples=samples, rejected=rejected, raw=answer)
+
+    def write(self, label: str, n: int, with_labels: bool = False) -> Proposal:
+        """Plain generation ([evokd] analysis = "none"): one request for ``n`` texts of ``label``
+        (``write.<task>.<version>.jinja``, read when first used), no brief, nothing of the
+        student's shown. With ``with_labels`` each text keeps the label written with it; else it
+        comes with ``target`` = ``label`` for the labelling call to confirm. Booked as "generate"."""
+        prompt = self.render("write", n=n, label=label)
+        schema = generation_schema(self.task, self.labels, n, 0)
+        messages = [Message("system", self.render("system")), Message("user", prompt)]
+        answer = self._chat(messages, "generate", schema=schema)
+        samples, rejected = parse_generation(answer, self.task, self.labels, with_labels, n_hard=n, prompt=prompt)
+        self._count_answer("generate", rejected)
+        for sample in samples:
+            sample.intent = "plain"
+            if not with_labels:
+                sample.target = label
+        samples = self._drop_copies(samples, rejected)
+        self._written += [s.text for s in samples]
+        logger.info("wrote %d texts of %s (parse rejections: %s)", len(samples), label, dict(rejected) or "none")
         return Proposal(samples=samples, rejected=rejected, raw=answer)
 
     def vote(self, texts: Sequence[str]) -> Labelled:

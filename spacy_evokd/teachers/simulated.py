@@ -158,6 +158,20 @@ class SimulatedTeacher:
         self._log("rewrite: no LLM; %d unused pool samples of the target labels stand in for rewrites", len(samples))
         return Proposal(samples=samples)
 
+    def write(self, label: str, n: int, with_labels: bool = False) -> Proposal:
+        """Plain generation, simulated: ``n`` unused pool samples whose gold annotation has
+        ``label`` (fewer when the pool has run out of them), with their (noisy) labels or, for
+        the labelling call, unlabelled with ``target`` = ``label``."""
+        fits = [s for s in self.pool if s.text not in self._used and label in self.task.sample_labels(s)]
+        picks = self._rng.sample(fits, min(n, len(fits)))
+        self._used.update(s.text for s in picks)
+        samples = [self._copy(s, "plain", with_labels) for s in picks]
+        if not with_labels:
+            samples = [replace(s, target=label) for s in samples]
+        self._usage.requests += 1
+        self._log("write: no LLM; %d unused pool samples of %s", len(samples), label)
+        return Proposal(samples=samples)
+
     def vote(self, texts: Sequence[str]) -> Labelled:
         """The second labelling vote ([evokd] second_vote): the pool's gold label with a fresh draw
         of the label noise per text, seeded by seed, round and text (a redone round votes the

@@ -1,5 +1,6 @@
-"""A stand-in for the LLM behind the test server: answers the three EvoKD prompts from a labelled
-pool, so loop tests exercise the real prompts, transport, parsing and validation.
+"""A stand-in for the LLM behind the test server: answers the EvoKD prompts (and the plain
+generation and rewrite ones) from a labelled pool, so loop tests exercise the real prompts,
+transport, parsing and validation.
 
 Answers are a pure function of the request (seeded by a hash of the messages), as a cached LLM
 at temperature 0 would be. With ``mischief`` it also answers like a sloppy LLM: chatter around
@@ -19,6 +20,12 @@ from typing import Dict, List, Optional, Set
 from ..data import load_samples
 from ..ty import Sample, Task
 
+# the plain generation prompt (write.<task>.v1.jinja): its count and label
+WRITE = re.compile(
+    r"^Write (\d+) new, realistic[^\n]*?(?:label is|the label) \"(.+?)\"|^Write (\d+) new.*?entities of the type (.+?) \(and",
+    re.S,
+)
+
 
 class PoolResponder:
     def __init__(self, pool_path, task: Task, labels: List[str], mischief: bool = True, sampled_flips: float = 0.0):
@@ -27,7 +34,7 @@ class PoolResponder:
         self.pool = load_samples(pool_path, task, labels)
         self.by_text: Dict[str, Sample] = {s.text: s for s in self.pool}
         self.mischief = mischief
-        self.calls = {"analysis": 0, "generate": 0, "label": 0}
+        self.calls = {"analysis": 0, "generate": 0, "label": 0, "write": 0}
         self.sampled_flips = sampled_flips
         self.flipped: Set[str] = set()
         self.rewrites = 0  # rewrite requests (grounded generation)
@@ -48,6 +55,10 @@ class PoolResponder:
             # the prompt names the task's answer keys ("label", "entities") when it wants them with the texts
             with_labels = any(f'"{key}"' in ask for key in self.task.answer_schema(self.labels))
             return self._generate(ask, rng, with_labels=with_labels)
+        write = WRITE.search(last)
+        if write:  # plain generation: texts of one label, with it
+            self.calls["write"] += 1
+            return self._write(int(write.group(1) or write.group(3)), write.group(2) or write.group(4), rng)
         if "Rewrite each text" in last:
             self.rewrites += 1
             return self._rewrite(last, rng)
@@ -70,6 +81,16 @@ class PoolResponder:
         if self.mischief:
             return f"Here are the new samples, aimed at the weaknesses:\n```json\n{text}\n```\nHope this helps!"
         return text
+
+    def _write(self, n: int, label: str, rng: random.Random) -> str:
+        """``n`` pool texts of ``label``, each with its gold annotation; with mischief the last
+        one is a text of another label (the writer strayed: a separate labelling call catches it)."""
+        fits = [s for s in self.pool if label in self.task.sample_labels(s)]
+        others = [s for s in self.pool if label not in self.task.sample_labels(s)]
+        picks = rng.sample(fits, min(n, len(fits)))
+        if self.mischief and others and picks:
+            picks[-1] = rng.choice(others)
+        return json.dumps({"hard": [self._item(s) for s in picks]}, ensure_ascii=False)
 
     def _rewrite(self, prompt: str, rng: random.Random) -> str:
         """Each anchor "rewritten" as a pool text of its target label; with mischief, anchor 2's

@@ -13,6 +13,7 @@ Arms (bench/llm_baselines.py has the rivals):
   evokd          the same loop aimed by the student's own brief (`analysis = "student"`, no analysis call)
   active         the student picks pool texts (uncertainty x diversity), the teacher only labels (`source = "active"`)
   auto           each round split between student-brief generation and active picks (`source = "auto"`)
+  auto_plain     auto whose generation is plain generation (`analysis = "none"`): active picks + texts per label
   auto_vote      auto with the second labelling vote (`second_vote = true`): does self-consistency pay?
   guided_pool    analysis-guided pool mode (`source = "pool"`): the analysis' evidence picks
                  unlabelled pool texts, the teacher labels them
@@ -57,6 +58,7 @@ ARMS = (
     "evokd",
     "active",
     "auto",
+    "auto_plain",
     "auto_vote",
     "guided_pool",
     "plain",
@@ -64,7 +66,7 @@ ARMS = (
     "llm_pool_stratified",
     "simulated",
 )
-OURS = ("auto", "auto_vote", "active", "evokd", "paper", "guided_pool")
+OURS = ("auto", "auto_plain", "auto_vote", "active", "evokd", "paper", "guided_pool")
 RIVALS = ("plain", "llm_pool", "llm_pool_stratified")
 # the product's [evokd] settings per arm; the pool arms also get unlabelled_pool
 ARM_SETTINGS = {
@@ -72,6 +74,7 @@ ARM_SETTINGS = {
     "plain": {"analysis": "none", "separate_labelling": False},  # the label it was asked to write is the label
     "active": {"source": "active"},
     "auto": {"source": "auto", "analysis": "student"},
+    "auto_plain": {"source": "auto", "analysis": "none", "separate_labelling": False},
     "auto_vote": {"source": "auto", "analysis": "student", "second_vote": True},
     "guided_pool": {"source": "pool"},
 }

@@ -126,7 +126,8 @@ def test_every_real_teacher_arm_builds_its_teacher_from_the_shipped_config(tmp_p
     assert built["paper"][2].preset == built["wo_easy"][2].preset == "paper" and built["wo_easy"][2].n_easy == 0
     assert built["evokd"][2].analysis == "student" and built["auto_vote"][2].second_vote
     # plain generation is the product's analysis = "none", the labels written with the texts
-    assert built["plain"][2].analysis == "none" and not built["plain"][2].separate_labelling
+    assert built["plain"][2].analysis == built["auto_plain"][2].analysis == "none"
+    assert not built["plain"][2].separate_labelling and built["auto_plain"][2].source == "auto"
     assert {built[a][2].source for a in ("active", "auto", "guided_pool")} == {"active", "auto", "pool"}
     # the stratified rival draws evenly over the pool's gold labels (5 labels, 36 texts each)
     stratified, uniform = built["llm_pool_stratified"][3], built["llm_pool"][3]

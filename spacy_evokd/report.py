@@ -188,6 +188,14 @@ def _plots(
     return plots, notes
 
 
+# [evokd] analysis, in the report's words
+AIMED_BY = {
+    "llm": 'the teacher\'s weakness analysis (`analysis = "llm"`)',
+    "student": 'the student\'s own brief, no analysis request (`analysis = "student"`)',
+    "none": 'nothing: plain generation, label by label (`analysis = "none"`)',
+}
+
+
 def _run_config(run: RunDir) -> Optional[Dict]:
     from thinc.api import Config
 
@@ -197,6 +205,7 @@ def _run_config(run: RunDir) -> Optional[Dict]:
             "dev": config["paths"].get("dev"),
             "test": config["paths"].get("test"),
             "labels": list(config["evokd"]["labels"]),
+            "analysis": config["evokd"].get("analysis", "llm"),
         }
     except (OSError, KeyError, ValueError):  # a config of another shape: no test column, no intervals
         return None
@@ -510,6 +519,8 @@ def write_report(run_dir: Path) -> Path:
         f"- time: {sum(r.seconds.get('total', 0.0) for r in recs) / 60:.1f} min "
         f"(teacher {sum(r.seconds.get('teacher', 0.0) for r in recs) / 60:.1f}, training {sum(r.seconds.get('train', 0.0) for r in recs) / 60:.1f})",
     ]
+    if config:
+        lines.append(f"- generation aimed by: {AIMED_BY.get(config['analysis'], config['analysis'])}")
     if not test:
         lines.append("- test: no test set in the run's config (`paths.test`), or no round's model is kept")
     stopped = [r.stopped_by for r in recs if r.stopped_by]
@@ -552,6 +563,8 @@ def write_report(run_dir: Path) -> Path:
             + [""]
         )
     lines += ["## Teacher analyses", "", "The teacher's own words, shown as text.", ""]
+    if not any(r.analyses for r in recs[1:]):
+        lines += ["None were written.", ""]
     for r in recs[1:]:
         for i, (a, times) in enumerate(_unique(r.analyses), 1):
             lines += [f"### Round {r.round}, analysis {i}{f' (given {times} times)' if times > 1 else ''}", ""]

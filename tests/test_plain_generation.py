@@ -18,6 +18,7 @@ from spacy_evokd.cache import UsageLedger
 from spacy_evokd.config import ConfigError, load_config, validate_settings
 from spacy_evokd.data import read_docbin
 from spacy_evokd.loop import evolve
+from spacy_evokd.report import write_report
 from spacy_evokd.tasks import get_task
 
 from .conftest import server_teacher
@@ -54,6 +55,9 @@ def test_simulated_plain_generation_writes_every_label_in_turn(corpus, tmp_path)
         # one request per label: four texts of each, labelled as asked (no label noise)
         assert Counter(_label(d) for d in docs) == {label: 4 for label in labels}
     assert set(_steps(tmp_path / "run")) == {"generate"}  # no analysis, no labelling call
+    report = write_report(tmp_path / "run").read_text()
+    assert "generation aimed by: nothing: plain generation" in report
+    assert report.split("## Teacher analyses")[1].count("None were written.") == 1
 
 
 def test_llm_plain_generation_asks_label_by_label_and_labels_separately(corpus, tmp_path):

@@ -276,7 +276,7 @@ def test_two_rounds_with_llm_teacher_on_local_server(corpus, tmp_path, task, mon
     recs = check_run(tmp_path / "run", task, 2)
     # 2 rounds x 2 analyses x (analysis + generation + labelling), plus the 2 injected failures
     assert n_requests == 2 * 2 * 3 + 2
-    assert responder.calls == {"analysis": 4, "generate": 4, "label": 4}
+    assert responder.calls == {"analysis": 4, "generate": 4, "label": 4, "write": 0}
     for r in recs[1:]:
         assert len(r["analyses"]) == 2 and all("weakest on" in a for a in r["analyses"])
         assert r["usage"]["requests"] == 6 and r["usage"]["total_tokens"] > 0 and not r["usage"]["estimated"]

@@ -291,7 +291,7 @@ def test_a_round_with_llm_teacher_on_local_server(sim_run, tmp_path):
         bodies = [r["body"] for r in server.requests]
     rec = json.loads((run / "rounds" / "round_003.json").read_text())
     assert rec["task"] == "textcat_multilabel" and not rec["simulated"] and rec["accepted"] > 0
-    assert responder.calls == {"analysis": 1, "generate": 1, "label": 1}
+    assert responder.calls == {"analysis": 1, "generate": 1, "label": 1, "write": 0}
     docs = read_docbin(run / "rounds" / "round_003.spacy")
     assert len(docs) == rec["accepted"]
     _check_docs(docs)

@@ -54,6 +54,19 @@ def check_label_coverage(docs: Sequence[Doc], task: Task, labels: Sequence[str],
         )
 
 
+def check_templates(teacher: Any, grounded: bool, plain: bool) -> None:
+    """The prompt templates a prompted teacher reads only when first used (``grounded``:
+    rewrite.<task>, ``plain`` (analysis = "none"): write.<task>) exist: a task from outside the
+    package may bring none, and the run would stop after its seed round had trained."""
+    template = getattr(teacher, "template", None)
+    for step, needed in (("rewrite", grounded), ("write", plain)):
+        if needed and template is not None:
+            try:
+                template(step)
+            except ValueError as e:
+                raise ConfigError(f"teacher: {e}") from None
+
+
 def check_teacher(teacher: Any, reach: bool = True) -> None:
     """An LLM teacher's API key is set, and (``reach``) its server answers. Teachers without a
     server (the simulated one) and models that don't offer these checks pass."""

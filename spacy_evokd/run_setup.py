@@ -75,7 +75,9 @@ class RunSetup:
         )
 
     def check_teacher(self) -> None:
-        preflight.check_teacher(self.teacher, reach=self.settings.check_teacher)
+        s = self.settings
+        preflight.check_templates(self.teacher, grounded=s.grounded, plain=s.analysis == "none")
+        preflight.check_teacher(self.teacher, reach=s.check_teacher)
 
     @contextmanager
     def hold(self) -> Iterator[Tuple[ResponseCache, UsageLedger]]:

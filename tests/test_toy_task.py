@@ -156,3 +156,21 @@ def test_an_llm_teacher_asks_with_the_task_s_own_templates(corpus, mischief):
     first = pool[0].annotation[0]
     assert "span categoriser" in prompts[0] and f"{pool[0].text[first[0] : first[1]]} ({first[2]})" in prompts[0]
     assert '"spans": [{"text": "<span as written>"' in prompts[-1]
+
+
+def test_a_template_only_some_settings_read_is_checked_before_any_work():
+    """The toy task brings no write.* or rewrite.* template: plain generation or grounded
+    generation with it is refused at setup (preflight), naming the file, not after the seed round."""
+    from spacy_evokd.config import ConfigError
+    from spacy_evokd.preflight import check_templates
+
+    model = OpenAICompatible(name="test-llm", base_url="http://127.0.0.1:9/v1", api_key_env=None)
+    toy = LLMTeacher(model, TASK, LABELS)
+    check_templates(toy, grounded=False, plain=False)  # the three calls' templates are its own
+    with pytest.raises(ConfigError, match=r'write\.toy_spancat\.v1\.jinja not found .*\(analysis = "none" needs it\)'):
+        check_templates(toy, grounded=False, plain=True)
+    with pytest.raises(
+        ConfigError, match=r"rewrite\.toy_spancat\.v1\.jinja not found .*\(grounded generation needs it\)"
+    ):
+        check_templates(toy, grounded=True, plain=False)
+    check_templates(LLMTeacher(model, get_task("ner"), LABELS), grounded=True, plain=True)  # shipped: both

@@ -173,7 +173,7 @@ class LLMTeacher:
         self._dirs = dirs
         self.templates: Dict[str, Any] = {}
         for step in STEPS + ("system",):  # the others (OPTIONAL_STEPS) are read when first rendered
-            self._template(step)
+            self.template(step)
         self._usage = Usage()
         # times each request was sent this round: a repeat asks for a fresh answer, not the cached one
         self._asked: Counter = Counter()
@@ -222,7 +222,9 @@ class LLMTeacher:
         """The run's response cache, for our model (a plain spacy-llm model has none)."""
         self.model.use_cache(cache)
 
-    def _template(self, step: str) -> Any:
+    def template(self, step: str) -> Any:
+        """The step's prompt template, read when first asked for; a missing one is a ValueError
+        naming the file and the folders searched."""
         if step not in self.templates:
             import jinja2
 
@@ -246,7 +248,7 @@ class LLMTeacher:
             definitions=self.definitions,
             task_description=self.task_description,
         )
-        return self._template(step).render(**common, **values).strip() + "\n"
+        return self.template(step).render(**common, **values).strip() + "\n"
 
     # -- the three calls -------------------------------------------------------------------
 

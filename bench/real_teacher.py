@@ -108,7 +108,7 @@ class Settings:
     test_size: int = 500
     threads: int = 1  # llama-server threads: 1 is stable on a shared 2-core machine
     port: int = PORT  # another port lets a second benchmark process run beside this one
-    pool_batch: int = 16  # pool texts per analysis (guided_pool: 8 hard + 8 easy) or per draw (llm_pool); labelled 4 a request (label_batch)
+    pool_batch: int = 16  # pool texts per analysis (guided_pool: 8 hard + 8 easy); labelled 4 a request (label_batch)
 
     @classmethod
     def make(cls, quick: bool, **kw) -> "Settings":
@@ -158,9 +158,11 @@ def config_for(arm: str, prep: bench_data.Prepared, seed_path: Path, seed: int, 
     if arm == "simulated":
         evokd["analyses_per_round"] = a.simulated_analyses
         evokd["max_tokens_per_round"] = 0
-    if arm in ("guided_pool", "llm_pool", "llm_pool_stratified"):
+    if arm == "guided_pool":
         # labelling is cheap next to an analysis: one analysis picks a.pool_batch texts (half nearest
-        # the wrong samples, half nearest the correct ones); llm_pool draws as many at a time
+        # the wrong samples, half nearest the correct ones). llm_pool draws n_hard + n_easy = 4 at a
+        # time (one labelling request): a draw of 16 left ~45% of a demo_ner round's tokens unspent
+        # (the next 16 could not be labelled in them: planned stop)
         evokd.update(n_hard=a.pool_batch // 2, n_easy=a.pool_batch - a.pool_batch // 2)
     if arm in ARM_SETTINGS:
         evokd.update(ARM_SETTINGS[arm])

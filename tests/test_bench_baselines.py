@@ -128,6 +128,10 @@ def test_every_real_teacher_arm_builds_its_teacher_from_the_shipped_config(tmp_p
     # plain generation is the product's analysis = "none", the labels written with the texts
     assert built["plain"][2].analysis == built["auto_plain"][2].analysis == "none"
     assert not built["plain"][2].separate_labelling and built["auto_plain"][2].source == "auto"
+    # a pool draw is one labelling request's worth (16 at a time left rounds' tokens unspent); an
+    # analysis of guided_pool picks pool_batch texts
+    per_draw = {a: built[a][2].n_hard + built[a][2].n_easy for a in ("llm_pool", "guided_pool")}
+    assert per_draw == {"llm_pool": 4, "guided_pool": real_teacher.Settings().pool_batch}
     assert {built[a][2].source for a in ("active", "auto", "guided_pool")} == {"active", "auto", "pool"}
     # the stratified rival draws evenly over the pool's gold labels (5 labels, 36 texts each)
     stratified, uniform = built["llm_pool_stratified"][3], built["llm_pool"][3]

@@ -29,9 +29,10 @@ PAPER_SETTINGS: Dict[str, Any] = {
 
 
 # the source of a config that gives an unlabelled_pool and names no source (without a pool:
-# "generate"): issue 21's default, not yet confirmed by measurement: on demo_textcat (3 seeds,
-# bench/real_teacher.md) auto with the student's brief was behind plain generation and tied the
-# LLM-labelled random pool; auto with the LLM's analysis (this default) was not measured
+# "generate"): auto, whose generation share is plain generation under the default analysis =
+# "none" (the bench arm auto_plain, not measured yet). Measured on demo_textcat (3 seeds,
+# bench/real_teacher.md): auto with the student's brief behind plain generation, tied with the
+# LLM-labelled random pool
 POOL_DEFAULT_SOURCE = "auto"
 
 
@@ -57,7 +58,9 @@ class EvokdSettings(BaseModel):
     n_easy: int = Field(2, ge=0)  # 0 = ablation "no easy samples"
     show_correct: bool = True  # False = ablation "no correct samples" in the analysis
     review_history: bool = True  # False = ablation "no history review"
-    separate_labelling: bool = True  # False = ablation "no separate labelling"
+    # False = ablation "no separate labelling"; not set: true, but false with analysis = "none"
+    # (plain generation: the label a text was written for is its label, as measured)
+    separate_labelling: bool = True
     history_window: int = Field(3, ge=0)  # earlier rounds whose analyses the teacher reviews
     history_replay: float = Field(1.0, ge=0.0, le=1.0)  # fraction of earlier rounds' samples replayed in training
     extra_train: str = ""  # DocBin or folder of DocBins (e.g. an LLKD selection) added to every round's training
@@ -92,8 +95,10 @@ class EvokdSettings(BaseModel):
     # the student's own scores, confusions and wrong examples, for free ("student",
     # weakness.student_brief), or none ("none": plain generation, each request asks for texts of
     # one label, the labels in turn; with separate_labelling = false the label asked for is the
-    # label, else the labelling call decides and a text it labels otherwise is dropped, off_target)
-    analysis: Literal["llm", "student", "none"] = "llm"
+    # label, else the labelling call decides and a text it labels otherwise is dropped, off_target).
+    # "none" by default: at equal teacher tokens plain generation was ahead of the loop's arms
+    # (bench/real_teacher.md); preset = "paper" pins "llm"
+    analysis: Literal["llm", "student", "none"] = "none"
     generations_per_brief: int = Field(1, ge=1)  # generation requests each brief feeds (the paper: 1)
     auto_floor: float = Field(
         0.2, ge=0.0, le=0.5
@@ -151,6 +156,10 @@ class EvokdSettings(BaseModel):
                         f"the paper's ({value!r}); drop the preset or the setting"
                     )
                 setattr(self, name, value)
+        if "analysis" not in self.model_fields_set and (self.source in ("pool", "both") or self.grounded):
+            self.analysis = "llm"  # they pick or rewrite pool texts by a brief: the analysis writes it
+        if "separate_labelling" not in self.model_fields_set:
+            self.separate_labelling = self.analysis != "none"
         if self.analysis == "none" and (self.source in ("pool", "both") or self.grounded):
             what = "grounded = true" if self.grounded else f"source = {self.source!r}"
             raise ValueError(

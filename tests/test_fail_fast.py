@@ -39,6 +39,7 @@ def corpus(tmp_path_factory):
 
 def ov(corpus, **extra):
     return {
+        "evokd.analysis": "llm",  # the EvoKD loop's analysis path (the default is plain generation)
         "paths.train": str(corpus / "seed.spacy"),
         "paths.dev": str(corpus / "dev.spacy"),
         "paths.test": str(corpus / "test.spacy"),

@@ -100,7 +100,17 @@ def test_llm_plain_generation_asks_label_by_label_and_labels_separately(corpus, 
 
 def test_plain_generation_has_no_brief_to_pick_or_rewrite_pool_texts_with():
     base = {"task": "textcat", "labels": ["a", "b"], "analysis": "none"}
-    assert validate_settings(base).separate_labelling  # as written: the labelling call decides
+    assert not validate_settings(base).separate_labelling  # not set: the label written is the label
+    assert validate_settings({**base, "separate_labelling": True}).separate_labelling
+    default = validate_settings({"task": "textcat", "labels": ["a"]})
+    assert (default.analysis, default.separate_labelling) == ("none", False)  # the measured default
+    paper = validate_settings({"task": "textcat", "labels": ["a"], "preset": "paper"})
+    assert (paper.analysis, paper.separate_labelling) == ("llm", True)
+    # pool picks and rewrites are aimed by a brief: not set, the analysis writes it
+    assert (
+        validate_settings({"task": "textcat", "labels": ["a"], "source": "pool", "unlabelled_pool": "p"}).analysis
+        == "llm"
+    )
     assert validate_settings({**base, "source": "auto", "unlabelled_pool": "p.jsonl"}).analysis == "none"
     with pytest.raises(ConfigError, match="source = 'pool' picks or rewrites pool texts"):
         validate_settings({**base, "source": "pool", "unlabelled_pool": "p.jsonl"})
@@ -116,9 +126,9 @@ def test_estimate_sizes_plain_requests_without_an_analysis(corpus, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-used")  # the model is built, never called
     base = {"paths.train": str(corpus / "textcat/seed.spacy"), "evokd.rounds": 1, "evokd.analyses_per_round": 5}
     teacher = ROOT / "configs/teachers/openai.cfg"
-    paper = estimate(CFG, base, teacher=teacher)["per_round"]
-    plain = estimate(CFG, {**base, "evokd.analysis": "none", "evokd.separate_labelling": False}, teacher=teacher)
-    relabelled = estimate(CFG, {**base, "evokd.analysis": "none"}, teacher=teacher)["per_round"]
+    paper = estimate(CFG, {**base, "evokd.preset": "paper"}, teacher=teacher)["per_round"]
+    plain = estimate(CFG, base, teacher=teacher)  # the default: analysis = "none", labels written with the texts
+    relabelled = estimate(CFG, {**base, "evokd.separate_labelling": True}, teacher=teacher)["per_round"]
     # analysis + generation + labelling per brief; one request per label; plus its labelling
     assert (paper["requests"], plain["per_round"]["requests"], relabelled["requests"]) == (15, 5, 10)
     assert plain["per_round"]["total_tokens"] < relabelled["total_tokens"] < paper["total_tokens"]

@@ -33,6 +33,7 @@ ID = re.compile(r"r001-\d{4}-[0-9a-f]{12}")
 
 def _overrides(corpus: Path, task: str, rounds: int = 1):
     return {
+        "evokd.analysis": "llm",  # the EvoKD loop's analysis path (the default is plain generation)
         "evokd.rounds": rounds,
         "evokd.analyses_per_round": 2,
         "evokd.warm_start_steps": 4,

@@ -382,7 +382,7 @@ def test_estimate_grows_with_the_history_and_the_shown_texts_up_to_their_caps(tm
     def prompt_tokens(teacher, **extra):
         est = estimate(
             ROOT / "configs/textcat_bow.cfg",
-            {"paths.train": str(tmp_path / "seed.spacy"), "evokd.rounds": 8, **extra},
+            {"paths.train": str(tmp_path / "seed.spacy"), "evokd.rounds": 8, "evokd.analysis": "llm", **extra},
             teacher=ROOT / f"configs/teachers/{teacher}.cfg",
         )
         assert est["per_round"] == est["by_round"][-1] and est["total"]["prompt_tokens"] == sum(

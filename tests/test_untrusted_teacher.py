@@ -49,6 +49,7 @@ def corpus(tmp_path_factory):
 
 def run_overrides(corpus, server, **extra):
     return {
+        "evokd.analysis": "llm",  # the EvoKD loop's analysis path (the default is plain generation)
         "evokd.rounds": 1,
         "evokd.analyses_per_round": 2,
         "evokd.warm_start_steps": 6,

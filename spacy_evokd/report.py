@@ -485,7 +485,11 @@ def write_report(run_dir: Path) -> Path:
     if simulated:
         lines += [
             "> **Simulated teacher.** No LLM was asked: the teacher drew real labelled examples from a pool,",
-            "> aimed at the student's weak labels. Scores show what targeting buys, not what an LLM would write.",
+            (
+                "> label by label (plain generation). Scores show what such samples buy, not what an LLM would write."
+                if config and config["analysis"] == "none"
+                else "> aimed at the student's weak labels. Scores show what targeting buys, not what an LLM would write."
+            ),
             "",
         ]
     if warnings:

@@ -57,6 +57,7 @@ def test_simulated_plain_generation_writes_every_label_in_turn(corpus, tmp_path)
     assert set(_steps(tmp_path / "run")) == {"generate"}  # no analysis, no labelling call
     report = write_report(tmp_path / "run").read_text()
     assert "generation aimed by: nothing: plain generation" in report
+    assert "> label by label (plain generation)" in report and "weak labels" not in report
     assert report.split("## Teacher analyses")[1].count("None were written.") == 1
 
 
